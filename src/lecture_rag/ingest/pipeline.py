@@ -1,0 +1,275 @@
+"""Files → store: discovery, metadata, hashing, one transaction per video.
+
+Each video is written in its own transaction, so a bad file or a killed
+process never damages what is already stored, and a rerun redoes only the
+files whose content (or segmentation settings) changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lecture_rag.config import SegmentationSettings
+from lecture_rag.errors import IngestError, LectureRagError
+from lecture_rag.index.store import EmptyVideoError, SegmentDraft, Store
+from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
+from lecture_rag.records import Cue, Video
+
+READER_VERSION = "1"
+MANIFEST_NAME = "videos.csv"
+_SIDECAR_KEYS = {"title", "course", "url", "language", "video_id"}
+_YT_IN_NAME = re.compile(r"\[([A-Za-z0-9_-]{11})\]")
+_LANG_SUFFIX = re.compile(r"\.(?:[a-z]{2,3})(?:[-_][A-Za-z]{2,4})?$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+ProgressFn = Callable[[float, float], None]
+
+
+@dataclass(slots=True)
+class VideoMeta:
+    """What the user told us about a video (flags, sidecar or manifest)."""
+
+    video_id: str | None = None
+    title: str | None = None
+    course: str | None = None
+    url: str | None = None
+    language: str | None = None
+
+    def merged(self, other: VideoMeta) -> VideoMeta:
+        """Fields of ``self`` win; missing ones come from ``other``."""
+        return VideoMeta(
+            *(getattr(self, f) if getattr(self, f) else getattr(other, f) for f in self.__slots__)
+        )
+
+
+@dataclass(slots=True)
+class FileResult:
+    path: Path
+    video_id: str
+    status: str  # added | replaced | unchanged
+    segments: int = 0
+    duration: float = 0.0
+    stats: SegmentStats | None = None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    done: list[FileResult] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IngestOptions:
+    segmentation: SegmentationSettings
+    meta: VideoMeta = field(default_factory=VideoMeta)
+    whisper_model: str | None = None
+    column: str | None = None
+
+
+def _supported_suffixes() -> frozenset[str]:
+    from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES
+    from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES
+
+    return SUPPORTED_SUFFIXES | MEDIA_SUFFIXES
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand directories (recursively, sorted) into candidate files.
+
+    Returns (files, problems). Manifests and sidecars are metadata, not
+    transcripts, and are skipped; unknown suffixes inside a directory are
+    reported so the user sees every file that was not ingested.
+    """
+    suffixes = _supported_suffixes()
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        if not path.exists():
+            problems.append((path, "o caminho não existe; confira o nome e tente de novo"))
+        elif path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.name == MANIFEST_NAME or child.name.startswith(".") or _is_sidecar(child):
+                    continue
+                if child.suffix.lower() in suffixes:
+                    files.append(child)
+                else:
+                    problems.append((child, f"formato não suportado ({child.suffix or 'sem extensão'})"))
+        else:
+            files.append(path)
+    return files, problems
+
+
+def _is_sidecar(path: Path) -> bool:
+    """A ``NAME.json`` next to a transcript or media file that holds only metadata."""
+    if path.suffix.lower() != ".json":
+        return False
+    data = _small_json(path)
+    return isinstance(data, dict) and bool(data) and set(data) <= _SIDECAR_KEYS
+
+
+def _small_json(path: Path) -> Any:
+    if path.stat().st_size > 64_000:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def derive_video_id(path: Path) -> str:
+    """The predictable id of a file's video.
+
+    NURC files map to their recording (``SP_EF_405``) so human and ASR
+    transcripts share an id; yt-dlp names (``Title [VIDEOID].pt.vtt``) give the
+    YouTube id; otherwise the file name without extension and language tag,
+    with unsafe characters replaced by ``-``.
+    """
+    from lecture_rag.ingest.readers import nurc_video_id
+
+    nurc = nurc_video_id(path)
+    if nurc:
+        return nurc
+    match = _YT_IN_NAME.search(path.name)
+    if match:
+        return match.group(1)
+    stem = _LANG_SUFFIX.sub("", path.stem) if path.suffix.lower() in {".vtt", ".srt"} else path.stem
+    return _UNSAFE.sub("-", stem).strip("-") or "video"
+
+
+def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
+    """Metadata for one file: its sidecar ``NAME.json`` over the directory manifest."""
+    meta = VideoMeta()
+    sidecar = path.with_suffix(".json")
+    if sidecar != path and sidecar.exists():
+        data = _small_json(sidecar)
+        if isinstance(data, dict):
+            meta = VideoMeta(**{k: str(v) for k, v in data.items() if k in _SIDECAR_KEYS})
+    from_manifest = manifest.get(path.name) or manifest.get(path.stem)
+    if from_manifest:
+        meta = meta.merged(from_manifest)
+    match = _YT_IN_NAME.search(path.name)
+    if match and not meta.url:
+        meta.url = f"https://www.youtube.com/watch?v={match.group(1)}"
+    return meta
+
+
+def load_manifest(directory: Path) -> dict[str, VideoMeta]:
+    """``videos.csv`` (columns: file, video_id, title, course, url, language) keyed by file."""
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    out: dict[str, VideoMeta] = {}
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            key = (row.get("file") or row.get("video_id") or "").strip()
+            if key:
+                out[key] = VideoMeta(
+                    video_id=(row.get("video_id") or "").strip() or None,
+                    title=row.get("title") or None,
+                    course=row.get("course") or None,
+                    url=row.get("url") or None,
+                    language=row.get("language") or None,
+                )
+    return out
+
+
+def content_hash(path: Path, options: IngestOptions) -> str:
+    """Hash of the bytes and of everything that shapes the segments."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    seg = options.segmentation
+    digest.update(
+        f"|r{READER_VERSION}|w{seg.window_seconds}|m{seg.max_window_seconds}|o{seg.overlap_seconds}"
+        f"|c{options.column}|s{options.whisper_model}".encode()
+    )
+    return digest.hexdigest()
+
+
+def _cues_of(path: Path, options: IngestOptions, progress: ProgressFn | None, language: str) -> Iterator[Cue]:
+    from lecture_rag.ingest.readers import read_cues
+    from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
+
+    if path.suffix.lower() in MEDIA_SUFFIXES:
+        return transcribe(path, model=options.whisper_model, language=language or None, progress=progress)
+    return read_cues(path, column=options.column)
+
+
+def ingest_file(
+    store: Store,
+    path: Path,
+    meta: VideoMeta,
+    options: IngestOptions,
+    progress: ProgressFn | None = None,
+) -> FileResult:
+    """Ingest one file; a no-op when the same content was ingested with the same settings."""
+    video_id = meta.video_id or derive_video_id(path)
+    digest = content_hash(path, options)
+    previous = store.source_hash(video_id)
+    if previous == digest:
+        video = store.get_video(video_id)
+        n, duration = (video.n_segments, video.duration) if video else (0, 0.0)
+        return FileResult(path, video_id, "unchanged", n, duration)
+    language = meta.language or "pt"
+    stats = SegmentStats()
+    drafts = (
+        SegmentDraft(start, end, text)
+        for start, end, text in windows(
+            clean_cues(_cues_of(path, options, progress, language), stats), options.segmentation
+        )
+    )
+    video = Video(
+        video_id=video_id, title=meta.title or path.stem, course=meta.course or "",
+        url=meta.url or "", language=language, source_path=str(path.resolve()), source_hash=digest,
+    )
+    try:
+        ids = store.replace_video(video, drafts)
+    except EmptyVideoError as exc:
+        raise IngestError(
+            f"{path.name}: nenhuma fala encontrada (legendas vazias ou todas duplicadas). "
+            "Confira se o arquivo é a transcrição certa."
+        ) from exc
+    stored = store.get_video(video_id)
+    return FileResult(
+        path, video_id, "replaced" if previous else "added", len(ids),
+        stored.duration if stored else 0.0, stats,
+    )
+
+
+def ingest_paths(
+    store: Store,
+    paths: Iterable[Path],
+    options: IngestOptions,
+    *,
+    on_file: Callable[[Path], None] | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Ingest files and directories; one bad file never stops the others."""
+    files, problems = discover(paths)
+    report = IngestReport(failed=list(problems))
+    single = len(files) == 1 and not problems
+    manifests: dict[Path, dict[str, VideoMeta]] = {}
+    for path in files:
+        if on_file:
+            on_file(path)
+        manifest = manifests.setdefault(path.parent, load_manifest(path.parent))
+        meta = file_meta(path, manifest)
+        if single:
+            meta = options.meta.merged(meta)
+        else:
+            meta = VideoMeta(course=options.meta.course, language=options.meta.language).merged(meta)
+        try:
+            report.done.append(ingest_file(store, path, meta, options, progress))
+        except LectureRagError as exc:
+            report.failed.append((path, str(exc)))
+        except (OSError, UnicodeError, ValueError) as exc:
+            report.failed.append((path, f"não foi possível ler o arquivo: {exc}"))
+    return report

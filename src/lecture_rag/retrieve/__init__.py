@@ -1,0 +1,1 @@
+"""Retrieve stage: embedders and search (dense, BM25, hybrid)."""

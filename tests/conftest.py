@@ -1,0 +1,42 @@
+"""Shared fixtures: the shared data folder (must exist; tests fail, never skip) and CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+NURC = SHARED_DATA / "nurc-sp"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def shared(*parts: str) -> Path:
+    """Path inside ../shared/data; a missing file is a test failure, not a skip."""
+    path = SHARED_DATA.joinpath(*parts)
+    assert path.exists(), f"test data missing: {path} (../shared/data must be beside the repo)"
+    return path
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``lecture-rag`` command as a user would."""
+    full_env = dict(os.environ)
+    full_env.pop("LECTURE_RAG_HOME", None)
+    if store is not None:
+        full_env["LECTURE_RAG_HOME"] = str(store)
+    full_env["COLUMNS"] = "200"
+    full_env.update(env or {})
+    exe = Path(sys.executable).parent / "lecture-rag"
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False
+    )
