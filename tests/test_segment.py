@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from lecture_rag.config import SegmentationSettings
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
 from lecture_rag.records import Cue
@@ -38,7 +40,7 @@ def test_windows_cut_at_boundaries_and_cover_everything() -> None:
     assert 7 <= len(wins) <= 9
     joined = " ".join(text for _, _, text in wins)
     assert joined == " ".join(c.text for c in cues)  # nothing lost, nothing repeated, no word cut
-    for (s1, e1, _), (s2, _e2, _) in zip(wins, wins[1:], strict=False):
+    for (_s1, e1, _), (s2, _e2, _) in itertools.pairwise(wins):
         assert e1 <= s2
     assert all(e - s <= 180 for s, e, _ in wins)
     assert wins[0][0] == cues[0].start  # Início is the first cue's start
@@ -47,7 +49,7 @@ def test_windows_cut_at_boundaries_and_cover_everything() -> None:
 def test_window_overlap_repeats_tail_only() -> None:
     settings = SegmentationSettings(window_seconds=60, max_window_seconds=90, overlap_seconds=15)
     wins = list(windows(_cues(30), settings))
-    for (_, e1, t1), (s2, _, t2) in zip(wins, wins[1:], strict=False):
+    for (_, e1, t1), (s2, _, t2) in itertools.pairwise(wins):
         assert s2 < e1
         assert t2.split()[0] in t1
     assert len(wins) >= 5

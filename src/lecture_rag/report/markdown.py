@@ -1,0 +1,100 @@
+"""The seed's record format, field for field (see ``../shared/seed/``).
+
+The layout is a required output: course teams compare these records with the
+reference system's, so spacing and field order follow the seed byte for byte
+(a golden test renders the seed's own content and compares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from lecture_rag.links import hhmmss
+
+
+@dataclass(slots=True)
+class HitView:
+    """One retrieved segment as the record shows it."""
+
+    corpus_id: int
+    score: float | None
+    url: str
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(slots=True)
+class TimeLink:
+    label: str
+    url: str
+
+
+@dataclass(slots=True)
+class ReferenceView:
+    """One cited video, listed once, with links at each cited second."""
+
+    title: str
+    url: str
+    times: list[TimeLink] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RecordView:
+    """Everything one seed record shows; evaluation fields are optional."""
+
+    number: int | str
+    question: str
+    hits: list[HitView]
+    answer: str
+    references: list[ReferenceView]
+    evaluated: bool = False
+    manual_label: str | None = None
+    ar_score: float | None = None
+    auto_label: str | None = None
+    ar_reasoning: str = ""
+
+
+def _oneline(text: str | None) -> str:
+    """Fields are one markdown line: each newline becomes a space, as in the seed."""
+    return (text or "").replace("\r\n", "\n").replace("\n", " ").strip()
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else repr(float(value))
+
+
+def _ar(value: float | None) -> str:
+    return "n/d" if value is None else f"{value:.2f}"
+
+
+def _mdlink(text: str) -> str:
+    return text.replace("[", "(").replace("]", ")")
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("lecture_rag.report", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
+        autoescape=False,
+    )
+    env.filters.update(oneline=_oneline, score=_score, hhmmss=hhmmss, ar=_ar, mdlink=_mdlink)
+    return env
+
+
+_ENV = _environment()
+
+
+def render_record(record: RecordView, *, hide_urls: bool = False) -> str:
+    """One record in the seed's markdown layout, ending with ``---``."""
+    return _ENV.get_template("record.md.j2").render(r=record, hide_urls=hide_urls)
+
+
+def render_records(records: list[RecordView], *, hide_urls: bool = False) -> str:
+    """Several records, one after another, each closed by ``---``."""
+    return "\n".join(render_record(r, hide_urls=hide_urls) for r in records)
