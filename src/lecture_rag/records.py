@@ -70,3 +70,51 @@ class Hit:
     rank_score: float
     bm25: float | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(slots=True)
+class CitedTime:
+    """One cited moment: the segment behind ``[n]`` and its link."""
+
+    number: int
+    corpus_id: int
+    start: float
+    url: str
+
+
+@dataclass(slots=True)
+class Reference:
+    """A cited video, listed once, with every cited moment in it."""
+
+    video_id: str
+    title: str
+    url: str
+    times: list[CitedTime] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the generate stage hands to reports, the CLI and the web app.
+
+    ``hits`` are all retrieved segments (shown to the user); ``context`` the
+    ones that fitted the model's window, numbered ``[1..n]`` in that order.
+    """
+
+    question: str
+    language: str
+    hits: list[Hit]
+    context: list[Hit]
+    text: str
+    references: list[Reference] = field(default_factory=list)
+    citations: list[int] = field(default_factory=list)
+    invalid_citations: list[int] = field(default_factory=list)
+    abstained: bool = False
+    extractive: bool = False
+    no_citations: bool = False
+    model: str = ""
+    error: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_s: float | None = None
+    total_s: float | None = None
+    dropped_segments: int = 0

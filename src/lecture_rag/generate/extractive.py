@@ -1,0 +1,71 @@
+"""The no-LLM answer: the passages of the top segments closest to the question.
+
+No instruction-following model that writes usable Portuguese ships offline,
+so without a configured LLM the system still answers honestly: it quotes the
+most relevant passages, each with its citation, and says it is extractive.
+Passages are ranked with the same E5 embedder as retrieval, so no other model
+is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pysbd
+
+from lecture_rag.records import Hit
+from lecture_rag.retrieve.embedders import Embedder
+
+# Unpunctuated transcripts have no sentences: cut them into spans of this many words.
+SPAN_WORDS = 30
+
+LABEL = {
+    "pt": "Resposta extrativa (nenhum LLM configurado): trechos das aulas mais próximos da pergunta.",
+    "en": "Extractive answer (no LLM configured): the lecture passages closest to the question.",
+    "es": "Respuesta extractiva (ningún LLM configurado): fragmentos más cercanos a la pregunta.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    number: int  # citation number of the segment it comes from
+    text: str
+
+
+def passages(hits: Sequence[Hit], max_segments: int) -> list[Passage]:
+    """Sentences (or word spans, for unpunctuated text) of the top segments."""
+    splitter = pysbd.Segmenter(language="en", clean=False)
+    out: list[Passage] = []
+    for number, hit in enumerate(hits[:max_segments], start=1):
+        for sentence in splitter.segment(hit.segment.text):
+            words = sentence.split()
+            for i in range(0, len(words), SPAN_WORDS):
+                chunk = words[i : i + SPAN_WORDS]
+                if len(chunk) >= 4 or (i == 0 and chunk):
+                    out.append(Passage(number, " ".join(chunk)))
+    return out
+
+
+def extractive_answer(
+    question: str,
+    hits: Sequence[Hit],
+    embedder: Embedder,
+    *,
+    language: str = "pt",
+    max_segments: int = 3,
+    max_passages: int = 3,
+) -> tuple[str, list[int]]:
+    """(answer text with [n] citations, cited numbers) from the top hits."""
+    candidates = passages(hits, max_segments)
+    if not candidates:
+        return "", []
+    query = embedder.embed_queries([question])[0]
+    vectors = embedder.embed_passages([p.text for p in candidates])
+    scores = vectors @ query
+    best = sorted(np.argsort(-scores)[:max_passages].tolist(), key=lambda i: (candidates[i].number, i))
+    lines = [LABEL.get(language, LABEL["pt"])]
+    lines += [f"- «{candidates[i].text}» [{candidates[i].number}]" for i in best]
+    cited = list(dict.fromkeys(candidates[i].number for i in best))
+    return "\n".join(lines), cited
