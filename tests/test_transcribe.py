@@ -8,6 +8,7 @@ script installs), so the test exercises the real decoder and the real model.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import subprocess
 import wave
@@ -213,3 +214,24 @@ def test_vad_keeps_original_timestamps(media_dir: Path) -> None:
     _assert_timed(cues, _wav_seconds(path))
     assert cues[0].start >= 3.0
     assert "neural" in _words(cues)
+
+
+@pytest.mark.slow
+def test_cli_ingests_a_video_file_end_to_end(media_dir: Path, tmp_path: Path) -> None:
+    """A user runs `lecture-rag ingest aula.mp4`: the bundled model transcribes it into segments."""
+    from conftest import run_cli
+
+    store = tmp_path / "store"
+    result = run_cli("ingest", str(media_dir / "speech.mp4"), "--no-index", "--video-id", "aula-en",
+                     "--language", "en", "--url", "https://media.example.edu/aula-en.mp4", store=store)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(run_cli("corpus", "show", "aula-en", "--json", store=store).stdout)
+    assert len(shown) == 1
+    assert "neural" in shown[0]["text"].lower()
+    assert shown[0]["url"].startswith("https://media.example.edu/aula-en.mp4#t=")
+    # Portuguese asked of the English-only model: a clear per-file error, exit 1, nothing stored
+    bad = run_cli("ingest", str(media_dir / "speech.wav"), "--no-index", "--video-id", "aula-pt",
+                  "--language", "pt", store=store)
+    assert bad.returncode == 1
+    assert "inglês" in bad.stderr
+    assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["aula-en"]
