@@ -40,3 +40,12 @@ def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = 
     return subprocess.run(
         [str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def nurc_indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four NURC lectures (human transcripts), ingested and indexed once per test session."""
+    store = tmp_path_factory.mktemp("nurc-indexed") / "store"
+    result = run_cli("ingest", str(shared("nurc-sp", "transcripts")), store=store)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return store

@@ -30,6 +30,7 @@ from lecture_rag.config import Settings, load_settings
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.store import Store
 from lecture_rag.links import hhmmss
+from lecture_rag.report.serialize import hit_to_dict
 
 app = typer.Typer(
     name="lecture-rag",
@@ -182,6 +183,236 @@ def index_corpus(settings: Settings, *, rebuild: bool) -> dict[str, Any]:
 
         stats: dict[str, Any] = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress)
     return stats
+
+
+Mode = Annotated[str, typer.Option("--mode", help="dense (E5), bm25 ou hybrid (RRF).")]
+
+
+def _open_retriever(settings: Settings) -> Any:
+    from lecture_rag.retrieve.embedders import make_embedder
+    from lecture_rag.retrieve.search import Retriever
+
+    st = Store(settings.home, create=False)
+    return Retriever(st, make_embedder(settings.embedder), settings)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in {"dense", "bm25", "hybrid"}:
+        raise LectureRagError(f"Modo de busca desconhecido: {mode!r}. Use dense, bm25 ou hybrid.")
+    return mode
+
+
+@app.command()
+@user_errors
+def index(
+    store: StoreOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Recalcular tudo (novo embedder).")] = False,
+) -> None:
+    """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
+    stats = index_corpus(_settings(store), rebuild=rebuild)
+    console.print(" ".join(f"{k}={v}" for k, v in stats.items()), highlight=False)
+
+
+@app.command()
+@user_errors
+def search(
+    query: Annotated[str, typer.Argument(help="A pergunta.")],
+    store: StoreOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200, help="Quantos segmentos.")] = 10,
+    mode: Mode = "dense",
+    course: Annotated[str | None, typer.Option(help="Só esta disciplina.")] = None,
+    video: Annotated[str | None, typer.Option(help="Só este vídeo.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Saída em JSON.")] = False,
+) -> None:
+    """Buscar os segmentos mais próximos de uma pergunta."""
+    settings = _settings(store)
+    retriever = _open_retriever(settings)
+    hits = retriever.search(query, k=k, mode=_check_mode(mode), course=course, video=video)
+    if as_json:
+        sys.stdout.write(json.dumps([hit_to_dict(h) for h in hits], ensure_ascii=False, indent=2) + "\n")
+        return
+    if not hits:
+        console.print("Nenhum segmento encontrado.")
+    for h in hits:
+        d = hit_to_dict(h)
+        score = "-" if h.score is None else f"{h.score:.4f}"
+        console.print(
+            f"[bold]{h.rank}.[/] Corpus ID {d['corpus_id']}  Score {score}  {d['inicio']}–{d['fim']}  "
+            f"[cyan]{d['title']}[/]\n   {d['url'] or '(sem URL)'}\n   {d['text'][:400]}\n",
+            highlight=False,
+        )
+
+
+def _make_llm(settings: Settings, llm: str | None) -> Any:
+    """The answer LLM from ``--llm`` (none | openai | gguf:PATH) over the configured one."""
+    from lecture_rag.generate.llm import make_llm
+
+    cfg = settings.llm
+    if llm is not None:
+        cfg = cfg.model_copy(update={"backend": llm})
+    return make_llm(cfg)
+
+
+LLMOpt = Annotated[
+    str | None,
+    typer.Option("--llm", help="none (extrativa), openai ou gguf:/caminho/modelo.gguf (padrão: config)."),
+]
+
+
+@app.command()
+@user_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="A pergunta.")],
+    store: StoreOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200)] = 10,
+    mode: Mode = "dense",
+    llm: LLMOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown ou json.")] = "text",
+    hide_urls: Annotated[bool, typer.Option("--hide-urls", help="Ocultar URLs (como no registro-semente).")] = False,
+    number: Annotated[int, typer.Option("--number", help="Número da pergunta no registro markdown.")] = 1,
+    course: Annotated[str | None, typer.Option(help="Só esta disciplina.")] = None,
+    video: Annotated[str | None, typer.Option(help="Só este vídeo.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tempo até o 1º token e tokens/s.")] = False,
+) -> None:
+    """Responder a uma pergunta com base nas aulas, citando os trechos."""
+    from lecture_rag.generate.answer import AnswerEngine
+
+    if fmt not in {"text", "markdown", "json"}:
+        raise LectureRagError(f"Formato desconhecido: {fmt!r}. Use text, markdown ou json.")
+    settings = _settings(store)
+    engine = AnswerEngine(_open_retriever(settings), _make_llm(settings, llm), settings.llm)
+    streaming = fmt == "text"
+    if streaming:
+        console.print("[bold]Resposta:[/] ", end="")
+    answer = engine.answer(
+        question, k=k, mode=_check_mode(mode), course=course, video=video,
+        on_token=(lambda t: console.out(t, end="", highlight=False)) if streaming else None,
+    )
+    if fmt == "json":
+        from lecture_rag.report.serialize import answer_to_dict
+        from lecture_rag.report.serialize import hide_urls as hidden
+
+        data = answer_to_dict(answer)
+        sys.stdout.write(json.dumps(hidden(data) if hide_urls else data, ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "markdown":
+        from lecture_rag.report.markdown import record_from_answer, render_record
+
+        sys.stdout.write(render_record(record_from_answer(answer, number), hide_urls=hide_urls))
+    else:
+        _print_answer_text(answer, hide_urls, verbose)
+    if answer.error:
+        err_console.print(f"[bold red]Erro do LLM:[/] {answer.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_answer_text(answer: Any, hide_urls: bool, verbose: bool) -> None:
+    if answer.extractive or not answer.model:
+        console.print(answer.text, highlight=False)
+        console.print(
+            "[dim]Para respostas redigidas, configure um LLM: LECTURE_RAG_LLM_BACKEND=openai com "
+            "LECTURE_RAG_LLM_BASE_URL/LECTURE_RAG_LLM_MODEL (Ollama, vLLM, llama.cpp...), "
+            "ou --llm gguf:/caminho/modelo.gguf.[/]"
+        )
+    else:
+        console.print()
+    if answer.no_citations:
+        console.print("[yellow]Aviso: a resposta não cita nenhum trecho; confira nas fontes abaixo.[/]")
+    if answer.invalid_citations:
+        console.print(f"[yellow]Aviso: citações sem trecho correspondente ignoradas: {answer.invalid_citations}[/]")
+    console.print("\n[bold]Referências:[/]")
+    for ref in answer.references:
+        times = ", ".join(
+            f"[{t.number}] {hhmmss(t.start)}" + ("" if hide_urls else f" {t.url}") for t in ref.times
+        )
+        console.print(f"- {ref.title} ({ref.video_id}): {times}", highlight=False)
+    if not answer.references:
+        console.print("- (nenhuma)")
+    console.print("\n[bold]Segmentos recuperados:[/]")
+    for h in answer.hits:
+        url = "oculto" if hide_urls else (h.segment.url_at() or "sem URL")
+        score = "-" if h.score is None else f"{h.score:.4f}"
+        console.print(
+            f"{h.rank}. [{hhmmss(h.segment.start)}–{hhmmss(h.segment.end)}] {h.segment.title} "
+            f"(Corpus ID {h.segment.corpus_id}, score {score}) {url}",
+            highlight=False,
+        )
+    if verbose and answer.first_token_s is not None:
+        rate = answer.completion_tokens / max(1e-9, (answer.total_s or 0) - answer.first_token_s)
+        console.print(
+            f"[dim]modelo {answer.model}: 1º token em {answer.first_token_s:.2f}s, "
+            f"{answer.completion_tokens} tokens em {answer.total_s:.2f}s ({rate:.1f} tokens/s), "
+            f"prompt {answer.prompt_tokens} tokens, {len(answer.context)} trechos no contexto[/]"
+        )
+
+
+eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+@user_errors
+def eval_retrieval(
+    questions: Annotated[Path, typer.Argument(help="Perguntas em JSON Lines, ou um arquivo SQuAD.")],
+    store: StoreOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200)] = 10,
+    mode: Annotated[
+        list[str] | None, typer.Option("--mode", help="dense, bm25, hybrid (repita; padrão: os três).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Saída em JSON.")] = False,
+) -> None:
+    """Recall@1/5/10, MRR@10 e nDCG@10 por modo, no total e por tipo de pergunta."""
+    from lecture_rag.evaluate.questions import ensure_squad_corpus, is_squad, load_questions, load_squad
+    from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
+
+    settings = _settings(store)
+    modes = [_check_mode(m) for m in (mode or ["dense", "bm25", "hybrid"])]
+    if is_squad(questions):
+        paragraphs, qs = load_squad(questions)
+        with Store(settings.home) as st:
+            ensure_squad_corpus(st, paragraphs, str(questions.resolve()))
+        index_corpus(settings, rebuild=False)
+    else:
+        qs = load_questions(questions)
+    retriever = _open_retriever(settings)
+    report: dict[str, Any] = {"questions": len(qs), "k": k, "modes": {}}
+    with _progress() as bar:
+        for m in modes:
+            task = bar.add_task(f"Avaliando {m}", total=len(qs))
+
+            def step(done: int, total: int, task: Any = task) -> None:
+                bar.update(task, completed=done)
+
+            def run(q: str, m: str = m) -> list[Any]:
+                return list(retriever.search(q, k=k, mode=m))
+
+            results = evaluate(qs, run, progress=step)
+            overall = summarise(results)
+            report["modes"][m] = {
+                "n": overall.n, **overall.metrics, **unanswerable_gap(results),
+                "by_type": {t: {"n": s.n, **s.metrics} for t, s in by_type(results).items()},
+            }
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_retrieval_report(report)
+
+
+def _print_retrieval_report(report: dict[str, Any]) -> None:
+    cols = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
+    table = Table(title=f"Recuperação: {report['questions']} perguntas, k={report['k']}")
+    for col in ["modo", "n", *cols]:
+        table.add_column(col, justify="right")
+    for m, row in report["modes"].items():
+        table.add_row(m, str(row["n"]), *(f"{row[c]:.3f}" for c in cols))
+    console.print(table)
+    for m, row in report["modes"].items():
+        if len(row["by_type"]) > 1 and len(row["by_type"]) <= 12:
+            sub = Table(title=f"{m}: por tipo de pergunta")
+            for col in ["tipo", "n", *cols]:
+                sub.add_column(col, justify="right")
+            for t, r in row["by_type"].items():
+                sub.add_row(t, str(r["n"]), *(f"{r[c]:.3f}" for c in cols))
+            console.print(sub)
 
 
 @corpus_app.command("list")

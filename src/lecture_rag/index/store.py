@@ -99,6 +99,11 @@ class Store:
                 f"({SCHEMA_VERSION}). Atualize o lecture-rag."
             )
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The database connection, for stages that keep their own tables here (runs, annotations)."""
+        return self._conn
+
     def close(self) -> None:
         self._conn.close()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lecture_rag.links import hhmmss
+from lecture_rag.records import Answer, Hit, Reference
 
 
 @dataclass(slots=True)
@@ -98,3 +99,25 @@ def render_record(record: RecordView, *, hide_urls: bool = False) -> str:
 def render_records(records: list[RecordView], *, hide_urls: bool = False) -> str:
     """Several records, one after another, each closed by ``---``."""
     return "\n".join(render_record(r, hide_urls=hide_urls) for r in records)
+
+
+def hit_views(hits: list[Hit]) -> list[HitView]:
+    return [
+        HitView(h.segment.corpus_id, h.score, h.segment.url_at(), h.segment.start, h.segment.end, h.segment.text)
+        for h in hits
+    ]
+
+
+def reference_views(refs: list[Reference]) -> list[ReferenceView]:
+    return [
+        ReferenceView(r.title, r.url, [TimeLink(hhmmss(t.start), t.url) for t in r.times]) for r in refs
+    ]
+
+
+def record_from_answer(answer: Answer, number: int | str) -> RecordView:
+    """The record of an answer without evaluation fields (``ask --format markdown``)."""
+    text = answer.text if not answer.error else f"(erro do LLM: {answer.error})"
+    return RecordView(
+        number=number, question=answer.question, hits=hit_views(answer.hits), answer=text,
+        references=reference_views(answer.references),
+    )

@@ -1,0 +1,183 @@
+"""Question → retrieved segments → grounded answer with validated references.
+
+This is the one place that ties retrieval, prompting, the LLM and citation
+checking together; the CLI, the evaluation runs and the web app all call
+:meth:`AnswerEngine.answer`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from lecture_rag.config import LLMSettings
+from lecture_rag.errors import LectureRagError
+from lecture_rag.generate.citations import is_abstention, parse_citations, references, split_valid
+from lecture_rag.generate.context import pack
+from lecture_rag.generate.extractive import extractive_answer
+from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
+from lecture_rag.generate.llm import LLM, ChatMessage, LLMError
+from lecture_rag.links import hhmmss
+from lecture_rag.records import Answer, Hit
+
+TokenFn = Callable[[str], None]
+HitsFn = Callable[[list[Hit]], None]
+# Tokens kept free for the chat template's own markup and rounding in token counts.
+_MARGIN = 48
+# A question may take at most this share of the window; the rest is for the lectures.
+_QUESTION_SHARE = 4
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("lecture_rag.generate", "prompts"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        autoescape=False,
+    )
+
+
+def template_hashes() -> dict[str, str]:
+    """Hashes of the prompt templates, for run snapshots (a changed prompt is a changed run)."""
+    import hashlib
+
+    env = _templates()
+    out = {}
+    for name in ("system.j2", "user.j2"):
+        source = env.loader.get_source(env, name)[0] if env.loader else ""
+        out[name] = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return out
+
+
+def build_messages(question: str, context: Sequence[Hit], language: str) -> list[ChatMessage]:
+    """System and user messages for the answer prompt."""
+    env = _templates()
+    system = env.get_template("system.j2").render(
+        language=language, language_name=NAMES.get(language, NAMES["pt"]), not_found=NOT_FOUND[language]
+    )
+    items = [
+        {
+            "title": h.segment.title or h.segment.video_id,
+            "start": hhmmss(h.segment.start),
+            "end": hhmmss(h.segment.end),
+            "text": h.segment.text,
+        }
+        for h in context
+    ]
+    user = env.get_template("user.j2").render(language=language, segments=items, question=question)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@dataclass(slots=True)
+class AnswerEngine:
+    """Answers questions with a retriever and an optional LLM (None = extractive)."""
+
+    retriever: Any
+    llm: LLM | None
+    llm_settings: LLMSettings
+
+    def answer(
+        self,
+        question: str,
+        *,
+        k: int = 10,
+        mode: str = "dense",
+        course: str | None = None,
+        video: str | None = None,
+        on_hits: HitsFn | None = None,
+        on_token: TokenFn | None = None,
+    ) -> Answer:
+        if not question or not question.strip():
+            raise LectureRagError("A pergunta está vazia. Escreva uma pergunta sobre as aulas.")
+        question = question.strip()
+        language = detect_language(question)
+        hits = list(self.retriever.search(question, k=k, mode=mode, course=course, video=video))
+        if on_hits:
+            on_hits(hits)
+        if not hits:
+            return Answer(question, language, [], [], NOT_FOUND[language], abstained=True)
+        if self.llm is None:
+            return self._extractive(question, language, hits)
+        return self._generate(question, language, hits, on_token)
+
+    def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
+        context = hits[:3]
+        text, cited = extractive_answer(question, hits, self.retriever.embedder, language=language)
+        return Answer(
+            question, language, hits, context, text, references=references(cited, context),
+            citations=cited, extractive=True, model="extractive",
+        )
+
+    def _generate(self, question: str, language: str, hits: list[Hit], on_token: TokenFn | None) -> Answer:
+        assert self.llm is not None
+        llm = self.llm
+        max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
+        question = _clip_question(question, llm, llm.context_window // _QUESTION_SHARE)
+        skeleton = build_messages(question, [], language)
+        fixed = sum(llm.count_tokens(m["content"]) for m in skeleton)
+        budget = llm.context_window - max_tokens - fixed - _MARGIN
+        packed = pack(hits, budget, llm.count_tokens)
+        if not packed.hits:
+            raise LectureRagError(
+                f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
+                "Aumente LECTURE_RAG_LLM_CONTEXT_WINDOW ou use um modelo com janela maior."
+            )
+        messages = build_messages(question, packed.hits, language)
+        answer = Answer(question, language, hits, packed.hits, "", model=llm.name,
+                        dropped_segments=packed.dropped)
+        started = time.perf_counter()
+        try:
+            stream = llm.stream(
+                messages, max_tokens=max_tokens, temperature=self.llm_settings.temperature,
+                seed=self.llm_settings.seed,
+            )
+            with stream:
+                parts = []
+                for delta in stream:
+                    parts.append(delta)
+                    if on_token:
+                        on_token(delta)
+                completion = stream.completion
+        except LLMError as exc:
+            answer.error = str(exc)
+            answer.total_s = time.perf_counter() - started
+            return answer
+        answer.text = "".join(parts).strip()
+        answer.prompt_tokens = completion.prompt_tokens
+        answer.completion_tokens = completion.completion_tokens
+        answer.first_token_s = completion.first_token_s
+        answer.total_s = completion.total_s
+        _attach_citations(answer)
+        return answer
+
+
+def _clip_question(question: str, llm: LLM, max_tokens: int) -> str:
+    """Very long questions keep their start; the lectures need the window more."""
+    if llm.count_tokens(question) <= max_tokens:
+        return question
+    words = question.split()
+    lo, hi = 0, len(words)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if llm.count_tokens(" ".join(words[:mid])) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo]) + " […]"
+
+
+def _attach_citations(answer: Answer) -> None:
+    """Validate [n] markers, build references, flag abstention and missing citations."""
+    valid, invalid = split_valid(parse_citations(answer.text), len(answer.context))
+    answer.citations = valid
+    answer.invalid_citations = invalid
+    answer.references = references(valid, answer.context)
+    answer.abstained = is_abstention(answer.text)
+    answer.no_citations = not valid and not answer.abstained and bool(answer.text)
