@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,12 @@ def nurc_indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_cli("ingest", str(shared("nurc-sp", "transcripts")), store=store)
     assert result.returncode == 0, result.stderr + result.stdout
     return store
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """A real OpenAI-compatible server (llama_cpp.server + the bundled SmolLM2 GGUF) for the session."""
+    from llm_server import llama_server as serve
+
+    with serve(threads=1) as base_url:
+        yield base_url

@@ -1,0 +1,127 @@
+"""LLM latency benchmark: first-token latency and decode rate for both backends.
+
+    python bench/bench_llm.py                 # SmolLM2-135M, ~300-token prompt, 64 output tokens
+    python bench/bench_llm.py --runs 5 --threads 1 2 --gguf /path/model.gguf
+
+For each backend (in-process llama-cpp-python, and ``python -m llama_cpp.server``
+through the OpenAI-compatible client) and each thread count it runs the same
+prompts and prints median first-token latency (prompt processing), decode
+tokens/s and total time. Each run uses a different lecture excerpt so the
+prompt cache never hides prompt processing. The prompt is real Portuguese
+lecture speech from ``../shared/data/nurc-sp`` (read-only, never copied).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # reuse the real-server launcher of the test suite
+
+from lecture_rag.generate.llm import LLM, ChatMessage, Completion, LlamaCppLLM, OpenAICompatibleLLM  # noqa: E402
+from lecture_rag.generate.models import bundled_gguf_or_error  # noqa: E402
+from llm_server import llama_server  # noqa: E402
+
+TRANSCRIPT = REPO.parent / "shared" / "data" / "nurc-sp" / "transcripts" / "sentences_SP_EF_405.csv"
+
+
+@dataclass
+class Row:
+    backend: str
+    threads: int
+    runs: list[Completion]
+
+    def median(self, attr: str) -> float:
+        return statistics.median(float(getattr(c, attr)) for c in self.runs)
+
+
+def lecture_lines() -> list[str]:
+    """The lecture's sentence-level lines (the file holds the lecture twice; the first pass suffices)."""
+    if not TRANSCRIPT.is_file():
+        raise SystemExit(f"missing benchmark data: {TRANSCRIPT}")
+    with TRANSCRIPT.open(encoding="utf-8") as handle:
+        return [row["text"].strip() for row in csv.DictReader(handle, delimiter=";") if row["text"].strip()]
+
+
+def make_prompts(llm: LLM, runs: int, prompt_tokens: int) -> list[list[ChatMessage]]:
+    """One ~prompt_tokens prompt per run, each from a different part of the lecture."""
+    lines = lecture_lines()
+    prompts: list[list[ChatMessage]] = []
+    start = 0
+    for _ in range(runs):
+        excerpt: list[str] = []
+        while llm.count_tokens(" ".join(excerpt)) < prompt_tokens - 40 and start < len(lines):
+            excerpt.append(lines[start])
+            start += 1
+        user = f"Trecho da aula:\n{' '.join(excerpt)}\n\nResuma o trecho em tópicos, em português."
+        prompts.append(
+            [
+                {"role": "system", "content": "Você é um assistente de estudos."},
+                {"role": "user", "content": user},
+            ]
+        )
+    return prompts
+
+
+def measure(llm: LLM, prompts: list[list[ChatMessage]], max_tokens: int) -> list[Completion]:
+    llm.complete([{"role": "user", "content": "Olá"}], max_tokens=4)  # warm-up: load and first eval
+    return [llm.complete(p, max_tokens=max_tokens) for p in prompts]
+
+
+@contextmanager
+def backend(kind: str, model: Path, threads: int, n_ctx: int) -> Iterator[LLM]:
+    if kind == "in-process":
+        yield LlamaCppLLM(model, context_window=n_ctx, threads=threads)
+        return
+    with (
+        llama_server(model, n_ctx=n_ctx, threads=threads) as url,
+        OpenAICompatibleLLM(url, timeout=300) as llm,
+    ):
+        yield llm
+
+
+def print_table(rows: list[Row], model: Path, prompt_tokens: int) -> None:
+    print(
+        f"\nmodel: {model.name}   prompt ≈ {prompt_tokens} tokens   (medians over {len(rows[0].runs)} runs)"
+    )
+    header = f"{'backend':<22}{'threads':>8}{'prompt tok':>11}{'out tok':>9}{'first token s':>15}{'decode tok/s':>14}{'total s':>9}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.backend:<22}{row.threads:>8}{row.median('prompt_tokens'):>11.0f}"
+            f"{row.median('completion_tokens'):>9.0f}{row.median('first_token_s'):>15.3f}"
+            f"{row.median('tokens_per_s'):>14.1f}{row.median('total_s'):>9.2f}"
+        )
+    print("(llama_cpp.server gives no usage when streaming: its prompt tokens exclude chat-template tokens)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gguf", type=Path, default=None, help="model file (default: bundled SmolLM2-135M)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prompt-tokens", type=int, default=300)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2])
+    parser.add_argument("--backends", nargs="+", default=["in-process", "llama_cpp.server"])
+    args = parser.parse_args()
+    model = args.gguf or bundled_gguf_or_error()
+    rows: list[Row] = []
+    for kind in args.backends:
+        for threads in args.threads:
+            with backend(kind, model, threads, n_ctx=2048) as llm:
+                prompts = make_prompts(llm, args.runs, args.prompt_tokens)
+                rows.append(Row(kind, threads, measure(llm, prompts, args.max_tokens)))
+                print(f"done: {kind} threads={threads}", file=sys.stderr)
+    print_table(rows, model, args.prompt_tokens)
+
+
+if __name__ == "__main__":
+    main()
