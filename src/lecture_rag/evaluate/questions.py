@@ -139,3 +139,25 @@ def load_squad(path: Path) -> tuple[list[Paragraph], list[Question]]:
     if not paragraphs:
         raise LectureRagError(f"{path}: arquivo SQuAD sem parágrafos.")
     return paragraphs, questions
+
+
+def ensure_squad_corpus(store: Any, paragraphs: list[Paragraph], source: str) -> int:
+    """Store each SQuAD paragraph as a one-segment pseudo-video; unchanged ones are skipped.
+
+    Returns how many paragraphs were (re)written.
+    """
+    import hashlib
+
+    from lecture_rag.index.store import SegmentDraft
+    from lecture_rag.records import Video
+
+    written = 0
+    for para in paragraphs:
+        digest = hashlib.sha256(f"{para.title}|{para.text}".encode()).hexdigest()
+        if store.source_hash(para.video_id) == digest:
+            continue
+        video = Video(para.video_id, title=para.title, course="squad", source_path=source,
+                      source_hash=digest, duration=SQUAD_SPAN[1])
+        store.replace_video(video, [SegmentDraft(*SQUAD_SPAN, para.text)])
+        written += 1
+    return written
