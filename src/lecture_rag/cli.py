@@ -322,7 +322,7 @@ def _print_answer_text(answer: Any, hide_urls: bool, verbose: bool) -> None:
     console.print("\n[bold]Referências:[/]")
     for ref in answer.references:
         times = ", ".join(
-            f"[{t.number}] {hhmmss(t.start)}" + ("" if hide_urls else f" {t.url}") for t in ref.times
+            f"[{t.number}] {hhmmss(t.start)}" + ("" if hide_urls or not t.url else f" {t.url}") for t in ref.times
         )
         console.print(f"- {ref.title} ({ref.video_id}): {times}", highlight=False)
     if not answer.references:

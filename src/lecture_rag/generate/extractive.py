@@ -18,8 +18,10 @@ import pysbd
 from lecture_rag.records import Hit
 from lecture_rag.retrieve.embedders import Embedder
 
-# Unpunctuated transcripts have no sentences: cut them into spans of this many words.
+# Unpunctuated transcripts have no sentences: cut them into overlapping spans of
+# this many words (half-overlapping, so an answer is never split between two spans).
 SPAN_WORDS = 30
+SPAN_STRIDE = 15
 
 LABEL = {
     "pt": "Resposta extrativa (nenhum LLM configurado): trechos das aulas mais próximos da pergunta.",
@@ -41,11 +43,12 @@ def passages(hits: Sequence[Hit], max_segments: int) -> list[Passage]:
     for number, hit in enumerate(hits[:max_segments], start=1):
         for sentence in splitter.segment(hit.segment.text):
             words = sentence.split()
-            for i in range(0, len(words), SPAN_WORDS):
-                chunk = words[i : i + SPAN_WORDS]
-                if len(chunk) >= 4 or (i == 0 and chunk):
-                    out.append(Passage(number, " ".join(chunk)))
-    return out
+            if len(words) <= SPAN_WORDS:
+                out.append(Passage(number, " ".join(words)))
+                continue
+            for i in range(0, len(words) - SPAN_STRIDE, SPAN_STRIDE):
+                out.append(Passage(number, " ".join(words[i : i + SPAN_WORDS])))
+    return [p for p in out if p.text]
 
 
 def extractive_answer(
@@ -64,8 +67,19 @@ def extractive_answer(
     query = embedder.embed_queries([question])[0]
     vectors = embedder.embed_passages([p.text for p in candidates])
     scores = vectors @ query
-    best = sorted(np.argsort(-scores)[:max_passages].tolist(), key=lambda i: (candidates[i].number, i))
+    best = _non_overlapping(candidates, np.argsort(-scores).tolist(), max_passages)
     lines = [LABEL.get(language, LABEL["pt"])]
     lines += [f"- «{candidates[i].text}» [{candidates[i].number}]" for i in best]
     cited = list(dict.fromkeys(candidates[i].number for i in best))
     return "\n".join(lines), cited
+
+
+def _non_overlapping(candidates: list[Passage], order: list[int], limit: int) -> list[int]:
+    """Best-scoring spans that do not repeat words of an already chosen neighbour span."""
+    chosen: list[int] = []
+    for i in order:
+        if all(abs(i - j) > 1 or candidates[i].number != candidates[j].number for j in chosen):
+            chosen.append(i)
+        if len(chosen) == limit:
+            break
+    return sorted(chosen, key=lambda i: (candidates[i].number, i))
