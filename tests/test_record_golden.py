@@ -74,3 +74,31 @@ def test_record_without_evaluation_stops_after_references() -> None:
     assert "**Resposta gerada pelo LLM**: linha 1 linha 2\n" in out
     assert "Anotação manual" not in out
     assert out.endswith("---\n")
+
+
+def test_run_report_renders_the_seed_record() -> None:
+    """The run report path (stored item, judgments, annotation) gives the seed file back."""
+    from lecture_rag.evaluate.runs import RunItem
+    from lecture_rag.report.run_report import markdown_report
+
+    seed = SEED.read_text(encoding="utf-8")
+    record, _ = parse_seed(seed)
+    hits = [
+        {"rank": i, "corpus_id": h.corpus_id, "score": h.score, "rank_score": h.score, "video_id": f"v{h.corpus_id}",
+         "title": "", "video_url": "", "start": h.start, "end": h.end, "text": h.text}
+        for i, h in enumerate(record.hits, start=1)
+    ]
+    refs = [{"video_id": f"v{i}", "title": r.title, "url": r.url,
+             "times": [{"n": i + 1, "corpus_id": hits[i]["corpus_id"], "start": hits[i]["start"], "url": r.url}]}
+            for i, r in enumerate(record.references)]
+    item = RunItem(
+        qid="q71", position=70, question=record.question, meta={},
+        answer={"question": record.question, "answer": record.answer, "hits": hits, "references": refs},
+        judgments={
+            "answer_relevance": {"kind": "answer_relevance", "score_raw": 3, "score": 1.0, "parsed": True,
+                                 "reasoning": record.ar_reasoning},
+            "auto_label": {"kind": "auto_label", "label": record.auto_label, "parsed": True},
+        },
+        annotations={"ana": {"label": record.manual_label or "", "comment": "", "at": "2026-11-28"}},
+    )
+    assert markdown_report([item], hide=True) == seed

@@ -489,6 +489,230 @@ def corpus_remove(
         )
 
 
+def _make_judge(settings: Settings, judge_llm: str | None) -> Any:
+    from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
+    from lecture_rag.generate.llm import make_llm
+
+    cfg = settings.judge_llm
+    if judge_llm is not None:
+        cfg = cfg.model_copy(update={"backend": judge_llm})
+    return make_llm(cfg, env_prefix=JUDGE_ENV_PREFIX)
+
+
+@app.command("run")
+@user_errors
+def run_questions(
+    questions: Annotated[Path, typer.Argument(help="Perguntas em JSON Lines (com 'label' opcional).")],
+    name: Annotated[str, typer.Option("--name", help="Nome da rodada (retoma se já existir).")],
+    store: StoreOpt = None,
+    llm: LLMOpt = None,
+    judge_llm: Annotated[
+        str | None, typer.Option("--judge-llm", help="Juiz: none, openai ou gguf:CAMINHO (padrão: config).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200)] = 10,
+    mode: Mode = "dense",
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Pedidos simultâneos a LLMs HTTP.")] = 4,
+) -> None:
+    """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
+    from lecture_rag.evaluate.questions import load_questions
+    from lecture_rag.evaluate.run import execute_run, run_config
+    from lecture_rag.evaluate.runs import RunStore
+    from lecture_rag.generate.answer import AnswerEngine
+
+    settings = _settings(store)
+    qs = load_questions(questions)
+    engine = AnswerEngine(_open_retriever(settings), _make_llm(settings, llm), settings.llm)
+    judge = _make_judge(settings, judge_llm)
+    config = run_config(engine, judge, k=k, mode=_check_mode(mode), questions_path=questions)
+    runs = RunStore(engine.retriever.store)
+    created = runs.start(name, config)
+    console.print(f"Rodada '{name}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.")
+    if judge is None:
+        console.print("[yellow]Nenhum juiz configurado: as notas ficam 'n/d' (LECTURE_RAG_JUDGE_LLM_*).[/]")
+    with _progress() as bar:
+        task = bar.add_task("Respondendo e avaliando", total=len(qs))
+        stats = execute_run(
+            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
+        f"{stats.errors} com erro do LLM. Veja: lecture-rag report {name}"
+    )
+
+
+@app.command("runs")
+@user_errors
+def list_runs(store: StoreOpt = None) -> None:
+    """Listar as rodadas de avaliação."""
+    from lecture_rag.evaluate.runs import RunStore
+
+    with Store(_settings(store).home, create=False) as st:
+        rows = RunStore(st).summaries()
+    table = Table(title="Rodadas")
+    for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["created_at"], str(r["items"]), str(r["annotated"]), r["config"].get("llm", ""),
+                      r["config"].get("judge_llm", ""))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def annotate(
+    args: Annotated[list[str], typer.Argument(help="RODADA (modo terminal) ou: import RODADA ARQUIVO")],
+    store: StoreOpt = None,
+    annotator: Annotated[str, typer.Option("--annotator", "-a", help="Quem anota.")] = "",
+) -> None:
+    """Anotar respostas (c/p/i/n por tecla) ou importar rótulos: 'annotate import RODADA ARQUIVO'."""
+    from lecture_rag.evaluate.runs import RunStore
+
+    with Store(_settings(store).home, create=False) as st:
+        runs = RunStore(st)
+        if args[0] == "import":
+            if len(args) != 3:
+                raise LectureRagError("Uso: lecture-rag annotate import RODADA ARQUIVO.csv|.jsonl")
+            from lecture_rag.evaluate.annotations import import_labels
+
+            runs.require(args[1])
+            n = import_labels(runs, args[1], Path(args[2]), annotator or "importado")
+            console.print(f"{n} anotação(ões) importada(s) para a rodada '{args[1]}'.")
+            return
+        if len(args) != 1:
+            raise LectureRagError("Uso: lecture-rag annotate RODADA [--annotator NOME]")
+        from lecture_rag.evaluate.terminal import annotate_in_terminal
+
+        runs.require(args[0])
+        who = annotator or typer.prompt("Seu nome (anotador)")
+        annotate_in_terminal(runs, args[0], who, console)
+
+
+@app.command()
+@user_errors
+def agreement(
+    run: Annotated[str, typer.Argument(help="Nome da rodada.")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Saída em JSON.")] = False,
+) -> None:
+    """Concordância entre anotação manual e automatizada, e entre anotadores."""
+    from lecture_rag.evaluate.runs import RunStore
+    from lecture_rag.evaluate.summary import run_summary
+
+    with Store(_settings(store).home, create=False) as st:
+        summary = run_summary(RunStore(st).items(run))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_summary(run, summary)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "n/d" if value is None else f"{value:.{digits}f}"
+
+
+def _print_summary(run: str, s: dict[str, Any]) -> None:
+    console.print(f"[bold]Rodada {run}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual")
+    console.print(f"Respostas: {s['answers']}", highlight=False)
+    for kind, j in s["judges"].items():
+        console.print(f"Juiz {kind}: média {_fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
+                      + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""), highlight=False)
+    if s.get("retrieval"):
+        r = s["retrieval"]
+        console.print(f"Recuperação ({r['n']}): R@1 {_fmt(r['recall@1'])}, R@5 {_fmt(r['recall@5'])}, "
+                      f"R@10 {_fmt(r['recall@10'])}, MRR@10 {_fmt(r['mrr@10'])}, nDCG@10 {_fmt(r['ndcg@10'])}")
+    a = s.get("agreement")
+    if not a:
+        console.print(f"[yellow]{s.get('agreement_note')}[/]")
+    else:
+        ci = a.get("kappa_ci95")
+        console.print(f"Manual × automatizada: {a['n']} pares, acurácia {_fmt(a['accuracy'])}, κ {_fmt(a['kappa'])}"
+                      + (f" (IC95% {_fmt(ci[0])}–{_fmt(ci[1])})" if ci else "")
+                      + f", κ ponderado linear {_fmt(a['weighted']['linear'])}")
+        table = Table(title="Matriz de confusão (linhas: manual, colunas: automatizada)")
+        table.add_column("")
+        for label in a["labels"]:
+            table.add_column(label, justify="right")
+        for label, row in zip(a["labels"], a["confusion"], strict=True):
+            table.add_row(label, *(str(v) for v in row))
+        console.print(table)
+        for note in a.get("notes", []):
+            console.print(f"[dim]{note}[/]")
+    if s.get("inter_annotator"):
+        ia = s["inter_annotator"]
+        console.print(f"Entre anotadores: κ médio {_fmt(ia['mean_pairwise_kappa'])}, Fleiss {_fmt(ia['fleiss_kappa'])}")
+    for label, dist in s.get("ar_by_manual_label", {}).items():
+        console.print(f"AR com rótulo manual {label}: n={dist['n']}, média {_fmt(dist['mean'], 2)}, "
+                      f"histograma {dist['histogram']}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    run: Annotated[str, typer.Argument(help="Nome da rodada.")],
+    store: StoreOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv, json ou html.")] = "markdown",
+    hide_urls: Annotated[bool, typer.Option("--hide-urls", help="Ocultar URLs.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Arquivo de saída.")] = None,
+) -> None:
+    """Relatório da rodada: registros no formato-semente (markdown), CSV, JSON ou página HTML."""
+    from lecture_rag.evaluate.runs import RunStore
+    from lecture_rag.evaluate.summary import run_summary
+    from lecture_rag.report import run_report
+
+    if fmt not in {"markdown", "csv", "json", "html"}:
+        raise LectureRagError(f"Formato desconhecido: {fmt!r}. Use markdown, csv, json ou html.")
+    with Store(_settings(store).home, create=False) as st:
+        runs = RunStore(st)
+        config = runs.require(run)
+        items = runs.items(run)
+    if fmt == "markdown":
+        text = run_report.markdown_report(items, hide=hide_urls)
+    elif fmt == "csv":
+        text = run_report.csv_report(items, hide=hide_urls)
+    else:
+        summary = run_summary(items)
+        render = run_report.json_report if fmt == "json" else run_report.html_report
+        text = render(run, config, items, summary, hide=hide_urls)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"Relatório gravado em {output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+@user_errors
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Rodada A.")],
+    run_b: Annotated[str, typer.Argument(help="Rodada B.")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Saída em JSON.")] = False,
+) -> None:
+    """Comparar duas rodadas: métricas lado a lado e perguntas que mudaram de rótulo."""
+    from lecture_rag.evaluate.compare import compare_runs
+    from lecture_rag.evaluate.runs import RunStore
+
+    with Store(_settings(store).home, create=False) as st:
+        runs = RunStore(st)
+        result = compare_runs(runs.items(run_a), runs.items(run_b))
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"{run_a} × {run_b}")
+    for col in ("métrica", run_a, run_b, "diferença"):
+        table.add_column(col, justify="right")
+    for m in result["metrics"]:
+        delta = None if m["a"] is None or m["b"] is None else m["b"] - m["a"]
+        table.add_row(m["name"], _fmt(m["a"]), _fmt(m["b"]), "n/d" if delta is None else f"{delta:+.3f}")
+    console.print(table)
+    flips = result["flips"]
+    console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
+    for f in flips:
+        console.print(f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}",
+                      highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,84 @@
+"""Terminal annotation: one record at a time, a key press per label.
+
+The automated label is never shown here, so the person is not anchored by it.
+Without a terminal (piped input) one line is read per record, which keeps the
+mode scriptable and testable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+
+from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+from lecture_rag.evaluate.runs import RunItem, RunStore
+from lecture_rag.links import hhmmss
+
+HELP = "c/p/i/n = rótulo · o = observação · s = pular · b = voltar · q = sair"
+
+
+def _key() -> str:
+    if sys.stdin.isatty():
+        return click.getchar().lower()
+    line = sys.stdin.readline()
+    if not line:
+        return "q"
+    return line.strip().lower()[:1] or "s"
+
+
+def _show(console: Console, item: RunItem, index: int, total: int, done: int) -> None:
+    a = item.answer
+    console.rule(f"{index + 1}/{total} · anotadas por você: {done}")
+    console.print(f"[bold]Pergunta:[/] {item.question}", highlight=False)
+    for h in a.get("hits", [])[:5]:
+        console.print(f"[cyan][{h['rank']}] {hhmmss(h['start'])}–{hhmmss(h['end'])} {h['title']}[/] "
+                      f"{h['text'][:240]}…", highlight=False)
+    console.print(Panel(a.get("answer") or "(sem resposta)", title="Resposta gerada"), highlight=False)
+    refs = "; ".join(
+        f"{r['title']} " + ", ".join(hhmmss(t["start"]) for t in r["times"]) for r in a.get("references", [])
+    )
+    console.print(f"[bold]Referências:[/] {refs or 'nenhuma'}", highlight=False)
+    ar = item.judgments.get("answer_relevance") or {}
+    if ar.get("score") is not None:
+        reasoning = str(ar.get("reasoning", ""))[:300]
+        console.print(f"[bold]Answer Relevance:[/] {ar['score']:.2f} — {reasoning}", highlight=False)
+    for d in DEFAULT_SCHEME.labels:
+        console.print(f"  [bold]{d.code.lower()}[/] {d.name}: {d.description}", highlight=False)
+    console.print(f"[dim]{HELP}[/]")
+
+
+def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Console) -> int:
+    """Label the run's items, starting at the first this annotator has not labelled."""
+    items = runs.items(run)
+    codes = {d.code.lower(): d.code for d in DEFAULT_SCHEME.labels}
+    index = next((i for i, it in enumerate(items) if annotator not in it.annotations), len(items))
+    labelled = 0
+    comment = ""
+    while 0 <= index < len(items):
+        item = items[index]
+        done = sum(1 for it in items if annotator in it.annotations)
+        _show(console, item, index, len(items), done)
+        key = _key()
+        if key == "q":
+            break
+        if key == "o":
+            comment = click.prompt("Observação", default="", show_default=False) if sys.stdin.isatty() \
+                else sys.stdin.readline().strip()
+            continue
+        if key in codes:
+            runs.annotate(run, item.qid, annotator, codes[key], comment)
+            item.annotations[annotator] = {"label": codes[key], "comment": comment, "at": ""}
+            labelled += 1
+            comment = ""
+            auto = (item.judgments.get("auto_label") or {}).get("label")
+            console.print(f"Gravado: {codes[key]}" + (f" (anotação automatizada: {auto})" if auto else ""))
+            index += 1
+        elif key == "b":
+            index = max(0, index - 1)
+        else:
+            index += 1
+    console.print(f"{labelled} rótulo(s) gravado(s) por {annotator}.")
+    return labelled
