@@ -54,7 +54,7 @@ class RetrievalSettings(BaseModel):
 
     k: int = Field(10, ge=1, le=200)
     mode: str = "dense"
-    hnsw_threshold: int = Field(50_000, ge=0, description="segments above which dense uses HNSW")
+    hnsw_threshold: int = Field(100_000, ge=0, description="segments above which dense uses HNSW")
     rrf_k: int = Field(60, ge=1)
     dedup_overlap: float = Field(0.5, ge=0, le=1)
 

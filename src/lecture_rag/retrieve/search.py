@@ -1,0 +1,308 @@
+"""Search over the indexed segments: dense (E5 cosine), BM25, or hybrid (RRF).
+
+Why hybrid by reciprocal-rank fusion: BM25 scores and cosines live on
+different scales, RRF only needs ranks, and it rewards segments both
+retrievers agree on. Whatever ranked a hit, ``Hit.score`` is the E5 cosine of
+that segment when an embedding of the query exists (dense and hybrid), so a
+caller can apply one "too far from the question" threshold in every mode.
+
+Neighbouring windows of one lecture often repeat the same explanation; left
+alone they fill the top k with one passage. :func:`suppress_near_duplicates`
+drops a hit that overlaps a better one of the same video in time, or whose
+words nearly equal a better one's.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lecture_rag.config import Settings
+from lecture_rag.errors import LectureRagError, StoreError
+from lecture_rag.index.bm25 import fold_accents
+from lecture_rag.index.build import Indexes, load_indexes
+from lecture_rag.index.store import Store
+from lecture_rag.index.vectors import MANIFEST, ids_fingerprint, index_dir
+from lecture_rag.records import Hit, Segment
+from lecture_rag.retrieve.embedders import Embedder
+
+log = logging.getLogger(__name__)
+
+MODES = ("dense", "bm25", "hybrid")
+# E5 reads 512 tokens; Portuguese runs ~4.2 characters per token with its
+# tokenizer (2,000 characters of FaQuAD text = 481 tokens), so 2,000 characters
+# keep a pasted essay inside one model window instead of paying for several.
+MAX_QUERY_CHARS = 2000
+HYBRID_CANDIDATES_PER_K = 5
+DEDUP_JACCARD = 0.8
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A segment on its way to becoming a Hit."""
+
+    corpus_id: int
+    rank_score: float
+    cosine: float | None = None
+    bm25: float | None = None
+    sources: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class DedupPolicy:
+    """When a lower-ranked hit is a near duplicate of a kept one.
+
+    ``overlap``: same video and the shared time exceeds this fraction of the
+    shorter window. ``jaccard``: word-set Jaccard at or above this (any video:
+    the same lecture uploaded twice is as redundant as two overlapping windows).
+    """
+
+    overlap: float = 0.5
+    jaccard: float = DEDUP_JACCARD
+
+
+def prepare_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
+    """Collapse whitespace, refuse an empty query, cut an over-long one at a word boundary."""
+    text = " ".join(str(query or "").split())
+    if not text:
+        raise LectureRagError(
+            "A pergunta está vazia: escreva o que quer encontrar nas aulas, "
+            "por exemplo 'o que caracteriza a arte do Paleolítico?'."
+        )
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind(" ", 0, max_chars + 1)
+    return text[: cut if cut > max_chars // 2 else max_chars]
+
+
+def rrf_fuse(ranked_lists: dict[str, Sequence[int]], k: int) -> list[tuple[int, float, tuple[str, ...]]]:
+    """Reciprocal-rank fusion: sum of 1/(k + rank) over the lists (rank from 1)."""
+    scores: dict[int, float] = {}
+    sources: dict[int, list[str]] = {}
+    for name, ids in ranked_lists.items():
+        for rank, corpus_id in enumerate(ids, start=1):
+            scores[corpus_id] = scores.get(corpus_id, 0.0) + 1.0 / (k + rank)
+            sources.setdefault(corpus_id, []).append(name)
+    order = sorted(scores, key=lambda cid: -scores[cid])
+    return [(cid, scores[cid], tuple(sources[cid])) for cid in order]
+
+
+def suppress_near_duplicates(
+    candidates: Sequence[Candidate], segments: dict[int, Segment], policy: DedupPolicy, limit: int
+) -> list[Candidate]:
+    """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``."""
+    kept: list[Candidate] = []
+    words: dict[int, frozenset[str]] = {}
+    for cand in candidates:
+        seg = segments[cand.corpus_id]
+        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, words) for k in kept):
+            kept.append(cand)
+            if len(kept) >= limit:
+                break
+    return kept
+
+
+def time_overlap(a: Segment, b: Segment) -> float:
+    """Shared seconds over the shorter window's length (0 for different videos)."""
+    if a.video_id != b.video_id:
+        return 0.0
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    shorter = min(a.end - a.start, b.end - b.start)
+    if shared <= 0:
+        return 0.0
+    return 1.0 if shorter <= 0 else min(1.0, shared / shorter)
+
+
+def word_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, cache: dict[int, frozenset[str]]) -> bool:
+    if time_overlap(a, b) > policy.overlap:
+        return True
+    return word_jaccard(_words(a, cache), _words(b, cache)) >= policy.jaccard
+
+
+def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
+    if seg.corpus_id not in cache:
+        cache[seg.corpus_id] = frozenset(_WORD.findall(fold_accents(seg.text.lower())))
+    return cache[seg.corpus_id]
+
+
+class Retriever:
+    """Answers ``search`` calls over one store; indexes are loaded on first use."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        indexes: Indexes | None = None,
+        dedup_jaccard: float = DEDUP_JACCARD,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.dedup_policy = DedupPolicy(overlap=settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
+        self._indexes = indexes
+        self._loaded_version: int | None = None if indexes is None else self._manifest_version()
+        self.stale = False
+
+    def _manifest_version(self) -> int | None:
+        try:
+            return (index_dir(self.store.home) / MANIFEST).stat().st_mtime_ns
+        except OSError:
+            return None
+
+    @property
+    def indexes(self) -> Indexes:
+        """Load and check the indexes; an empty store is an error that says to ingest.
+
+        A long-lived retriever (the web app) picks up a rebuild made by another
+        process: the manifest is replaced atomically at the end of every build,
+        so a changed modification time means new indexes (one stat per query).
+        """
+        version = self._manifest_version()
+        if self._indexes is None or (version is not None and version != self._loaded_version):
+            if self.store.segment_count() == 0:
+                raise StoreError(
+                    f"O acervo em {self.store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' "
+                    "para adicionar aulas antes de buscar."
+                )
+            self._indexes = load_indexes(
+                self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold
+            )
+            self._loaded_version = version
+            self._check_fresh(self._indexes)
+        return self._indexes
+
+    def _check_fresh(self, indexes: Indexes) -> None:
+        """An index older than the store still answers, but the user should reindex."""
+        self.stale = ids_fingerprint(self.store.corpus_ids()) != indexes.fingerprint
+        if self.stale:
+            log.warning(
+                "O índice não reflete o acervo atual (aulas foram ingeridas ou removidas depois da "
+                "indexação). Rode 'lecture-rag index' para incluí-las na busca."
+            )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "dense",
+        course: str | None = None,
+        video: str | None = None,
+        dedup: bool = True,
+    ) -> list[Hit]:
+        """Top-``k`` hits for ``query``; ``course``/``video`` restrict the search.
+
+        ``dedup=False`` returns near-duplicate windows too (see :class:`DedupPolicy`).
+        Raises LectureRagError for an empty query, an unknown mode, course or
+        video, and StoreError for an empty store or missing/foreign indexes.
+        """
+        text = prepare_query(query)
+        if mode not in MODES:
+            raise LectureRagError(f"Modo de busca '{mode}' desconhecido: use um de {', '.join(MODES)}.")
+        if k < 1:
+            raise LectureRagError(f"k={k} inválido: peça pelo menos 1 resultado.")
+        indexes = self.indexes
+        allowed = self._allowed(course, video)
+        qvec = self.embedder.embed_queries([text])[0] if mode != "bm25" else None
+        fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup else k)
+        total = len(indexes.vectors) if allowed is None else int(allowed.size)
+        while True:
+            candidates, exhausted = self._candidates(indexes, text, qvec, mode, fetch, allowed)
+            segments = self.store.get_segments(c.corpus_id for c in candidates)
+            candidates = [c for c in candidates if c.corpus_id in segments]  # stale index: gone
+            kept = candidates[:k]
+            if dedup:
+                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k)
+            if len(kept) >= k or exhausted or fetch >= total:
+                break
+            fetch = min(total, fetch * 4)
+        return [_hit(c, segments[c.corpus_id], rank) for rank, c in enumerate(kept, start=1)]
+
+    def _candidates(
+        self,
+        indexes: Indexes,
+        text: str,
+        qvec: np.ndarray | None,
+        mode: str,
+        fetch: int,
+        allowed: np.ndarray | None,
+    ) -> tuple[list[Candidate], bool]:
+        """Ranked candidates, and whether the retrievers had no more to give."""
+        if mode == "bm25":
+            ids, scores = indexes.bm25.search(text, fetch, allowed=allowed)
+            cands = [Candidate(int(i), float(s), None, float(s), ("bm25",)) for i, s in zip(ids, scores, strict=True)]
+            return cands, len(ids) < fetch
+        assert qvec is not None
+        d_ids, d_cos = indexes.vectors.search(qvec, fetch, allowed=allowed)
+        if mode == "dense":
+            cands = [Candidate(int(i), float(s), float(s), None, ("dense",)) for i, s in zip(d_ids, d_cos, strict=True)]
+            return cands, len(d_ids) < fetch
+        b_ids, b_scores = indexes.bm25.search(text, fetch, allowed=allowed)
+        fused = _hybrid(indexes, qvec, d_ids, b_ids, b_scores, self.settings.retrieval.rrf_k)
+        return fused, len(d_ids) < fetch and len(b_ids) < fetch
+
+    def _allowed(self, course: str | None, video: str | None) -> np.ndarray | None:
+        """Corpus ids the filters allow (None: no filter); unknown names are user errors."""
+        if course is None and video is None:
+            return None
+        videos = self.store.list_videos()
+        chosen = videos
+        if video is not None:
+            chosen = [v for v in chosen if v.video_id == video]
+            if not chosen:
+                raise LectureRagError(f"A aula '{video}' não está no acervo. Veja 'lecture-rag corpus list'.")
+        if course is not None:
+            wanted = course.casefold()
+            chosen = [v for v in chosen if v.course.casefold() == wanted]
+            if not chosen:
+                known = sorted({v.course for v in videos if v.course}) or ["(nenhum curso cadastrado)"]
+                where = f" com a aula '{video}'" if video else ""
+                raise LectureRagError(
+                    f"Nenhuma aula do curso '{course}'{where} no acervo. Cursos disponíveis: {', '.join(known)}."
+                )
+        ids = [s.corpus_id for v in chosen for s in self.store.segments(v.video_id)]
+        return np.asarray(sorted(ids), dtype=np.int64)
+
+
+def _hybrid(
+    indexes: Indexes,
+    qvec: np.ndarray,
+    d_ids: np.ndarray,
+    b_ids: np.ndarray,
+    b_scores: np.ndarray,
+    rrf_k: int,
+) -> list[Candidate]:
+    """RRF over both lists; every candidate gets its true cosine from the stored vectors."""
+    fused = rrf_fuse({"dense": d_ids.tolist(), "bm25": b_ids.tolist()}, rrf_k)
+    ids = np.asarray([cid for cid, _, _ in fused], dtype=np.int64)
+    cosines = indexes.vectors.vectors_for(ids) @ np.asarray(qvec, dtype=np.float32)
+    bm25 = {int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)}
+    out = [
+        Candidate(cid, score, float(cos), bm25.get(cid), src)
+        for (cid, score, src), cos in zip(fused, cosines, strict=True)
+    ]
+    out.sort(key=lambda c: (-c.rank_score, -(c.cosine or 0.0)))
+    return out
+
+
+def _hit(cand: Candidate, segment: Segment, rank: int) -> Hit:
+    return Hit(
+        segment=segment,
+        score=cand.cosine,
+        rank=rank,
+        rank_score=cand.rank_score,
+        bm25=cand.bm25,
+        sources=cand.sources,
+    )
