@@ -713,6 +713,22 @@ def compare(
                       highlight=False)
 
 
+@app.command()
+@user_errors
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Endereço (padrão: só esta máquina).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    token: Annotated[
+        str | None, typer.Option(help="Token para anotar (padrão: gerado e mostrado uma vez).")
+    ] = None,
+) -> None:
+    """Abrir a página web: perguntar, assistir no segundo citado e anotar."""
+    from lecture_rag.web.app import serve as run_server
+
+    run_server(_settings(store), host=host, port=port, token=token)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,169 @@
+"""The JSON/SSE API under /api; the pages call the same endpoints.
+
+Sync endpoints run in FastAPI's thread pool; the shared retriever takes its
+own lock, and run endpoints use a connection of their own (see
+:mod:`lecture_rag.web.resources`). A path parameter (a run name) only ever
+reaches SQL as a bound parameter, never the filesystem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.runs import RunItem, RunStore
+from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.web.models import (
+    MAX_K,
+    MAX_NAME_CHARS,
+    MAX_QUESTION_CHARS,
+    AnnotationIn,
+    AnnotationSaved,
+    AskRequest,
+    ErrorOut,
+    HealthOut,
+    Mode,
+    RecordsOut,
+    RunOut,
+    SearchOut,
+    VideoOut,
+)
+from lecture_rag.web.payloads import automated_label, hit_out, labels_out, record_out, video_out
+from lecture_rag.web.resources import Resources
+from lecture_rag.web.security import bearer, check_token
+from lecture_rag.web.sse import ask_events
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "pedido que não pode ser atendido (mensagem em português)"},
+    413: {"model": ErrorOut, "description": "corpo maior que 64 KB"},
+    422: {"model": ErrorOut, "description": "campos inválidos"},
+}
+SSE_DESCRIPTION = (
+    "Server-sent events, in order: `hits` (SseHits) once, `token` (SseToken) one or more, then `done` "
+    "(AnswerOut); or `error` (SseError) instead of `done`. Each `data:` line is one JSON object."
+)
+
+
+def resources_of(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    return res
+
+
+Res = Annotated[Resources, Depends(resources_of)]
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    check_token(request, credentials)
+
+
+@contextmanager
+def open_run(resources: Resources, name: str) -> Iterator[tuple[RunStore, list[RunItem]]]:
+    """The run's store and items, or 404 with the runs that exist."""
+    with resources.runs() as runs:
+        if runs.get_config(name) is None:
+            known = ", ".join(runs.names()) or "nenhuma"
+            raise HTTPException(404, f"Rodada '{name}' não existe (rodadas: {known}). Crie com 'lecture-rag run'.")
+        yield runs, runs.items(name)
+
+
+@router.get("/health", response_model=HealthOut, summary="Estado do servidor e do acervo")
+def health(res: Res) -> HealthOut:
+    videos, segments = res.counts()
+    return HealthOut(
+        status="degraded" if res.problem else "ok", videos=videos, segments=segments,
+        embedder=res.retriever.embedder.name, llm=res.llm_name, stale_index=res.retriever.stale, problem=res.problem,
+    )
+
+
+@router.post(
+    "/ask",
+    summary="Responder a uma pergunta (SSE: hits → token… → done)",
+    response_class=StreamingResponse,
+    responses={200: {"description": SSE_DESCRIPTION, "content": {"text/event-stream": {}}}, **ERRORS},
+)
+async def ask(body: AskRequest, res: Res) -> StreamingResponse:
+    return StreamingResponse(
+        ask_events(res, body), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/search", response_model=SearchOut, responses=ERRORS, summary="Buscar segmentos")
+def search(
+    res: Res,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="a pergunta")],
+    k: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
+    mode: Mode | None = None,
+    course: Annotated[str | None, Query(max_length=200)] = None,
+    video: Annotated[str | None, Query(max_length=200)] = None,
+) -> SearchOut:
+    k = k or res.settings.retrieval.k
+    chosen: Any = mode or res.settings.retrieval.mode
+    hits = res.retriever.search(q, k=k, mode=chosen, course=course or None, video=video or None)
+    return SearchOut(query=q, mode=chosen, k=k, hits=[hit_out(h) for h in hits])
+
+
+@router.get("/videos", response_model=list[VideoOut], summary="Aulas do acervo")
+def videos(res: Res) -> list[VideoOut]:
+    with res.runs() as runs:
+        return [video_out(v) for v in runs.store.list_videos()]
+
+
+@router.get("/runs", response_model=list[RunOut], summary="Rodadas de avaliação")
+def runs_list(res: Res) -> list[RunOut]:
+    with res.runs() as runs:
+        return [RunOut.model_validate(s) for s in runs.summaries()]
+
+
+@router.get("/runs/{name}/records", response_model=RecordsOut, responses={404: {"model": ErrorOut}},
+            summary="Registros de uma rodada (rótulo automatizado oculto até o anotador rotular)")
+def run_records(
+    name: str,
+    res: Res,
+    annotator: Annotated[str | None, Query(max_length=MAX_NAME_CHARS, description="quem anota")] = None,
+) -> RecordsOut:
+    who = " ".join(annotator.split()) if annotator else None
+    with open_run(res, name) as (_, items):
+        records = [record_out(item, who) for item in items]
+    done = [who is not None and who in item.annotations for item in items]
+    return RecordsOut(
+        run=name, total=len(items), annotator=who, annotated_by_annotator=sum(done),
+        first_pending=next((i for i, d in enumerate(done) if not d), len(items)), labels=labels_out(),
+        records=records,
+    )
+
+
+@router.post("/runs/{name}/annotations", response_model=AnnotationSaved, dependencies=[Depends(require_token)],
+             responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, **ERRORS},
+             summary="Gravar o rótulo de um anotador (requer o token)")
+def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
+    with open_run(res, name) as (runs, items):
+        item = next((i for i in items if i.qid == body.qid), None)
+        if item is None:
+            raise HTTPException(404, f"A rodada '{name}' não tem a pergunta '{body.qid}'.")
+        runs.annotate(name, body.qid, body.annotator, body.label, body.comment)
+        done = sum(1 for i in items if body.annotator in i.annotations or i.qid == body.qid)
+    return AnnotationSaved(
+        run=name, qid=body.qid, annotator=body.annotator, label=body.label, comment=body.comment,
+        auto_label=automated_label(item), annotated_by_annotator=done, total=len(items),
+    )
+
+
+@router.get("/runs/{name}/agreement", responses={404: {"model": ErrorOut}},
+            summary="Concordância manual × automatizada e entre anotadores (números do relatório)")
+def run_agreement(name: str, res: Res) -> dict[str, Any]:
+    with open_run(res, name) as (_, items):
+        try:
+            return run_summary(items)
+        except LectureRagError as exc:
+            raise HTTPException(400, str(exc)) from exc

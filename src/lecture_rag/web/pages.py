@@ -1,0 +1,124 @@
+"""Server-rendered pages (Jinja2, autoescaped) and the bundled static files.
+
+Pages carry no inline script: each loads its own file from /static, and data
+the script needs (a run name) travels in ``data-*`` attributes, escaped by
+Jinja2. Static files are read into memory at startup and served by name from
+that table, so no request path is ever joined to a directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from functools import lru_cache
+from importlib import resources as pkg_resources
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, PackageLoader
+
+from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.links import hhmmss
+from lecture_rag.web.api import open_run, resources_of
+from lecture_rag.web.payloads import labels_out
+
+router = APIRouter(include_in_schema=False)
+
+NAV = (("/", "Perguntar"), ("/runs", "Rodadas"))
+
+
+@lru_cache(maxsize=1)
+def templates() -> Environment:
+    env = Environment(loader=PackageLoader("lecture_rag.web", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["hhmmss"] = hhmmss
+    env.filters["num"] = _num
+    env.filters["pct"] = _pct
+    env.filters["pathseg"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/d" if value is None else f"{float(value):.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    return "n/d" if value is None else f"{100 * float(value):.1f}%"
+
+
+@lru_cache(maxsize=1)
+def static_files() -> dict[str, tuple[bytes, str]]:
+    """Every file of the package's static folder, by name, with its content type."""
+    folder = pkg_resources.files("lecture_rag.web").joinpath("static")
+    out: dict[str, tuple[bytes, str]] = {}
+    for entry in folder.iterdir():
+        if entry.is_file():
+            kind = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
+            if kind.startswith("text/") or kind.endswith("javascript"):
+                kind += "; charset=utf-8"
+            out[entry.name] = (entry.read_bytes(), kind)
+    return out
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = templates().get_template(name).render(nav=NAV, path=request.url.path, **context)
+    return HTMLResponse(html, status_code=status)
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    found = static_files().get(name)
+    if found is None:
+        raise HTTPException(404, "Arquivo não encontrado.")
+    body, kind = found
+    return Response(body, media_type=kind, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/", response_class=HTMLResponse)
+def ask_page(request: Request) -> HTMLResponse:
+    res = resources_of(request)
+    videos, segments = res.counts()
+    return render(
+        request, "ask.html", llm=res.llm_name, extractive=res.engine.llm is None, videos=videos,
+        segments=segments, k=res.settings.retrieval.k, mode=res.settings.retrieval.mode, problem=res.problem,
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    with resources_of(request).runs() as runs:
+        summaries = runs.summaries()
+    return render(request, "runs.html", runs=summaries)
+
+
+@router.get("/runs/{name}/annotate", response_class=HTMLResponse)
+def annotate_page(request: Request, name: str) -> HTMLResponse:
+    with open_run(resources_of(request), name) as (_, items):
+        total = len(items)
+    return render(request, "annotate.html", run=name, total=total, labels=labels_out())
+
+
+def _svg_data_uri(svg: str) -> str:
+    """Plots go in as images: an SVG image runs no script and needs no inline-style exception in the CSP."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _plots(summary: dict[str, Any]) -> dict[str, str]:
+    from lecture_rag.report.plots import confusion_heatmap, score_histograms
+
+    plots: dict[str, str] = {}
+    agreement = summary.get("agreement")
+    if agreement and agreement["n"]:
+        plots["confusion"] = _svg_data_uri(confusion_heatmap(agreement["confusion"], agreement["labels"]))
+    if summary.get("ar_by_manual_label"):
+        plots["histogram"] = _svg_data_uri(score_histograms(summary["ar_by_manual_label"]))
+    return plots
+
+
+@router.get("/runs/{name}/agreement", response_class=HTMLResponse)
+def agreement_page(request: Request, name: str) -> HTMLResponse:
+    with open_run(resources_of(request), name) as (_, items):
+        summary = run_summary(items)
+    return render(request, "agreement.html", run=name, s=summary, plots=_plots(summary))

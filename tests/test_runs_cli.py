@@ -1,0 +1,128 @@
+"""Evaluation runs end to end through the CLI: run, kill/resume, annotate, agreement, reports, compare."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, run_cli
+
+QUESTIONS = REPO / "tests" / "data" / "nurc_questions.jsonl"
+
+
+def _subset(tmp_path: Path, n: int, labels: dict[int, str] | None = None) -> Path:
+    lines = QUESTIONS.read_text(encoding="utf-8").splitlines()
+    chosen = [*lines[: n - 1], lines[-1]]  # the last question is unanswerable
+    out = []
+    for i, line in enumerate(chosen):
+        obj = json.loads(line)
+        if labels and i in labels:
+            obj["label"] = labels[i]
+        out.append(json.dumps(obj, ensure_ascii=False))
+    path = tmp_path / f"q{n}.jsonl"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _rows(store: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(store / "lecture-rag.sqlite3") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_extractive_run_without_judge_reports_no_fake_scores(nurc_indexed: Path, tmp_path: Path) -> None:
+    questions = _subset(tmp_path, 4, labels={0: "C"})
+    result = run_cli("run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none",
+                     store=nurc_indexed)
+    assert result.returncode == 0, result.stderr
+    assert "Nenhum juiz configurado" in result.stdout
+    md = run_cli("report", "extrativa", "--hide-urls", store=nurc_indexed).stdout
+    assert md.count("**Pergunta ") == 4 and md.count("\n---\n") == 4
+    assert "**Answer Relevance (AR)**: n/d" in md
+    assert "**Raciocínio (AR CoT)**: (nenhum juiz configurado)" in md
+    assert "**Anotação manual**: C" in md  # imported from the question file's "label"
+    summary = json.loads(run_cli("agreement", "extrativa", "--json", store=nurc_indexed).stdout)
+    assert summary["judges"]["answer_relevance"]["mean"] is None
+    assert summary["answers"]["extractive"] == 4
+    assert summary["retrieval"]["n"] == 3 and summary["retrieval"]["recall@10"] > 0.5
+    # rerun: nothing to do, nothing duplicated
+    again = run_cli("run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none",
+                    store=nurc_indexed)
+    assert "4 já prontas" in again.stdout
+    assert _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='extrativa'") == [(4,)]
+    # another configuration under the same name is refused
+    other = run_cli("run", str(questions), "--name", "extrativa", "--llm", "none", "--k", "5", store=nurc_indexed)
+    assert other.returncode == 2 and "outra configuração" in other.stderr
+
+
+def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp_path: Path) -> None:
+    questions = _subset(tmp_path, 8)
+    exe = Path(sys.executable).parent / "lecture-rag"
+    args = [str(exe), "run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
+            "--store", str(nurc_indexed)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='morta'")[0][0] >= 2:
+                break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='morta'")[0][0]
+    assert 2 <= partial < 8
+    result = run_cli("run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
+                     store=nurc_indexed)
+    assert result.returncode == 0, result.stderr
+    assert f"{partial} já prontas" in result.stdout or f"{partial - 1} já prontas" in result.stdout
+    rows = _rows(nurc_indexed, "SELECT qid, COUNT(*) FROM run_items WHERE run='morta' GROUP BY qid")
+    assert len(rows) == 8 and all(count == 1 for _, count in rows)
+    judged = _rows(nurc_indexed, "SELECT COUNT(DISTINCT qid), COUNT(*) FROM judgments WHERE run='morta'")
+    assert judged == [(8, 32)]
+
+
+def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tmp_path: Path) -> None:
+    questions = _subset(tmp_path, 4)
+    assert run_cli("run", str(questions), "--name", "anot", "--llm", "none", "--judge-llm", "none",
+                   store=nurc_indexed).returncode == 0
+    qids = [json.loads(line)["id"] for line in questions.read_text().splitlines()]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"qid,label\n{qids[0]},C\nnao-existe,P\n{qids[1]},X\n", encoding="utf-8")
+    refused = run_cli("annotate", "import", "anot", str(bad), store=nurc_indexed)
+    assert refused.returncode == 2 and "nada foi importado" in refused.stderr
+    assert "nao-existe" in refused.stderr and "'X'" in refused.stderr
+    good = tmp_path / "labels.csv"
+    good.write_text("qid,label,annotator,comment\n" + "".join(
+        f"{q},{lab},bruno,ok\n" for q, lab in zip(qids, "CPIN", strict=True)), encoding="utf-8")
+    imported = run_cli("annotate", "import", "anot", str(good), store=nurc_indexed)
+    assert imported.returncode == 0 and "4 anotação" in imported.stdout
+    # terminal mode with piped keys: label two, skip back, quit
+    exe = Path(sys.executable).parent / "lecture-rag"
+    term = subprocess.run([str(exe), "annotate", "anot", "--annotator", "ana", "--store", str(nurc_indexed)],
+                          input="c\np\nb\ni\nq\n", capture_output=True, text=True, timeout=120)
+    assert term.returncode == 0, term.stderr
+    assert "2 rótulo(s) gravado(s)" in term.stdout or "3 rótulo(s) gravado(s)" in term.stdout
+    labels = dict(_rows(nurc_indexed, "SELECT qid, label FROM annotations WHERE run='anot' AND annotator='ana'"))
+    assert labels == {qids[0]: "C", qids[1]: "I"}
+    summary = json.loads(run_cli("agreement", "anot", "--json", store=nurc_indexed).stdout)
+    assert summary["inter_annotator"]["annotators"] == ["ana", "bruno"]
+    assert summary["agreement"] is None  # no judge: no automated labels to compare
+    html = tmp_path / "r.html"
+    assert run_cli("report", "anot", "--format", "html", "-o", str(html), store=nurc_indexed).returncode == 0
+    page = html.read_text(encoding="utf-8")
+    assert "<h2>Registros</h2>" in page and page.count("<details>") == 4
+    csv_out = run_cli("report", "anot", "--format", "csv", store=nurc_indexed).stdout
+    assert csv_out.splitlines()[0].startswith("n,qid,question,answer")
+    assert len(csv_out.strip().splitlines()) >= 5
+    data = json.loads(run_cli("report", "anot", "--format", "json", "--hide-urls", store=nurc_indexed).stdout)
+    assert len(data["records"]) == 4 and data["config"]["llm"] == "none (extrativa)"
+    # compare with the first run: shared questions, label flips listed
+    cmp = json.loads(run_cli("compare", "anot", "extrativa", "--json", store=nurc_indexed).stdout)
+    assert cmp["shared_questions"] >= 3
+    assert any(f["which"] == "manual" for f in cmp["flips"])
