@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, run_cli
 
 QUESTIONS = REPO / "tests" / "data" / "nurc_questions.jsonl"
@@ -126,3 +128,29 @@ def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tm
     cmp = json.loads(run_cli("compare", "anot", "extrativa", "--json", store=nurc_indexed).stdout)
     assert cmp["shared_questions"] >= 3
     assert any(f["which"] == "manual" for f in cmp["flips"])
+
+
+@pytest.mark.slow
+def test_run_with_bundled_model_as_answerer_and_judge(nurc_indexed: Path, tmp_path: Path) -> None:
+    """The tiny bundled model answers and drives every judge: structure is checked, not eloquence."""
+    from lecture_rag.generate.models import bundled_gguf
+
+    model = bundled_gguf()
+    assert model is not None
+    questions = _subset(tmp_path, 2)
+    env = {"LECTURE_RAG_LLM_MAX_TOKENS": "32", "LECTURE_RAG_LLM_CONTEXT_WINDOW": "2048",
+           "LECTURE_RAG_JUDGE_LLM_CONTEXT_WINDOW": "2048"}
+    result = run_cli("run", str(questions), "--name", "gguf", "--llm", f"gguf:{model}", "--judge-llm",
+                     f"gguf:{model}", "--k", "2", store=nurc_indexed, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(run_cli("report", "gguf", "--format", "json", store=nurc_indexed).stdout)
+    assert len(data["records"]) == 2
+    for record in data["records"]:
+        assert record["answer"]["model"].startswith("gguf:")
+        assert set(record["judgments"]) == {"answer_relevance", "context_relevance", "groundedness", "auto_label"}
+        for j in record["judgments"].values():
+            assert j["model"].startswith("gguf:")
+            assert j["score"] is None or 0.0 <= j["score"] <= 1.0
+            assert j["parsed"] or j["error"] or not j["applicable"]
+    md = run_cli("report", "gguf", store=nurc_indexed).stdout
+    assert md.count("**Answer Relevance (AR)**: ") == 2
