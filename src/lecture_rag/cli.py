@@ -135,7 +135,7 @@ def ingest(
         bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
     _print_ingest_report(report)
     if (report.done and not no_index and report.failed == []) or (report.done and not no_index):
-        _maybe_index(settings)
+        index_corpus(settings, rebuild=False)
     if report.failed:
         raise typer.Exit(1)
 
@@ -159,15 +159,6 @@ def _print_ingest_report(report: Any) -> None:
             f"{len(report.done)} arquivo(s) ingerido(s), {len(report.failed)} com erro. "
             "Corrija os arquivos listados e rode de novo: os já ingeridos não serão refeitos."
         )
-
-
-def _maybe_index(settings: Settings) -> None:
-    """Run the index stage after ingest when it is available."""
-    try:
-        from lecture_rag.index import build as _build  # noqa: F401
-    except ImportError:
-        return
-    index_corpus(settings, rebuild=False)
 
 
 def index_corpus(settings: Settings, *, rebuild: bool) -> dict[str, Any]:

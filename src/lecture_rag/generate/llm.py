@@ -313,7 +313,35 @@ def _error_detail(response: httpx.Response) -> str:
     return str(err)[:300]
 
 
-class OpenAICompatibleLLM:
+class _CompleteByStreaming:
+    """Both backends always stream; ``complete`` drains the stream, so first-token time is measured too."""
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> StreamResult:
+        raise NotImplementedError
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Completion:
+        return self.stream(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+        ).finish()
+
+
+class OpenAICompatibleLLM(_CompleteByStreaming):
     """Any server speaking OpenAI's ``/v1/chat/completions`` with SSE streaming.
 
     Token counts come from the stream's ``usage`` when the server honours
@@ -403,19 +431,6 @@ class OpenAICompatibleLLM:
         return models[0]
 
     # -- generation -------------------------------------------------------------------
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-    ) -> Completion:
-        return self.stream(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
-        ).finish()
 
     def stream(
         self,
@@ -683,7 +698,7 @@ def _require_llama_cpp() -> Any:
     return llama_cpp
 
 
-class LlamaCppLLM:
+class LlamaCppLLM(_CompleteByStreaming):
     """A GGUF model run in-process by llama-cpp-python.
 
     The model loads on first use (a 1 GB model takes seconds; constructing
@@ -742,19 +757,6 @@ class LlamaCppLLM:
         if not text:
             return 0
         return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-    ) -> Completion:
-        return self.stream(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
-        ).finish()
 
     def stream(
         self,
