@@ -51,7 +51,16 @@ Published figure
       InstructGPT" — qualitative.
 
     So no published number measures what is computed here, and none is asserted
-    with a tolerance. What the test does replicate is the authors' own reading of
+    with a tolerance. The paper's checkable claim is qualitative (abstract):
+    automated judges "struggle in detecting hallucinations in LLM answers", i.e.
+    they accept wrong long-form answers. ``test_gpt4_on_long_answers`` checks it on
+    these GPT-4 judgments, with answer length standing in for "LLM answer" (the
+    per-system files are not here): of the answers people rejected, GPT-4
+    accepted 23.4% of those over 10 words (11/47) against 12.1% of the shorter
+    ones (75/620), Fisher p = 0.039; κ 0.646 against 0.699. The direction
+    replicates; the strength does not hold up: splits at 3, 5, 8 and 15 words
+    (also tried) give p = 0.76, 0.33, 0.09 and 0.35, so after looking at five
+    cut-offs this is a trend, not a finding. What the test does replicate is the authors' own reading of
     the GPT-4 texts: the ``Acceptable?`` column of NQ301_gpt-4.tsv is evidently
     their binarisation (the repo's ``gpt_eval`` rule — text starts with yes/no —
     plus hand fixes: "partially correct" → Yes, two "No, … not entirely correct"
@@ -256,3 +265,33 @@ def test_inter_annotator_agreement(human: list[Row], joined: list[tuple[Row, Row
     one = agreement([h["annotator1"] or None for h, _ in joined], verdicts, YN, ordinal=(), resamples=0)
     two = agreement([h["annotator2"] or None for h, _ in joined], verdicts, YN, ordinal=(), resamples=0)
     assert (round(one.kappa or 0, 4), round(two.kappa or 0, 4)) == (0.6824, 0.5915)
+
+
+# --------------------------------------------------------------------------- the paper's claim
+
+
+def test_gpt4_on_long_answers(joined: list[tuple[Row, Row]]) -> None:
+    """GPT-4 accepts more of the long answers people rejected: the paper's direction, weakly."""
+    from scipy.stats import fisher_exact
+
+    def split(long: bool) -> list[tuple[str, str | None]]:
+        return [
+            (h["Acceptable?"], gpt4_verdict(g["gpt-4"]))
+            for h, g in joined
+            if (len(h["Model answer"].split()) > 10) == long
+        ]
+
+    counts = {}
+    for long in (True, False):
+        wrong = [auto for manual, auto in split(long) if manual == "No" and auto is not None]
+        counts[long] = (sum(auto == "Yes" for auto in wrong), len(wrong))
+    assert counts == {True: (11, 47), False: (75, 620)}
+    (la, ln), (sa, sn) = counts[True], counts[False]
+    assert round(la / ln, 3) == 0.234 and round(sa / sn, 3) == 0.121
+    p = fisher_exact([[la, ln - la], [sa, sn - sa]]).pvalue
+    assert 0.03 < p < 0.05  # significant alone, not after the five cut-offs tried (see the module docstring)
+    kappas = {
+        long: agreement([m for m, _ in split(long)], [a for _, a in split(long)], YN, ordinal=(), resamples=0).kappa
+        for long in (True, False)
+    }
+    assert round(kappas[True] or 0, 3) == 0.646 and round(kappas[False] or 0, 3) == 0.699
