@@ -17,6 +17,7 @@ from lecture_rag.evaluate.judges import (
     DEFAULT_SCHEME,
     KINDS,
     NO_JUDGE_ERROR,
+    SCORE_GRAMMAR,
     Judge,
     JudgeConfig,
     Judgment,
@@ -28,6 +29,7 @@ from lecture_rag.evaluate.judges import (
     context_relevance,
     fit_tokens,
     groundedness,
+    label_grammar,
     make_judge,
     normalise,
     parse_label_output,
@@ -265,6 +267,7 @@ def test_custom_label_scheme() -> None:
     scheme = LabelScheme((LabelDef("Y", "sim", "acceptable"), LabelDef("NO", "não", "not acceptable")))
     assert parse_label_output("Label: sim", scheme)[0] == "Y"
     assert parse_label_output("Label: nao", scheme)[0] == "NO"
+    assert parse_label_output("Label: NO", scheme)[0] == "NO"  # the code itself, not only its name
     assert parse_label_output("Label: C", scheme)[0] is None
 
 
@@ -307,7 +310,8 @@ def test_prompts_render_and_are_hashed() -> None:
     assert "[1] a" in user and "[2] b" in user and user.endswith("STATEMENT: s")
     label_system = render("auto_label.system.j2", labels=DEFAULT_SCHEME.labels, codes="C, P, I, N")
     assert "- P (parcialmente correta):" in label_system
-    assert len(prompt_hashes()) == 9
+    hashes = prompt_hashes()
+    assert len(hashes) == 10 and "grammars" in hashes  # nine templates and the output grammars
 
 
 def test_judgment_round_trips_through_json() -> None:
@@ -384,6 +388,37 @@ def test_every_judge_runs_with_the_real_tiny_model(tiny_judge: Judge) -> None:
         assert item.parsed == (item.score_raw in (0, 1, 2, 3))
     assert judgments["auto_label"].label in (None, *DEFAULT_SCHEME.codes)
     json.dumps([j.to_dict() for j in judgments.values()])  # storable as-is
+
+
+CUSTOM = LabelScheme((LabelDef("OK", "certa", "d"), LabelDef("NÃO", "errada", "d")))
+
+
+def test_output_grammars_match_what_the_parsers_read() -> None:
+    assert SCORE_GRAMMAR.startswith('root ::= "Criteria: " criteria "\\nSupporting Evidence: "')
+    assert '("C" | "P" | "I" | "N")' in label_grammar(DEFAULT_SCHEME)
+    assert '("OK" | "N\\u00c3O")' in label_grammar(CUSTOM)  # quoted and escaped, never raw text
+    custom = CUSTOM
+    # What the grammars allow is what the parsers accept.
+    assert parse_score_output("Criteria: x\nSupporting Evidence: y\nScore: 2")[0] == 2
+    assert parse_label_output("Justification: x\nLabel: NÃO", custom)[0] == "NÃO"
+
+
+@pytest.mark.slow
+def test_grammar_makes_every_tiny_model_judgment_parseable() -> None:
+    """Left free, SmolLM2 rarely writes a Score line; held to the grammar, every verdict parses."""
+    path = bundled_gguf()
+    assert path is not None
+    judge = Judge(LlamaCppLLM(path, context_window=2048, threads=1))  # default token budget
+    judgments = judge.judge_answer(_answer())
+    for judgment in judgments:
+        _assert_well_formed(judgment)
+        assert judgment.parsed, (judgment.kind, judgment.raw)
+        assert all(item.parsed for item in judgment.items), judgment.kind
+    ar = judgments[0]
+    assert ar.raw.startswith("Criteria: ") and "\nSupporting Evidence: " in ar.raw
+    assert judgments[-1].label in DEFAULT_SCHEME.codes
+    custom = auto_label(judge.llm, QUESTION, GOOD, SEGMENTS, CUSTOM)  # multi-letter, non-ASCII codes
+    assert custom.parsed and custom.label in ("OK", "NÃO"), custom.raw
 
 
 @pytest.mark.slow

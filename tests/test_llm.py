@@ -22,6 +22,7 @@ from lecture_rag.generate.llm import (
     LlamaCppLLM,
     LLMError,
     OpenAICompatibleLLM,
+    enforces_grammar,
     estimate_tokens,
     make_llm,
     normalise_base_url,
@@ -120,6 +121,18 @@ def test_openai_counts_tokens_with_the_server_tokenizer(llama_base_url: str, ggu
         assert llm.count_tokens("") == 0
 
 
+DIGIT = 'root ::= [0-3]\n'
+
+
+@pytest.mark.slow
+def test_openai_sends_grammar_to_a_llama_cpp_server_when_enabled(llama_base_url: str) -> None:
+    question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
+    with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, send_grammar=True) as llm:
+        assert enforces_grammar(llm)
+        constrained = llm.complete(question, max_tokens=8, grammar=DIGIT)
+    assert constrained.text in ("0", "1", "2", "3")
+
+
 # ----------------------------------------------------------------- in-process GGUF
 
 
@@ -147,6 +160,19 @@ def test_gguf_is_deterministic(gguf_llm: LlamaCppLLM) -> None:
     first = gguf_llm.complete(messages, max_tokens=20, seed=3)
     second = gguf_llm.complete(messages, max_tokens=20, seed=3)
     assert first.text == second.text and first.completion_tokens == second.completion_tokens
+
+
+@pytest.mark.slow
+def test_gguf_grammar_constrains_the_output_unless_disabled(gguf_llm: LlamaCppLLM) -> None:
+    question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
+    free = gguf_llm.complete(question, max_tokens=16)
+    assert free.text not in ("0", "1", "2", "3")  # left alone, the tiny model writes prose
+    assert enforces_grammar(gguf_llm)
+    assert gguf_llm.complete(question, max_tokens=16, grammar=DIGIT).text in ("0", "1", "2", "3")
+    off = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, use_grammar=False)
+    off._llama = gguf_llm.load()  # share the loaded weights; only the flag differs
+    assert not enforces_grammar(off)
+    assert off.complete(question, max_tokens=16, grammar=DIGIT).text == free.text
 
 
 @pytest.mark.slow
@@ -295,6 +321,28 @@ def test_500_then_200_is_retried() -> None:
     body = server.hits[-1].body
     assert body["temperature"] == 0.0 and body["seed"] == 42 and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+
+
+def test_grammar_reaches_the_server_only_when_enabled() -> None:
+    with ScriptedServer([Reply()]) as server:
+        plain = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
+        assert not enforces_grammar(plain)
+        plain.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
+        with_grammar = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, send_grammar=True)
+        with_grammar.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
+    assert "grammar" not in server.hits[0].body  # unknown fields can make other servers answer 400
+    assert server.hits[1].body["grammar"] == DIGIT
+
+
+def test_make_llm_grammar_setting(tmp_path: Path) -> None:
+    gguf = make_llm(LLMSettings(backend=f"gguf:{smollm2_path()}"))
+    assert isinstance(gguf, LlamaCppLLM) and gguf.use_grammar  # default: on where llama.cpp runs in-process
+    off = make_llm(LLMSettings(backend=f"gguf:{smollm2_path()}", grammar=False))
+    assert isinstance(off, LlamaCppLLM) and not off.use_grammar
+    http = make_llm(LLMSettings(backend="openai", model="m"))
+    assert isinstance(http, OpenAICompatibleLLM) and not http.send_grammar  # default: off for unknown servers
+    on = make_llm(LLMSettings(backend="openai", model="m", grammar=True))
+    assert isinstance(on, OpenAICompatibleLLM) and on.send_grammar
 
 
 def test_429_honours_retry_after() -> None:

@@ -61,6 +61,25 @@ def test_extractive_run_without_judge_reports_no_fake_scores(nurc_indexed: Path,
     assert other.returncode == 2 and "outra configuração" in other.stderr
 
 
+def test_judges_option_runs_only_the_judges_asked_for(nurc_indexed: Path, tmp_path: Path) -> None:
+    questions = _subset(tmp_path, 2)
+    base = ("run", str(questions), "--name", "so-ar", "--llm", "none", "--judge-llm", "none")
+    bad = run_cli(*base, "--judges", "ar,xyz", store=nurc_indexed)
+    assert bad.returncode == 2 and "juiz desconhecido: xyz" in bad.stderr and "label (auto_label)" in bad.stderr
+    assert "so-ar" not in run_cli("runs", store=nurc_indexed).stdout  # refused before anything started
+    ok = run_cli(*base, "--judges", "label, AR", store=nurc_indexed)
+    assert ok.returncode == 0, ok.stderr
+    kinds = _rows(nurc_indexed, "SELECT DISTINCT kind FROM judgments WHERE run='so-ar' ORDER BY kind")
+    assert kinds == [("answer_relevance",), ("auto_label",)]
+    config = json.loads(_rows(nurc_indexed, "SELECT config FROM runs WHERE name='so-ar'")[0][0])
+    assert config["judges"] == ["answer_relevance", "auto_label"] and config["judge_grammar"] is False
+    text = run_cli("agreement", "so-ar", store=nurc_indexed).stdout
+    assert "Juiz context_relevance: não pedido nesta rodada" in text
+    # all four judges under the same name is another experiment: refused
+    other = run_cli(*base, store=nurc_indexed)
+    assert other.returncode == 2 and "outra configuração" in other.stderr
+
+
 def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp_path: Path) -> None:
     questions = _subset(tmp_path, 8)
     exe = Path(sys.executable).parent / "lecture-rag"

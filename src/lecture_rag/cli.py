@@ -503,18 +503,22 @@ def run_questions(
     k: Annotated[int, typer.Option("--k", min=1, max=200)] = 10,
     mode: Mode = "dense",
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Pedidos simultâneos a LLMs HTTP.")] = 4,
+    judges: Annotated[
+        str, typer.Option("--judges", help="Juízes a rodar: ar, cr, g, label (separados por vírgula).")
+    ] = "ar,cr,g,label",
 ) -> None:
     """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
     from lecture_rag.evaluate.questions import load_questions
-    from lecture_rag.evaluate.run import execute_run, run_config
+    from lecture_rag.evaluate.run import execute_run, parse_judge_kinds, run_config
     from lecture_rag.evaluate.runs import RunStore
     from lecture_rag.generate.answer import AnswerEngine
 
     settings = _settings(store)
+    kinds = parse_judge_kinds(judges)
     qs = load_questions(questions)
     engine = AnswerEngine(_open_retriever(settings), _make_llm(settings, llm), settings.llm)
     judge = _make_judge(settings, judge_llm)
-    config = run_config(engine, judge, k=k, mode=_check_mode(mode), questions_path=questions)
+    config = run_config(engine, judge, k=k, mode=_check_mode(mode), questions_path=questions, kinds=kinds)
     runs = RunStore(engine.retriever.store)
     created = runs.start(name, config)
     console.print(f"Rodada '{name}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.")
@@ -523,7 +527,7 @@ def run_questions(
     with _progress() as bar:
         task = bar.add_task("Respondendo e avaliando", total=len(qs))
         stats = execute_run(
-            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency,
+            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency, kinds=kinds,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
@@ -606,6 +610,9 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
     console.print(f"[bold]Rodada {run}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual")
     console.print(f"Respostas: {s['answers']}", highlight=False)
     for kind, j in s["judges"].items():
+        if not j["judged"]:
+            console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
+            continue
         console.print(f"Juiz {kind}: média {_fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
                       + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""), highlight=False)
     if s.get("retrieval"):

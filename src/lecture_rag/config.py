@@ -72,6 +72,9 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(512, ge=1)
     temperature: float = 0.0
     seed: int = 42
+    # Constrain judge output with a GBNF grammar: None = where it is safe (in-process GGUF);
+    # true also sends it to an OpenAI-compatible server (llama.cpp's servers accept "grammar").
+    grammar: bool | None = None
 
 
 class Settings(BaseSettings):

@@ -34,6 +34,7 @@ run must be able to retry them.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -164,7 +165,11 @@ class LabelScheme:
                 if code.lower() == first.group(1):
                     return code
         names = sorted(
-            ((_fold(alias), label.code) for label in self.labels for alias in (label.name, *label.aliases)),
+            (
+                (_fold(alias), label.code)
+                for label in self.labels
+                for alias in (label.code, label.name, *label.aliases)  # multi-letter codes too ("OK")
+            ),
             key=lambda pair: -len(pair[0]),
         )
         for alias, code in names:
@@ -208,8 +213,8 @@ DEFAULT_SCHEME = LabelScheme(
 class JudgeConfig:
     """Generation settings; deterministic by default so a rerun reproduces the verdicts."""
 
-    max_tokens: int = 320
-    label_max_tokens: int = 160
+    max_tokens: int = 512
+    label_max_tokens: int = 224
     temperature: float = 0.0
     seed: int = 42
     max_claims: int = 12
@@ -370,6 +375,8 @@ def prompt_hashes() -> dict[str, str]:
     for name in TEMPLATES:
         source = env.loader.get_source(env, name)[0] if env.loader else ""
         out[name] = hashlib.sha256(source.encode()).hexdigest()[:12]
+    grammars = SCORE_GRAMMAR + label_grammar(DEFAULT_SCHEME)
+    out["grammars"] = hashlib.sha256(grammars.encode()).hexdigest()[:12]
     return out
 
 
@@ -432,13 +439,35 @@ def _room(llm: LLM, config: JudgeConfig, max_tokens: int, system: str, user_skel
     return room
 
 
-def _ask(llm: LLM, system: str, user: str, max_tokens: int, config: JudgeConfig) -> str:
+# The output forms the prompts ask for, as GBNF grammars. A backend that can enforce
+# them (llama.cpp) makes even a small local model answer in a parseable form; the
+# parser still reads free text from backends that cannot. Lines are bounded (the
+# seed's own CoT has ~170 characters of criteria and ~430 of evidence) so that a
+# model that never ends a line is made to conclude inside the token budget
+# (JudgeConfig.max_tokens covers the bounds at ~1.6 characters per token, the
+# worst rate measured on Portuguese with SmolLM2's tokenizer).
+SCORE_GRAMMAR = (
+    'root ::= "Criteria: " criteria "\\nSupporting Evidence: " evidence "\\nScore: " [0-3]\n'
+    "criteria ::= [^\\n]{1,250}\n"
+    "evidence ::= [^\\n]{1,500}\n"
+)
+
+
+def label_grammar(scheme: LabelScheme) -> str:
+    """``Justification: …`` then ``Label: X`` with X one of the scheme's codes."""
+    codes = " | ".join(json.dumps(code) for code in scheme.codes)
+    return f'root ::= "Justification: " line "\\nLabel: " ({codes})\nline ::= [^\\n]{{1,300}}\n'
+
+
+def _ask(llm: LLM, system: str, user: str, max_tokens: int, config: JudgeConfig, grammar: str) -> str:
     """One deterministic judge call; returns the raw text."""
     messages: list[ChatMessage] = [
         {"role": "system", "content": system},
         {"role": "user", "content": user},
     ]
-    completion = llm.complete(messages, max_tokens=max_tokens, temperature=config.temperature, seed=config.seed)
+    completion = llm.complete(
+        messages, max_tokens=max_tokens, temperature=config.temperature, seed=config.seed, grammar=grammar
+    )
     return completion.text
 
 
@@ -498,7 +527,7 @@ def answer_relevance(
     q_text, q_cut = fit_tokens(question, room // 4, count)
     a_text, a_cut = fit_tokens(answer, room - count(q_text), count)
     user = render("answer_relevance.user.j2", question=q_text, answer=a_text)
-    raw = _ask(llm, system, user, config.max_tokens, config)
+    raw = _ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR)
     note = "pergunta ou resposta truncada para caber na janela do juiz" if q_cut or a_cut else ""
     return _scored(kind, raw, llm.name, note)
 
@@ -521,7 +550,8 @@ def context_relevance(
     for index, seg in enumerate(segs, start=1):
         text, cut = fit_tokens(seg.text, room - count(q_text), count)
         user = render("context_relevance.user.j2", question=q_text, context=text)
-        items.append(_item(index, text, _ask(llm, system, user, config.max_tokens, config), cut, seg.corpus_id))
+        raw = _ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR)
+        items.append(_item(index, text, raw, cut, seg.corpus_id))
     return _aggregate(kind, items, llm.name, "trechos")
 
 
@@ -602,7 +632,7 @@ def groundedness(
     items = []
     for index, statement in enumerate(statements, start=1):
         user = render("groundedness.user.j2", sources=source_texts, statement=statement)
-        items.append(_item(index, statement, _ask(llm, system, user, config.max_tokens, config), cut))
+        items.append(_item(index, statement, _ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR), cut))
     return _aggregate(kind, items, llm.name, "afirmações", note)
 
 
@@ -628,7 +658,7 @@ def auto_label(
     a_text, a_cut = fit_tokens(answer, room // 3, count)
     sources = share_tokens([s.text for s in _segments(segments)], room - count(q_text) - count(a_text), count)
     user = render("auto_label.user.j2", question=q_text, answer=a_text, sources=[t for t, _ in sources])
-    raw = _ask(llm, system, user, config.label_max_tokens, config)
+    raw = _ask(llm, system, user, config.label_max_tokens, config, label_grammar(scheme))
     label, reasoning, error = parse_label_output(raw, scheme)
     cut = q_cut or a_cut or any(c for _, c in sources)
     note = "textos truncados para caber na janela do juiz" if cut else ""

@@ -16,15 +16,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate import judges
 from lecture_rag.evaluate.questions import Question
 from lecture_rag.evaluate.runs import RunStore
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
-from lecture_rag.generate.llm import LLM, OpenAICompatibleLLM
+from lecture_rag.generate.llm import LLM, OpenAICompatibleLLM, enforces_grammar
 from lecture_rag.records import Hit
 from lecture_rag.report.serialize import answer_from_dict, answer_to_dict
 
 JUDGE_KINDS = ("answer_relevance", "context_relevance", "groundedness", "auto_label")
+# Short names for ``run --judges``; the seed's record needs only ``ar`` and ``label``.
+JUDGE_ALIASES = {"ar": "answer_relevance", "cr": "context_relevance", "g": "groundedness", "label": "auto_label"}
+
+
+def parse_judge_kinds(spec: str) -> tuple[str, ...]:
+    """``ar,label`` → the judges to run, in the canonical order; unknown names are a clear error."""
+    wanted = {JUDGE_ALIASES.get(part.strip().lower(), part.strip().lower()) for part in spec.split(",") if part.strip()}
+    unknown = sorted(wanted - set(JUDGE_KINDS))
+    if unknown or not wanted:
+        names = ", ".join(f"{short} ({full})" for short, full in JUDGE_ALIASES.items())
+        raise LectureRagError(f"juiz desconhecido: {', '.join(unknown) or '(vazio)'}. Use uma lista de: {names}.")
+    return tuple(kind for kind in JUDGE_KINDS if kind in wanted)
+
+
 IMPORT_ANNOTATOR = "arquivo-de-perguntas"
 
 
@@ -33,7 +48,13 @@ def file_sha(path: Path) -> str:
 
 
 def run_config(
-    engine: AnswerEngine, judge_llm: LLM | None, *, k: int, mode: str, questions_path: Path
+    engine: AnswerEngine,
+    judge_llm: LLM | None,
+    *,
+    k: int,
+    mode: str,
+    questions_path: Path,
+    kinds: Sequence[str] = JUDGE_KINDS,
 ) -> dict[str, Any]:
     """What defines a run: a rerun with any of this changed is another experiment."""
     llm_cfg = engine.llm_settings
@@ -42,6 +63,8 @@ def run_config(
         "mode": mode,
         "llm": engine.llm.name if engine.llm else "none (extrativa)",
         "judge_llm": judge_llm.name if judge_llm else "none",
+        "judge_grammar": enforces_grammar(judge_llm),
+        "judges": list(kinds),
         "embedder": engine.retriever.embedder.name,
         "temperature": llm_cfg.temperature,
         "seed": llm_cfg.seed,
@@ -105,6 +128,7 @@ def execute_run(
     mode: str,
     concurrency: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    kinds: Sequence[str] = JUDGE_KINDS,
 ) -> RunStats:
     """Answer and judge what is missing for each question of the run."""
     answered = runs.answered(name)
@@ -112,7 +136,7 @@ def execute_run(
     stats = RunStats(total=len(questions))
     todo: list[tuple[int, Question, list[str]]] = []
     for position, q in enumerate(questions):
-        missing = [kind for kind in JUDGE_KINDS if kind not in judged.get(q.id, set())]
+        missing = [kind for kind in kinds if kind not in judged.get(q.id, set())]
         if q.id in answered and not missing:
             stats.skipped += 1
         else:

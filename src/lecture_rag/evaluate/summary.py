@@ -46,6 +46,7 @@ def _judge_summary(items: list[RunItem], kind: str) -> dict[str, Any]:
     scores = [float(j["score"]) for j in judgments if j.get("score") is not None]
     errors = Counter(j.get("error") for j in judgments if not j.get("parsed") and j.get("error"))
     return {
+        "judged": sum(1 for j in judgments if j),  # 0: this judge was not asked for in the run
         "n_scored": len(scores),
         "mean": mean(scores) if scores else None,
         "unparsed": sum(1 for j in judgments if j and not j.get("parsed")),

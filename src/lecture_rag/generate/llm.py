@@ -16,6 +16,7 @@ repeated.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import math
 import os
@@ -153,8 +154,14 @@ class LLM(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> Completion:
-        """Generate the whole answer."""
+        """Generate the whole answer.
+
+        ``grammar`` is a GBNF grammar the output must follow. Backends that can
+        enforce it do (llama.cpp in-process, or a llama.cpp server when enabled);
+        others ignore it, so callers still parse the text defensively.
+        """
         ...
 
     def stream(
@@ -165,6 +172,7 @@ class LLM(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> StreamResult:
         """Generate, yielding text deltas; the completion is on the result afterwards."""
         ...
@@ -324,6 +332,7 @@ class _CompleteByStreaming:
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> StreamResult:
         raise NotImplementedError
 
@@ -335,9 +344,10 @@ class _CompleteByStreaming:
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> Completion:
         return self.stream(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, grammar=grammar
         ).finish()
 
 
@@ -362,8 +372,10 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
         seed: int | None = 42,
         backoff_s: float = 0.5,
         env_prefix: str = DEFAULT_ENV_PREFIX,
+        send_grammar: bool = False,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
+        self.send_grammar = send_grammar
         self._model = model.strip()
         self._timeout = timeout
         self._retries = max(0, retries)
@@ -440,6 +452,7 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> StreamResult:
         """Send the request now (so connection errors surface here) and stream the body."""
         msgs = _check_messages(messages, max_tokens)
@@ -455,6 +468,8 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
             body["seed"] = chosen_seed
         if stop:
             body["stop"] = list(stop)
+        if grammar and self.send_grammar:
+            body["grammar"] = grammar  # llama.cpp's servers; other servers may reject unknown fields
         start = time.perf_counter()
         response = self._post_chat(body)
         raw = self._read_stream(response)
@@ -707,9 +722,15 @@ class LlamaCppLLM(_CompleteByStreaming):
     """
 
     def __init__(
-        self, model_path: Path | str, context_window: int = 4096, threads: int = 0, seed: int | None = 42
+        self,
+        model_path: Path | str,
+        context_window: int = 4096,
+        threads: int = 0,
+        seed: int | None = 42,
+        use_grammar: bool = True,
     ) -> None:
         self.model_path = check_gguf_file(Path(model_path))
+        self.use_grammar = use_grammar
         _require_llama_cpp()  # fail at configuration time, not at the first question
         self._n_ctx = context_window
         self._threads = threads or os.cpu_count() or 1
@@ -766,11 +787,13 @@ class LlamaCppLLM(_CompleteByStreaming):
         temperature: float = 0.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> StreamResult:
         msgs = _check_messages(messages, max_tokens)
         llama = self.load()
         start = time.perf_counter()
-        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []))
+        compiled = _compile_grammar(grammar) if grammar and self.use_grammar else None
+        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), compiled)
         return StreamResult(_measured(raw, start, self.count_tokens, lambda: 0))
 
     def _generate(
@@ -781,6 +804,7 @@ class LlamaCppLLM(_CompleteByStreaming):
         temperature: float,
         seed: int | None,
         stop: list[str],
+        grammar: Any = None,
     ) -> Generator[str, None, _Tail]:
         """Run llama.cpp's streaming chat completion under the generation lock."""
         self._acquire()
@@ -794,6 +818,7 @@ class LlamaCppLLM(_CompleteByStreaming):
                 seed=seed if seed is not None else self._seed,
                 stop=stop,
                 stream=True,
+                grammar=grammar,
             )
             for chunk in self._chunks(chunks):
                 choice = chunk["choices"][0]
@@ -846,6 +871,30 @@ class LlamaCppLLM(_CompleteByStreaming):
         self._gen_lock.release()
 
 
+def enforces_grammar(llm: LLM | None) -> bool:
+    """Whether ``llm`` applies the GBNF grammars it is given (recorded in run snapshots)."""
+    if isinstance(llm, LlamaCppLLM):
+        return llm.use_grammar
+    if isinstance(llm, OpenAICompatibleLLM):
+        return llm.send_grammar
+    return False
+
+
+@functools.lru_cache(maxsize=16)
+def _compile_grammar(gbnf: str) -> Any:
+    """llama-cpp-python's grammar object, made once per grammar text.
+
+    It parses lazily, at the first generation, and a malformed grammar aborts
+    there; the grammars are the judges' constants (label codes are quoted with
+    ``json.dumps``), and tests generate with each of them.
+    """
+    llama_cpp = _require_llama_cpp()
+    try:
+        return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+    except ValueError as exc:
+        raise LLMError(f"gramática GBNF inválida: {exc}") from exc
+
+
 # --------------------------------------------------------------------------- factory
 
 
@@ -871,13 +920,15 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
             settings.context_window,
             seed=settings.seed,
             env_prefix=env_prefix,
+            send_grammar=bool(settings.grammar),
         )
     if kind == "gguf" or kind.startswith("gguf:"):
         from lecture_rag.generate.models import bundled_gguf_or_error
 
         target = backend[5:].strip()
         path = bundled_gguf_or_error() if target.lower() in ("", "bundled") else Path(target)
-        return LlamaCppLLM(path, settings.context_window, seed=settings.seed)
+        use_grammar = True if settings.grammar is None else settings.grammar
+        return LlamaCppLLM(path, settings.context_window, seed=settings.seed, use_grammar=use_grammar)
     raise LLMError(
         f"backend de LLM desconhecido: '{backend}'. Use none, openai ou gguf:/caminho/modelo.gguf "
         f"(variável {env_prefix}BACKEND)."
