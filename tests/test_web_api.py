@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ IMG_CAPTION = "<img src=x onerror=alert(2)>"
 Q_PHOTO = "Como as plantas fazem fotossíntese?"
 Q_INDUSTRY = "Quando começou a Revolução Industrial na Inglaterra?"
 Q_CAVES = "Onde ficam as cavernas mais conhecidas com pinturas paleolíticas?"
-JUDGE_MODEL = "saídas de juiz escritas para o teste (sem LLM)"
 
 # Caption payloads are entity-encoded in the SRT: the reader strips tag-shaped markup, then decodes
 # entities, so this is how markup survives into stored text (raw tags would simply be removed).
@@ -58,19 +58,8 @@ INDUSTRY_CUES = [
     (170, 215, "Surgiram os sindicatos e movimentos como o ludismo, que quebrava as máquinas em protesto."),
     (225, 280, "A segunda Revolução Industrial, no fim do século dezenove, trouxe a eletricidade, o aço e o petróleo."),
 ]
-# (qid, question, AR judge output, auto-label judge output); the first is about the SRT with the payloads.
-RUN_QUESTIONS = [
-    ("web-foto", Q_PHOTO, "Criteria: trata da pergunta.\nSupporting Evidence: descreve a fase clara.\nScore: 3",
-     "Justification: cita o trecho certo.\nLabel: C"),
-    ("nurc-048", None, "Criteria: responde em parte.\nSupporting Evidence: menciona o período.\nScore: 2",
-     "Justification: incompleta.\nLabel: P"),
-    ("nurc-049", None, "Criteria: relevante.\nSupporting Evidence: cita o paleolítico superior.\nScore: 3",
-     "Justification: correta.\nLabel: C"),
-    ("nurc-050", None, "Criteria: pouco relacionada.\nSupporting Evidence: fala de outra coisa.\nScore: 1",
-     "Justification: não trata das cavernas.\nLabel: I"),
-    ("nurc-051", None, "Criteria: parcialmente.\nSupporting Evidence: só um exemplo.\nScore: 2",
-     "Justification: parcial.\nLabel: P"),
-]
+# (qid, question); the first is about the SRT with the payloads, the others come from the NURC set.
+RUN_QUESTIONS = [("web-foto", Q_PHOTO), ("nurc-048", None), ("nurc-049", None), ("nurc-050", None), ("nurc-051", None)]
 SERVE = (
     "import sys; from pathlib import Path; from lecture_rag.config import load_settings; "
     "from lecture_rag.web.app import serve; "
@@ -131,7 +120,7 @@ def _write_questions(root: Path) -> Path:
         for line in (REPO / "tests" / "data" / "nurc_questions.jsonl").read_text(encoding="utf-8").splitlines()
     }
     lines = []
-    for qid, question, _, _ in RUN_QUESTIONS:
+    for qid, question in RUN_QUESTIONS:
         if question is None:
             lines.append(json.dumps(nurc[qid], ensure_ascii=False))
         else:
@@ -143,21 +132,26 @@ def _write_questions(root: Path) -> Path:
     return path
 
 
-def _store_judgments(store: Path) -> None:
-    """Judge outputs for the run, read by the real parsers (no judge LLM runs offline in this budget)."""
-    from lecture_rag.evaluate.judges import Judgment, normalise, parse_label_output, parse_score_output
-    from lecture_rag.evaluate.runs import RunStore
-    from lecture_rag.index.store import Store
+@dataclass(frozen=True)
+class Verdict:
+    """What the real judge stored for one question: the expectations of the web tests."""
 
-    with Store(store, create=False) as st:
-        runs = RunStore(st)
-        for qid, _, ar_raw, label_raw in RUN_QUESTIONS:
-            score, reasoning, error = parse_score_output(ar_raw)
-            label, why, label_error = parse_label_output(label_raw)
-            assert score is not None and label is not None, (error, label_error)
-            ar = Judgment("answer_relevance", score, normalise(score), None, reasoning, ar_raw, True, "", JUDGE_MODEL)
-            auto = Judgment("auto_label", None, None, label, why, label_raw, True, "", JUDGE_MODEL)
-            runs.save_judgments(RUN, qid, [ar.to_dict(), auto.to_dict()])
+    ar: float
+    ar_reasoning: str
+    label: str
+
+
+def verdicts(store: Path) -> dict[str, Verdict]:
+    """The bundled model's judgments for the run, read straight from SQLite (not through the app)."""
+    with sqlite3.connect(store / "lecture-rag.sqlite3") as conn:
+        rows = conn.execute("SELECT qid, kind, data FROM judgments WHERE run=?", (RUN,)).fetchall()
+    by_qid: dict[str, dict[str, Any]] = {}
+    for qid, kind, data in rows:
+        by_qid.setdefault(qid, {})[kind] = json.loads(data)
+    return {
+        qid: Verdict(j["answer_relevance"]["score"], j["answer_relevance"]["reasoning"], j["auto_label"]["label"])
+        for qid, j in by_qid.items()
+    }
 
 
 def _free_port() -> int:
@@ -194,10 +188,11 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> WebServer:
         store = root / "store"
         ingest = run_cli("ingest", str(_write_sources(root)), store=store)
         assert ingest.returncode == 0, ingest.stderr + ingest.stdout
-        ran = run_cli("run", str(_write_questions(root)), "--name", RUN, "--llm", "none", "--judge-llm", "none",
-                      "--k", "5", store=store)
+        # Extractive answers judged by the bundled model, held to the output grammar: real verdicts
+        # (of a 135M model, so not good ones), the two fields the seed's record shows.
+        ran = run_cli("run", str(_write_questions(root)), "--name", RUN, "--llm", "none", "--judge-llm",
+                      "gguf:bundled", "--judges", "ar,label", "--k", "5", store=store, timeout=600)
         assert ran.returncode == 0, ran.stderr + ran.stdout
-        _store_judgments(store)
         _SHARED["server"] = _start(store, root / "server.log")
     return _SHARED["server"]
 
@@ -338,7 +333,19 @@ def test_oversized_input_is_refused(client: httpx.Client) -> None:
     assert comment.status_code == 422
 
 
-def test_runs_and_records_hide_the_automated_label_until_labelled(client: httpx.Client) -> None:
+def test_the_run_was_judged_by_the_real_bundled_model(server: WebServer) -> None:
+    with sqlite3.connect(server.store / "lecture-rag.sqlite3") as conn:
+        rows = conn.execute("SELECT kind, parsed, data FROM judgments WHERE run=?", (RUN,)).fetchall()
+    assert sorted(kind for kind, _, _ in rows) == ["answer_relevance"] * 5 + ["auto_label"] * 5
+    for _, parsed, data in rows:
+        judgment = json.loads(data)
+        assert parsed == 1 and judgment["model"] == "gguf:SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert judgment["raw"].startswith(("Criteria: ", "Justification: "))  # the output grammar held
+    assert {v.label for v in verdicts(server.store).values()} <= {"C", "P", "I", "N"}
+
+
+def test_runs_and_records_hide_the_automated_label_until_labelled(client: httpx.Client, server: WebServer) -> None:
+    expected = verdicts(server.store)
     runs = {r["name"]: r for r in client.get("/api/runs").json()}
     assert runs[RUN]["items"] == 5 and runs[RUN]["config"]["llm"] == "none (extrativa)"
     fresh = client.get(f"/api/runs/{RUN}/records", params={"annotator": "ninguém-ainda"}).json()
@@ -348,9 +355,10 @@ def test_runs_and_records_hide_the_automated_label_until_labelled(client: httpx.
     first = fresh["records"][0]
     assert first["qid"] == "web-foto" and first["number"] == 1 and first["question"] == Q_PHOTO
     assert first["answer"]["extractive"] and first["answer"]["hits"][0]["player"]["kind"] == "youtube"
-    assert first["answer_relevance"]["score"] == 1.0 and "descreve a fase clara" in first["answer_relevance"]["reasoning"]
+    assert first["answer_relevance"]["score"] == expected["web-foto"].ar
+    assert first["answer_relevance"]["reasoning"] == expected["web-foto"].ar_reasoning
     everything = client.get(f"/api/runs/{RUN}/records").json()
-    assert [r["auto_label"] for r in everything["records"]] == ["C", "P", "C", "I", "P"]
+    assert [r["auto_label"] for r in everything["records"]] == [expected[q].label for q, _ in RUN_QUESTIONS]
     missing = client.get("/api/runs/nao-existe/records")
     assert missing.status_code == 404 and "Rodada 'nao-existe' não existe" in missing.json()["detail"]
 
@@ -364,14 +372,15 @@ def test_annotation_needs_the_token_and_is_stored(client: httpx.Client, server: 
     assert _annotations(server.store, "api teste") == {}
     saved = client.post(url, json=body, headers=auth())
     assert saved.status_code == 200, saved.text
+    auto = verdicts(server.store)["nurc-049"].label
     assert saved.json() == {"run": RUN, "qid": "nurc-049", "annotator": "api teste", "label": "C", "comment": "ok",
-                            "auto_label": "C", "annotated_by_annotator": 1, "total": 5}
+                            "auto_label": auto, "annotated_by_annotator": 1, "total": 5}
     assert _annotations(server.store, "api teste") == {"nurc-049": "C"}
     again = client.post(url, json={**body, "label": "i"}, headers=auth())
     assert again.json()["label"] == "I" and _annotations(server.store, "api teste") == {"nurc-049": "I"}
     records = client.get(f"/api/runs/{RUN}/records", params={"annotator": "api teste"}).json()
     shown = {r["qid"]: r["auto_label"] for r in records["records"]}
-    assert shown == {"web-foto": None, "nurc-048": None, "nurc-049": "C", "nurc-050": None, "nurc-051": None}
+    assert shown == {"web-foto": None, "nurc-048": None, "nurc-049": auto, "nurc-050": None, "nurc-051": None}
     assert records["first_pending"] == 0 and records["annotated_by_annotator"] == 1
     bad_label = client.post(url, json={**body, "label": "X"}, headers=auth())
     assert bad_label.status_code == 422 and "rótulo desconhecido" in bad_label.json()["detail"]
@@ -379,11 +388,14 @@ def test_annotation_needs_the_token_and_is_stored(client: httpx.Client, server: 
     assert client.post("/api/runs/nao-existe/annotations", json=body, headers=auth()).status_code == 404
 
 
-def test_agreement_endpoint_reports_the_summary(client: httpx.Client) -> None:
+def test_agreement_endpoint_reports_the_summary(client: httpx.Client, server: WebServer) -> None:
     summary = client.get(f"/api/runs/{RUN}/agreement").json()
     assert summary["questions"] == 5 and summary["answers"]["extractive"] == 5
-    assert summary["auto_labels"] == {"C": 2, "P": 2, "I": 1}
+    expected = verdicts(server.store).values()
+    assert summary["auto_labels"] == dict(Counter(v.label for v in expected))
     assert summary["judges"]["answer_relevance"]["n_scored"] == 5
+    assert summary["judges"]["answer_relevance"]["mean"] == pytest.approx(sum(v.ar for v in expected) / 5)
+    assert summary["judges"]["groundedness"]["judged"] == 0  # not asked for in this run
 
 
 def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
