@@ -148,6 +148,17 @@ def test_rrf_fuse_sums_reciprocal_ranks() -> None:
     assert dict((cid, src) for cid, _, src in fused)[8] == ("dense",)
 
 
+def test_rrf_weights_tilt_the_fusion() -> None:
+    lists = {"dense": [1, 2, 3], "bm25": [2, 1, 4]}
+    equal = rrf_fuse(lists, k=60)
+    assert {cid: s for cid, s, _ in equal}[1] == pytest.approx({cid: s for cid, s, _ in equal}[2])  # a tie
+    dense_first = rrf_fuse(lists, k=60, weights={"dense": 2.0, "bm25": 1.0})
+    assert [cid for cid, _, _ in dense_first][:2] == [1, 2]
+    assert {cid: s for cid, s, _ in dense_first}[1] == pytest.approx(2 / 61 + 1 / 62)
+    dense_only = rrf_fuse(lists, k=60, weights={"bm25": 0.0})
+    assert [cid for cid, _, _ in dense_only][:3] == [1, 2, 3]  # bm25-only hits keep score 0 and sink
+
+
 def test_near_duplicates_are_suppressed() -> None:
     segs = {
         1: Segment(1, "v", 0, 90, "a arte paleolítica nasce da magia de caça"),

@@ -56,6 +56,9 @@ class RetrievalSettings(BaseModel):
     mode: str = "dense"
     hnsw_threshold: int = Field(100_000, ge=0, description="segments above which dense uses HNSW")
     rrf_k: int = Field(60, ge=1)
+    # Hybrid fusion weights: each list adds weight/(rrf_k + rank). Equal by default.
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
     dedup_overlap: float = Field(0.5, ge=0, le=1)
 
 

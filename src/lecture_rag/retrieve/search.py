@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lecture_rag.config import Settings
+from lecture_rag.config import RetrievalSettings, Settings
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.index.bm25 import fold_accents
 from lecture_rag.index.build import Indexes, load_indexes
@@ -80,13 +80,16 @@ def prepare_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
     return text[: cut if cut > max_chars // 2 else max_chars]
 
 
-def rrf_fuse(ranked_lists: dict[str, Sequence[int]], k: int) -> list[tuple[int, float, tuple[str, ...]]]:
-    """Reciprocal-rank fusion: sum of 1/(k + rank) over the lists (rank from 1)."""
+def rrf_fuse(
+    ranked_lists: dict[str, Sequence[int]], k: int, weights: dict[str, float] | None = None
+) -> list[tuple[int, float, tuple[str, ...]]]:
+    """Reciprocal-rank fusion: sum of weight/(k + rank) over the lists (rank from 1, weight 1 by default)."""
     scores: dict[int, float] = {}
     sources: dict[int, list[str]] = {}
     for name, ids in ranked_lists.items():
+        weight = (weights or {}).get(name, 1.0)
         for rank, corpus_id in enumerate(ids, start=1):
-            scores[corpus_id] = scores.get(corpus_id, 0.0) + 1.0 / (k + rank)
+            scores[corpus_id] = scores.get(corpus_id, 0.0) + weight / (k + rank)
             sources.setdefault(corpus_id, []).append(name)
     order = sorted(scores, key=lambda cid: -scores[cid])
     return [(cid, scores[cid], tuple(sources[cid])) for cid in order]
@@ -250,7 +253,7 @@ class Retriever:
             cands = [Candidate(int(i), float(s), float(s), None, ("dense",)) for i, s in zip(d_ids, d_cos, strict=True)]
             return cands, len(d_ids) < fetch
         b_ids, b_scores = indexes.bm25.search(text, fetch, allowed=allowed)
-        fused = _hybrid(indexes, qvec, d_ids, b_ids, b_scores, self.settings.retrieval.rrf_k)
+        fused = _hybrid(indexes, qvec, d_ids, b_ids, b_scores, self.settings.retrieval)
         return fused, len(d_ids) < fetch and len(b_ids) < fetch
 
     def _allowed(self, course: str | None, video: str | None) -> np.ndarray | None:
@@ -282,10 +285,11 @@ def _hybrid(
     d_ids: np.ndarray,
     b_ids: np.ndarray,
     b_scores: np.ndarray,
-    rrf_k: int,
+    settings: RetrievalSettings,
 ) -> list[Candidate]:
     """RRF over both lists; every candidate gets its true cosine from the stored vectors."""
-    fused = rrf_fuse({"dense": d_ids.tolist(), "bm25": b_ids.tolist()}, rrf_k)
+    weights = {"dense": settings.dense_weight, "bm25": settings.bm25_weight}
+    fused = rrf_fuse({"dense": d_ids.tolist(), "bm25": b_ids.tolist()}, settings.rrf_k, weights)
     ids = np.asarray([cid for cid, _, _ in fused], dtype=np.int64)
     cosines = indexes.vectors.vectors_for(ids) @ np.asarray(qvec, dtype=np.float32)
     bm25 = {int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)}
