@@ -144,6 +144,34 @@ def test_corpus_commands_without_store_say_what_to_do(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: Path) -> None:
+    src = tmp_path / "aulas"
+    src.mkdir()
+    for vid in ("SP_EF_377", "SP_EF_405"):
+        (src / f"sentences_{vid}.csv").symlink_to(shared("nurc-sp", "transcripts", f"sentences_{vid}.csv"))
+    store = tmp_path / "store"
+    assert run_cli("ingest", str(src), store=store).returncode == 0
+    listed = json.loads(run_cli("corpus", "list", "--json", store=store).stdout)
+    assert [(v["video_id"], v["segments"]) for v in listed] == [("SP_EF_377", 15), ("SP_EF_405", 15)]
+    shown = run_cli("corpus", "show", "SP_EF_377", "--json", store=store)
+    assert shown.returncode == 0 and len(json.loads(shown.stdout)) == 15
+
+    removed = run_cli("corpus", "remove", "SP_EF_377", "nao-existe", store=store)
+    assert removed.returncode == 2 and "Removido: SP_EF_377" in removed.stdout and "nao-existe" in removed.stderr
+    assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == [
+        "SP_EF_405"
+    ]
+    # Re-indexed on removal (from the cache): search is current, without the stale-index warning.
+    found = run_cli("search", "paleolítico", "--k", "3", "--json", store=store)
+    assert found.returncode == 0 and "não reflete o acervo" not in found.stderr + found.stdout
+    assert {h["video_id"] for h in json.loads(found.stdout)} == {"SP_EF_405"}
+
+    pruned = run_cli("index", "--prune-cache", store=store)
+    assert pruned.returncode == 0 and "cache_pruned=15" in pruned.stdout  # the removed lecture's windows
+    assert "cache_pruned=0" in run_cli("index", "--prune-cache", store=store).stdout
+    assert "skipped=True" in pruned.stdout  # the index itself was already current
+
+
 def _srt_time(ms: int) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 

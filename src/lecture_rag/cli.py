@@ -134,7 +134,7 @@ def ingest(
         report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media)
         bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
     _print_ingest_report(report)
-    if (report.done and not no_index and report.failed == []) or (report.done and not no_index):
+    if report.done and not no_index:
         index_corpus(settings, rebuild=False)
     if report.failed:
         raise typer.Exit(1)
@@ -161,8 +161,8 @@ def _print_ingest_report(report: Any) -> None:
         )
 
 
-def index_corpus(settings: Settings, *, rebuild: bool) -> dict[str, Any]:
-    from lecture_rag.index.build import build_indexes
+def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False) -> dict[str, Any]:
+    from lecture_rag.index.build import build_indexes, prune_embedding_cache
     from lecture_rag.retrieve.embedders import make_embedder
 
     embedder = make_embedder(settings.embedder)
@@ -173,6 +173,8 @@ def index_corpus(settings: Settings, *, rebuild: bool) -> dict[str, Any]:
             bar.update(task, completed=done, total=total)
 
         stats: dict[str, Any] = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress)
+        if prune_cache:
+            stats["cache_pruned"] = prune_embedding_cache(st, embedder)
     return stats
 
 
@@ -198,9 +200,12 @@ def _check_mode(mode: str) -> str:
 def index(
     store: StoreOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recalcular tudo (novo embedder).")] = False,
+    prune_cache: Annotated[
+        bool, typer.Option("--prune-cache", help="Apagar do cache vetores de textos que saíram do acervo.")
+    ] = False,
 ) -> None:
     """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
-    stats = index_corpus(_settings(store), rebuild=rebuild)
+    stats = index_corpus(_settings(store), rebuild=rebuild, prune_cache=prune_cache)
     console.print(" ".join(f"{k}={v}" for k, v in stats.items()), highlight=False)
 
 
@@ -465,15 +470,20 @@ def corpus_show(
 def corpus_remove(
     video_ids: Annotated[list[str], typer.Argument(help="Ids dos vídeos a remover.")],
     store: StoreOpt = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Não reindexar depois de remover.")] = False,
 ) -> None:
-    """Remover aulas (e seus segmentos) do acervo."""
+    """Remover aulas (e seus segmentos) do acervo; reindexa (rápido: os vetores estão no cache)."""
+    settings = _settings(store)
     missing = []
-    with Store(_settings(store).home, create=False) as st:
+    with Store(settings.home, create=False) as st:
         for vid in video_ids:
             if st.remove_video(vid):
                 console.print(f"Removido: {vid}")
             else:
                 missing.append(vid)
+        left = len(st.corpus_ids())
+    if len(missing) < len(video_ids) and left and not no_index:
+        index_corpus(settings, rebuild=False)
     if missing:
         raise LectureRagError(
             f"Não encontrado(s) no acervo: {', '.join(missing)}. Veja 'lecture-rag corpus list'."

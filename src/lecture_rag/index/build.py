@@ -100,6 +100,24 @@ def build_indexes(
     }
 
 
+def prune_embedding_cache(store: Store, embedder: Embedder) -> int:
+    """Drop this embedder's cached vectors of texts no longer in the store; returns how many.
+
+    The cache keeps vectors of removed or re-ingested lectures so that putting
+    them back is free; on a large store that grows without bound, hence this
+    explicit clean-up (``lecture-rag index --prune-cache``). Other embedders'
+    vectors are kept: they are what makes switching back cheap.
+    """
+    from lecture_rag.index.embed import EmbeddingCache, default_cache_path, text_hash
+
+    keep = {text_hash(text) for chunk in store.iter_texts() for _, text in chunk}
+    cache = EmbeddingCache(default_cache_path(store))
+    try:
+        return cache.prune(embedder.name, keep)
+    finally:
+        cache.close()
+
+
 def indexes_up_to_date(directory: Path, fingerprint: str, embedder: Embedder) -> bool:
     """True when both saved manifests describe this corpus and this embedder."""
     try:
