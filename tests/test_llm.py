@@ -163,6 +163,25 @@ def test_gguf_is_deterministic(gguf_llm: LlamaCppLLM) -> None:
 
 
 @pytest.mark.slow
+def test_gguf_output_does_not_depend_on_what_ran_before(gguf_llm: LlamaCppLLM) -> None:
+    """Back-to-back identical calls once reused the KV prefix and drifted (seen with grammars)."""
+    from lecture_rag.evaluate.judges import NOT_FOUND, SCORE_GRAMMAR, render
+    from test_judges import GOOD as answer
+    from test_judges import QUESTION as question
+
+    rate: list[ChatMessage] = [
+        {"role": "system", "content": render("answer_relevance.system.j2", not_found=NOT_FOUND["pt"])},
+        {"role": "user", "content": render("answer_relevance.user.j2", question=question, answer=answer)},
+    ]
+    first = gguf_llm.complete(rate, max_tokens=48, grammar=SCORE_GRAMMAR)
+    second = gguf_llm.complete(rate, max_tokens=48, grammar=SCORE_GRAMMAR)
+    fresh = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1).complete(
+        rate, max_tokens=48, grammar=SCORE_GRAMMAR
+    )
+    assert first.text == second.text == fresh.text
+
+
+@pytest.mark.slow
 def test_gguf_grammar_constrains_the_output_unless_disabled(gguf_llm: LlamaCppLLM) -> None:
     question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
     free = gguf_llm.complete(question, max_tokens=16)

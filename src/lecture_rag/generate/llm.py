@@ -811,6 +811,10 @@ class LlamaCppLLM(_CompleteByStreaming):
         tail = _Tail(model=self.model_path.name, finish_reason="unknown")
         parts: list[str] = []
         try:
+            # Forget the previous prompt: reusing its KV prefix evaluates the new prompt in
+            # different batches, which shifts logits enough to change greedy (and grammar-held)
+            # output, so the same call would give another verdict depending on what ran before.
+            llama.reset()
             chunks = llama.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
