@@ -14,6 +14,7 @@ import pytest
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.evaluate.judges import (
+    DEFAULT_CONFIG,
     DEFAULT_SCHEME,
     KINDS,
     NO_JUDGE_ERROR,
@@ -401,6 +402,19 @@ def test_output_grammars_match_what_the_parsers_read() -> None:
     # What the grammars allow is what the parsers accept.
     assert parse_score_output("Criteria: x\nSupporting Evidence: y\nScore: 2")[0] == 2
     assert parse_label_output("Justification: x\nLabel: NÃO", custom)[0] == "NÃO"
+
+
+def test_token_budgets_cover_the_grammars_at_one_token_per_character() -> None:
+    """A model that never ends a line still reaches the verdict: the bound is in characters."""
+    import re
+
+    def worst_case(grammar: str) -> int:
+        bounds = sum(int(n) for n in re.findall(r"\{1,(\d+)\}", grammar))
+        literals = sum(len(lit) for lit in re.findall(r'"((?:[^"\\]|\\.)*)"', grammar))
+        return bounds + literals
+
+    assert worst_case(SCORE_GRAMMAR) <= DEFAULT_CONFIG.max_tokens
+    assert worst_case(label_grammar(DEFAULT_SCHEME)) <= DEFAULT_CONFIG.label_max_tokens
 
 
 @pytest.mark.slow

@@ -213,8 +213,8 @@ DEFAULT_SCHEME = LabelScheme(
 class JudgeConfig:
     """Generation settings; deterministic by default so a rerun reproduces the verdicts."""
 
-    max_tokens: int = 512
-    label_max_tokens: int = 224
+    max_tokens: int = 660  # covers SCORE_GRAMMAR: 600 characters of lines plus the keys
+    label_max_tokens: int = 336  # covers label_grammar's 300 characters plus the keys
     temperature: float = 0.0
     seed: int = 42
     max_claims: int = 12
@@ -441,15 +441,14 @@ def _room(llm: LLM, config: JudgeConfig, max_tokens: int, system: str, user_skel
 
 # The output forms the prompts ask for, as GBNF grammars. A backend that can enforce
 # them (llama.cpp) makes even a small local model answer in a parseable form; the
-# parser still reads free text from backends that cannot. Lines are bounded (the
-# seed's own CoT has ~170 characters of criteria and ~430 of evidence) so that a
-# model that never ends a line is made to conclude inside the token budget
-# (JudgeConfig.max_tokens covers the bounds at ~1.6 characters per token, the
-# worst rate measured on Portuguese with SmolLM2's tokenizer).
+# parser still reads free text from backends that cannot. Lines are bounded in
+# characters (the seed's own CoT has ~170 of criteria and ~430 of evidence), and
+# JudgeConfig's token budgets cover the bounds even at one token per character (a
+# rambling small model writing "1, 2, 3, …" gets there), so the verdict always fits.
 SCORE_GRAMMAR = (
     'root ::= "Criteria: " criteria "\\nSupporting Evidence: " evidence "\\nScore: " [0-3]\n'
-    "criteria ::= [^\\n]{1,250}\n"
-    "evidence ::= [^\\n]{1,500}\n"
+    "criteria ::= [^\\n]{1,200}\n"
+    "evidence ::= [^\\n]{1,400}\n"
 )
 
 
