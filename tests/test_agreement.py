@@ -192,11 +192,11 @@ def test_to_dict_is_json_ready() -> None:
     assert data["weighted"]["ordinal_labels"] == ["C", "P", "I"]
 
 
-def test_default_labels_mirror_the_judge_scheme() -> None:
-    from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+def test_default_labels_come_from_the_default_scheme() -> None:
+    from lecture_rag.evaluate.labels import DEFAULT_SCHEME
 
-    assert DEFAULT_SCHEME.codes == DEFAULT_LABELS
-    assert DEFAULT_LABELS[:3] == DEFAULT_ORDINAL
+    assert DEFAULT_SCHEME.codes == DEFAULT_LABELS == ("C", "P", "I", "N")
+    assert DEFAULT_ORDINAL == ("C", "P", "I")  # N (abstained) is outside the quality order
 
 
 # --------------------------------------------------------------------------- Fleiss / inter-annotator

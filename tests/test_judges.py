@@ -15,15 +15,12 @@ import pytest
 from lecture_rag.config import LLMSettings
 from lecture_rag.evaluate.judges import (
     DEFAULT_CONFIG,
-    DEFAULT_SCHEME,
     KINDS,
     NO_JUDGE_ERROR,
     SCORE_GRAMMAR,
     Judge,
     JudgeConfig,
     Judgment,
-    LabelDef,
-    LabelScheme,
     NoJudge,
     answer_relevance,
     auto_label,
@@ -40,6 +37,7 @@ from lecture_rag.evaluate.judges import (
     share_tokens,
     split_claims,
 )
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelDef, LabelScheme
 from lecture_rag.generate.llm import LlamaCppLLM, estimate_tokens
 from lecture_rag.generate.models import bundled_gguf
 from lecture_rag.records import Answer, Hit, Segment

@@ -80,6 +80,66 @@ def test_judges_option_runs_only_the_judges_asked_for(nurc_indexed: Path, tmp_pa
     assert other.returncode == 2 and "outra configuração" in other.stderr
 
 
+SIM_QUASE_NAO = """
+[[labels]]
+code = "S"
+name = "sim"
+description = "the ANSWER is right."
+guide = "a resposta está certa."
+
+[[labels]]
+code = "Q"
+name = "quase"
+description = "the ANSWER is nearly right."
+guide = "a resposta está quase certa."
+
+[[labels]]
+code = "X"
+name = "sem resposta"
+description = "the ANSWER abstains."
+ordinal = false
+"""
+
+
+def test_a_configured_label_scheme_drives_import_terminal_and_agreement(nurc_indexed: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(SIM_QUASE_NAO, encoding="utf-8")
+    env = {"LECTURE_RAG_CONFIG": str(config)}
+    bad_questions = _subset(tmp_path, 3, labels={0: "C"})  # C is not in this scheme
+    base = ("--name", "esquema", "--llm", "none", "--judge-llm", "none")
+    refused = run_cli("run", str(bad_questions), *base, store=nurc_indexed, env=env)
+    assert refused.returncode == 2 and "Rótulos fora do esquema (S, Q, X)" in refused.stderr
+    assert "'C'" in refused.stderr and "esquema" not in run_cli("runs", store=nurc_indexed).stdout
+
+    questions = _subset(tmp_path, 3, labels={0: "sim"})  # a name resolves to its code
+    ran = run_cli("run", str(questions), *base, store=nurc_indexed, env=env)
+    assert ran.returncode == 0, ran.stderr
+    qids = [json.loads(line)["id"] for line in questions.read_text().splitlines()]
+    config_snapshot = json.loads(_rows(nurc_indexed, "SELECT config FROM runs WHERE name='esquema'")[0][0])
+    assert [lab["code"] for lab in config_snapshot["label_scheme"]] == ["S", "Q", "X"]
+
+    # The run keeps its scheme when the configuration goes back to the default.
+    labels_csv = tmp_path / "rotulos.csv"
+    labels_csv.write_text(f"qid,label\n{qids[1]},C\n", encoding="utf-8")
+    wrong = run_cli("annotate", "import", "esquema", str(labels_csv), store=nurc_indexed)
+    assert wrong.returncode == 2 and "rótulo 'C' inválido (use S, Q, X)" in wrong.stderr
+    labels_csv.write_text(f"qid,label,annotator\n{qids[1]},q,bruno\n{qids[2]},X,bruno\n", encoding="utf-8")
+    assert run_cli("annotate", "import", "esquema", str(labels_csv), store=nurc_indexed).returncode == 0
+
+    # Terminal keys: s (skip) and q (quit) are taken, so S and Q are typed as 1 and 2.
+    exe = Path(sys.executable).parent / "lecture-rag"
+    term = subprocess.run([str(exe), "annotate", "esquema", "--annotator", "ana", "--store", str(nurc_indexed)],
+                          input="1\n2\nx\n", capture_output=True, text=True, timeout=120)
+    assert term.returncode == 0, term.stderr
+    assert "1/2/x = rótulo" in term.stdout and "a resposta está quase certa." in term.stdout
+    ana = dict(_rows(nurc_indexed, "SELECT qid, label FROM annotations WHERE run='esquema' AND annotator='ana'"))
+    assert ana == {qids[0]: "S", qids[1]: "Q", qids[2]: "X"}
+    summary = json.loads(run_cli("agreement", "esquema", "--json", store=nurc_indexed).stdout)
+    assert summary["manual_labels"] == {"S": 1, "Q": 1, "X": 1}  # each item's annotators agree
+    assert summary["inter_annotator"]["annotators"] == ["ana", "arquivo-de-perguntas", "bruno"]
+    assert summary["inter_annotator"]["labels"] == ["S", "Q", "X"]
+
+
 def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp_path: Path) -> None:
     questions = _subset(tmp_path, 8)
     exe = Path(sys.executable).parent / "lecture-rag"

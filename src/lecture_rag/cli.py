@@ -518,17 +518,22 @@ def run_questions(
     ] = "ar,cr,g,label",
 ) -> None:
     """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
+    from lecture_rag.evaluate.labels import scheme_from_settings
     from lecture_rag.evaluate.questions import load_questions
-    from lecture_rag.evaluate.run import execute_run, parse_judge_kinds, run_config
+    from lecture_rag.evaluate.run import check_question_labels, execute_run, parse_judge_kinds, run_config
     from lecture_rag.evaluate.runs import RunStore
     from lecture_rag.generate.answer import AnswerEngine
 
     settings = _settings(store)
     kinds = parse_judge_kinds(judges)
+    scheme = scheme_from_settings(settings.labels)
     qs = load_questions(questions)
+    check_question_labels(qs, scheme)
     engine = AnswerEngine(_open_retriever(settings), _make_llm(settings, llm), settings.llm)
     judge = _make_judge(settings, judge_llm)
-    config = run_config(engine, judge, k=k, mode=_check_mode(mode), questions_path=questions, kinds=kinds)
+    config = run_config(
+        engine, judge, k=k, mode=_check_mode(mode), questions_path=questions, kinds=kinds, scheme=scheme
+    )
     runs = RunStore(engine.retriever.store)
     created = runs.start(name, config)
     console.print(f"Rodada '{name}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.")
@@ -537,7 +542,7 @@ def run_questions(
     with _progress() as bar:
         task = bar.add_task("Respondendo e avaliando", total=len(qs))
         stats = execute_run(
-            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency, kinds=kinds,
+            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency, kinds=kinds, scheme=scheme,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
@@ -605,7 +610,8 @@ def agreement(
     from lecture_rag.evaluate.summary import run_summary
 
     with Store(_settings(store).home, create=False) as st:
-        summary = run_summary(RunStore(st).items(run))
+        runs = RunStore(st)
+        summary = run_summary(runs.items(run), runs.scheme(run))
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
         return
@@ -664,6 +670,7 @@ def report(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Arquivo de saída.")] = None,
 ) -> None:
     """Relatório da rodada: registros no formato-semente (markdown), CSV, JSON ou página HTML."""
+    from lecture_rag.evaluate.labels import scheme_of_run
     from lecture_rag.evaluate.runs import RunStore
     from lecture_rag.evaluate.summary import run_summary
     from lecture_rag.report import run_report
@@ -679,7 +686,7 @@ def report(
     elif fmt == "csv":
         text = run_report.csv_report(items, hide=hide_urls)
     else:
-        summary = run_summary(items)
+        summary = run_summary(items, scheme_of_run(config))
         render = run_report.json_report if fmt == "json" else run_report.html_report
         text = render(run, config, items, summary, hide=hide_urls)
     if output:
@@ -703,7 +710,7 @@ def compare(
 
     with Store(_settings(store).home, create=False) as st:
         runs = RunStore(st)
-        result = compare_runs(runs.items(run_a), runs.items(run_b))
+        result = compare_runs(runs.items(run_a), runs.items(run_b), runs.scheme(run_a), runs.scheme(run_b))
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return

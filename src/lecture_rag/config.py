@@ -80,6 +80,58 @@ class LLMSettings(BaseModel):
     grammar: bool | None = None
 
 
+class LabelSettings(BaseModel):
+    """One annotation label. The description is both the annotators' guide and the auto-labeller's rubric."""
+
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    # What annotators read; empty: the description. The default's descriptions are the
+    # judge's (English) rubric and its guides say the same in Portuguese.
+    guide: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    # Part of the quality order (best first) used by weighted kappa; False for labels outside
+    # it, such as an abstention, which are compared only as equal or different.
+    ordinal: bool = True
+
+
+def default_labels() -> list[LabelSettings]:
+    """C > P > I, and N (abstained) apart: the reference system's scheme."""
+    return [
+        LabelSettings(
+            code="C",
+            name="correta",
+            description="the ANSWER answers the QUESTION correctly, using what the lectures say.",
+            guide="a resposta responde corretamente à pergunta, com base no que as aulas dizem.",
+            aliases=["correto", "correct"],
+        ),
+        LabelSettings(
+            code="P",
+            name="parcialmente correta",
+            description="the ANSWER is relevant but incomplete, or partly wrong.",
+            guide="a resposta é relevante, mas incompleta ou em parte errada.",
+            aliases=["parcialmente correto", "parcial", "partially correct", "partly correct", "partial"],
+        ),
+        LabelSettings(
+            code="I",
+            name="incorreta ou irrelevante",
+            description="the ANSWER is wrong, or does not address the QUESTION.",
+            guide="a resposta está errada ou não trata da pergunta.",
+            aliases=["incorreta", "incorreto", "irrelevante", "incorrect", "irrelevant", "wrong"],
+        ),
+        LabelSettings(
+            code="N",
+            name="não respondeu",
+            description="the ANSWER does not answer: it says the lectures lack the answer "
+            '(e.g. "Não encontrei a resposta nas aulas.").',
+            guide="a resposta não responde: diz que as aulas não trazem a resposta "
+            "(ex.: «Não encontrei a resposta nas aulas.»).",
+            aliases=["nao respondeu", "sem resposta", "abstencao", "abstained", "no answer", "not answered"],
+            ordinal=False,
+        ),
+    ]
+
+
 class Settings(BaseSettings):
     """Root settings object; build with :func:`load_settings`."""
 
@@ -95,6 +147,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     judge_llm: LLMSettings = Field(default_factory=LLMSettings)
+    labels: list[LabelSettings] = Field(default_factory=default_labels)
 
     @classmethod
     def settings_customise_sources(

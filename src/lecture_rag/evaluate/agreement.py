@@ -50,10 +50,10 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
 from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME
 
-# Mirrors judges.DEFAULT_SCHEME (checked by a test) without importing the LLM stack.
-DEFAULT_LABELS: tuple[str, ...] = ("C", "P", "I", "N")
-DEFAULT_ORDINAL: tuple[str, ...] = ("C", "P", "I")
+DEFAULT_LABELS: tuple[str, ...] = DEFAULT_SCHEME.codes
+DEFAULT_ORDINAL: tuple[str, ...] = DEFAULT_SCHEME.ordinal_codes
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20230711
 # Normalised 0-3 judge scores: 0, 1/3, 2/3, 1.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.evaluate.runs import RunStore
 
 
@@ -38,11 +38,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [dict(row) for row in csv.DictReader(handle, dialect=dialect)]
 
 
-def read_labels(path: Path, default_annotator: str, known_qids: set[str]) -> list[Label]:
-    """Every row checked (question id exists, label in the scheme) before any is stored."""
+def read_labels(
+    path: Path, default_annotator: str, known_qids: set[str], scheme: LabelScheme = DEFAULT_SCHEME
+) -> list[Label]:
+    """Every row checked (question id exists, label in the run's scheme) before any is stored."""
     if not path.exists():
         raise LectureRagError(f"Arquivo de anotações não encontrado: {path}")
-    codes = {d.code for d in DEFAULT_SCHEME.labels}
+    codes = {d.code.upper(): d.code for d in scheme.labels}
     labels: list[Label] = []
     problems: list[str] = []
     for number, row in enumerate(_rows(path), start=2):
@@ -51,10 +53,11 @@ def read_labels(path: Path, default_annotator: str, known_qids: set[str]) -> lis
         if qid not in known_qids:
             problems.append(f"linha {number}: pergunta '{qid}' não está na rodada")
         elif label not in codes:
-            problems.append(f"linha {number}: rótulo '{label}' inválido (use {', '.join(sorted(codes))})")
+            problems.append(f"linha {number}: rótulo '{label}' inválido (use {', '.join(scheme.codes)})")
         else:
             annotator = (row.get("annotator") or row.get("anotador") or default_annotator).strip()
-            labels.append(Label(qid, label, annotator, (row.get("comment") or row.get("comentario") or "").strip()))
+            comment = (row.get("comment") or row.get("comentario") or "").strip()
+            labels.append(Label(qid, codes[label], annotator, comment))
     if problems:
         shown = "; ".join(problems[:10]) + (f"; e mais {len(problems) - 10}" if len(problems) > 10 else "")
         raise LectureRagError(f"{path}: nada foi importado. Corrija: {shown}.")
@@ -65,7 +68,7 @@ def read_labels(path: Path, default_annotator: str, known_qids: set[str]) -> lis
 
 def import_labels(runs: RunStore, run: str, path: Path, default_annotator: str) -> int:
     known = runs.answered(run)
-    labels = read_labels(path, default_annotator, known)
+    labels = read_labels(path, default_annotator, known, runs.scheme(run))
     for item in labels:
         runs.annotate(run, item.qid, item.annotator, item.label, item.comment)
     return len(labels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.evaluate.runs import RunItem
 from lecture_rag.evaluate.summary import auto_label, manual_label, run_summary
 
@@ -25,9 +26,14 @@ def _metrics(summary: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def compare_runs(a: list[RunItem], b: list[RunItem]) -> dict[str, Any]:
+def compare_runs(
+    a: list[RunItem],
+    b: list[RunItem],
+    scheme_a: LabelScheme = DEFAULT_SCHEME,
+    scheme_b: LabelScheme = DEFAULT_SCHEME,
+) -> dict[str, Any]:
     """Metrics of both runs and the questions (matched by id) whose labels differ."""
-    ma, mb = _metrics(run_summary(a)), _metrics(run_summary(b))
+    ma, mb = _metrics(run_summary(a, scheme_a)), _metrics(run_summary(b, scheme_b))
     metrics = [{"name": k, "a": ma.get(k), "b": mb.get(k)} for k in dict.fromkeys([*ma, *mb])]
     by_id = {i.qid: i for i in b}
     flips = []

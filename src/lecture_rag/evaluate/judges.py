@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -45,6 +44,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lecture_rag.config import LLMSettings
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
 from lecture_rag.generate.citations import is_abstention
 from lecture_rag.generate.language import NOT_FOUND, detect_language
 from lecture_rag.generate.llm import LLM, ChatMessage, LLMError, estimate_tokens, make_llm
@@ -137,79 +137,6 @@ class Judgment:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelDef:
-    """One annotation label: its code, Portuguese name, rubric text and accepted spellings."""
-
-    code: str
-    name: str
-    description: str
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LabelScheme:
-    """Ordered labels (best first) that annotators and the auto-labeller share."""
-
-    labels: tuple[LabelDef, ...]
-
-    @property
-    def codes(self) -> tuple[str, ...]:
-        return tuple(label.code for label in self.labels)
-
-    def resolve(self, value: str) -> str | None:
-        """The code meant by ``value`` (``C``, ``c``, ``correta``, ``Correct``), or None."""
-        folded = _fold(value)
-        first = re.match(r"([a-z])(?![a-z])", folded)
-        if first:
-            for code in self.codes:
-                if code.lower() == first.group(1):
-                    return code
-        names = sorted(
-            (
-                (_fold(alias), label.code)
-                for label in self.labels
-                for alias in (label.code, label.name, *label.aliases)  # multi-letter codes too ("OK")
-            ),
-            key=lambda pair: -len(pair[0]),
-        )
-        for alias, code in names:
-            if re.match(rf"{re.escape(alias)}(?![a-z])", folded):
-                return code
-        return None
-
-
-DEFAULT_SCHEME = LabelScheme(
-    (
-        LabelDef(
-            "C",
-            "correta",
-            "the ANSWER answers the QUESTION correctly, using what the lectures say.",
-            ("correto", "correct"),
-        ),
-        LabelDef(
-            "P",
-            "parcialmente correta",
-            "the ANSWER is relevant but incomplete, or partly wrong.",
-            ("parcialmente correto", "parcial", "partially correct", "partly correct", "partial"),
-        ),
-        LabelDef(
-            "I",
-            "incorreta ou irrelevante",
-            "the ANSWER is wrong, or does not address the QUESTION.",
-            ("incorreta", "incorreto", "irrelevante", "incorrect", "irrelevant", "wrong"),
-        ),
-        LabelDef(
-            "N",
-            "não respondeu",
-            "the ANSWER does not answer: it says the lectures lack the answer "
-            '(e.g. "Não encontrei a resposta nas aulas.").',
-            ("nao respondeu", "sem resposta", "abstencao", "abstained", "no answer", "not answered"),
-        ),
-    )
-)
-
-
-@dataclass(frozen=True, slots=True)
 class JudgeConfig:
     """Generation settings; deterministic by default so a rerun reproduces the verdicts."""
 
@@ -242,12 +169,6 @@ _WORD = re.compile(r"[\[(\"'`]*\s*(?P<word>[a-zà-ú]+)\b", re.IGNORECASE)
 _BARE = re.compile(r"^[*_\s]*(?P<num>\d+)(?:\s*/\s*3)?[*_.\s]*$")
 _CRITERIA = re.compile(r"(?<!\w)[*_#\s]*(?:criteria|crit[ée]rios?)\b", re.IGNORECASE)
 _JUSTIFICATION = re.compile(r"(?<!\w)[*_#\s]*(?:justification|justificativa)\b", re.IGNORECASE)
-
-
-def _fold(text: str) -> str:
-    """Lowercase without accents, so ``Pontuação``/``pontuacao`` and ``não``/``nao`` match alike."""
-    norm = unicodedata.normalize("NFKD", text.strip().lower())
-    return "".join(c for c in norm if not unicodedata.combining(c))
 
 
 def _to_int(num: str, den: str | None) -> tuple[int | None, str]:
@@ -309,9 +230,9 @@ def parse_score_output(text: str) -> tuple[int | None, str, str]:
 
 def _exact_label(text: str, scheme: LabelScheme) -> str | None:
     """A whole output that is nothing but a code or a label name (``C``, ``**correta**``)."""
-    cleaned = _fold(text.strip().strip("*_\"'`[]()<>. "))
+    cleaned = fold_text(text.strip().strip("*_\"'`[]()<>. "))
     for label in scheme.labels:
-        if cleaned in {_fold(x) for x in (label.code, label.name, *label.aliases)}:
+        if cleaned in {fold_text(x) for x in (label.code, label.name, *label.aliases)}:
             return label.code
     return None
 
@@ -565,7 +486,7 @@ _PT_ABBREVIATIONS = frozenset(
 
 def _ends_with_abbreviation(sentence: str) -> bool:
     words = re.findall(r"[^\W\d_]+(?=\.\s*$)", sentence.strip())
-    return bool(words) and _fold(words[-1]) in _PT_ABBREVIATIONS
+    return bool(words) and fold_text(words[-1]) in _PT_ABBREVIATIONS
 
 
 def split_claims(text: str, language: str = "pt") -> list[str]:

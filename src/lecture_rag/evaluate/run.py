@@ -18,6 +18,7 @@ from typing import Any
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate import judges
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.evaluate.questions import Question
 from lecture_rag.evaluate.runs import RunStore
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
@@ -43,6 +44,17 @@ def parse_judge_kinds(spec: str) -> tuple[str, ...]:
 IMPORT_ANNOTATOR = "arquivo-de-perguntas"
 
 
+def check_question_labels(questions: Sequence[Question], scheme: LabelScheme) -> None:
+    """Labels given in the question file must belong to the scheme: refuse the run before it starts."""
+    bad = [f"{q.id} ('{q.label}')" for q in questions if q.label and scheme.resolve(q.label) is None]
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" e mais {len(bad) - 10}" if len(bad) > 10 else "")
+        raise LectureRagError(
+            f"Rótulos fora do esquema ({', '.join(scheme.codes)}) no arquivo de perguntas: {shown}. "
+            "Corrija o campo 'label' ou o esquema [[labels]] da configuração."
+        )
+
+
 def file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -55,6 +67,7 @@ def run_config(
     mode: str,
     questions_path: Path,
     kinds: Sequence[str] = JUDGE_KINDS,
+    scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> dict[str, Any]:
     """What defines a run: a rerun with any of this changed is another experiment."""
     llm_cfg = engine.llm_settings
@@ -71,7 +84,9 @@ def run_config(
         "max_tokens": llm_cfg.max_tokens,
         "prompts": template_hashes(),
         "judge_prompts": judges.prompt_hashes(),
-        "labels": [d.code for d in judges.DEFAULT_SCHEME.labels],
+        "labels": list(scheme.codes),
+        "label_scheme": scheme.to_config(),
+        "label_grammar": hashlib.sha256(judges.label_grammar(scheme).encode()).hexdigest()[:12],
         "questions_file": questions_path.name,
         "questions_sha": file_sha(questions_path),
     }
@@ -100,7 +115,11 @@ class _LockedRetriever:
 
 
 def _judge(
-    judge_llm: LLM | None, question: Question, answer: dict[str, Any], kinds: Sequence[str]
+    judge_llm: LLM | None,
+    question: Question,
+    answer: dict[str, Any],
+    kinds: Sequence[str],
+    scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> list[dict[str, Any]]:
     ans = answer_from_dict(answer)
     out = []
@@ -112,7 +131,7 @@ def _judge(
         elif kind == "groundedness":
             j = judges.groundedness(judge_llm, ans.text, ans.context, language=ans.language)
         else:
-            j = judges.auto_label(judge_llm, question.question, ans.text, ans.context)
+            j = judges.auto_label(judge_llm, question.question, ans.text, ans.context, scheme)
         out.append(j.to_dict())
     return out
 
@@ -129,6 +148,7 @@ def execute_run(
     concurrency: int = 1,
     progress: Callable[[int, int], None] | None = None,
     kinds: Sequence[str] = JUDGE_KINDS,
+    scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> RunStats:
     """Answer and judge what is missing for each question of the run."""
     answered = runs.answered(name)
@@ -158,7 +178,7 @@ def execute_run(
         if answer is None:
             new_answer = answer_to_dict(worker_engine.answer(q.question, k=k, mode=mode))
             answer = new_answer
-        return position, q, new_answer, answer, _judge(judge_llm, q, answer, missing)
+        return position, q, new_answer, answer, _judge(judge_llm, q, answer, missing, scheme)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(work, *item) for item in todo]
@@ -169,7 +189,7 @@ def execute_run(
                 runs.save_item(name, q.id, position, q.question, meta, new_answer)
                 stats.answered += 1
                 if q.label:
-                    runs.annotate(name, q.id, IMPORT_ANNOTATOR, q.label)
+                    runs.annotate(name, q.id, IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label)
             runs.save_judgments(name, q.id, judgments)
             stats.judged += 1
             stats.errors += int(bool(answer.get("error")))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
 from lecture_rag.index.store import Store
 
 _SCHEMA = """
@@ -84,6 +85,10 @@ class RunStore:
     def get_config(self, name: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT config FROM runs WHERE name=?", (name,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def scheme(self, name: str) -> LabelScheme:
+        """The label scheme the run was made with (the default for runs that predate stored schemes)."""
+        return scheme_of_run(self.require(name))
 
     def require(self, name: str) -> dict[str, Any]:
         config = self.get_config(name)

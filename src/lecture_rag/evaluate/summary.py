@@ -11,13 +11,11 @@ from statistics import mean
 from typing import Any
 
 from lecture_rag.evaluate.agreement import agreement, inter_annotator, score_distribution
-from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.evaluate.questions import Evidence, Question
 from lecture_rag.evaluate.retrieval import judge_hits, summarise
 from lecture_rag.evaluate.runs import RunItem
 from lecture_rag.report.serialize import hit_from_dict
-
-LABELS = tuple(d.code for d in DEFAULT_SCHEME.labels)
 
 
 def manual_label(item: RunItem) -> str | None:
@@ -68,8 +66,8 @@ def _retrieval(items: list[RunItem]) -> dict[str, Any] | None:
     return {"n": s.n, **s.metrics}
 
 
-def run_summary(items: list[RunItem]) -> dict[str, Any]:
-    """All numbers of a run, JSON-ready."""
+def run_summary(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, Any]:
+    """All numbers of a run, JSON-ready, in the run's label scheme."""
     manual = [manual_label(i) for i in items]
     auto = [auto_label(i) for i in items]
     out: dict[str, Any] = {
@@ -89,7 +87,9 @@ def run_summary(items: list[RunItem]) -> dict[str, Any]:
     }
     pairs = [(m, a) for m, a in zip(manual, auto, strict=True) if m and a]
     if pairs:
-        out["agreement"] = agreement([m for m, _ in pairs], [a for _, a in pairs], LABELS).to_dict()
+        out["agreement"] = agreement(
+            [m for m, _ in pairs], [a for _, a in pairs], scheme.codes, ordinal=scheme.ordinal_codes
+        ).to_dict()
     else:
         out["agreement"] = None
         out["agreement_note"] = (
@@ -98,7 +98,7 @@ def run_summary(items: list[RunItem]) -> dict[str, Any]:
         )
     by_item = {i.qid: {who: a["label"] for who, a in i.annotations.items()} for i in items}
     annotators = {who for labels in by_item.values() for who in labels}
-    out["inter_annotator"] = inter_annotator(by_item, list(LABELS)).to_dict() if len(annotators) > 1 else None
+    out["inter_annotator"] = inter_annotator(by_item, list(scheme.codes)).to_dict() if len(annotators) > 1 else None
     ar = [judgment_score(i, "answer_relevance") for i in items]
     out["ar_by_manual_label"] = score_distribution(ar, manual) if any(m for m in manual) else {}
     return out

@@ -13,11 +13,11 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
-from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+from lecture_rag.evaluate.labels import LabelScheme
 from lecture_rag.evaluate.runs import RunItem, RunStore
 from lecture_rag.links import hhmmss
 
-HELP = "c/p/i/n = rótulo · o = observação · s = pular · b = voltar · q = sair"
+HELP = "{keys} = rótulo · o = observação · s = pular · b = voltar · q = sair"
 
 
 def _key() -> str:
@@ -29,7 +29,7 @@ def _key() -> str:
     return line.strip().lower()[:1] or "s"
 
 
-def _show(console: Console, item: RunItem, index: int, total: int, done: int) -> None:
+def _show(console: Console, item: RunItem, index: int, total: int, done: int, scheme: LabelScheme) -> None:
     a = item.answer
     console.rule(f"{index + 1}/{total} · anotadas por você: {done}")
     console.print(f"[bold]Pergunta:[/] {item.question}", highlight=False)
@@ -45,22 +45,25 @@ def _show(console: Console, item: RunItem, index: int, total: int, done: int) ->
     if ar.get("score") is not None:
         reasoning = str(ar.get("reasoning", ""))[:300]
         console.print(f"[bold]Answer Relevance:[/] {ar['score']:.2f} — {reasoning}", highlight=False)
-    for d in DEFAULT_SCHEME.labels:
-        console.print(f"  [bold]{d.code.lower()}[/] {d.name}: {d.description}", highlight=False)
-    console.print(f"[dim]{HELP}[/]")
+    keys = scheme.keys()
+    for key, code in keys.items():
+        d = next(label for label in scheme.labels if label.code == code)
+        console.print(f"  [bold]{key}[/] {d.code} {d.name}: {d.guide_text}", highlight=False)
+    console.print(f"[dim]{HELP.format(keys='/'.join(keys))}[/]", highlight=False)
 
 
 def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Console) -> int:
     """Label the run's items, starting at the first this annotator has not labelled."""
     items = runs.items(run)
-    codes = {d.code.lower(): d.code for d in DEFAULT_SCHEME.labels}
+    scheme = runs.scheme(run)
+    codes = scheme.keys()
     index = next((i for i, it in enumerate(items) if annotator not in it.annotations), len(items))
     labelled = 0
     comment = ""
     while 0 <= index < len(items):
         item = items[index]
         done = sum(1 for it in items if annotator in it.annotations)
-        _show(console, item, index, len(items), done)
+        _show(console, item, index, len(items), done, scheme)
         key = _key()
         if key == "q":
             break

@@ -9,8 +9,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from lecture_rag.evaluate.labels import scheme_of_run
 from lecture_rag.evaluate.runs import RunItem
-from lecture_rag.evaluate.summary import LABELS, auto_label, judgment_score, manual_label
+from lecture_rag.evaluate.summary import auto_label, judgment_score, manual_label
 from lecture_rag.report.markdown import RecordView, hit_views, reference_views, render_records
 from lecture_rag.report.serialize import answer_from_dict, hide_urls
 
@@ -109,5 +110,6 @@ def html_report(name: str, config: dict[str, Any], items: list[RunItem], summary
     }
     records = [record_view(item, item.position + 1) for item in items]
     return env.get_template("run.html.j2").render(
-        name=name, config=config, summary=summary, plots=plots, records=records, hide=hide, labels=LABELS,
+        name=name, config=config, summary=summary, plots=plots, records=records, hide=hide,
+        labels=scheme_of_run(config).codes,
     )

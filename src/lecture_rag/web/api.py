@@ -133,12 +133,13 @@ def run_records(
     annotator: Annotated[str | None, Query(max_length=MAX_NAME_CHARS, description="quem anota")] = None,
 ) -> RecordsOut:
     who = " ".join(annotator.split()) if annotator else None
-    with open_run(res, name) as (_, items):
+    with open_run(res, name) as (runs, items):
         records = [record_out(item, who) for item in items]
+        scheme = runs.scheme(name)
     done = [who is not None and who in item.annotations for item in items]
     return RecordsOut(
         run=name, total=len(items), annotator=who, annotated_by_annotator=sum(done),
-        first_pending=next((i for i, d in enumerate(done) if not d), len(items)), labels=labels_out(),
+        first_pending=next((i for i, d in enumerate(done) if not d), len(items)), labels=labels_out(scheme),
         records=records,
     )
 
@@ -148,13 +149,17 @@ def run_records(
              summary="Gravar o rótulo de um anotador (requer o token)")
 def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
     with open_run(res, name) as (runs, items):
+        scheme = runs.scheme(name)
+        code = scheme.resolve(body.label)
+        if code is None:
+            raise HTTPException(422, f"rótulo desconhecido {body.label!r}: use um de {', '.join(scheme.codes)}")
         item = next((i for i in items if i.qid == body.qid), None)
         if item is None:
             raise HTTPException(404, f"A rodada '{name}' não tem a pergunta '{body.qid}'.")
-        runs.annotate(name, body.qid, body.annotator, body.label, body.comment)
+        runs.annotate(name, body.qid, body.annotator, code, body.comment)
         done = sum(1 for i in items if body.annotator in i.annotations or i.qid == body.qid)
     return AnnotationSaved(
-        run=name, qid=body.qid, annotator=body.annotator, label=body.label, comment=body.comment,
+        run=name, qid=body.qid, annotator=body.annotator, label=code, comment=body.comment,
         auto_label=automated_label(item), annotated_by_annotator=done, total=len(items),
     )
 
@@ -162,8 +167,8 @@ def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
 @router.get("/runs/{name}/agreement", responses={404: {"model": ErrorOut}},
             summary="Concordância manual × automatizada e entre anotadores (números do relatório)")
 def run_agreement(name: str, res: Res) -> dict[str, Any]:
-    with open_run(res, name) as (_, items):
+    with open_run(res, name) as (runs, items):
         try:
-            return run_summary(items)
+            return run_summary(items, runs.scheme(name))
         except LectureRagError as exc:
             raise HTTPException(400, str(exc)) from exc

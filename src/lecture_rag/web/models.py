@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lecture_rag.evaluate.judges import DEFAULT_SCHEME
-
 MAX_QUESTION_CHARS = 10_000
 MAX_COMMENT_CHARS = 2_000
 MAX_NAME_CHARS = 80
@@ -182,6 +180,7 @@ class AnnotationOut(BaseModel):
 
 class LabelOut(BaseModel):
     code: str
+    key: str = Field(description="tecla que aplica o rótulo na página de anotação")
     name: str
     description: str
 
@@ -215,18 +214,16 @@ class AnnotationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     qid: str = Field(min_length=1, max_length=200)
-    label: str = Field(min_length=1, max_length=40, description="C, P, I or N (or its name, e.g. 'correta')")
+    label: str = Field(
+        min_length=1, max_length=40, description="a code of the run's scheme, e.g. C, P, I or N (or its name)"
+    )
     comment: str = Field("", max_length=MAX_COMMENT_CHARS)
     annotator: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
 
     @field_validator("label")
     @classmethod
-    def _known_label(cls, value: str) -> str:
-        code = DEFAULT_SCHEME.resolve(value)
-        if code is None:
-            codes = ", ".join(DEFAULT_SCHEME.codes)
-            raise ValueError(f"rótulo desconhecido {value!r}: use um de {codes}")
-        return code
+    def _strip_label(cls, value: str) -> str:
+        return value.strip()  # checked against the run's own label scheme by the endpoint
 
     @field_validator("annotator")
     @classmethod

@@ -95,9 +95,10 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/{name}/annotate", response_class=HTMLResponse)
 def annotate_page(request: Request, name: str) -> HTMLResponse:
-    with open_run(resources_of(request), name) as (_, items):
+    with open_run(resources_of(request), name) as (runs, items):
         total = len(items)
-    return render(request, "annotate.html", run=name, total=total, labels=labels_out())
+        scheme = runs.scheme(name)
+    return render(request, "annotate.html", run=name, total=total, labels=labels_out(scheme))
 
 
 def _svg_data_uri(svg: str) -> str:
@@ -119,6 +120,6 @@ def _plots(summary: dict[str, Any]) -> dict[str, str]:
 
 @router.get("/runs/{name}/agreement", response_class=HTMLResponse)
 def agreement_page(request: Request, name: str) -> HTMLResponse:
-    with open_run(resources_of(request), name) as (_, items):
-        summary = run_summary(items)
+    with open_run(resources_of(request), name) as (runs, items):
+        summary = run_summary(items, runs.scheme(name))
     return render(request, "agreement.html", run=name, s=summary, plots=_plots(summary))

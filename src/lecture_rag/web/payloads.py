@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
-from lecture_rag.evaluate.judges import DEFAULT_SCHEME
+from lecture_rag.evaluate.labels import LabelScheme
 from lecture_rag.evaluate.runs import RunItem
 from lecture_rag.links import hhmmss, youtube_id
 from lecture_rag.records import Hit, Video
@@ -80,21 +80,10 @@ def video_out(video: Video) -> VideoOut:
     )
 
 
-# The scheme's descriptions are the judge prompt's rubric (English); annotators read this one.
-RUBRIC_PT = {
-    "C": "a resposta responde corretamente à pergunta, com base no que as aulas dizem.",
-    "P": "a resposta é relevante, mas incompleta ou em parte errada.",
-    "I": "a resposta está errada ou não trata da pergunta.",
-    "N": "a resposta não responde: diz que as aulas não trazem a resposta "
-    "(ex.: «Não encontrei a resposta nas aulas.»).",
-}
-
-
-def labels_out() -> list[LabelOut]:
-    return [
-        LabelOut(code=d.code, name=d.name, description=RUBRIC_PT.get(d.code, d.description))
-        for d in DEFAULT_SCHEME.labels
-    ]
+def labels_out(scheme: LabelScheme) -> list[LabelOut]:
+    """The run's labels as annotators see them: code, key, name and guide."""
+    keys = {code: key for key, code in scheme.keys().items()}
+    return [LabelOut(code=d.code, key=keys[d.code], name=d.name, description=d.guide_text) for d in scheme.labels]
 
 
 def _judgment(data: dict[str, Any] | None, kind: str) -> JudgmentOut | None:

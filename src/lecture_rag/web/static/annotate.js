@@ -91,9 +91,10 @@
     if (["input", "textarea", "select"].includes(tag) || event.ctrlKey || event.metaKey || event.altKey) return;
     if ($("workspace").hidden) return;
     const key = event.key.toLowerCase();
-    if (["c", "p", "i", "n"].includes(key)) {
+    const button = document.querySelector(`.label-button[data-key="${CSS.escape(key)}"]`);
+    if (button) {
       event.preventDefault();
-      label(key.toUpperCase());
+      label(button.dataset.label);
     } else if (event.key === "ArrowRight") {
       event.preventDefault();
       show(state.index + 1);

@@ -1,0 +1,128 @@
+"""The annotation label scheme that people and the automated annotator share.
+
+Configured under ``[[labels]]`` in the settings (default: C correta, P
+parcialmente correta, I incorreta ou irrelevante, N não respondeu). A run
+stores the scheme it was made with, so its annotations, agreement and pages
+keep using that scheme even after the configuration changes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lecture_rag.config import LabelSettings, default_labels
+from lecture_rag.errors import LectureRagError
+
+# Keys the terminal annotator keeps for itself (observation, skip, back, quit).
+RESERVED_KEYS = frozenset("osbq")
+
+
+def fold_text(text: str) -> str:
+    """Lowercase without accents, so ``Pontuação``/``pontuacao`` and ``não``/``nao`` match alike."""
+    norm = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in norm if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True, slots=True)
+class LabelDef:
+    """One annotation label: its code, Portuguese name, rubric text and accepted spellings."""
+
+    code: str
+    name: str
+    description: str
+    aliases: tuple[str, ...] = ()
+    ordinal: bool = True
+    guide: str = ""
+
+    @property
+    def guide_text(self) -> str:
+        """What annotators read: the guide, else the rubric description."""
+        return self.guide or self.description
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScheme:
+    """Ordered labels (best first) that annotators and the auto-labeller share."""
+
+    labels: tuple[LabelDef, ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(label.code for label in self.labels)
+
+    @property
+    def ordinal_codes(self) -> tuple[str, ...]:
+        """The quality order, best first, for weighted kappa (labels outside it are nominal)."""
+        return tuple(label.code for label in self.labels if label.ordinal)
+
+    def keys(self) -> dict[str, str]:
+        """One key per label for keyboard annotation: the code's letter, else its position (1-9)."""
+        out: dict[str, str] = {}
+        for position, code in enumerate(self.codes, start=1):
+            key = code.lower()
+            if len(key) != 1 or key in RESERVED_KEYS or key in out or key.isdigit():
+                key = str(position)
+            out[key] = code
+        return out
+
+    def resolve(self, value: str) -> str | None:
+        """The code meant by ``value`` (``C``, ``c``, ``correta``, ``Correct``), or None."""
+        folded = fold_text(value)
+        first = re.match(r"([a-z])(?![a-z])", folded)
+        if first:
+            for code in self.codes:
+                if code.lower() == first.group(1):
+                    return code
+        names = sorted(
+            (
+                (fold_text(alias), label.code)
+                for label in self.labels
+                for alias in (label.code, label.name, *label.aliases)  # multi-letter codes too ("OK")
+            ),
+            key=lambda pair: -len(pair[0]),
+        )
+        for alias, code in names:
+            if re.match(rf"{re.escape(alias)}(?![a-z])", folded):
+                return code
+        return None
+
+    def to_config(self) -> list[dict[str, Any]]:
+        """JSON-ready form, stored in a run's configuration snapshot."""
+        return [
+            {"code": d.code, "name": d.name, "description": d.description, "guide": d.guide,
+             "aliases": list(d.aliases), "ordinal": d.ordinal}
+            for d in self.labels
+        ]
+
+
+def scheme_from_settings(labels: Sequence[LabelSettings | Mapping[str, Any]]) -> LabelScheme:
+    """Validate a configured scheme: at least two labels, codes unique ignoring case."""
+    items = [lab if isinstance(lab, LabelSettings) else LabelSettings(**lab) for lab in labels]
+    if len(items) < 2:
+        raise LectureRagError("O esquema de rótulos ([[labels]] na configuração) precisa de pelo menos dois rótulos.")
+    folded = [fold_text(lab.code) for lab in items]
+    repeated = sorted({c for c in folded if folded.count(c) > 1})
+    if repeated:
+        raise LectureRagError(
+            f"Códigos de rótulo repetidos em [[labels]]: {', '.join(repeated)}. Cada rótulo precisa de um código único."
+        )
+    if not any(lab.ordinal for lab in items):
+        raise LectureRagError("Em [[labels]], pelo menos um rótulo precisa estar na ordem de qualidade (ordinal).")
+    return LabelScheme(
+        tuple(
+            LabelDef(lab.code, lab.name, lab.description, tuple(lab.aliases), lab.ordinal, lab.guide) for lab in items
+        )
+    )
+
+
+DEFAULT_SCHEME = scheme_from_settings(default_labels())
+
+
+def scheme_of_run(config: Mapping[str, Any]) -> LabelScheme:
+    """The scheme a run was made with; runs from before schemes were stored used the default."""
+    stored = config.get("label_scheme")
+    return scheme_from_settings(stored) if stored else DEFAULT_SCHEME
