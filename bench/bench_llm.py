@@ -6,7 +6,8 @@
 For each backend (in-process llama-cpp-python, and ``python -m llama_cpp.server``
 through the OpenAI-compatible client) and each thread count it runs the same
 prompts and prints median first-token latency (prompt processing), decode
-tokens/s and total time. Each run uses a different lecture excerpt so the
+tokens/s and total time; the in-process backend is also measured with the judges'
+output grammar (``SCORE_GRAMMAR``), and the decode-rate ratio is printed. Each run uses a different lecture excerpt so the
 prompt cache never hides prompt processing. The prompt is real Portuguese
 lecture speech from ``../shared/data/nurc-sp`` (read-only, never copied).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse the real-server launcher of the test suite
 
+from lecture_rag.evaluate.judges import SCORE_GRAMMAR  # noqa: E402
 from lecture_rag.generate.llm import LLM, ChatMessage, Completion, LlamaCppLLM, OpenAICompatibleLLM  # noqa: E402
 from lecture_rag.generate.models import bundled_gguf_or_error  # noqa: E402
 from llm_server import llama_server  # noqa: E402
@@ -70,9 +72,11 @@ def make_prompts(llm: LLM, runs: int, prompt_tokens: int) -> list[list[ChatMessa
     return prompts
 
 
-def measure(llm: LLM, prompts: list[list[ChatMessage]], max_tokens: int) -> list[Completion]:
+def measure(
+    llm: LLM, prompts: list[list[ChatMessage]], max_tokens: int, grammar: str | None = None
+) -> list[Completion]:
     llm.complete([{"role": "user", "content": "Olá"}], max_tokens=4)  # warm-up: load and first eval
-    return [llm.complete(p, max_tokens=max_tokens) for p in prompts]
+    return [llm.complete(p, max_tokens=max_tokens, grammar=grammar) for p in prompts]
 
 
 @contextmanager
@@ -119,8 +123,17 @@ def main() -> None:
             with backend(kind, model, threads, n_ctx=2048) as llm:
                 prompts = make_prompts(llm, args.runs, args.prompt_tokens)
                 rows.append(Row(kind, threads, measure(llm, prompts, args.max_tokens)))
+                if kind == "in-process":
+                    held = measure(llm, prompts, args.max_tokens, grammar=SCORE_GRAMMAR)
+                    rows.append(Row(f"{kind} + grammar", threads, held))
                 print(f"done: {kind} threads={threads}", file=sys.stderr)
     print_table(rows, model, args.prompt_tokens)
+    by_name = {(r.backend, r.threads): r for r in rows}
+    for threads in args.threads:
+        free, held_row = by_name.get(("in-process", threads)), by_name.get(("in-process + grammar", threads))
+        if free and held_row:
+            ratio = held_row.median("tokens_per_s") / free.median("tokens_per_s")
+            print(f"grammar / free decode rate, {threads} thread(s): {ratio:.2f}x")
 
 
 if __name__ == "__main__":
