@@ -80,6 +80,16 @@ def test_judges_option_runs_only_the_judges_asked_for(nurc_indexed: Path, tmp_pa
     assert other.returncode == 2 and "outra configuração" in other.stderr
 
 
+def _annotate_in_terminal(store: Path, run: str, annotator: str, keys: str) -> tuple[str, dict[str, str]]:
+    """Type ``keys`` (one per line) into ``lecture-rag annotate``; its output and the labels now stored."""
+    exe = Path(sys.executable).parent / "lecture-rag"
+    term = subprocess.run([str(exe), "annotate", run, "--annotator", annotator, "--store", str(store)],
+                          input=keys, capture_output=True, text=True, timeout=120)
+    assert term.returncode == 0, term.stderr
+    sql = f"SELECT qid, label FROM annotations WHERE run='{run}' AND annotator='{annotator}'"
+    return term.stdout, dict(_rows(store, sql))
+
+
 SIM_QUASE_NAO = """
 [[labels]]
 code = "S"
@@ -127,12 +137,8 @@ def test_a_configured_label_scheme_drives_import_terminal_and_agreement(nurc_ind
     assert run_cli("annotate", "import", "esquema", str(labels_csv), store=nurc_indexed).returncode == 0
 
     # Terminal keys: s (skip) and q (quit) are taken, so S and Q are typed as 1 and 2.
-    exe = Path(sys.executable).parent / "lecture-rag"
-    term = subprocess.run([str(exe), "annotate", "esquema", "--annotator", "ana", "--store", str(nurc_indexed)],
-                          input="1\n2\nx\n", capture_output=True, text=True, timeout=120)
-    assert term.returncode == 0, term.stderr
-    assert "1/2/x = rótulo" in term.stdout and "a resposta está quase certa." in term.stdout
-    ana = dict(_rows(nurc_indexed, "SELECT qid, label FROM annotations WHERE run='esquema' AND annotator='ana'"))
+    out, ana = _annotate_in_terminal(nurc_indexed, "esquema", "ana", "1\n2\nx\n")
+    assert "1/2/x = rótulo" in out and "a resposta está quase certa." in out
     assert ana == {qids[0]: "S", qids[1]: "Q", qids[2]: "X"}
     summary = json.loads(run_cli("agreement", "esquema", "--json", store=nurc_indexed).stdout)
     assert summary["manual_labels"] == {"S": 1, "Q": 1, "X": 1}  # each item's annotators agree
@@ -184,12 +190,8 @@ def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tm
     imported = run_cli("annotate", "import", "anot", str(good), store=nurc_indexed)
     assert imported.returncode == 0 and "4 anotação" in imported.stdout
     # terminal mode with piped keys: label two, skip back, quit
-    exe = Path(sys.executable).parent / "lecture-rag"
-    term = subprocess.run([str(exe), "annotate", "anot", "--annotator", "ana", "--store", str(nurc_indexed)],
-                          input="c\np\nb\ni\nq\n", capture_output=True, text=True, timeout=120)
-    assert term.returncode == 0, term.stderr
-    assert "2 rótulo(s) gravado(s)" in term.stdout or "3 rótulo(s) gravado(s)" in term.stdout
-    labels = dict(_rows(nurc_indexed, "SELECT qid, label FROM annotations WHERE run='anot' AND annotator='ana'"))
+    out, labels = _annotate_in_terminal(nurc_indexed, "anot", "ana", "c\np\nb\ni\nq\n")
+    assert "2 rótulo(s) gravado(s)" in out or "3 rótulo(s) gravado(s)" in out
     assert labels == {qids[0]: "C", qids[1]: "I"}
     summary = json.loads(run_cli("agreement", "anot", "--json", store=nurc_indexed).stdout)
     assert summary["inter_annotator"]["annotators"] == ["ana", "bruno"]
