@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from conftest import run_cli
 from lecture_rag.config import LabelSettings, Settings, default_labels
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, scheme_from_settings, scheme_of_run
@@ -57,3 +60,14 @@ def test_a_run_keeps_its_scheme_and_old_runs_read_as_default() -> None:
     assert scheme_of_run({"label_scheme": custom.to_config()}) == custom
     assert scheme_of_run({"labels": ["C", "P", "I", "N"]}) == DEFAULT_SCHEME  # snapshot from before schemes
     assert scheme_from_settings(default_labels()) == DEFAULT_SCHEME
+
+
+def test_a_bad_scheme_in_config_toml_is_a_clear_cli_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[labels]]\ncode = "C D"\nname = "x"\ndescription = "y"\n', encoding="utf-8")
+    result = run_cli("runs", store=tmp_path / "store", env={"LECTURE_RAG_CONFIG": str(config)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Configuração inválida: labels.0.code" in result.stderr and str(config) in result.stderr.replace("\n", "")
+    config.write_text("[labels\n", encoding="utf-8")
+    broken = run_cli("runs", store=tmp_path / "store", env={"LECTURE_RAG_CONFIG": str(config)})
+    assert broken.returncode == 2 and "não é TOML válido" in broken.stderr

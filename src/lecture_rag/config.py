@@ -9,16 +9,19 @@ names below), a TOML file (``$LECTURE_RAG_HOME/config.toml`` or the path in
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from lecture_rag.errors import ConfigError
 
 
 def default_home() -> Path:
@@ -195,8 +198,23 @@ class _FlatLLMEnv(PydanticBaseSettingsSource):
 
 
 def load_settings(store: Path | None = None) -> Settings:
-    """Settings from env/TOML, with the store directory from ``--store`` if given."""
-    settings = Settings()
+    """Settings from env/TOML, with the store directory from ``--store`` if given.
+
+    A bad value or a malformed TOML file is a :class:`ConfigError` that names the
+    setting, what is wrong and where settings come from, never a traceback.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {err.get('input')!r})"
+            for err in exc.errors()[:8]
+        )
+        raise ConfigError(
+            f"Configuração inválida: {problems}. Corrija {_config_file()} ou as variáveis LECTURE_RAG_*."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"O arquivo de configuração {_config_file()} não é TOML válido: {exc}.") from None
     if store is not None:
         settings = settings.model_copy(update={"home": Path(store).expanduser()})
     return settings

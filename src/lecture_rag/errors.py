@@ -21,3 +21,7 @@ class StoreError(LectureRagError):
 
 class IndexMismatchError(StoreError):
     """The index was built with another embedder than the one asked for."""
+
+
+class ConfigError(LectureRagError):
+    """A setting (config.toml or LECTURE_RAG_* variable) has a value that cannot be used."""
