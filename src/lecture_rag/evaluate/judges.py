@@ -33,7 +33,6 @@ run must be able to retry them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -41,7 +40,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
@@ -49,6 +48,7 @@ from lecture_rag.generate.citations import is_abstention
 from lecture_rag.generate.language import NOT_FOUND, detect_language
 from lecture_rag.generate.llm import LLM, ChatMessage, LLMError, estimate_tokens, make_llm
 from lecture_rag.records import Answer, Hit, Segment
+from lecture_rag.templating import short_hash, source_hashes, text_templates
 
 JudgeKind = Literal["answer_relevance", "context_relevance", "groundedness", "auto_label"]
 KINDS: tuple[JudgeKind, ...] = ("answer_relevance", "context_relevance", "groundedness", "auto_label")
@@ -274,14 +274,7 @@ def normalise(score_raw: int | None) -> float | None:
 
 @lru_cache(maxsize=1)
 def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("lecture_rag.evaluate", "prompts"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-    )
+    return text_templates("lecture_rag.evaluate", "prompts")
 
 
 def render(name: str, **values: Any) -> str:
@@ -289,16 +282,12 @@ def render(name: str, **values: Any) -> str:
     return _templates().get_template(name).render(**values).strip()
 
 
-def prompt_hashes() -> dict[str, str]:
-    """Short hashes of the judge templates, for run snapshots (a changed prompt is a changed run)."""
-    env = _templates()
-    out: dict[str, str] = {}
-    for name in TEMPLATES:
-        source = env.loader.get_source(env, name)[0] if env.loader else ""
-        out[name] = hashlib.sha256(source.encode()).hexdigest()[:12]
-    grammars = SCORE_GRAMMAR + label_grammar(DEFAULT_SCHEME)
-    out["grammars"] = hashlib.sha256(grammars.encode()).hexdigest()[:12]
-    return out
+def prompt_hashes(scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, str]:
+    """Short hashes of the judge templates and output grammars (for ``scheme``'s labels), for run snapshots."""
+    return {
+        **source_hashes(_templates(), TEMPLATES),
+        "grammars": short_hash(SCORE_GRAMMAR + label_grammar(scheme)),
+    }
 
 
 # --------------------------------------------------------------------------- token budget

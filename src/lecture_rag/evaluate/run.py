@@ -83,10 +83,9 @@ def run_config(
         "seed": llm_cfg.seed,
         "max_tokens": llm_cfg.max_tokens,
         "prompts": template_hashes(),
-        "judge_prompts": judges.prompt_hashes(),
+        "judge_prompts": judges.prompt_hashes(scheme),
         "labels": list(scheme.codes),
         "label_scheme": scheme.to_config(),
-        "label_grammar": hashlib.sha256(judges.label_grammar(scheme).encode()).hexdigest()[:12],
         "questions_file": questions_path.name,
         "questions_sha": file_sha(questions_path),
     }

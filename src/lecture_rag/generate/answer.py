@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.errors import LectureRagError
@@ -24,6 +24,7 @@ from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
 from lecture_rag.generate.llm import LLM, ChatMessage, LLMError
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer, Hit
+from lecture_rag.templating import source_hashes, text_templates
 
 TokenFn = Callable[[str], None]
 HitsFn = Callable[[list[Hit]], None]
@@ -35,25 +36,12 @@ _QUESTION_SHARE = 4
 
 @lru_cache(maxsize=1)
 def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("lecture_rag.generate", "prompts"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=StrictUndefined,
-        autoescape=False,
-    )
+    return text_templates("lecture_rag.generate", "prompts")
 
 
 def template_hashes() -> dict[str, str]:
     """Hashes of the prompt templates, for run snapshots (a changed prompt is a changed run)."""
-    import hashlib
-
-    env = _templates()
-    out = {}
-    for name in ("system.j2", "user.j2"):
-        source = env.loader.get_source(env, name)[0] if env.loader else ""
-        out[name] = hashlib.sha256(source.encode()).hexdigest()[:12]
-    return out
+    return source_hashes(_templates(), ("system.j2", "user.j2"))
 
 
 def build_messages(question: str, context: Sequence[Hit], language: str) -> list[ChatMessage]:

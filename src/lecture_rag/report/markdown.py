@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer, Hit, Reference
+from lecture_rag.templating import text_templates
 
 
 @dataclass(slots=True)
@@ -76,14 +77,7 @@ def _mdlink(text: str) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("lecture_rag.report", "templates"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=StrictUndefined,
-        autoescape=False,
-    )
+    env = text_templates("lecture_rag.report", "templates", keep_trailing_newline=True)
     env.filters.update(oneline=_oneline, score=_score, hhmmss=hhmmss, ar=_ar, mdlink=_mdlink)
     return env
 
