@@ -22,7 +22,6 @@ from lecture_rag.generate.llm import (
     LlamaCppLLM,
     LLMError,
     OpenAICompatibleLLM,
-    enforces_grammar,
     estimate_tokens,
     make_llm,
     normalise_base_url,
@@ -128,7 +127,7 @@ DIGIT = 'root ::= [0-3]\n'
 def test_openai_sends_grammar_to_a_llama_cpp_server_when_enabled(llama_base_url: str) -> None:
     question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
     with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, send_grammar=True) as llm:
-        assert enforces_grammar(llm)
+        assert llm.applies_grammar
         constrained = llm.complete(question, max_tokens=8, grammar=DIGIT)
     assert constrained.text in ("0", "1", "2", "3")
 
@@ -186,11 +185,11 @@ def test_gguf_grammar_constrains_the_output_unless_disabled(gguf_llm: LlamaCppLL
     question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
     free = gguf_llm.complete(question, max_tokens=16)
     assert free.text not in ("0", "1", "2", "3")  # left alone, the tiny model writes prose
-    assert enforces_grammar(gguf_llm)
+    assert gguf_llm.applies_grammar
     assert gguf_llm.complete(question, max_tokens=16, grammar=DIGIT).text in ("0", "1", "2", "3")
     off = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, use_grammar=False)
     off._llama = gguf_llm.load()  # share the loaded weights; only the flag differs
-    assert not enforces_grammar(off)
+    assert not off.applies_grammar
     assert off.complete(question, max_tokens=16, grammar=DIGIT).text == free.text
 
 
@@ -345,7 +344,7 @@ def test_500_then_200_is_retried() -> None:
 def test_grammar_reaches_the_server_only_when_enabled() -> None:
     with ScriptedServer([Reply()]) as server:
         plain = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
-        assert not enforces_grammar(plain)
+        assert not plain.applies_grammar
         plain.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
         with_grammar = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, send_grammar=True)
         with_grammar.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
@@ -355,13 +354,13 @@ def test_grammar_reaches_the_server_only_when_enabled() -> None:
 
 def test_make_llm_grammar_setting(tmp_path: Path) -> None:
     gguf = make_llm(LLMSettings(backend=f"gguf:{smollm2_path()}"))
-    assert isinstance(gguf, LlamaCppLLM) and gguf.use_grammar  # default: on where llama.cpp runs in-process
+    assert isinstance(gguf, LlamaCppLLM) and gguf.applies_grammar  # default: on where llama.cpp runs in-process
     off = make_llm(LLMSettings(backend=f"gguf:{smollm2_path()}", grammar=False))
-    assert isinstance(off, LlamaCppLLM) and not off.use_grammar
+    assert isinstance(off, LlamaCppLLM) and not off.applies_grammar
     http = make_llm(LLMSettings(backend="openai", model="m"))
-    assert isinstance(http, OpenAICompatibleLLM) and not http.send_grammar  # default: off for unknown servers
+    assert isinstance(http, OpenAICompatibleLLM) and not http.applies_grammar  # default: off for unknown servers
     on = make_llm(LLMSettings(backend="openai", model="m", grammar=True))
-    assert isinstance(on, OpenAICompatibleLLM) and on.send_grammar
+    assert isinstance(on, OpenAICompatibleLLM) and on.applies_grammar
 
 
 def test_429_honours_retry_after() -> None:

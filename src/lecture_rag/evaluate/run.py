@@ -22,7 +22,7 @@ from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.evaluate.questions import Question
 from lecture_rag.evaluate.runs import RunStore
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
-from lecture_rag.generate.llm import LLM, OpenAICompatibleLLM, enforces_grammar
+from lecture_rag.generate.llm import LLM, OpenAICompatibleLLM
 from lecture_rag.records import Hit
 from lecture_rag.report.serialize import answer_from_dict, answer_to_dict
 
@@ -76,7 +76,7 @@ def run_config(
         "mode": mode,
         "llm": engine.llm.name if engine.llm else "none (extrativa)",
         "judge_llm": judge_llm.name if judge_llm else "none",
-        "judge_grammar": enforces_grammar(judge_llm),
+        "judge_grammar": bool(judge_llm and judge_llm.applies_grammar),
         "judges": list(kinds),
         "embedder": engine.retriever.embedder.name,
         "temperature": llm_cfg.temperature,

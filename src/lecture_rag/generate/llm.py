@@ -16,7 +16,6 @@ repeated.
 from __future__ import annotations
 
 import email.utils
-import functools
 import json
 import math
 import os
@@ -141,6 +140,9 @@ class LLM(Protocol):
     def context_window(self) -> int:
         """Tokens the model accepts (prompt plus output), for prompt budgeting."""
         ...
+
+    # Whether a ``grammar`` given to complete/stream is enforced (recorded in run snapshots).
+    applies_grammar: bool
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes with this model's tokenizer (or a safe overestimate)."""
@@ -375,7 +377,7 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
         send_grammar: bool = False,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
-        self.send_grammar = send_grammar
+        self.applies_grammar = send_grammar
         self._model = model.strip()
         self._timeout = timeout
         self._retries = max(0, retries)
@@ -468,7 +470,7 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
             body["seed"] = chosen_seed
         if stop:
             body["stop"] = list(stop)
-        if grammar and self.send_grammar:
+        if grammar and self.applies_grammar:
             body["grammar"] = grammar  # llama.cpp's servers; other servers may reject unknown fields
         start = time.perf_counter()
         response = self._post_chat(body)
@@ -730,7 +732,7 @@ class LlamaCppLLM(_CompleteByStreaming):
         use_grammar: bool = True,
     ) -> None:
         self.model_path = check_gguf_file(Path(model_path))
-        self.use_grammar = use_grammar
+        self.applies_grammar = use_grammar
         _require_llama_cpp()  # fail at configuration time, not at the first question
         self._n_ctx = context_window
         self._threads = threads or os.cpu_count() or 1
@@ -792,8 +794,10 @@ class LlamaCppLLM(_CompleteByStreaming):
         msgs = _check_messages(messages, max_tokens)
         llama = self.load()
         start = time.perf_counter()
-        compiled = _compile_grammar(grammar) if grammar and self.use_grammar else None
-        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), compiled)
+        # llama-cpp-python parses the grammar lazily, when generation starts.
+        enforced = grammar if self.applies_grammar else None
+        held = _require_llama_cpp().LlamaGrammar.from_string(enforced, verbose=False) if enforced else None
+        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), held)
         return StreamResult(_measured(raw, start, self.count_tokens, lambda: 0))
 
     def _generate(
@@ -873,30 +877,6 @@ class LlamaCppLLM(_CompleteByStreaming):
     def _release(self) -> None:
         self._gen_owner = None
         self._gen_lock.release()
-
-
-def enforces_grammar(llm: LLM | None) -> bool:
-    """Whether ``llm`` applies the GBNF grammars it is given (recorded in run snapshots)."""
-    if isinstance(llm, LlamaCppLLM):
-        return llm.use_grammar
-    if isinstance(llm, OpenAICompatibleLLM):
-        return llm.send_grammar
-    return False
-
-
-@functools.lru_cache(maxsize=16)
-def _compile_grammar(gbnf: str) -> Any:
-    """llama-cpp-python's grammar object, made once per grammar text.
-
-    It parses lazily, at the first generation, and a malformed grammar aborts
-    there; the grammars are the judges' constants (label codes are quoted with
-    ``json.dumps``), and tests generate with each of them.
-    """
-    llama_cpp = _require_llama_cpp()
-    try:
-        return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
-    except ValueError as exc:
-        raise LLMError(f"gramática GBNF inválida: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- factory
