@@ -481,7 +481,7 @@ def corpus_remove(
                 console.print(f"Removido: {vid}")
             else:
                 missing.append(vid)
-        left = len(st.corpus_ids())
+        left = st.segment_count()
     if len(missing) < len(video_ids) and left and not no_index:
         index_corpus(settings, rebuild=False)
     if missing:

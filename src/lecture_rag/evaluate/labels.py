@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from lecture_rag.config import LabelSettings, default_labels
@@ -59,15 +59,19 @@ class LabelScheme:
         """The quality order, best first, for weighted kappa (labels outside it are nominal)."""
         return tuple(label.code for label in self.labels if label.ordinal)
 
-    def keys(self) -> dict[str, str]:
-        """One key per label for keyboard annotation: the code's letter, else its position (1-9)."""
-        out: dict[str, str] = {}
-        for position, code in enumerate(self.codes, start=1):
-            key = code.lower()
-            if len(key) != 1 or key in RESERVED_KEYS or key in out or key.isdigit():
+    def keyed(self) -> list[tuple[str, LabelDef]]:
+        """Each label with its keyboard key: the code's letter, else its position (1-9)."""
+        out: list[tuple[str, LabelDef]] = []
+        for position, label in enumerate(self.labels, start=1):
+            key = label.code.lower()
+            if len(key) != 1 or key in RESERVED_KEYS or key.isdigit() or any(key == k for k, _ in out):
                 key = str(position)
-            out[key] = code
+            out.append((key, label))
         return out
+
+    def keys(self) -> dict[str, str]:
+        """``{key: code}`` for reading key presses."""
+        return {key: label.code for key, label in self.keyed()}
 
     def resolve(self, value: str) -> str | None:
         """The code meant by ``value`` (``C``, ``c``, ``correta``, ``Correct``), or None."""
@@ -91,12 +95,8 @@ class LabelScheme:
         return None
 
     def to_config(self) -> list[dict[str, Any]]:
-        """JSON-ready form, stored in a run's configuration snapshot."""
-        return [
-            {"code": d.code, "name": d.name, "description": d.description, "guide": d.guide,
-             "aliases": list(d.aliases), "ordinal": d.ordinal}
-            for d in self.labels
-        ]
+        """JSON-ready form, stored in a run's configuration snapshot (read back by :func:`scheme_of_run`)."""
+        return [LabelSettings(**asdict(label)).model_dump() for label in self.labels]
 
 
 def scheme_from_settings(labels: Sequence[LabelSettings | Mapping[str, Any]]) -> LabelScheme:
@@ -112,11 +112,7 @@ def scheme_from_settings(labels: Sequence[LabelSettings | Mapping[str, Any]]) ->
         )
     if not any(lab.ordinal for lab in items):
         raise LectureRagError("Em [[labels]], pelo menos um rótulo precisa estar na ordem de qualidade (ordinal).")
-    return LabelScheme(
-        tuple(
-            LabelDef(lab.code, lab.name, lab.description, tuple(lab.aliases), lab.ordinal, lab.guide) for lab in items
-        )
-    )
+    return LabelScheme(tuple(LabelDef(**{**lab.model_dump(), "aliases": tuple(lab.aliases)}) for lab in items))
 
 
 DEFAULT_SCHEME = scheme_from_settings(default_labels())

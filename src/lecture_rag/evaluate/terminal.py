@@ -45,11 +45,10 @@ def _show(console: Console, item: RunItem, index: int, total: int, done: int, sc
     if ar.get("score") is not None:
         reasoning = str(ar.get("reasoning", ""))[:300]
         console.print(f"[bold]Answer Relevance:[/] {ar['score']:.2f} — {reasoning}", highlight=False)
-    keys = scheme.keys()
-    for key, code in keys.items():
-        d = next(label for label in scheme.labels if label.code == code)
+    keyed = scheme.keyed()
+    for key, d in keyed:
         console.print(f"  [bold]{key}[/] {d.code} {d.name}: {d.guide_text}", highlight=False)
-    console.print(f"[dim]{HELP.format(keys='/'.join(keys))}[/]", highlight=False)
+    console.print(f"[dim]{HELP.format(keys='/'.join(key for key, _ in keyed))}[/]", highlight=False)
 
 
 def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Console) -> int:

@@ -82,8 +82,7 @@ def video_out(video: Video) -> VideoOut:
 
 def labels_out(scheme: LabelScheme) -> list[LabelOut]:
     """The run's labels as annotators see them: code, key, name and guide."""
-    keys = {code: key for key, code in scheme.keys().items()}
-    return [LabelOut(code=d.code, key=keys[d.code], name=d.name, description=d.guide_text) for d in scheme.labels]
+    return [LabelOut(code=d.code, key=key, name=d.name, description=d.guide_text) for key, d in scheme.keyed()]
 
 
 def _judgment(data: dict[str, Any] | None, kind: str) -> JudgmentOut | None:
