@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +62,23 @@ def llama_server() -> Iterator[str]:
 
     with serve(threads=1) as base_url:
         yield base_url
+
+
+def kill_when(proc: subprocess.Popen[bytes], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
+    """SIGKILL ``proc`` as soon as ``count_sql`` on the SQLite file ``db`` reaches ``at_least``.
+
+    Polls until then (or until ``timeout``), tolerating a database or table that
+    does not exist yet; used to interrupt a real CLI run mid-work.
+    """
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    if conn.execute(count_sql).fetchone()[0] >= at_least:
+                        break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, shared
+from conftest import kill_when, run_cli, shared
 
 
 def _csv_duration(path: Path) -> float:
@@ -194,19 +192,8 @@ def test_killed_ingest_leaves_store_consistent_and_rerun_completes(tmp_path: Pat
     exe = Path(sys.executable).parent / "lecture-rag"
     proc = subprocess.Popen([str(exe), "ingest", str(d), "--no-index", "--store", str(store)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
     db = store / "lecture-rag.sqlite3"
-    while time.time() < deadline:
-        if db.exists():
-            with sqlite3.connect(db) as conn:
-                try:
-                    if conn.execute("SELECT COUNT(*) FROM videos").fetchone()[0] >= 2:
-                        break
-                except sqlite3.OperationalError:
-                    pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, db, "SELECT COUNT(*) FROM videos", 2, timeout=60)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         orphans = conn.execute(

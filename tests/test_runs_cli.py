@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, kill_when, run_cli
 
 QUESTIONS = REPO / "tests" / "data" / "nurc_questions.jsonl"
 
@@ -152,16 +150,8 @@ def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp
     args = [str(exe), "run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
             "--store", str(nurc_indexed)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='morta'")[0][0] >= 2:
-                break
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, nurc_indexed / "lecture-rag.sqlite3", "SELECT COUNT(*) FROM run_items WHERE run='morta'", 2,
+              timeout=300)
     partial = _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='morta'")[0][0]
     assert 2 <= partial < 8
     result = run_cli("run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
