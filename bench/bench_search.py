@@ -119,6 +119,23 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     return pv, qv
 
 
+def _grow(
+    base: np.ndarray, n: int, seed: int, sigma: float, pick: Callable[[np.random.Generator, int], np.ndarray]
+) -> np.ndarray:
+    """The real vectors, then ``pick``-ed points plus gaussian noise, renormalised (chunked, so 1M x 384 fits
+    in 1.5 GB)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    m = min(n, base.shape[0])
+    out[:m] = base[:m]
+    for lo in range(m, n, 65_536):
+        hi = min(n, lo + 65_536)
+        chunk = pick(rng, hi - lo)
+        chunk = chunk + rng.normal(0.0, sigma, size=chunk.shape).astype(np.float32)
+        out[lo:hi] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return out
+
+
 def volume_copies(base: np.ndarray, n: int, seed: int = 0, sigma: float = COPY_SIGMA) -> np.ndarray:
     """Real vectors repeated with gaussian noise and renormalised (the first recipe tried).
 
@@ -127,33 +144,18 @@ def volume_copies(base: np.ndarray, n: int, seed: int = 0, sigma: float = COPY_S
     problem, as uninformative as uniform random vectors. Reported, not used for the
     HNSW settings.
     """
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, base.shape[1]), dtype=np.float32)
-    m = min(n, base.shape[0])
-    out[:m] = base[:m]
-    for lo in range(m, n, 65_536):
-        hi = min(n, lo + 65_536)
-        chunk = base[rng.integers(0, base.shape[0], hi - lo)]
-        chunk = chunk + rng.normal(0.0, sigma, size=chunk.shape).astype(np.float32)
-        out[lo:hi] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
-    return out
+    return _grow(base, n, seed, sigma, lambda rng, size: base[rng.integers(0, base.shape[0], size)])
 
 
 def volume_mix(base: np.ndarray, n: int, seed: int = 0, sigma: float = MIX_SIGMA) -> np.ndarray:
-    """n vectors on the real data's manifold: a random point between two real passages,
-    plus small gaussian noise, renormalised (chunked, so 1M x 384 fits in 1.5 GB)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, base.shape[1]), dtype=np.float32)
-    m = min(n, base.shape[0])
-    out[:m] = base[:m]
-    for lo in range(m, n, 65_536):
-        hi = min(n, lo + 65_536)
-        i, j = rng.integers(0, base.shape[0], hi - lo), rng.integers(0, base.shape[0], hi - lo)
-        w = rng.random(hi - lo, dtype=np.float32)[:, None]
-        chunk = w * base[i] + (1 - w) * base[j]
-        chunk += rng.normal(0.0, sigma, size=chunk.shape).astype(np.float32)
-        out[lo:hi] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
-    return out
+    """n vectors on the real data's manifold: a random point between two real passages, plus small noise."""
+
+    def between(rng: np.random.Generator, size: int) -> np.ndarray:
+        i, j = rng.integers(0, base.shape[0], size), rng.integers(0, base.shape[0], size)
+        w = rng.random(size, dtype=np.float32)[:, None]
+        return w * base[i] + (1 - w) * base[j]
+
+    return _grow(base, n, seed, sigma, between)
 
 
 # -- measuring ------------------------------------------------------------------------
