@@ -69,3 +69,13 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "lecture-rag.sqlite3").write_bytes(b"isto nao e um banco sqlite" * 100)
     with pytest.raises(StoreError, match="corrompido"):
         Store(tmp_path)
+
+
+def test_corpus_ids_of_some_videos_without_reading_their_text(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        a = st.replace_video(Video("a"), _drafts(3))
+        b = st.replace_video(Video("b"), _drafts(2))
+        c = st.replace_video(Video("c"), _drafts(1))
+        assert st.corpus_ids() == sorted(a + b + c)
+        assert st.corpus_ids(["c", "a"]) == sorted(a + c)
+        assert st.corpus_ids(["nenhum"]) == [] and st.corpus_ids([]) == []

@@ -9,7 +9,7 @@ a report that cites corpus id 8174 can never silently point to other text.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -237,8 +237,17 @@ class Store:
     def segment_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
-    def corpus_ids(self) -> list[int]:
-        return [int(r[0]) for r in self._conn.execute("SELECT corpus_id FROM segments ORDER BY corpus_id")]
+    def corpus_ids(self, video_ids: Sequence[str] | None = None) -> list[int]:
+        """Corpus ids in order, of the given videos only if ``video_ids`` is given (ids only, no text)."""
+        if video_ids is None:
+            return [int(r[0]) for r in self._conn.execute("SELECT corpus_id FROM segments ORDER BY corpus_id")]
+        out: list[int] = []
+        for start in range(0, len(video_ids), 500):
+            chunk = list(video_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(f"SELECT corpus_id FROM segments WHERE video_id IN ({marks})", chunk)
+            out.extend(int(r[0]) for r in rows)
+        return sorted(out)
 
     def iter_texts(self, batch: int = 1000) -> Iterator[list[tuple[int, str]]]:
         """(corpus_id, text) in corpus-id order, in batches, for indexing without loading all."""

@@ -275,8 +275,7 @@ class Retriever:
                 raise LectureRagError(
                     f"Nenhuma aula do curso '{course}'{where} no acervo. Cursos disponíveis: {', '.join(known)}."
                 )
-        ids = [s.corpus_id for v in chosen for s in self.store.segments(v.video_id)]
-        return np.asarray(sorted(ids), dtype=np.int64)
+        return np.asarray(self.store.corpus_ids([v.video_id for v in chosen]), dtype=np.int64)
 
 
 def _hybrid(
