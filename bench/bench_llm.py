@@ -92,9 +92,7 @@ def backend(kind: str, model: Path, threads: int, n_ctx: int) -> Iterator[LLM]:
 
 
 def print_table(rows: list[Row], model: Path, prompt_tokens: int) -> None:
-    print(
-        f"\nmodel: {model.name}   prompt ≈ {prompt_tokens} tokens   (medians over {len(rows[0].runs)} runs)"
-    )
+    print(f"\nmodel: {model.name}   prompt ≈ {prompt_tokens} tokens   (medians over {len(rows[0].runs)} runs)")
     header = f"{'backend':<22}{'threads':>8}{'prompt tok':>11}{'out tok':>9}{'first token s':>15}{'decode tok/s':>14}{'total s':>9}"
     print(header)
     print("-" * len(header))

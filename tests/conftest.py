@@ -31,8 +31,9 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, store: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``lecture-rag`` command as a user would."""
     full_env = dict(os.environ)
     full_env.pop("LECTURE_RAG_HOME", None)
@@ -41,9 +42,7 @@ def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = 
     full_env["COLUMNS"] = "200"
     full_env.update(env or {})
     exe = Path(sys.executable).parent / "lecture-rag"
-    return subprocess.run(
-        [str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False
-    )
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -47,11 +47,14 @@ def test_text_output_says_how_to_configure_an_llm(nurc_indexed: Path) -> None:
 
 def test_markdown_record_with_and_without_urls(nurc_indexed: Path) -> None:
     shown = run_cli("ask", QUESTION, "--llm", "none", "--format", "markdown", "--number", "7", store=nurc_indexed)
-    hidden = run_cli("ask", QUESTION, "--llm", "none", "--format", "markdown", "--number", "7", "--hide-urls",
-                     store=nurc_indexed)
+    hidden = run_cli(
+        "ask", QUESTION, "--llm", "none", "--format", "markdown", "--number", "7", "--hide-urls", store=nurc_indexed
+    )
     assert shown.returncode == hidden.returncode == 0
     for out in (shown.stdout, hidden.stdout):
-        assert out.startswith("**Pergunta 7**: " + QUESTION + " \n\n**Segmentos recuperados pelo E5**:\n- *Corpus ID:* ")
+        assert out.startswith(
+            "**Pergunta 7**: " + QUESTION + " \n\n**Segmentos recuperados pelo E5**:\n- *Corpus ID:* "
+        )
         assert out.count("- *Transcrição:* ") == 10
         assert "**Resposta gerada pelo LLM**: Resposta extrativa" in out
         assert out.endswith("---\n")
@@ -68,8 +71,7 @@ def test_empty_and_huge_questions(nurc_indexed: Path) -> None:
 
 
 def test_empty_retrieval_abstains(nurc_indexed: Path) -> None:
-    result = run_cli("ask", "xyzzy plugh", "--llm", "none", "--mode", "bm25", "--format", "json",
-                     store=nurc_indexed)
+    result = run_cli("ask", "xyzzy plugh", "--llm", "none", "--mode", "bm25", "--format", "json", store=nurc_indexed)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["hits"] == [] and data["abstained"] is True
@@ -79,8 +81,12 @@ def test_empty_retrieval_abstains(nurc_indexed: Path) -> None:
 
 
 def test_server_down_keeps_segments_and_says_why(nurc_indexed: Path) -> None:
-    env = {"LECTURE_RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1", "LECTURE_RAG_LLM_MODEL": "x",
-           "LECTURE_RAG_LLM_TIMEOUT": "3", "LECTURE_RAG_LLM_RETRIES": "0"}
+    env = {
+        "LECTURE_RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "LECTURE_RAG_LLM_MODEL": "x",
+        "LECTURE_RAG_LLM_TIMEOUT": "3",
+        "LECTURE_RAG_LLM_RETRIES": "0",
+    }
     result = run_cli("ask", QUESTION, "--llm", "openai", store=nurc_indexed, env=env)
     assert result.returncode == 1
     assert "127.0.0.1:9" in result.stderr
@@ -107,8 +113,11 @@ def test_in_process_gguf(nurc_indexed: Path) -> None:
 
 @pytest.mark.slow
 def test_openai_compatible_server(nurc_indexed: Path, llama_server: str) -> None:
-    env = {"LECTURE_RAG_LLM_BASE_URL": llama_server, "LECTURE_RAG_LLM_MAX_TOKENS": "48",
-           "LECTURE_RAG_LLM_CONTEXT_WINDOW": "2048"}
+    env = {
+        "LECTURE_RAG_LLM_BASE_URL": llama_server,
+        "LECTURE_RAG_LLM_MAX_TOKENS": "48",
+        "LECTURE_RAG_LLM_CONTEXT_WINDOW": "2048",
+    }
     data = _ask(nurc_indexed, "--llm", "openai", env=env)
     assert data["extractive"] is False and data["model"].startswith("openai:")
     assert data["answer"].strip()

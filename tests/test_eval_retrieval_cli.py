@@ -28,8 +28,11 @@ def test_eval_reproduces_its_numbers_and_reports_every_mode(nurc_indexed: Path) 
 
 def test_search_returns_ten_hits_with_cosines_in_every_mode(nurc_indexed: Path) -> None:
     for mode in ("dense", "hybrid"):
-        hits = json.loads(run_cli("search", "como os homens do paleolítico viviam", "--mode", mode, "--json",
-                                  store=nurc_indexed).stdout)
+        hits = json.loads(
+            run_cli(
+                "search", "como os homens do paleolítico viviam", "--mode", mode, "--json", store=nurc_indexed
+            ).stdout
+        )
         assert len(hits) == 10
         assert all(0.7 < h["score"] <= 1.0 for h in hits)
     english = json.loads(run_cli("search", "how long did the Palaeolithic last?", "--json", store=nurc_indexed).stdout)

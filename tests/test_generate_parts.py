@@ -9,7 +9,9 @@ from lecture_rag.records import Hit, Segment
 
 
 def _hit(cid: int, video: str, start: float, text: str = "texto") -> Hit:
-    seg = Segment(cid, video, start, start + 120, text, url=f"https://youtu.be/{video:0<11}"[:28], title=f"Aula {video}")
+    seg = Segment(
+        cid, video, start, start + 120, text, url=f"https://youtu.be/{video:0<11}"[:28], title=f"Aula {video}"
+    )
     return Hit(seg, 0.86, cid, 0.86)
 
 

@@ -89,8 +89,18 @@ def test_single_file_flags_and_deep_links(tmp_path: Path) -> None:
     srt = tmp_path / "qualquer nome.srt"
     srt.write_text("1\n00:42:50,000 --> 00:42:55,000\nredes neurais profundas\n", encoding="utf-8")
     result = run_cli(
-        "ingest", str(srt), "--no-index", "--video-id", "aula-07", "--title", "Aula 7",
-        "--course", "IA", "--url", "https://youtu.be/dQw4w9WgXcQ", store=tmp_path / "s",
+        "ingest",
+        str(srt),
+        "--no-index",
+        "--video-id",
+        "aula-07",
+        "--title",
+        "Aula 7",
+        "--course",
+        "IA",
+        "--url",
+        "https://youtu.be/dQw4w9WgXcQ",
+        store=tmp_path / "s",
     )
     assert result.returncode == 0, result.stderr
     [seg] = json.loads(run_cli("corpus", "show", "aula-07", "--json", store=tmp_path / "s").stdout)
@@ -104,9 +114,12 @@ def test_directory_metadata_from_manifest_and_sidecar(tmp_path: Path) -> None:
     d.mkdir()
     for name in ("a1", "a2"):
         (d / f"{name}.srt").write_text(f"1\n00:00:01,000 --> 00:00:02,000\ntexto {name}\n", encoding="utf-8")
-    (d / "videos.csv").write_text("file,title,course,url\na1.srt,Introdução,Cálculo I,https://media.example.edu/a1.mp4\n",
-                                  encoding="utf-8")
-    (d / "a2.json").write_text(json.dumps({"title": "Limites", "url": "https://youtu.be/abcdefghijk"}), encoding="utf-8")
+    (d / "videos.csv").write_text(
+        "file,title,course,url\na1.srt,Introdução,Cálculo I,https://media.example.edu/a1.mp4\n", encoding="utf-8"
+    )
+    (d / "a2.json").write_text(
+        json.dumps({"title": "Limites", "url": "https://youtu.be/abcdefghijk"}), encoding="utf-8"
+    )
     result = run_cli("ingest", str(d), "--no-index", store=tmp_path / "s")
     assert result.returncode == 0, result.stderr
     videos = {v["video_id"]: v for v in _videos(tmp_path / "s")}
@@ -156,9 +169,7 @@ def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: P
 
     removed = run_cli("corpus", "remove", "SP_EF_377", "nao-existe", store=store)
     assert removed.returncode == 2 and "Removido: SP_EF_377" in removed.stdout and "nao-existe" in removed.stderr
-    assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == [
-        "SP_EF_405"
-    ]
+    assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["SP_EF_405"]
     # Re-indexed on removal (from the cache): search is current, without the stale-index warning.
     found = run_cli("search", "paleolítico", "--k", "3", "--json", store=store)
     assert found.returncode == 0 and "não reflete o acervo" not in found.stderr + found.stdout
@@ -178,8 +189,10 @@ def _big_srt(path: Path, cues: int) -> None:
     """Half-second cues: 200,000 of them are ~28 h of speech, ~12 MB."""
     with path.open("w", encoding="utf-8") as handle:
         for i in range(cues):
-            handle.write(f"{i + 1}\n{_srt_time(i * 500)} --> {_srt_time(i * 500 + 450)}\n"
-                         f"fala número {i} sobre aprendizado de máquina\n\n")
+            handle.write(
+                f"{i + 1}\n{_srt_time(i * 500)} --> {_srt_time(i * 500 + 450)}\n"
+                f"fala número {i} sobre aprendizado de máquina\n\n"
+            )
 
 
 def test_killed_ingest_leaves_store_consistent_and_rerun_completes(tmp_path: Path) -> None:
@@ -190,8 +203,11 @@ def test_killed_ingest_leaves_store_consistent_and_rerun_completes(tmp_path: Pat
     _big_srt(d / "c_grande.srt", 200_000)  # ~110 h of cues, several seconds to ingest
     store = tmp_path / "s"
     exe = Path(sys.executable).parent / "lecture-rag"
-    proc = subprocess.Popen([str(exe), "ingest", str(d), "--no-index", "--store", str(store)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "ingest", str(d), "--no-index", "--store", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = store / "lecture-rag.sqlite3"
     kill_when(proc, db, "SELECT COUNT(*) FROM videos", 2, timeout=60)
     with sqlite3.connect(db) as conn:

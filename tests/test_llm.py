@@ -120,7 +120,7 @@ def test_openai_counts_tokens_with_the_server_tokenizer(llama_base_url: str, ggu
         assert llm.count_tokens("") == 0
 
 
-DIGIT = 'root ::= [0-3]\n'
+DIGIT = "root ::= [0-3]\n"
 
 
 @pytest.mark.slow

@@ -264,15 +264,11 @@ def test_spans_lie_inside_the_lecture(items: list[dict[str, Any]], lectures: dic
 def test_spans_support_the_answer(items: list[dict[str, Any]], lectures: dict[str, list[Line]]) -> None:
     """Catches mistyped times: the cited cues must share vocabulary with the reference answer."""
     answers = {item["id"]: item["answer"] for item in items}
-    failures = [
-        (qid, ev) for qid, ev in spans(items) if not supported(ev, answers[qid], lectures[ev["video_id"]])
-    ]
+    failures = [(qid, ev) for qid, ev in spans(items) if not supported(ev, answers[qid], lectures[ev["video_id"]])]
     assert failures == []
 
 
-def test_support_check_rejects_shifted_spans(
-    items: list[dict[str, Any]], lectures: dict[str, list[Line]]
-) -> None:
+def test_support_check_rejects_shifted_spans(items: list[dict[str, Any]], lectures: dict[str, list[Line]]) -> None:
     """The support check must have teeth: at least two thirds of the spans moved ten
     minutes away must fail it (about three quarters do with the current set)."""
     answers = {item["id"]: item["answer"] for item in items}
@@ -286,9 +282,7 @@ def test_support_check_rejects_shifted_spans(
     assert still_supported < len(all_spans) / 3
 
 
-def test_questions_do_not_copy_the_transcript(
-    items: list[dict[str, Any]], all_rows: dict[str, list[Line]]
-) -> None:
+def test_questions_do_not_copy_the_transcript(items: list[dict[str, Any]], all_rows: dict[str, list[Line]]) -> None:
     """Questions must paraphrase: no run of eight words shared verbatim with any lecture."""
     corpus: set[tuple[str, ...]] = set()
     for rows in all_rows.values():

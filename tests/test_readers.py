@@ -110,8 +110,9 @@ def test_content_decides_between_caption_formats(tmp_path: Path) -> None:
     vtt_named_srt = write(tmp_path, "aula.srt", "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nolá\n")
     assert detect_format(vtt_named_srt) == "vtt"
     assert cues_of(vtt_named_srt) == [Cue(1.0, 2.0, "olá")]
-    jsonl_named_json = write(tmp_path, "aula.json", '{"start": 1, "end": 2, "text": "um"}\n'
-                                                    '{"start": 2, "end": 3, "text": "dois"}\n')
+    jsonl_named_json = write(
+        tmp_path, "aula.json", '{"start": 1, "end": 2, "text": "um"}\n{"start": 2, "end": 3, "text": "dois"}\n'
+    )
     assert detect_format(jsonl_named_json) == "jsonl"
 
 
@@ -172,14 +173,18 @@ def test_youtube_rolling_auto_captions_keep_each_word_once() -> None:
 
 
 def test_rolling_line_starting_with_inline_timing_uses_it(tmp_path: Path) -> None:
-    path = write(tmp_path, "rolando.vtt", (
-        "WEBVTT\nKind: captions\nLanguage: pt\n\n"
-        "00:00:01.000 --> 00:00:04.000 align:start position:0%\n \n"
-        "bom<00:00:01.400><c> dia</c><00:00:01.900><c> turma</c>\n\n"
-        "00:00:04.000 --> 00:00:04.010 align:start position:0%\nbom dia turma\n \n\n"
-        "00:00:04.010 --> 00:00:08.000 align:start position:0%\nbom dia turma\n"
-        "<00:00:05.250><c>hoje</c><00:00:05.600><c> tem</c><00:00:06.000><c> prova</c>\n"
-    ))
+    path = write(
+        tmp_path,
+        "rolando.vtt",
+        (
+            "WEBVTT\nKind: captions\nLanguage: pt\n\n"
+            "00:00:01.000 --> 00:00:04.000 align:start position:0%\n \n"
+            "bom<00:00:01.400><c> dia</c><00:00:01.900><c> turma</c>\n\n"
+            "00:00:04.000 --> 00:00:04.010 align:start position:0%\nbom dia turma\n \n\n"
+            "00:00:04.010 --> 00:00:08.000 align:start position:0%\nbom dia turma\n"
+            "<00:00:05.250><c>hoje</c><00:00:05.600><c> tem</c><00:00:06.000><c> prova</c>\n"
+        ),
+    )
     assert cues_of(path) == [Cue(1.0, 4.0, "bom dia turma"), Cue(5.25, 8.0, "hoje tem prova")]
 
 
@@ -197,8 +202,10 @@ def test_manual_vtt_with_styles_notes_voices_and_entities() -> None:
 
 def test_vtt_with_bom_crlf_and_cue_right_after_header(tmp_path: Path) -> None:
     path = tmp_path / "bom.vtt"
-    path.write_bytes(b"\xef\xbb\xbfWEBVTT\r\n00:00:01.000 --> 00:00:02.000\r\nsa\xc3\xbade\r\n\r\n"
-                     b"00:00:02.000 --> 00:00:03.500\r\ne educa\xc3\xa7\xc3\xa3o\r\n")
+    path.write_bytes(
+        b"\xef\xbb\xbfWEBVTT\r\n00:00:01.000 --> 00:00:02.000\r\nsa\xc3\xbade\r\n\r\n"
+        b"00:00:02.000 --> 00:00:03.500\r\ne educa\xc3\xa7\xc3\xa3o\r\n"
+    )
     assert cues_of(path) == [Cue(1.0, 2.0, "saúde"), Cue(2.0, 3.5, "e educação")]
 
 
@@ -209,10 +216,11 @@ def test_vtt_header_without_cues_is_an_error(tmp_path: Path) -> None:
 
 
 def test_vtt_malformed_timestamp_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "ruim.vtt", (
-        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nprimeira\n\n"
-        "00:00:03,000 --> 00:00:04,000\nsegunda\n"
-    ))
+    path = write(
+        tmp_path,
+        "ruim.vtt",
+        ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nprimeira\n\n00:00:03,000 --> 00:00:04,000\nsegunda\n"),
+    )
     message = ingest_error(path)
     assert "ruim.vtt, linha 6" in message and "horário malformado" in message
     assert "00:00:03,000" in message and "HH:MM:SS.mmm" in message
@@ -276,19 +284,27 @@ def test_utf16_with_bom(tmp_path: Path) -> None:
 
 
 def test_srt_markup_is_stripped_but_words_kept(tmp_path: Path) -> None:
-    path = write(tmp_path, "tags.srt", (
-        "1\n00:00:01,000 --> 00:00:03,000\n{\\an8}<font color=\"#ffff00\">Ano de</font>\n<b>1930</b>\n\n"
-        "2\n00:00:03,000 --> 00:00:05,000 X1:100 X2:200 Y1:10 Y2:20\n<i>P&amp;D</i> na USP\n"
-    ))
+    path = write(
+        tmp_path,
+        "tags.srt",
+        (
+            '1\n00:00:01,000 --> 00:00:03,000\n{\\an8}<font color="#ffff00">Ano de</font>\n<b>1930</b>\n\n'
+            "2\n00:00:03,000 --> 00:00:05,000 X1:100 X2:200 Y1:10 Y2:20\n<i>P&amp;D</i> na USP\n"
+        ),
+    )
     assert cues_of(path) == [Cue(1.0, 3.0, "Ano de 1930"), Cue(3.0, 5.0, "P&D na USP")]
 
 
 def test_srt_quirks_blank_line_in_text_index_alone_and_out_of_order(tmp_path: Path) -> None:
-    path = write(tmp_path, "torto.srt", (
-        "2\n00:00:05,000 --> 00:00:06,000\nsegunda fala\n\ncontinua depois da linha em branco\n\n"
-        "1\n\n00:00:01,000 --> 00:00:02,000\nprimeira fala\n\n"
-        "00:00:07,000 --> 00:00:08,000\nsem número\n\n\n"
-    ))
+    path = write(
+        tmp_path,
+        "torto.srt",
+        (
+            "2\n00:00:05,000 --> 00:00:06,000\nsegunda fala\n\ncontinua depois da linha em branco\n\n"
+            "1\n\n00:00:01,000 --> 00:00:02,000\nprimeira fala\n\n"
+            "00:00:07,000 --> 00:00:08,000\nsem número\n\n\n"
+        ),
+    )
     # File order is kept: sorting is the segmenter's job.
     assert cues_of(path) == [
         Cue(5.0, 6.0, "segunda fala continua depois da linha em branco"),
@@ -298,10 +314,14 @@ def test_srt_quirks_blank_line_in_text_index_alone_and_out_of_order(tmp_path: Pa
 
 
 def test_srt_empty_cue_is_skipped(tmp_path: Path) -> None:
-    path = write(tmp_path, "lacuna.srt", (
-        "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\n<i> </i>\n\n"
-        "3\n00:00:05,000 --> 00:00:06,000\nfala\n"
-    ))
+    path = write(
+        tmp_path,
+        "lacuna.srt",
+        (
+            "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\n<i> </i>\n\n"
+            "3\n00:00:05,000 --> 00:00:06,000\nfala\n"
+        ),
+    )
     assert cues_of(path) == [Cue(5.0, 6.0, "fala")]
 
 
@@ -470,8 +490,9 @@ def test_nurc_first_cues_of_sp_ef_405() -> None:
     asr = cues_of(nurc("asr", "SP_EF_405_asr_wav2vec2-xls-r-1b.csv"))
     expected_human = "então nós vamos começar pela préhistória hoje exatamente pelo período do paleolítico"
     assert human[0] == Cue(0.05869, 6.01037, expected_human)
-    assert asr[0] == Cue(0.05869, 6.01037, "então junto começar pelas três histórias hoje exatamente pelo "
-                                           "servido do paleolítico")
+    assert asr[0] == Cue(
+        0.05869, 6.01037, "então junto começar pelas três histórias hoje exatamente pelo servido do paleolítico"
+    )
     assert len(human) == len(asr) == 1052
 
 
@@ -494,8 +515,9 @@ def test_column_is_ignored_for_formats_without_columns() -> None:
 
 
 def test_csv_row_with_wrong_field_count(tmp_path: Path) -> None:
-    path = write(tmp_path, "sentences_X.csv", "start_sec;end_sec;mark;text;duration\n"
-                                               "0,5;1,5;Oi;oi;1,0\n1,5;2,5;tchau;1,0\n")
+    path = write(
+        tmp_path, "sentences_X.csv", "start_sec;end_sec;mark;text;duration\n0,5;1,5;Oi;oi;1,0\n1,5;2,5;tchau;1,0\n"
+    )
     message = ingest_error(path)
     assert "sentences_X.csv, linha 3" in message and "campos" in message
 
@@ -565,8 +587,9 @@ print(count, (after - before) // 1024)
 
 def _peak_growth_mb(path: Path) -> tuple[int, int]:
     """(cues read, growth of the peak RSS in MB) of a fresh interpreter reading ``path`` fully."""
-    done = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True,
-                          timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True, timeout=300, check=True
+    )
     count, growth = done.stdout.split()
     return int(count), int(growth)
 
@@ -584,7 +607,7 @@ def _write_repeated(path: Path, make: object, target_bytes: int) -> int:
     return n
 
 
-_SPEECH = ("então a ação e a reação têm o mesmo módulo, você percebe que é a terceira lei de newton; " * 12)
+_SPEECH = "então a ação e a reação têm o mesmo módulo, você percebe que é a terceira lei de newton; " * 12
 
 
 def test_200mb_jsonl_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
@@ -604,7 +627,7 @@ def test_200mb_jsonl_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
 
 def test_200mb_srt_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "grande.srt"
-    lines = "\n".join(_SPEECH[k:k + 84] for k in range(0, len(_SPEECH), 84))
+    lines = "\n".join(_SPEECH[k : k + 84] for k in range(0, len(_SPEECH), 84))
 
     def block(i: int) -> str:
         h, rest = divmod((i % 40_000) * 4, 3600)

@@ -34,8 +34,12 @@ def parse_seed(text: str) -> tuple[RecordView, int]:
     n_refs = text.count("[Vídeo de referência oculto]()")
     refs = [ReferenceView(title=f"v{i}", url=f"https://youtu.be/abcdefghij{i}") for i in range(n_refs)]
     record = RecordView(
-        number=int(number), question=question, hits=hits,
-        answer=_field(text, "Resposta gerada pelo LLM"), references=refs, evaluated=True,
+        number=int(number),
+        question=question,
+        hits=hits,
+        answer=_field(text, "Resposta gerada pelo LLM"),
+        references=refs,
+        evaluated=True,
         manual_label=_field(text, "Anotação manual"),
         ar_score=float(_field(text, "Answer Relevance (AR)")),
         auto_label=_field(text, "Anotação automatizada"),
@@ -57,14 +61,19 @@ def test_visible_urls_and_reference_links() -> None:
     for hit in record.hits:
         hit.url = f"https://www.youtube.com/watch?v=dQw4w9WgXcQ&t={int(hit.start)}s"
     record.references = [
-        ReferenceView("Aula 3 [IA]", "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-                      [TimeLink("00:42:50", "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=2570s")])
+        ReferenceView(
+            "Aula 3 [IA]",
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            [TimeLink("00:42:50", "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=2570s")],
+        )
     ]
     out = render_record(record)
     assert "- *URL:* https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=2570s\n" in out
     assert "oculto" not in out
-    assert ("- [Aula 3 (IA)](https://www.youtube.com/watch?v=dQw4w9WgXcQ) — "
-            "[00:42:50](https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=2570s)\n") in out
+    assert (
+        "- [Aula 3 (IA)](https://www.youtube.com/watch?v=dQw4w9WgXcQ) — "
+        "[00:42:50](https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=2570s)\n"
+    ) in out
 
 
 def test_record_without_evaluation_stops_after_references() -> None:
@@ -84,19 +93,43 @@ def test_run_report_renders_the_seed_record() -> None:
     seed = SEED.read_text(encoding="utf-8")
     record, _ = parse_seed(seed)
     hits = [
-        {"rank": i, "corpus_id": h.corpus_id, "score": h.score, "rank_score": h.score, "video_id": f"v{h.corpus_id}",
-         "title": "", "video_url": "", "start": h.start, "end": h.end, "text": h.text}
+        {
+            "rank": i,
+            "corpus_id": h.corpus_id,
+            "score": h.score,
+            "rank_score": h.score,
+            "video_id": f"v{h.corpus_id}",
+            "title": "",
+            "video_url": "",
+            "start": h.start,
+            "end": h.end,
+            "text": h.text,
+        }
         for i, h in enumerate(record.hits, start=1)
     ]
-    refs = [{"video_id": f"v{i}", "title": r.title, "url": r.url,
-             "times": [{"n": i + 1, "corpus_id": hits[i]["corpus_id"], "start": hits[i]["start"], "url": r.url}]}
-            for i, r in enumerate(record.references)]
+    refs = [
+        {
+            "video_id": f"v{i}",
+            "title": r.title,
+            "url": r.url,
+            "times": [{"n": i + 1, "corpus_id": hits[i]["corpus_id"], "start": hits[i]["start"], "url": r.url}],
+        }
+        for i, r in enumerate(record.references)
+    ]
     item = RunItem(
-        qid="q71", position=70, question=record.question, meta={},
+        qid="q71",
+        position=70,
+        question=record.question,
+        meta={},
         answer={"question": record.question, "answer": record.answer, "hits": hits, "references": refs},
         judgments={
-            "answer_relevance": {"kind": "answer_relevance", "score_raw": 3, "score": 1.0, "parsed": True,
-                                 "reasoning": record.ar_reasoning},
+            "answer_relevance": {
+                "kind": "answer_relevance",
+                "score_raw": 3,
+                "score": 1.0,
+                "parsed": True,
+                "reasoning": record.ar_reasoning,
+            },
             "auto_label": {"kind": "auto_label", "label": record.auto_label, "parsed": True},
         },
         annotations={"ana": {"label": record.manual_label or "", "comment": "", "at": "2026-11-28"}},

@@ -36,8 +36,9 @@ def _rows(store: Path, sql: str) -> list[tuple]:
 
 def test_extractive_run_without_judge_reports_no_fake_scores(nurc_indexed: Path, tmp_path: Path) -> None:
     questions = _subset(tmp_path, 4, labels={0: "C"})
-    result = run_cli("run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none",
-                     store=nurc_indexed)
+    result = run_cli(
+        "run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+    )
     assert result.returncode == 0, result.stderr
     assert "Nenhum juiz configurado" in result.stdout
     md = run_cli("report", "extrativa", "--hide-urls", store=nurc_indexed).stdout
@@ -50,8 +51,9 @@ def test_extractive_run_without_judge_reports_no_fake_scores(nurc_indexed: Path,
     assert summary["answers"]["extractive"] == 4
     assert summary["retrieval"]["n"] == 3 and summary["retrieval"]["recall@10"] > 0.5
     # rerun: nothing to do, nothing duplicated
-    again = run_cli("run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none",
-                    store=nurc_indexed)
+    again = run_cli(
+        "run", str(questions), "--name", "extrativa", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+    )
     assert "4 já prontas" in again.stdout
     assert _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='extrativa'") == [(4,)]
     # another configuration under the same name is refused
@@ -81,8 +83,13 @@ def test_judges_option_runs_only_the_judges_asked_for(nurc_indexed: Path, tmp_pa
 def _annotate_in_terminal(store: Path, run: str, annotator: str, keys: str) -> tuple[str, dict[str, str]]:
     """Type ``keys`` (one per line) into ``lecture-rag annotate``; its output and the labels now stored."""
     exe = Path(sys.executable).parent / "lecture-rag"
-    term = subprocess.run([str(exe), "annotate", run, "--annotator", annotator, "--store", str(store)],
-                          input=keys, capture_output=True, text=True, timeout=120)
+    term = subprocess.run(
+        [str(exe), "annotate", run, "--annotator", annotator, "--store", str(store)],
+        input=keys,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert term.returncode == 0, term.stderr
     sql = f"SELECT qid, label FROM annotations WHERE run='{run}' AND annotator='{annotator}'"
     return term.stdout, dict(_rows(store, sql))
@@ -147,15 +154,28 @@ def test_a_configured_label_scheme_drives_import_terminal_and_agreement(nurc_ind
 def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp_path: Path) -> None:
     questions = _subset(tmp_path, 8)
     exe = Path(sys.executable).parent / "lecture-rag"
-    args = [str(exe), "run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
-            "--store", str(nurc_indexed)]
+    args = [
+        str(exe),
+        "run",
+        str(questions),
+        "--name",
+        "morta",
+        "--llm",
+        "none",
+        "--judge-llm",
+        "none",
+        "--store",
+        str(nurc_indexed),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_when(proc, nurc_indexed / "lecture-rag.sqlite3", "SELECT COUNT(*) FROM run_items WHERE run='morta'", 2,
-              timeout=300)
+    kill_when(
+        proc, nurc_indexed / "lecture-rag.sqlite3", "SELECT COUNT(*) FROM run_items WHERE run='morta'", 2, timeout=300
+    )
     partial = _rows(nurc_indexed, "SELECT COUNT(*) FROM run_items WHERE run='morta'")[0][0]
     assert 2 <= partial < 8
-    result = run_cli("run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none",
-                     store=nurc_indexed)
+    result = run_cli(
+        "run", str(questions), "--name", "morta", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+    )
     assert result.returncode == 0, result.stderr
     assert f"{partial} já prontas" in result.stdout or f"{partial - 1} já prontas" in result.stdout
     rows = _rows(nurc_indexed, "SELECT qid, COUNT(*) FROM run_items WHERE run='morta' GROUP BY qid")
@@ -166,8 +186,12 @@ def test_killed_run_resumes_without_duplicates_or_losses(nurc_indexed: Path, tmp
 
 def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tmp_path: Path) -> None:
     questions = _subset(tmp_path, 4)
-    assert run_cli("run", str(questions), "--name", "anot", "--llm", "none", "--judge-llm", "none",
-                   store=nurc_indexed).returncode == 0
+    assert (
+        run_cli(
+            "run", str(questions), "--name", "anot", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+        ).returncode
+        == 0
+    )
     qids = [json.loads(line)["id"] for line in questions.read_text().splitlines()]
     bad = tmp_path / "bad.csv"
     bad.write_text(f"qid,label\n{qids[0]},C\nnao-existe,P\n{qids[1]},X\n", encoding="utf-8")
@@ -175,8 +199,10 @@ def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tm
     assert refused.returncode == 2 and "nada foi importado" in refused.stderr
     assert "nao-existe" in refused.stderr and "'X'" in refused.stderr
     good = tmp_path / "labels.csv"
-    good.write_text("qid,label,annotator,comment\n" + "".join(
-        f"{q},{lab},bruno,ok\n" for q, lab in zip(qids, "CPIN", strict=True)), encoding="utf-8")
+    good.write_text(
+        "qid,label,annotator,comment\n" + "".join(f"{q},{lab},bruno,ok\n" for q, lab in zip(qids, "CPIN", strict=True)),
+        encoding="utf-8",
+    )
     imported = run_cli("annotate", "import", "anot", str(good), store=nurc_indexed)
     assert imported.returncode == 0 and "4 anotação" in imported.stdout
     # terminal mode with piped keys: label two, skip back, quit
@@ -209,10 +235,26 @@ def test_run_with_bundled_model_as_answerer_and_judge(nurc_indexed: Path, tmp_pa
     model = bundled_gguf()
     assert model is not None
     questions = _subset(tmp_path, 2)
-    env = {"LECTURE_RAG_LLM_MAX_TOKENS": "32", "LECTURE_RAG_LLM_CONTEXT_WINDOW": "2048",
-           "LECTURE_RAG_JUDGE_LLM_CONTEXT_WINDOW": "2048"}
-    result = run_cli("run", str(questions), "--name", "gguf", "--llm", f"gguf:{model}", "--judge-llm",
-                     f"gguf:{model}", "--k", "2", store=nurc_indexed, env=env, timeout=900)
+    env = {
+        "LECTURE_RAG_LLM_MAX_TOKENS": "32",
+        "LECTURE_RAG_LLM_CONTEXT_WINDOW": "2048",
+        "LECTURE_RAG_JUDGE_LLM_CONTEXT_WINDOW": "2048",
+    }
+    result = run_cli(
+        "run",
+        str(questions),
+        "--name",
+        "gguf",
+        "--llm",
+        f"gguf:{model}",
+        "--judge-llm",
+        f"gguf:{model}",
+        "--k",
+        "2",
+        store=nurc_indexed,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(run_cli("report", "gguf", "--format", "json", store=nurc_indexed).stdout)
     assert len(data["records"]) == 2

@@ -222,16 +222,27 @@ def test_cli_ingests_a_video_file_end_to_end(media_dir: Path, tmp_path: Path) ->
     from conftest import run_cli
 
     store = tmp_path / "store"
-    result = run_cli("ingest", str(media_dir / "speech.mp4"), "--no-index", "--video-id", "aula-en",
-                     "--language", "en", "--url", "https://media.example.edu/aula-en.mp4", store=store)
+    result = run_cli(
+        "ingest",
+        str(media_dir / "speech.mp4"),
+        "--no-index",
+        "--video-id",
+        "aula-en",
+        "--language",
+        "en",
+        "--url",
+        "https://media.example.edu/aula-en.mp4",
+        store=store,
+    )
     assert result.returncode == 0, result.stderr
     shown = json.loads(run_cli("corpus", "show", "aula-en", "--json", store=store).stdout)
     assert len(shown) == 1
     assert "neural" in shown[0]["text"].lower()
     assert shown[0]["url"].startswith("https://media.example.edu/aula-en.mp4#t=")
     # Portuguese asked of the English-only model: a clear per-file error, exit 1, nothing stored
-    bad = run_cli("ingest", str(media_dir / "speech.wav"), "--no-index", "--video-id", "aula-pt",
-                  "--language", "pt", store=store)
+    bad = run_cli(
+        "ingest", str(media_dir / "speech.wav"), "--no-index", "--video-id", "aula-pt", "--language", "pt", store=store
+    )
     assert bad.returncode == 1
     assert "inglês" in bad.stderr
     assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["aula-en"]

@@ -125,8 +125,19 @@ def _write_questions(root: Path) -> Path:
             lines.append(json.dumps(nurc[qid], ensure_ascii=False))
         else:
             evidence = [{"video_id": "bio-fotossintese", "start": 80.0, "end": 118.0}]
-            lines.append(json.dumps({"id": qid, "question": question, "answer": "Pela luz, na clorofila.",
-                                     "evidence": evidence, "type": "factual", "label": None}, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": qid,
+                        "question": question,
+                        "answer": "Pela luz, na clorofila.",
+                        "evidence": evidence,
+                        "type": "factual",
+                        "label": None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
     path = root / "perguntas.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -165,8 +176,9 @@ def _start(store: Path, log: Path) -> WebServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
     env["LECTURE_RAG_HOME"] = str(store)
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(store), str(port), TOKEN], stdout=out,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(store), str(port), TOKEN], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     server = WebServer(f"http://127.0.0.1:{port}", TOKEN, store, proc, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -190,8 +202,22 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> WebServer:
         assert ingest.returncode == 0, ingest.stderr + ingest.stdout
         # Extractive answers judged by the bundled model, held to the output grammar: real verdicts
         # (of a 135M model, so not good ones), the two fields the seed's record shows.
-        ran = run_cli("run", str(_write_questions(root)), "--name", RUN, "--llm", "none", "--judge-llm",
-                      "gguf:bundled", "--judges", "ar,label", "--k", "5", store=store, timeout=600)
+        ran = run_cli(
+            "run",
+            str(_write_questions(root)),
+            "--name",
+            RUN,
+            "--llm",
+            "none",
+            "--judge-llm",
+            "gguf:bundled",
+            "--judges",
+            "ar,label",
+            "--k",
+            "5",
+            store=store,
+            timeout=600,
+        )
         assert ran.returncode == 0, ran.stderr + ran.stdout
         _SHARED["server"] = _start(store, root / "server.log")
     return _SHARED["server"]
@@ -253,7 +279,10 @@ def test_health_and_videos_describe_the_store(client: httpx.Client) -> None:
     assert health["segments"] >= 5 and health["llm"].startswith("nenhum")
     videos = {v["video_id"]: v for v in client.get("/api/videos").json()}
     assert videos["bio-fotossintese"]["player"] == {
-        "kind": "youtube", "src": f"https://www.youtube.com/embed/{YOUTUBE_ID}", "youtube_id": YOUTUBE_ID}
+        "kind": "youtube",
+        "src": f"https://www.youtube.com/embed/{YOUTUBE_ID}",
+        "youtube_id": YOUTUBE_ID,
+    }
     assert videos["hist-revolucao"]["player"] == {"kind": "media", "src": MEDIA_URL, "youtube_id": None}
     assert videos["hist-revolucao"]["title"] == XSS_TITLE
     assert videos["SP_EF_405"]["player"]["kind"] == "none" and videos["SP_EF_405"]["n_segments"] > 5
@@ -328,8 +357,11 @@ def test_oversized_input_is_refused(client: httpx.Client) -> None:
 
     chunked = client.post("/api/ask", content=chunks(), headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
-    comment = client.post(f"/api/runs/{RUN}/annotations", headers=auth(),
-                          json={"qid": "nurc-048", "label": "C", "annotator": "x", "comment": "c" * 2001})
+    comment = client.post(
+        f"/api/runs/{RUN}/annotations",
+        headers=auth(),
+        json={"qid": "nurc-048", "label": "C", "annotator": "x", "comment": "c" * 2001},
+    )
     assert comment.status_code == 422
 
 
@@ -373,8 +405,16 @@ def test_annotation_needs_the_token_and_is_stored(client: httpx.Client, server: 
     saved = client.post(url, json=body, headers=auth())
     assert saved.status_code == 200, saved.text
     auto = verdicts(server.store)["nurc-049"].label
-    assert saved.json() == {"run": RUN, "qid": "nurc-049", "annotator": "api teste", "label": "C", "comment": "ok",
-                            "auto_label": auto, "annotated_by_annotator": 1, "total": 5}
+    assert saved.json() == {
+        "run": RUN,
+        "qid": "nurc-049",
+        "annotator": "api teste",
+        "label": "C",
+        "comment": "ok",
+        "auto_label": auto,
+        "annotated_by_annotator": 1,
+        "total": 5,
+    }
     assert _annotations(server.store, "api teste") == {"nurc-049": "C"}
     again = client.post(url, json={**body, "label": "i"}, headers=auth())
     assert again.json()["label"] == "I" and _annotations(server.store, "api teste") == {"nurc-049": "I"}
@@ -401,12 +441,29 @@ def test_agreement_endpoint_reports_the_summary(client: httpx.Client, server: We
 def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
     schema = client.get("/api/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/api/ask", "/api/search", "/api/videos", "/api/runs", "/api/runs/{name}/records",
-                 "/api/runs/{name}/annotations", "/api/runs/{name}/agreement", "/api/health"):
+    for path in (
+        "/api/ask",
+        "/api/search",
+        "/api/videos",
+        "/api/runs",
+        "/api/runs/{name}/records",
+        "/api/runs/{name}/annotations",
+        "/api/runs/{name}/agreement",
+        "/api/health",
+    ):
         assert path in paths, path
     components = schema["components"]["schemas"]
-    assert {"AskRequest", "AnnotationIn", "AnnotationSaved", "RecordsOut", "SseHits", "SseToken", "SseError",
-            "AnswerOut", "HitOut"} <= set(components)
+    assert {
+        "AskRequest",
+        "AnnotationIn",
+        "AnnotationSaved",
+        "RecordsOut",
+        "SseHits",
+        "SseToken",
+        "SseError",
+        "AnswerOut",
+        "HitOut",
+    } <= set(components)
     ask_doc = paths["/api/ask"]["post"]
     assert ask_doc["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AskRequest")
     assert len(ask_doc["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"]) == 4
@@ -502,8 +559,11 @@ def test_llm_answer_streams_token_deltas_in_process(server: WebServer) -> None:
     from lecture_rag.web.app import create_app
 
     settings = load_settings(server.store)
-    settings = settings.model_copy(update={"llm": settings.llm.model_copy(
-        update={"backend": "gguf:bundled", "max_tokens": 48, "context_window": 2048})})
+    settings = settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(update={"backend": "gguf:bundled", "max_tokens": 48, "context_window": 2048})
+        }
+    )
     app = create_app(settings, token="t")
     with TestClient(app, base_url="http://127.0.0.1") as local:
         started = time.perf_counter()

@@ -42,8 +42,14 @@ from test_web_api import (
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 1000}
@@ -137,9 +143,11 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
     first_seen = time.perf_counter() - started
     expect(pg.locator("body")).to_have_attribute("data-state", "done", timeout=60_000)
     t = pg.evaluate("window.lectureRagTimings")
-    print(f"\n[ask] carga da página {loaded:.0f} ms; clique→segmentos {t['hits'] - t['submit']:.0f} ms; "
-          f"clique→1º token {t['firstToken'] - t['submit']:.0f} ms (visto pelo teste: {first_seen * 1000:.0f} ms); "
-          f"clique→fim {t['done'] - t['submit']:.0f} ms")
+    print(
+        f"\n[ask] carga da página {loaded:.0f} ms; clique→segmentos {t['hits'] - t['submit']:.0f} ms; "
+        f"clique→1º token {t['firstToken'] - t['submit']:.0f} ms (visto pelo teste: {first_seen * 1000:.0f} ms); "
+        f"clique→fim {t['done'] - t['submit']:.0f} ms"
+    )
 
     expected = api_answer(server, Q_PHOTO)
     expect(pg.locator("#answer")).to_have_text(expected["answer"])
@@ -155,11 +163,13 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
     second = int(expected["context"][n - 1]["start"])
     assert second > 0
     expect(pg.locator("#player-frame")).to_have_attribute(
-        "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={second}&autoplay=1")
+        "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={second}&autoplay=1"
+    )
     ref = expected["references"][0]["times"][0]
     pg.locator(f"#references button.ref-time[data-n='{ref['n']}']").click()
     expect(pg.locator("#player-frame")).to_have_attribute(
-        "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={int(ref['start'])}&autoplay=1")
+        "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={int(ref['start'])}&autoplay=1"
+    )
     pg.locator("#answer a.cite").first.click()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SCREENSHOTS / "ask.png"))
@@ -239,7 +249,8 @@ def test_annotate_three_records_by_keyboard_and_resume(server: WebServer, page: 
             pg.locator("h1").click()  # leave the text box; keys label again
         pg.keyboard.press(key)
         expect(pg.locator("#saved")).to_have_text(
-            f"Pergunta {number} gravada como {key.upper()} (anotação automatizada: {auto}).")
+            f"Pergunta {number} gravada como {key.upper()} (anotação automatizada: {auto})."
+        )
         expect(pg.locator("#progress-text")).to_have_text(f"{number}/5 anotadas por você")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pg.set_viewport_size({"width": 1280, "height": 1700})  # the whole record, label bar at the bottom
@@ -279,8 +290,11 @@ def test_annotation_page_without_token_asks_for_it(server: WebServer, page: tupl
 def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[Page, Watch]) -> None:
     pg, _ = page
     for qid, label in {"web-foto": "C", "nurc-048": "P", "nurc-049": "C", "nurc-050": "P", "nurc-051": "P"}.items():
-        saved = httpx.post(f"{server.base_url}/api/runs/{RUN}/annotations", headers=auth(),
-                           json={"qid": qid, "label": label, "annotator": "revisora"})
+        saved = httpx.post(
+            f"{server.base_url}/api/runs/{RUN}/annotations",
+            headers=auth(),
+            json={"qid": qid, "label": label, "annotator": "revisora"},
+        )
         assert saved.status_code == 200, saved.text
     summary = httpx.get(f"{server.base_url}/api/runs/{RUN}/agreement").json()
     agreement = summary["agreement"]

@@ -91,9 +91,7 @@ def ingest(
     course: Annotated[str | None, typer.Option(help="Disciplina/curso.")] = None,
     url: Annotated[str | None, typer.Option(help="URL do vídeo (só com um arquivo).")] = None,
     language: Annotated[str | None, typer.Option(help="Idioma da aula, ex.: pt.")] = None,
-    column: Annotated[
-        str | None, typer.Option(help="Coluna de texto em CSV NURC (text, mark ou prediction).")
-    ] = None,
+    column: Annotated[str | None, typer.Option(help="Coluna de texto em CSV NURC (text, mark ou prediction).")] = None,
     whisper_model: Annotated[
         str | None, typer.Option(help="Modelo faster-whisper (caminho ou nome) para áudio/vídeo.")
     ] = None,
@@ -148,8 +146,12 @@ def _print_ingest_report(report: Any) -> None:
     for item in report.done:
         dups = str(item.stats.duplicates) if item.stats else "-"
         table.add_row(
-            item.path.name, item.video_id, status_pt[item.status], str(item.segments),
-            hhmmss(item.duration), dups,
+            item.path.name,
+            item.video_id,
+            status_pt[item.status],
+            str(item.segments),
+            hhmmss(item.duration),
+            dups,
         )
     console.print(table)
     for path, reason in report.failed:
@@ -281,7 +283,11 @@ def ask(
     if streaming:
         console.print("[bold]Resposta:[/] ", end="")
     answer = engine.answer(
-        question, k=k, mode=_check_mode(mode), course=course, video=video,
+        question,
+        k=k,
+        mode=_check_mode(mode),
+        course=course,
+        video=video,
         on_token=(lambda t: console.out(t, end="", highlight=False)) if streaming else None,
     )
     if fmt == "json":
@@ -384,7 +390,9 @@ def eval_retrieval(
             results = evaluate(qs, run, progress=step)
             overall = summarise(results)
             report["modes"][m] = {
-                "n": overall.n, **overall.metrics, **unanswerable_gap(results),
+                "n": overall.n,
+                **overall.metrics,
+                **unanswerable_gap(results),
                 "by_type": {t: {"n": s.n, **s.metrics} for t, s in by_type(results).items()},
             }
     if as_json:
@@ -422,8 +430,15 @@ def corpus_list(
         videos = st.list_videos()
     if as_json:
         rows = [
-            {"video_id": v.video_id, "title": v.title, "course": v.course, "url": v.url,
-             "language": v.language, "duration": v.duration, "segments": v.n_segments}
+            {
+                "video_id": v.video_id,
+                "title": v.title,
+                "course": v.course,
+                "url": v.url,
+                "language": v.language,
+                "duration": v.duration,
+                "segments": v.n_segments,
+            }
             for v in videos
         ]
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
@@ -485,9 +500,7 @@ def corpus_remove(
     if len(missing) < len(video_ids) and left and not no_index:
         index_corpus(settings, rebuild=False)
     if missing:
-        raise LectureRagError(
-            f"Não encontrado(s) no acervo: {', '.join(missing)}. Veja 'lecture-rag corpus list'."
-        )
+        raise LectureRagError(f"Não encontrado(s) no acervo: {', '.join(missing)}. Veja 'lecture-rag corpus list'.")
 
 
 def _make_judge(settings: Settings, judge_llm: str | None) -> Any:
@@ -542,7 +555,16 @@ def run_questions(
     with _progress() as bar:
         task = bar.add_task("Respondendo e avaliando", total=len(qs))
         stats = execute_run(
-            runs, name, qs, engine, judge, k=k, mode=mode, concurrency=concurrency, kinds=kinds, scheme=scheme,
+            runs,
+            name,
+            qs,
+            engine,
+            judge,
+            k=k,
+            mode=mode,
+            concurrency=concurrency,
+            kinds=kinds,
+            scheme=scheme,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
@@ -563,8 +585,14 @@ def list_runs(store: StoreOpt = None) -> None:
     for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["created_at"], str(r["items"]), str(r["annotated"]), r["config"].get("llm", ""),
-                      r["config"].get("judge_llm", ""))
+        table.add_row(
+            r["name"],
+            r["created_at"],
+            str(r["items"]),
+            str(r["annotated"]),
+            r["config"].get("llm", ""),
+            r["config"].get("judge_llm", ""),
+        )
     console.print(table)
 
 
@@ -629,20 +657,27 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
         if not j["judged"]:
             console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
             continue
-        console.print(f"Juiz {kind}: média {_fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
-                      + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""), highlight=False)
+        console.print(
+            f"Juiz {kind}: média {_fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
+            + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""),
+            highlight=False,
+        )
     if s.get("retrieval"):
         r = s["retrieval"]
-        console.print(f"Recuperação ({r['n']}): R@1 {_fmt(r['recall@1'])}, R@5 {_fmt(r['recall@5'])}, "
-                      f"R@10 {_fmt(r['recall@10'])}, MRR@10 {_fmt(r['mrr@10'])}, nDCG@10 {_fmt(r['ndcg@10'])}")
+        console.print(
+            f"Recuperação ({r['n']}): R@1 {_fmt(r['recall@1'])}, R@5 {_fmt(r['recall@5'])}, "
+            f"R@10 {_fmt(r['recall@10'])}, MRR@10 {_fmt(r['mrr@10'])}, nDCG@10 {_fmt(r['ndcg@10'])}"
+        )
     a = s.get("agreement")
     if not a:
         console.print(f"[yellow]{s.get('agreement_note')}[/]")
     else:
         ci = a.get("kappa_ci95")
-        console.print(f"Manual × automatizada: {a['n']} pares, acurácia {_fmt(a['accuracy'])}, κ {_fmt(a['kappa'])}"
-                      + (f" (IC95% {_fmt(ci[0])}–{_fmt(ci[1])})" if ci else "")
-                      + f", κ ponderado linear {_fmt(a['weighted']['linear'])}")
+        console.print(
+            f"Manual × automatizada: {a['n']} pares, acurácia {_fmt(a['accuracy'])}, κ {_fmt(a['kappa'])}"
+            + (f" (IC95% {_fmt(ci[0])}–{_fmt(ci[1])})" if ci else "")
+            + f", κ ponderado linear {_fmt(a['weighted']['linear'])}"
+        )
         table = Table(title="Matriz de confusão (linhas: manual, colunas: automatizada)")
         table.add_column("")
         for label in a["labels"]:
@@ -656,8 +691,11 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
         ia = s["inter_annotator"]
         console.print(f"Entre anotadores: κ médio {_fmt(ia['mean_pairwise_kappa'])}, Fleiss {_fmt(ia['fleiss_kappa'])}")
     for label, dist in s.get("ar_by_manual_label", {}).items():
-        console.print(f"AR com rótulo manual {label}: n={dist['n']}, média {_fmt(dist['mean'], 2)}, "
-                      f"histograma {dist['histogram']}", highlight=False)
+        console.print(
+            f"AR com rótulo manual {label}: n={dist['n']}, média {_fmt(dist['mean'], 2)}, "
+            f"histograma {dist['histogram']}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -724,8 +762,9 @@ def compare(
     flips = result["flips"]
     console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
     for f in flips:
-        console.print(f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}",
-                      highlight=False)
+        console.print(
+            f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}", highlight=False
+        )
 
 
 @app.command()
@@ -734,9 +773,7 @@ def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="Endereço (padrão: só esta máquina).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    token: Annotated[
-        str | None, typer.Option(help="Token para anotar (padrão: gerado e mostrado uma vez).")
-    ] = None,
+    token: Annotated[str | None, typer.Option(help="Token para anotar (padrão: gerado e mostrado uma vez).")] = None,
 ) -> None:
     """Abrir a página web: perguntar, assistir no segundo citado e anotar."""
     from lecture_rag.web.app import serve as run_server

@@ -423,9 +423,7 @@ def _segments(items: Iterable[Segment | Hit]) -> list[Segment]:
     return [item.segment if isinstance(item, Hit) else item for item in items]
 
 
-def answer_relevance(
-    llm: LLM | None, question: str, answer: str, *, config: JudgeConfig = DEFAULT_CONFIG
-) -> Judgment:
+def answer_relevance(llm: LLM | None, question: str, answer: str, *, config: JudgeConfig = DEFAULT_CONFIG) -> Judgment:
     """How relevant the answer is to the question (TruLens PROMPT/RESPONSE form), 0-3 → 0-1."""
     kind: JudgeKind = "answer_relevance"
     if llm is None:
@@ -467,9 +465,51 @@ def context_relevance(
 _CITATION = re.compile(r"\s*\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 # Abbreviations after which pysbd's Spanish rules wrongly end a Portuguese sentence (common words left out).
 _PT_ABBREVIATIONS = frozenset(
-    {"sr", "sra", "srs", "dr", "dra", "drs", "prof", "profa", "profs", "p", "pp", "pag", "ex", "eg", "ie", "etc",
-     "obs", "art", "cap", "fig", "num", "n", "vol", "eng", "aprox", "av", "tel", "ref", "cf", "ibid", "op", "cit",
-     "sec", "seg", "jan", "fev", "abr", "mai", "jun", "jul", "ago", "nov", "dez"}
+    {
+        "sr",
+        "sra",
+        "srs",
+        "dr",
+        "dra",
+        "drs",
+        "prof",
+        "profa",
+        "profs",
+        "p",
+        "pp",
+        "pag",
+        "ex",
+        "eg",
+        "ie",
+        "etc",
+        "obs",
+        "art",
+        "cap",
+        "fig",
+        "num",
+        "n",
+        "vol",
+        "eng",
+        "aprox",
+        "av",
+        "tel",
+        "ref",
+        "cf",
+        "ibid",
+        "op",
+        "cit",
+        "sec",
+        "seg",
+        "jan",
+        "fev",
+        "abr",
+        "mai",
+        "jun",
+        "jul",
+        "ago",
+        "nov",
+        "dez",
+    }
 )
 
 
@@ -635,9 +675,7 @@ class NoJudge(Judge):
         super().__init__(None, config, scheme)
 
 
-def make_judge(
-    settings: LLMSettings, config: JudgeConfig | None = None, scheme: LabelScheme = DEFAULT_SCHEME
-) -> Judge:
+def make_judge(settings: LLMSettings, config: JudgeConfig | None = None, scheme: LabelScheme = DEFAULT_SCHEME) -> Judge:
     """The judge the settings ask for (``judge_llm``); a :class:`NoJudge` for backend ``none``."""
     cfg = config or JudgeConfig(temperature=settings.temperature, seed=settings.seed)
     llm = make_llm(settings, env_prefix=JUDGE_ENV_PREFIX)

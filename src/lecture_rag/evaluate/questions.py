@@ -75,9 +75,7 @@ def load_questions(path: Path) -> list[Question]:
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise LectureRagError(
-            f"{path}: id de pergunta repetido: {dup!r}. Cada pergunta precisa de um id único."
-        )
+        raise LectureRagError(f"{path}: id de pergunta repetido: {dup!r}. Cada pergunta precisa de um id único.")
     return questions
 
 
@@ -101,9 +99,7 @@ def _question(obj: dict[str, Any], number: int) -> Question:
     text = str(obj["question"]).strip()
     if not text:
         raise ValueError("campo 'question' vazio")
-    evidence = [
-        Evidence(str(e["video_id"]), float(e["start"]), float(e["end"])) for e in obj.get("evidence") or []
-    ]
+    evidence = [Evidence(str(e["video_id"]), float(e["start"]), float(e["end"])) for e in obj.get("evidence") or []]
     return Question(
         id=str(obj.get("id", f"q{number}")),
         question=text,
@@ -156,8 +152,14 @@ def ensure_squad_corpus(store: Any, paragraphs: list[Paragraph], source: str) ->
         digest = hashlib.sha256(f"{para.title}|{para.text}".encode()).hexdigest()
         if store.source_hash(para.video_id) == digest:
             continue
-        video = Video(para.video_id, title=para.title, course="squad", source_path=source,
-                      source_hash=digest, duration=SQUAD_SPAN[1])
+        video = Video(
+            para.video_id,
+            title=para.title,
+            course="squad",
+            source_path=source,
+            source_hash=digest,
+            duration=SQUAD_SPAN[1],
+        )
         store.replace_video(video, [SegmentDraft(*SQUAD_SPAN, para.text)])
         written += 1
     return written

@@ -170,8 +170,9 @@ def execute_run(
     worker_engine = AnswerEngine(_LockedRetriever(engine.retriever), engine.llm, engine.llm_settings)
     existing = {item.qid: item.answer for item in runs.items(name) if item.qid in answered} if answered else {}
 
-    def work(position: int, q: Question, missing: list[str]) -> tuple[int, Question, dict[str, Any] | None,
-                                                                      dict[str, Any], list[dict[str, Any]]]:
+    def work(
+        position: int, q: Question, missing: list[str]
+    ) -> tuple[int, Question, dict[str, Any] | None, dict[str, Any], list[dict[str, Any]]]:
         new_answer = None
         answer = existing.get(q.id)
         if answer is None:

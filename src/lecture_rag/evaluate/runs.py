@@ -121,8 +121,10 @@ class RunStore:
         existing = self.get_config(name)
         if existing is None:
             with self.store.transaction() as conn:
-                conn.execute("INSERT INTO runs(name, created_at, config) VALUES(?,?,?)",
-                             (name, _now(), json.dumps(config, sort_keys=True)))
+                conn.execute(
+                    "INSERT INTO runs(name, created_at, config) VALUES(?,?,?)",
+                    (name, _now(), json.dumps(config, sort_keys=True)),
+                )
             return True
         diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
         if diff:
@@ -148,16 +150,24 @@ class RunStore:
             out.setdefault(str(qid), set()).add(str(kind))
         return out
 
-    def save_item(self, name: str, qid: str, position: int, question: str,
-                  meta: dict[str, Any], answer: dict[str, Any]) -> None:
+    def save_item(
+        self, name: str, qid: str, position: int, question: str, meta: dict[str, Any], answer: dict[str, Any]
+    ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
                 """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
                    VALUES(?,?,?,?,?,?,?)
                    ON CONFLICT(run, qid) DO UPDATE SET answer=excluded.answer, meta=excluded.meta,
                      answered_at=excluded.answered_at""",
-                (name, qid, position, question, json.dumps(meta, ensure_ascii=False),
-                 json.dumps(answer, ensure_ascii=False), _now()),
+                (
+                    name,
+                    qid,
+                    position,
+                    question,
+                    json.dumps(meta, ensure_ascii=False),
+                    json.dumps(answer, ensure_ascii=False),
+                    _now(),
+                ),
             )
 
     def save_judgments(self, name: str, qid: str, judgments: list[dict[str, Any]]) -> None:
@@ -169,8 +179,16 @@ class RunStore:
                        VALUES(?,?,?,?,?,?,?,?)
                        ON CONFLICT(run, qid, kind) DO UPDATE SET score=excluded.score, label=excluded.label,
                          parsed=excluded.parsed, data=excluded.data, created_at=excluded.created_at""",
-                    (name, qid, j["kind"], j.get("score"), j.get("label"), int(bool(j.get("parsed"))),
-                     json.dumps(j, ensure_ascii=False), _now()),
+                    (
+                        name,
+                        qid,
+                        j["kind"],
+                        j.get("score"),
+                        j.get("label"),
+                        int(bool(j.get("parsed"))),
+                        json.dumps(j, ensure_ascii=False),
+                        _now(),
+                    ),
                 )
 
     def items(self, name: str) -> list[RunItem]:

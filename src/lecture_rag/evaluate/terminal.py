@@ -34,8 +34,10 @@ def _show(console: Console, item: RunItem, index: int, total: int, done: int, sc
     console.rule(f"{index + 1}/{total} · anotadas por você: {done}")
     console.print(f"[bold]Pergunta:[/] {item.question}", highlight=False)
     for h in a.get("hits", [])[:5]:
-        console.print(f"[cyan][{h['rank']}] {hhmmss(h['start'])}–{hhmmss(h['end'])} {h['title']}[/] "
-                      f"{h['text'][:240]}…", highlight=False)
+        console.print(
+            f"[cyan][{h['rank']}] {hhmmss(h['start'])}–{hhmmss(h['end'])} {h['title']}[/] {h['text'][:240]}…",
+            highlight=False,
+        )
     console.print(Panel(a.get("answer") or "(sem resposta)", title="Resposta gerada"), highlight=False)
     refs = "; ".join(
         f"{r['title']} " + ", ".join(hhmmss(t["start"]) for t in r["times"]) for r in a.get("references", [])
@@ -67,8 +69,11 @@ def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Cons
         if key == "q":
             break
         if key == "o":
-            comment = click.prompt("Observação", default="", show_default=False) if sys.stdin.isatty() \
+            comment = (
+                click.prompt("Observação", default="", show_default=False)
+                if sys.stdin.isatty()
                 else sys.stdin.readline().strip()
+            )
             continue
         if key in codes:
             runs.annotate(run, item.qid, annotator, codes[key], comment)

@@ -99,8 +99,15 @@ class AnswerEngine:
         context = hits[:3]
         text, cited = extractive_answer(question, hits, self.retriever.embedder, language=language)
         return Answer(
-            question, language, hits, context, text, references=references(cited, context),
-            citations=cited, extractive=True, model="extractive",
+            question,
+            language,
+            hits,
+            context,
+            text,
+            references=references(cited, context),
+            citations=cited,
+            extractive=True,
+            model="extractive",
         )
 
     def _generate(self, question: str, language: str, hits: list[Hit], on_token: TokenFn | None) -> Answer:
@@ -118,12 +125,13 @@ class AnswerEngine:
                 "Aumente LECTURE_RAG_LLM_CONTEXT_WINDOW ou use um modelo com janela maior."
             )
         messages = build_messages(question, packed.hits, language)
-        answer = Answer(question, language, hits, packed.hits, "", model=llm.name,
-                        dropped_segments=packed.dropped)
+        answer = Answer(question, language, hits, packed.hits, "", model=llm.name, dropped_segments=packed.dropped)
         started = time.perf_counter()
         try:
             stream = llm.stream(
-                messages, max_tokens=max_tokens, temperature=self.llm_settings.temperature,
+                messages,
+                max_tokens=max_tokens,
+                temperature=self.llm_settings.temperature,
                 seed=self.llm_settings.seed,
             )
             with stream:

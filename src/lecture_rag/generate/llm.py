@@ -389,9 +389,7 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
         self._stream_options = True
         self._lock = threading.Lock()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers
-        )
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers)
 
     # -- identity ---------------------------------------------------------------------
 
@@ -665,9 +663,7 @@ class OpenAICompatibleLLM(_CompleteByStreaming):
         where = f"o LLM em {self.base_url} respondeu HTTP {status}"
         suffix = f": {detail}" if detail else ""
         if status in (401, 403):
-            return LLMError(
-                f"{where} (chave de API recusada){suffix}. Defina {self._env}API_KEY com uma chave válida."
-            )
+            return LLMError(f"{where} (chave de API recusada){suffix}. Defina {self._env}API_KEY com uma chave válida.")
         if status == 404:
             return LLMError(
                 f"{where}: modelo '{self._model}' ou endpoint não encontrado{suffix}. "

@@ -120,9 +120,7 @@ class EmbeddingCache:
         """Store vectors and commit, so that they survive a crash right after."""
         rows = [(embedder_id, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes()) for key, vec in items]
         with self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO vectors(embedder_id, text_hash, vec) VALUES(?,?,?)", rows
-            )
+            self._conn.executemany("INSERT OR REPLACE INTO vectors(embedder_id, text_hash, vec) VALUES(?,?,?)", rows)
 
     def count(self, name: str | None = None) -> int:
         """Number of cached vectors (of one embedder if ``name`` is given)."""

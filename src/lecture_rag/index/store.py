@@ -71,8 +71,7 @@ class Store:
         self.db_path = self.home / DB_NAME
         if not self.db_path.exists() and not create:
             raise StoreError(
-                f"Nenhum acervo em {self.home}: rode "
-                f"'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
+                f"Nenhum acervo em {self.home}: rode 'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
             )
         try:
             self.home.mkdir(parents=True, exist_ok=True)
@@ -138,9 +137,7 @@ class Store:
 
     # -- videos -------------------------------------------------------------
     def source_hash(self, video_id: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT source_hash FROM videos WHERE video_id=?", (video_id,)
-        ).fetchone()
+        row = self._conn.execute("SELECT source_hash FROM videos WHERE video_id=?", (video_id,)).fetchone()
         return None if row is None else str(row[0])
 
     def replace_video(self, video: Video, drafts: Iterable[SegmentDraft]) -> list[int]:
@@ -165,8 +162,15 @@ class Store:
                      duration=excluded.duration, source_path=excluded.source_path,
                      source_hash=excluded.source_hash, ingested_at=excluded.ingested_at""",
                 (
-                    video.video_id, video.title, video.course, video.url, video.language,
-                    video.duration, video.source_path, video.source_hash, ingested,
+                    video.video_id,
+                    video.title,
+                    video.course,
+                    video.url,
+                    video.language,
+                    video.duration,
+                    video.source_path,
+                    video.source_hash,
+                    ingested,
                 ),
             )
             ids: list[int] = []
@@ -215,9 +219,7 @@ class Store:
         if video_id is None:
             rows = self._conn.execute(self._SEG_SELECT + " ORDER BY s.corpus_id")
         else:
-            rows = self._conn.execute(
-                self._SEG_SELECT + " WHERE s.video_id=? ORDER BY s.start", (video_id,)
-            )
+            rows = self._conn.execute(self._SEG_SELECT + " WHERE s.video_id=? ORDER BY s.start", (video_id,))
         return [_segment(row) for row in rows]
 
     def get_segments(self, corpus_ids: Iterable[int]) -> dict[int, Segment]:
@@ -227,9 +229,7 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._conn.execute(
-                self._SEG_SELECT + f" WHERE s.corpus_id IN ({marks})", chunk
-            ):
+            for row in self._conn.execute(self._SEG_SELECT + f" WHERE s.corpus_id IN ({marks})", chunk):
                 seg = _segment(row)
                 out[seg.corpus_id] = seg
         return out
@@ -265,14 +265,27 @@ class Store:
 
 def _video(row: sqlite3.Row) -> Video:
     return Video(
-        video_id=row["video_id"], title=row["title"], course=row["course"], url=row["url"],
-        language=row["language"], duration=row["duration"], source_path=row["source_path"],
-        source_hash=row["source_hash"], ingested_at=row["ingested_at"], n_segments=row["n"],
+        video_id=row["video_id"],
+        title=row["title"],
+        course=row["course"],
+        url=row["url"],
+        language=row["language"],
+        duration=row["duration"],
+        source_path=row["source_path"],
+        source_hash=row["source_hash"],
+        ingested_at=row["ingested_at"],
+        n_segments=row["n"],
     )
 
 
 def _segment(row: sqlite3.Row) -> Segment:
     return Segment(
-        corpus_id=row["corpus_id"], video_id=row["video_id"], start=row["start"], end=row["end"],
-        text=row["text"], url=row["url"], title=row["title"], course=row["course"],
+        corpus_id=row["corpus_id"],
+        video_id=row["video_id"],
+        start=row["start"],
+        end=row["end"],
+        text=row["text"],
+        url=row["url"],
+        title=row["title"],
+        course=row["course"],
     )

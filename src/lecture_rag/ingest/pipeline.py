@@ -44,9 +44,7 @@ class VideoMeta:
 
     def merged(self, other: VideoMeta) -> VideoMeta:
         """Fields of ``self`` win; missing ones come from ``other``."""
-        return VideoMeta(
-            *(getattr(self, f) if getattr(self, f) else getattr(other, f) for f in self.__slots__)
-        )
+        return VideoMeta(*(getattr(self, f) if getattr(self, f) else getattr(other, f) for f in self.__slots__))
 
 
 @dataclass(slots=True)
@@ -227,8 +225,13 @@ def ingest_file(
         )
     )
     video = Video(
-        video_id=video_id, title=meta.title or path.stem, course=meta.course or "",
-        url=meta.url or "", language=language, source_path=str(path.resolve()), source_hash=digest,
+        video_id=video_id,
+        title=meta.title or path.stem,
+        course=meta.course or "",
+        url=meta.url or "",
+        language=language,
+        source_path=str(path.resolve()),
+        source_hash=digest,
     )
     try:
         ids = store.replace_video(video, drafts)
@@ -239,8 +242,12 @@ def ingest_file(
         ) from exc
     stored = store.get_video(video_id)
     return FileResult(
-        path, video_id, "replaced" if previous else "added", len(ids),
-        stored.duration if stored else 0.0, stats,
+        path,
+        video_id,
+        "replaced" if previous else "added",
+        len(ids),
+        stored.duration if stored else 0.0,
+        stats,
     )
 
 

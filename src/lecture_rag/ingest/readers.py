@@ -53,9 +53,7 @@ __all__ = [
 ]
 
 #: Suffixes of transcript files this module reads (``.json3`` is what yt-dlp writes).
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".vtt", ".srt", ".json", ".json3", ".jsonl", ".ndjson", ".csv"}
-)
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".vtt", ".srt", ".json", ".json3", ".jsonl", ".ndjson", ".csv"})
 
 #: Format names :func:`detect_format` returns.
 FORMATS: tuple[str, ...] = ("vtt", "srt", "json3", "whisper_json", "jsonl", "nurc_csv")
@@ -190,8 +188,9 @@ def _sniff(path: Path) -> _Source:
         with path.open("rb") as handle:
             raw = handle.read(_SNIFF_BYTES)
     except OSError as exc:
-        raise IngestError(f"{path.name}: não foi possível abrir o arquivo ({exc.strerror}). "
-                          "Confira o caminho e as permissões.") from exc
+        raise IngestError(
+            f"{path.name}: não foi possível abrir o arquivo ({exc.strerror}). Confira o caminho e as permissões."
+        ) from exc
     if not raw.strip():
         raise IngestError(f"{path.name}: {_EMPTY}")
     encoding = _head_encoding(path, raw)
@@ -205,8 +204,7 @@ def _sniff(path: Path) -> _Source:
         fmt = _scan_json_keys(path, encoding)
     if fmt is None:
         raise IngestError(
-            f"{path.name}: o conteúdo não é uma transcrição reconhecida. "
-            f"Formatos aceitos: {_FORMAT_NAMES}."
+            f"{path.name}: o conteúdo não é uma transcrição reconhecida. Formatos aceitos: {_FORMAT_NAMES}."
         )
     return _Source(path=path, fmt=fmt, encoding=encoding, head=head)
 
@@ -219,9 +217,7 @@ def _format_of(head: str, suffix: str) -> str | None:
     if text.startswith(("{", "[")):
         return _json_kind(text, suffix)
     lines = [line.strip() for line in text.splitlines()[:3]]
-    if _SRT_TIMING.match(lines[0]) or (
-        len(lines) > 1 and lines[0].isdigit() and "-->" in lines[1]
-    ):
+    if _SRT_TIMING.match(lines[0]) or (len(lines) > 1 and lines[0].isdigit() and "-->" in lines[1]):
         return "srt"
     if _csv_header(lines[0]) is not None:
         return "nurc_csv"
@@ -364,8 +360,12 @@ def _lines(source: _Source, handle: TextIO) -> Iterator[str]:
             return
         number += 1
         if len(line) > MAX_LINE_CHARS:
-            raise _error(source, f"linha {number}", "linha longa demais (mais de 1 milhão de caracteres)",
-                         "Confira se o arquivo é mesmo uma transcrição, com quebras de linha")
+            raise _error(
+                source,
+                f"linha {number}",
+                "linha longa demais (mais de 1 milhão de caracteres)",
+                "Confira se o arquivo é mesmo uma transcrição, com quebras de linha",
+            )
         if "\x00" in line:
             raise _binary(source.path)
         yield line
@@ -385,9 +385,12 @@ def _check_times(source: _Source, where: str, start: float, end: float) -> None:
     if start < 0 or end < 0:
         raise _error(source, where, f"tempo negativo ({start:g} s → {end:g} s)", fix)
     if start > MAX_SECONDS or end > MAX_SECONDS:
-        raise _error(source, where,
-                     f"tempo absurdo ({max(start, end):.0f} s, mais de 48 horas)",
-                     "Confira a unidade (segundos, não milissegundos) e corrija os tempos")
+        raise _error(
+            source,
+            where,
+            f"tempo absurdo ({max(start, end):.0f} s, mais de 48 horas)",
+            "Confira a unidade (segundos, não milissegundos) e corrija os tempos",
+        )
     if end < start:
         raise _error(source, where, f"o fim ({end:.3f} s) vem antes do início ({start:.3f} s)", fix)
 
@@ -399,8 +402,12 @@ def _require_cues(source: _Source, cues: Iterator[Cue]) -> Iterator[Cue]:
         count += 1
         yield cue
     if count == 0:
-        raise _error(source, "", "nenhuma legenda com texto foi encontrada",
-                     "Confira se o arquivo tem falas com tempos e se a coluna de texto é a certa")
+        raise _error(
+            source,
+            "",
+            "nenhuma legenda com texto foi encontrada",
+            "Confira se o arquivo tem falas com tempos e se a coluna de texto é a certa",
+        )
 
 
 @dataclass(slots=True)
@@ -432,9 +439,12 @@ def _blocks(source: _Source, lines: Iterable[str], *, whitespace_is_blank: bool)
         block.lines.append(line)
         size += len(line)
         if size > MAX_BLOCK_CHARS:
-            raise _error(source, f"linha {block.line_no}",
-                         "bloco de legenda grande demais, sem linhas em branco",
-                         "Separe as legendas com linhas em branco")
+            raise _error(
+                source,
+                f"linha {block.line_no}",
+                "bloco de legenda grande demais, sem linhas em branco",
+                "Separe as legendas com linhas em branco",
+            )
     if block is not None:
         yield block
 
@@ -450,11 +460,14 @@ def _seconds(sign: str, hours: str, minutes: str, seconds: str, fraction: str) -
 def _timing_problem(source: _Source, where: str, line: str) -> IngestError:
     """Explain a timing line that could not be read, with the syntax of the file's format."""
     if _NEGATIVE_TIME.search(line.split("-->")[0]) or _NEGATIVE_TIME.search(line.split("-->")[-1]):
-        return _error(source, where, f"tempo negativo em '{line.strip()}'",
-                      "Corrija os tempos para valores a partir de 00:00:00 e tente de novo")
+        return _error(
+            source,
+            where,
+            f"tempo negativo em '{line.strip()}'",
+            "Corrija os tempos para valores a partir de 00:00:00 e tente de novo",
+        )
     syntax = "HH:MM:SS,mmm --> HH:MM:SS,mmm" if source.fmt == "srt" else "HH:MM:SS.mmm --> HH:MM:SS.mmm"
-    return _error(source, where, f"horário malformado em '{line.strip()}'",
-                  f"Use o formato {syntax} e tente de novo")
+    return _error(source, where, f"horário malformado em '{line.strip()}'", f"Use o formato {syntax} e tente de novo")
 
 
 # --------------------------------------------------------------------------- WebVTT
@@ -617,9 +630,13 @@ def _continue_srt(source: _Source, block: _Block, pending: _SrtCue | None) -> _S
         return pending
     _refuse_broken_timing(source, block)
     if pending is None:
-        raise _error(source, f"linha {block.line_no}", "texto sem horário antes da primeira legenda",
-                     "Cada legenda SRT precisa de número, linha de horário (00:00:01,000 --> 00:00:02,000) "
-                     "e texto; corrija o início do arquivo")
+        raise _error(
+            source,
+            f"linha {block.line_no}",
+            "texto sem horário antes da primeira legenda",
+            "Cada legenda SRT precisa de número, linha de horário (00:00:01,000 --> 00:00:02,000) "
+            "e texto; corrija o início do arquivo",
+        )
     pending.text.extend(block.lines)
     return pending
 
@@ -634,7 +651,7 @@ def _parse_srt_timing(source: _Source, block: _Block, timing_at: int) -> _SrtCue
     if match is None or start is None or end is None:
         raise _timing_problem(source, where, timing)
     _check_times(source, where, start, end)
-    return _SrtCue(line_no, timing, start, end, block.lines[timing_at + 1:])
+    return _SrtCue(line_no, timing, start, end, block.lines[timing_at + 1 :])
 
 
 def _srt_cue(pending: _SrtCue) -> Cue | None:
@@ -669,10 +686,13 @@ def _pysubs2_text(lines: list[str]) -> str:
 def _check_json_size(source: _Source) -> None:
     size = source.path.stat().st_size
     if size > MAX_JSON_BYTES:
-        raise _error(source, "", f"arquivo JSON grande demais ({size / 2**20:.0f} MB; o limite é "
-                     f"{MAX_JSON_BYTES // 2**20} MB, porque JSON precisa ser lido inteiro)",
-                     "Converta para JSONL (um objeto {\"start\", \"end\", \"text\"} por linha), que é lido "
-                     "aos poucos")
+        raise _error(
+            source,
+            "",
+            f"arquivo JSON grande demais ({size / 2**20:.0f} MB; o limite é "
+            f"{MAX_JSON_BYTES // 2**20} MB, porque JSON precisa ser lido inteiro)",
+            'Converta para JSONL (um objeto {"start", "end", "text"} por linha), que é lido aos poucos',
+        )
 
 
 def _load_json(source: _Source) -> Any:
@@ -681,15 +701,23 @@ def _load_json(source: _Source) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _error(source, f"linha {exc.lineno}, coluna {exc.colno}", f"JSON malformado ({exc.msg})",
-                     "Corrija o JSON (ou exporte de novo) e tente outra vez") from None
+        raise _error(
+            source,
+            f"linha {exc.lineno}, coluna {exc.colno}",
+            f"JSON malformado ({exc.msg})",
+            "Corrija o JSON (ou exporte de novo) e tente outra vez",
+        ) from None
 
 
 def _number(source: _Source, where: str, value: Any, key: str) -> float:
     """A JSON time field as a float; booleans and strings are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _error(source, where, f"o campo '{key}' deveria ser um número, mas é {value!r}",
-                     "Corrija o campo para um número de segundos e tente de novo")
+        raise _error(
+            source,
+            where,
+            f"o campo '{key}' deveria ser um número, mas é {value!r}",
+            "Corrija o campo para um número de segundos e tente de novo",
+        )
     return float(value)
 
 
@@ -702,8 +730,12 @@ def _read_json3(source: _Source) -> Iterator[Cue]:
     data = _load_json(source)
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list):
-        raise _error(source, "", "JSON sem a lista 'events' do formato json3 do YouTube",
-                     "Baixe as legendas de novo no formato json3 ou use VTT")
+        raise _error(
+            source,
+            "",
+            "JSON sem a lista 'events' do formato json3 do YouTube",
+            "Baixe as legendas de novo no formato json3 ou use VTT",
+        )
     timed = list(_json3_events(source, events))
     for i, (start, end, text) in enumerate(timed):
         if i + 1 < len(timed) and start < timed[i + 1][0] < end:
@@ -736,8 +768,12 @@ def _read_whisper(source: _Source) -> Iterator[Cue]:
     data = _load_json(source)
     segments = data.get("segments") if isinstance(data, dict) else data
     if not isinstance(segments, list):
-        raise _error(source, "", "JSON sem a lista 'segments' com start/end/text",
-                     "Salve a saída do Whisper com os segmentos (por exemplo, --output_format json)")
+        raise _error(
+            source,
+            "",
+            "JSON sem a lista 'segments' com start/end/text",
+            "Salve a saída do Whisper com os segmentos (por exemplo, --output_format json)",
+        )
     for number, segment in enumerate(segments, 1):
         cue = _timed_record(source, f"segmento {number}", segment)
         if cue is not None:
@@ -747,18 +783,27 @@ def _read_whisper(source: _Source) -> Iterator[Cue]:
 def _timed_record(source: _Source, where: str, record: Any) -> Cue | None:
     """A ``{"start", "end", "text"}`` object as a cue (None when the text is empty)."""
     if not isinstance(record, dict):
-        raise _error(source, where, "esperava um objeto JSON com start, end e text",
-                     "Corrija o registro e tente de novo")
+        raise _error(
+            source, where, "esperava um objeto JSON com start, end e text", "Corrija o registro e tente de novo"
+        )
     missing = [key for key in ("start", "end", "text") if key not in record]
     if missing:
-        raise _error(source, where, f"faltam campos obrigatórios: {', '.join(missing)}",
-                     "Cada registro precisa de \"start\" e \"end\" (segundos) e \"text\"")
+        raise _error(
+            source,
+            where,
+            f"faltam campos obrigatórios: {', '.join(missing)}",
+            'Cada registro precisa de "start" e "end" (segundos) e "text"',
+        )
     start = _number(source, where, record["start"], "start")
     end = _number(source, where, record["end"], "end")
     _check_times(source, where, start, end)
     if not isinstance(record["text"], str):
-        raise _error(source, where, f"o campo 'text' deveria ser texto, mas é {record['text']!r}",
-                     "Corrija o registro e tente de novo")
+        raise _error(
+            source,
+            where,
+            f"o campo 'text' deveria ser texto, mas é {record['text']!r}",
+            "Corrija o registro e tente de novo",
+        )
     text = clean_text(record["text"])
     return Cue(start, end, text) if text else None
 
@@ -776,8 +821,12 @@ def _read_jsonl(source: _Source) -> Iterator[Cue]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise _error(source, where, f"JSON malformado ({exc.msg})",
-                             "Cada linha deve ser um objeto JSON completo; corrija a linha") from None
+                raise _error(
+                    source,
+                    where,
+                    f"JSON malformado ({exc.msg})",
+                    "Cada linha deve ser um objeto JSON completo; corrija a linha",
+                ) from None
             cue = _timed_record(source, where, record)
             if cue is not None:
                 yield cue
@@ -793,8 +842,12 @@ def _csv_column(source: _Source, column: str | None) -> str:
     names = header[1]
     wanted = column.strip().lower() if column else ("prediction" if "prediction" in names else "text")
     if wanted not in names:
-        raise _error(source, "linha 1", f"a coluna '{wanted}' não existe (colunas: {', '.join(names)})",
-                     "Escolha uma coluna de texto existente com --column")
+        raise _error(
+            source,
+            "linha 1",
+            f"a coluna '{wanted}' não existe (colunas: {', '.join(names)})",
+            "Escolha uma coluna de texto existente com --column",
+        )
     return wanted
 
 
@@ -805,8 +858,12 @@ def _read_csv(source: _Source) -> Iterator[Cue]:
         header_line = next(lines)
         found = _csv_header(header_line.removeprefix("\ufeff").strip())
         if found is None:
-            raise _error(source, "linha 1", "cabeçalho do CSV sem colunas de início e fim",
-                         "O cabeçalho precisa de start_sec, end_sec e uma coluna de texto")
+            raise _error(
+                source,
+                "linha 1",
+                "cabeçalho do CSV sem colunas de início e fim",
+                "O cabeçalho precisa de start_sec, end_sec e uma coluna de texto",
+            )
         delimiter, names = found
         i_start = next(names.index(n) for n in _CSV_START if n in names)
         i_end = next(names.index(n) for n in _CSV_END if n in names)
@@ -818,14 +875,16 @@ def _read_csv(source: _Source) -> Iterator[Cue]:
                 yield cue
 
 
-def _csv_row(
-    source: _Source, where: str, row: list[str], width: int, idx: tuple[int, int, int]
-) -> Cue | None:
+def _csv_row(source: _Source, where: str, row: list[str], width: int, idx: tuple[int, int, int]) -> Cue | None:
     if not any(cell.strip() for cell in row):
         return None
     if len(row) != width:
-        raise _error(source, where, f"a linha tem {len(row)} campos, o cabeçalho tem {width}",
-                     "Confira o separador ';' e aspas na linha")
+        raise _error(
+            source,
+            where,
+            f"a linha tem {len(row)} campos, o cabeçalho tem {width}",
+            "Confira o separador ';' e aspas na linha",
+        )
     i_start, i_end, i_text = idx
     start = _csv_number(source, where, row[i_start])
     end = _csv_number(source, where, row[i_end])
@@ -839,8 +898,9 @@ def _csv_number(source: _Source, where: str, cell: str) -> float:
     try:
         return float(cell.strip().replace(",", "."))
     except ValueError:
-        raise _error(source, where, f"tempo malformado '{cell}'",
-                     "Use segundos com vírgula ou ponto decimal (ex.: 12,5)") from None
+        raise _error(
+            source, where, f"tempo malformado '{cell}'", "Use segundos com vírgula ou ponto decimal (ex.: 12,5)"
+        ) from None
 
 
 _READERS: dict[str, Callable[[_Source], Iterator[Cue]]] = {

@@ -163,8 +163,7 @@ def _check_language(model: str | None, whisper_model: Any, language: str | None)
         return
     shown = "offline padrão (tiny.en)" if model is None or not model.strip() else f"'{model}'"
     raise IngestError(
-        f"O modelo de transcrição {shown} só reconhece inglês, mas o idioma pedido é '{language}'. "
-        + _MODEL_HINT
+        f"O modelo de transcrição {shown} só reconhece inglês, mas o idioma pedido é '{language}'. " + _MODEL_HINT
     )
 
 
@@ -280,9 +279,7 @@ def transcribe(
     whisper_model = _load_model(resolved, threads or _default_threads())
     _check_language(model, whisper_model, code)
     audio = _decode(path)
-    segments, info = whisper_model.transcribe(
-        audio, language=code, vad_filter=vad, word_timestamps=False, beam_size=5
-    )
+    segments, info = whisper_model.transcribe(audio, language=code, vad_filter=vad, word_timestamps=False, beam_size=5)
     total = float(info.duration)
     if progress is not None:
         progress(0.0, total)

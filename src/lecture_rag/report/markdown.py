@@ -103,15 +103,16 @@ def hit_views(hits: list[Hit]) -> list[HitView]:
 
 
 def reference_views(refs: list[Reference]) -> list[ReferenceView]:
-    return [
-        ReferenceView(r.title, r.url, [TimeLink(hhmmss(t.start), t.url) for t in r.times]) for r in refs
-    ]
+    return [ReferenceView(r.title, r.url, [TimeLink(hhmmss(t.start), t.url) for t in r.times]) for r in refs]
 
 
 def record_from_answer(answer: Answer, number: int | str) -> RecordView:
     """The record of an answer without evaluation fields (``ask --format markdown``)."""
     text = answer.text if not answer.error else f"(erro do LLM: {answer.error})"
     return RecordView(
-        number=number, question=answer.question, hits=hit_views(answer.hits), answer=text,
+        number=number,
+        question=answer.question,
+        hits=hit_views(answer.hits),
+        answer=text,
         references=reference_views(answer.references),
     )

@@ -37,9 +37,14 @@ def record_view(item: RunItem, number: int) -> RecordView:
     answer = answer_from_dict(item.answer)
     text = answer.text if not answer.error else f"(erro do LLM: {answer.error})"
     return RecordView(
-        number=number, question=item.question, hits=hit_views(answer.hits), answer=text,
-        references=reference_views(answer.references), evaluated=True,
-        manual_label=_manual_text(item), ar_score=judgment_score(item, "answer_relevance"),
+        number=number,
+        question=item.question,
+        hits=hit_views(answer.hits),
+        answer=text,
+        references=reference_views(answer.references),
+        evaluated=True,
+        manual_label=_manual_text(item),
+        ar_score=judgment_score(item, "answer_relevance"),
         auto_label=auto_label(item),
         ar_reasoning=_reasoning(item),
     )
@@ -54,9 +59,24 @@ def markdown_report(items: list[RunItem], *, hide: bool = False) -> str:
 
 
 CSV_FIELDS = [
-    "n", "qid", "question", "answer", "extractive", "abstained", "no_citations", "references", "manual_label",
-    "annotators", "auto_label", "answer_relevance", "context_relevance", "groundedness", "ar_reasoning",
-    "top_corpus_ids", "top_score", "llm_error",
+    "n",
+    "qid",
+    "question",
+    "answer",
+    "extractive",
+    "abstained",
+    "no_citations",
+    "references",
+    "manual_label",
+    "annotators",
+    "auto_label",
+    "answer_relevance",
+    "context_relevance",
+    "groundedness",
+    "ar_reasoning",
+    "top_corpus_ids",
+    "top_score",
+    "llm_error",
 ]
 
 
@@ -70,35 +90,54 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
             f"{r['title']} " + " ".join(t["url"] or str(int(t["start"])) for t in r["times"]) for r in a["references"]
         )
         hits = a.get("hits", [])
-        writer.writerow({
-            "n": n, "qid": item.qid, "question": item.question, "answer": a.get("answer", ""),
-            "extractive": a.get("extractive"), "abstained": a.get("abstained"), "no_citations": a.get("no_citations"),
-            "references": refs, "manual_label": manual_label(item) or "",
-            "annotators": "; ".join(f"{w}={v['label']}" for w, v in item.annotations.items()),
-            "auto_label": auto_label(item) or "",
-            "answer_relevance": judgment_score(item, "answer_relevance"),
-            "context_relevance": judgment_score(item, "context_relevance"),
-            "groundedness": judgment_score(item, "groundedness"),
-            "ar_reasoning": _reasoning(item),
-            "top_corpus_ids": " ".join(str(h["corpus_id"]) for h in hits),
-            "top_score": hits[0]["score"] if hits else "", "llm_error": a.get("error", ""),
-        })
+        writer.writerow(
+            {
+                "n": n,
+                "qid": item.qid,
+                "question": item.question,
+                "answer": a.get("answer", ""),
+                "extractive": a.get("extractive"),
+                "abstained": a.get("abstained"),
+                "no_citations": a.get("no_citations"),
+                "references": refs,
+                "manual_label": manual_label(item) or "",
+                "annotators": "; ".join(f"{w}={v['label']}" for w, v in item.annotations.items()),
+                "auto_label": auto_label(item) or "",
+                "answer_relevance": judgment_score(item, "answer_relevance"),
+                "context_relevance": judgment_score(item, "context_relevance"),
+                "groundedness": judgment_score(item, "groundedness"),
+                "ar_reasoning": _reasoning(item),
+                "top_corpus_ids": " ".join(str(h["corpus_id"]) for h in hits),
+                "top_score": hits[0]["score"] if hits else "",
+                "llm_error": a.get("error", ""),
+            }
+        )
     return buffer.getvalue()
 
 
-def json_report(name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any],
-                *, hide: bool = False) -> str:
+def json_report(
+    name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
+) -> str:
     records = [
-        {"n": n, "qid": i.qid, "question": i.question, "meta": i.meta,
-         "answer": hide_urls(i.answer) if hide else i.answer, "judgments": i.judgments, "annotations": i.annotations}
+        {
+            "n": n,
+            "qid": i.qid,
+            "question": i.question,
+            "meta": i.meta,
+            "answer": hide_urls(i.answer) if hide else i.answer,
+            "judgments": i.judgments,
+            "annotations": i.annotations,
+        }
         for n, i in enumerate(items, start=1)
     ]
-    return json.dumps({"run": name, "config": config, "summary": summary, "records": records},
-                      ensure_ascii=False, indent=2)
+    return json.dumps(
+        {"run": name, "config": config, "summary": summary, "records": records}, ensure_ascii=False, indent=2
+    )
 
 
-def html_report(name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any],
-                *, hide: bool = False) -> str:
+def html_report(
+    name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
+) -> str:
     """One page: summary tables, plots (AR histogram, confusion heat map), then every record."""
     from lecture_rag.report.plots import confusion_heatmap, score_histograms
 
@@ -110,6 +149,11 @@ def html_report(name: str, config: dict[str, Any], items: list[RunItem], summary
     }
     records = [record_view(item, item.position + 1) for item in items]
     return env.get_template("run.html.j2").render(
-        name=name, config=config, summary=summary, plots=plots, records=records, hide=hide,
+        name=name,
+        config=config,
+        summary=summary,
+        plots=plots,
+        records=records,
+        hide=hide,
         labels=scheme_of_run(config).codes,
     )

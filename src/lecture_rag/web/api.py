@@ -80,8 +80,13 @@ def open_run(resources: Resources, name: str) -> Iterator[tuple[RunStore, list[R
 def health(res: Res) -> HealthOut:
     videos, segments = res.counts()
     return HealthOut(
-        status="degraded" if res.problem else "ok", videos=videos, segments=segments,
-        embedder=res.retriever.embedder.name, llm=res.llm_name, stale_index=res.retriever.stale, problem=res.problem,
+        status="degraded" if res.problem else "ok",
+        videos=videos,
+        segments=segments,
+        embedder=res.retriever.embedder.name,
+        llm=res.llm_name,
+        stale_index=res.retriever.stale,
+        problem=res.problem,
     )
 
 
@@ -93,7 +98,8 @@ def health(res: Res) -> HealthOut:
 )
 async def ask(body: AskRequest, res: Res) -> StreamingResponse:
     return StreamingResponse(
-        ask_events(res, body), media_type="text/event-stream",
+        ask_events(res, body),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -125,8 +131,12 @@ def runs_list(res: Res) -> list[RunOut]:
         return [RunOut.model_validate(s) for s in runs.summaries()]
 
 
-@router.get("/runs/{name}/records", response_model=RecordsOut, responses={404: {"model": ErrorOut}},
-            summary="Registros de uma rodada (rótulo automatizado oculto até o anotador rotular)")
+@router.get(
+    "/runs/{name}/records",
+    response_model=RecordsOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Registros de uma rodada (rótulo automatizado oculto até o anotador rotular)",
+)
 def run_records(
     name: str,
     res: Res,
@@ -138,15 +148,23 @@ def run_records(
         scheme = runs.scheme(name)
     done = [who is not None and who in item.annotations for item in items]
     return RecordsOut(
-        run=name, total=len(items), annotator=who, annotated_by_annotator=sum(done),
-        first_pending=next((i for i, d in enumerate(done) if not d), len(items)), labels=labels_out(scheme),
+        run=name,
+        total=len(items),
+        annotator=who,
+        annotated_by_annotator=sum(done),
+        first_pending=next((i for i, d in enumerate(done) if not d), len(items)),
+        labels=labels_out(scheme),
         records=records,
     )
 
 
-@router.post("/runs/{name}/annotations", response_model=AnnotationSaved, dependencies=[Depends(require_token)],
-             responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, **ERRORS},
-             summary="Gravar o rótulo de um anotador (requer o token)")
+@router.post(
+    "/runs/{name}/annotations",
+    response_model=AnnotationSaved,
+    dependencies=[Depends(require_token)],
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, **ERRORS},
+    summary="Gravar o rótulo de um anotador (requer o token)",
+)
 def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
     with open_run(res, name) as (runs, items):
         scheme = runs.scheme(name)
@@ -159,13 +177,22 @@ def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
         runs.annotate(name, body.qid, body.annotator, code, body.comment)
         done = sum(1 for i in items if body.annotator in i.annotations or i.qid == body.qid)
     return AnnotationSaved(
-        run=name, qid=body.qid, annotator=body.annotator, label=code, comment=body.comment,
-        auto_label=automated_label(item), annotated_by_annotator=done, total=len(items),
+        run=name,
+        qid=body.qid,
+        annotator=body.annotator,
+        label=code,
+        comment=body.comment,
+        auto_label=automated_label(item),
+        annotated_by_annotator=done,
+        total=len(items),
     )
 
 
-@router.get("/runs/{name}/agreement", responses={404: {"model": ErrorOut}},
-            summary="Concordância manual × automatizada e entre anotadores (números do relatório)")
+@router.get(
+    "/runs/{name}/agreement",
+    responses={404: {"model": ErrorOut}},
+    summary="Concordância manual × automatizada e entre anotadores (números do relatório)",
+)
 def run_agreement(name: str, res: Res) -> dict[str, Any]:
     with open_run(res, name) as (runs, items):
         try:

@@ -141,8 +141,13 @@ def create_app(settings: Settings, *, token: str, allowed_hosts: Sequence[str] |
         resources.close()
 
     app = FastAPI(
-        title="lecture-rag", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
-        docs_url=DOCS_PATH, redoc_url=None, openapi_url="/api/openapi.json",
+        title="lecture-rag",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=DOCS_PATH,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
     app.state.resources = resources
     app.include_router(api.router)

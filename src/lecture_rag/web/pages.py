@@ -31,8 +31,9 @@ NAV = (("/", "Perguntar"), ("/runs", "Rodadas"))
 
 @lru_cache(maxsize=1)
 def templates() -> Environment:
-    env = Environment(loader=PackageLoader("lecture_rag.web", "templates"), autoescape=True, trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("lecture_rag.web", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["hhmmss"] = hhmmss
     env.filters["num"] = _num
     env.filters["pct"] = _pct
@@ -81,8 +82,15 @@ def ask_page(request: Request) -> HTMLResponse:
     res = resources_of(request)
     videos, segments = res.counts()
     return render(
-        request, "ask.html", llm=res.llm_name, extractive=res.engine.llm is None, videos=videos,
-        segments=segments, k=res.settings.retrieval.k, mode=res.settings.retrieval.mode, problem=res.problem,
+        request,
+        "ask.html",
+        llm=res.llm_name,
+        extractive=res.engine.llm is None,
+        videos=videos,
+        segments=segments,
+        k=res.settings.retrieval.k,
+        mode=res.settings.retrieval.mode,
+        problem=res.problem,
     )
 
 

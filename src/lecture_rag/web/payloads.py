@@ -75,8 +75,14 @@ def answer_out(answer: dict[str, Any]) -> AnswerOut:
 
 def video_out(video: Video) -> VideoOut:
     return VideoOut(
-        video_id=video.video_id, title=video.title, course=video.course, url=video.url, language=video.language,
-        duration=video.duration, n_segments=video.n_segments, player=player_for(video.url),
+        video_id=video.video_id,
+        title=video.title,
+        course=video.course,
+        url=video.url,
+        language=video.language,
+        duration=video.duration,
+        n_segments=video.n_segments,
+        player=player_for(video.url),
     )
 
 
@@ -89,8 +95,13 @@ def _judgment(data: dict[str, Any] | None, kind: str) -> JudgmentOut | None:
     if not data:
         return None
     return JudgmentOut(
-        kind=kind, score=data.get("score"), label=data.get("label"), reasoning=str(data.get("reasoning") or ""),
-        parsed=bool(data.get("parsed")), error=str(data.get("error") or ""), model=str(data.get("model") or ""),
+        kind=kind,
+        score=data.get("score"),
+        label=data.get("label"),
+        reasoning=str(data.get("reasoning") or ""),
+        parsed=bool(data.get("parsed")),
+        error=str(data.get("error") or ""),
+        model=str(data.get("model") or ""),
     )
 
 
@@ -108,9 +119,13 @@ def record_out(item: RunItem, annotator: str | None) -> RecordOut:
     """
     hidden = annotator is not None and annotator not in item.annotations
     return RecordOut(
-        qid=item.qid, number=item.position + 1, question=item.question, answer=answer_out(item.answer),
+        qid=item.qid,
+        number=item.position + 1,
+        question=item.question,
+        answer=answer_out(item.answer),
         answer_relevance=_judgment(item.judgments.get("answer_relevance"), "answer_relevance"),
-        auto_label=None if hidden else automated_label(item), auto_label_hidden=hidden,
+        auto_label=None if hidden else automated_label(item),
+        auto_label_hidden=hidden,
         annotations={
             who: AnnotationOut(label=a["label"], comment=a.get("comment", ""), at=a.get("at", ""))
             for who, a in item.annotations.items()

@@ -69,8 +69,13 @@ def _answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thread
     defaults = resources.settings.retrieval
     with resources.answer_lock:
         answer = resources.engine.answer(
-            req.question, k=req.k or defaults.k, mode=req.mode or defaults.mode, course=req.course or None,
-            video=req.video or None, on_hits=on_hits, on_token=on_token,
+            req.question,
+            k=req.k or defaults.k,
+            mode=req.mode or defaults.mode,
+            course=req.course or None,
+            video=req.video or None,
+            on_hits=on_hits,
+            on_token=on_token,
         )
     if not streamed:
         for line in answer.text.splitlines(keepends=True):
