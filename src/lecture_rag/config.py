@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +24,16 @@ from pydantic_settings import (
 )
 
 from lecture_rag.errors import ConfigError
+
+CONFIG_NAME = "config.toml"
+
+
+class RetrievalMode(StrEnum):
+    """How segments are ranked: E5 cosine, BM25, or both fused by reciprocal rank."""
+
+    DENSE = "dense"
+    BM25 = "bm25"
+    HYBRID = "hybrid"
 
 
 def default_home() -> Path:
@@ -47,7 +59,7 @@ class EmbedderSettings(BaseModel):
     variant: str = "original"
     base_url: str = ""
     model: str = ""
-    api_key: str = ""
+    api_key: SecretStr = SecretStr("")
     batch_size: int = Field(16, ge=1)
     threads: int = Field(0, ge=0, description="0 = all cores")
 
@@ -56,7 +68,7 @@ class RetrievalSettings(BaseModel):
     """Search defaults."""
 
     k: int = Field(10, ge=1, le=200)
-    mode: str = "dense"
+    mode: RetrievalMode = RetrievalMode.DENSE
     hnsw_threshold: int = Field(100_000, ge=0, description="segments above which dense uses HNSW")
     rrf_k: int = Field(60, ge=1)
     # Hybrid fusion weights: each list adds weight/(rrf_k + rank). Equal by default.
@@ -71,7 +83,7 @@ class LLMSettings(BaseModel):
     backend: str = "none"
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = ""
-    api_key: str = ""
+    api_key: SecretStr = SecretStr("")
     timeout: float = Field(120.0, gt=0)
     retries: int = Field(3, ge=0)
     context_window: int = Field(4096, ge=256)
@@ -81,6 +93,19 @@ class LLMSettings(BaseModel):
     # Constrain judge output with a GBNF grammar: None = where it is safe (in-process GGUF);
     # true also sends it to an OpenAI-compatible server (llama.cpp's servers accept "grammar").
     grammar: bool | None = None
+
+
+class JudgeLLMSettings(LLMSettings):
+    """The judge LLM: the same knobs, with output budgets that fit the judges' verdict forms.
+
+    ``max_tokens`` bounds a scored verdict (Criteria / Supporting Evidence /
+    Score) and ``label_max_tokens`` the automated label (Justification / Label):
+    the defaults cover the judges' output grammars even at one token per
+    character, so a grammar-held verdict is never cut off.
+    """
+
+    max_tokens: int = Field(660, ge=1)
+    label_max_tokens: int = Field(336, ge=1)
 
 
 class LabelSettings(BaseModel):
@@ -149,7 +174,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
-    judge_llm: LLMSettings = Field(default_factory=LLMSettings)
+    judge_llm: JudgeLLMSettings = Field(default_factory=JudgeLLMSettings)
     labels: list[LabelSettings] = Field(default_factory=default_labels)
 
     @classmethod
@@ -161,15 +186,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE.get())
         return (init_settings, _FlatLLMEnv(settings_cls), env_settings, toml)
 
 
-def _config_file() -> Path:
+# The TOML file the settings being built read (set by load_settings for the duration of one load).
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("lecture_rag_config_file", default=None)
+
+
+def config_file(store: Path | None = None) -> Path:
+    """The TOML file settings come from: ``LECTURE_RAG_CONFIG``, else ``config.toml`` in the store directory.
+
+    The store directory is ``--store`` when given, else ``LECTURE_RAG_HOME``, else the default,
+    so each store carries its own configuration.
+    """
     explicit = os.environ.get("LECTURE_RAG_CONFIG")
     if explicit:
         return Path(explicit).expanduser()
-    return default_home() / "config.toml"
+    home = Path(store).expanduser() if store is not None else default_home()
+    return home / CONFIG_NAME
 
 
 class _FlatLLMEnv(PydanticBaseSettingsSource):
@@ -203,6 +238,8 @@ def load_settings(store: Path | None = None) -> Settings:
     A bad value or a malformed TOML file is a :class:`ConfigError` that names the
     setting, what is wrong and where settings come from, never a traceback.
     """
+    path = config_file(store)
+    token = _CONFIG_FILE.set(path)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -210,11 +247,11 @@ def load_settings(store: Path | None = None) -> Settings:
             f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {err.get('input')!r})"
             for err in exc.errors()[:8]
         )
-        raise ConfigError(
-            f"Configuração inválida: {problems}. Corrija {_config_file()} ou as variáveis LECTURE_RAG_*."
-        ) from None
+        raise ConfigError(f"Configuração inválida: {problems}. Corrija {path} ou as variáveis LECTURE_RAG_*.") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"O arquivo de configuração {_config_file()} não é TOML válido: {exc}.") from None
+        raise ConfigError(f"O arquivo de configuração {path} não é TOML válido: {exc}.") from None
+    finally:
+        _CONFIG_FILE.reset(token)
     if store is not None:
         settings = settings.model_copy(update={"home": Path(store).expanduser()})
     return settings

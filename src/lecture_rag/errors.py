@@ -2,6 +2,7 @@
 
 Every error the CLI shows derives from :class:`LectureRagError`: the message
 says what was wrong and what to do, so the CLI can print it without a traceback.
+They live at the bottom of the layers because every stage raises them.
 """
 
 from __future__ import annotations
@@ -25,3 +26,7 @@ class IndexMismatchError(StoreError):
 
 class ConfigError(LectureRagError):
     """A setting (config.toml or LECTURE_RAG_* variable) has a value that cannot be used."""
+
+
+class LLMError(LectureRagError):
+    """An LLM or OpenAI-compatible server is unreachable, refused the request or is misconfigured."""

@@ -1,9 +1,12 @@
-"""Deep links into videos at a given second."""
+"""Deep links into videos at a given second, and how a page may play a video URL."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+
+from pydantic.dataclasses import dataclass
 
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{6,}$")
 
@@ -49,3 +52,36 @@ def hhmmss(seconds: float) -> str:
     """Format seconds as the seed does (``00:42:50``), truncating fractions."""
     total = max(0, int(seconds))
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+YOUTUBE_EMBED = "https://www.youtube.com/embed/"
+PlayerKind = Literal["youtube", "media", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Player:
+    """How a page plays a video: it appends ``?start=N&autoplay=1`` (YouTube) or ``#t=N`` (media).
+
+    Decided here, on the server, not in the browser: only an http(s) URL may
+    become a ``<video>`` source and only a validated YouTube id an embed URL,
+    so no ``javascript:`` or ``file:`` URL from a transcript's metadata can
+    ever reach an ``src`` attribute.
+    """
+
+    kind: PlayerKind = "none"
+    src: str | None = None
+    youtube_id: str | None = None
+
+
+def player_for(url: str) -> Player:
+    """How to play ``url``: embedded YouTube, HTML5 media (http/https only), or not at all."""
+    url = (url or "").strip()
+    if not url:
+        return Player()
+    vid = youtube_id(url)
+    if vid:
+        return Player(kind="youtube", src=YOUTUBE_EMBED + vid, youtube_id=vid)
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return Player(kind="media", src=urlunparse(parsed._replace(fragment="")))
+    return Player()

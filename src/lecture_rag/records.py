@@ -1,18 +1,31 @@
-"""Plain records that flow between stages.
+"""The records that flow between stages, in the one shape every stage and output uses.
 
-They are deliberately dumb dataclasses: stages exchange data, not behaviour,
-so that a stage can be swapped (another reader, another store) without the
-others noticing.
+They are dataclasses: stages exchange data, not behaviour, so a stage can be
+swapped (another reader, another store) without the others noticing. The
+records that leave the process (a hit, an answer, a judgment, a run item) are
+pydantic dataclasses: the same object the engine returns is what the CLI
+prints with ``--json``, what a run stores, what the reports render and what
+the web API sends, so there is one shape of an answer from engine to API
+(:mod:`lecture_rag.wire` turns them into JSON and back). The values derived
+from stored fields (the deep link at a segment's start, ``HH:MM:SS`` times,
+how a page plays the video) are computed fields: in the JSON, never stored.
+
+:class:`Cue` stays a plain standard-library dataclass: it is made once per
+caption line (millions for a long transcript) and never leaves ingest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from typing import Literal
 
-from lecture_rag.links import deep_link
+from pydantic import AliasChoices, Field, computed_field
+from pydantic.dataclasses import dataclass
+
+from lecture_rag.links import Player, deep_link, hhmmss, player_for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Cue:
     """One timed piece of transcript, as a caption file or ASR gives it (seconds)."""
 
@@ -23,7 +36,11 @@ class Cue:
 
 @dataclass(slots=True)
 class Video:
-    """A lecture recording and where its transcript came from."""
+    """A lecture recording and where its transcript came from.
+
+    ``source_path`` and ``source_hash`` are the store's bookkeeping (what file,
+    which content) and stay out of the JSON: a server path is nobody's business.
+    """
 
     video_id: str
     title: str = ""
@@ -31,10 +48,16 @@ class Video:
     url: str = ""
     language: str = "pt"
     duration: float = 0.0
-    source_path: str = ""
-    source_hash: str = ""
+    source_path: str = Field(default="", exclude=True)
+    source_hash: str = Field(default="", exclude=True)
     ingested_at: str = ""
     n_segments: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def player(self) -> Player:
+        """How a page plays this video."""
+        return player_for(self.url)
 
 
 @dataclass(slots=True)
@@ -46,40 +69,69 @@ class Segment:
     start: float
     end: float
     text: str
-    url: str = ""
+    video_url: str = ""
     title: str = ""
     course: str = ""
 
     def url_at(self, seconds: float | None = None) -> str:
         """Deep link that opens the video at ``seconds`` (default: segment start)."""
-        return deep_link(self.url, self.start if seconds is None else seconds)
+        return deep_link(self.video_url, self.start if seconds is None else seconds)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        """Deep link at the segment start ('' when the video has no URL)."""
+        return self.url_at()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def inicio(self) -> str:
+        """Start as ``HH:MM:SS``, as the seed record shows it."""
+        return hhmmss(self.start)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fim(self) -> str:
+        """End as ``HH:MM:SS``."""
+        return hhmmss(self.end)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def player(self) -> Player:
+        """How a page plays the segment's video."""
+        return player_for(self.video_url)
 
 
 @dataclass(slots=True)
-class Hit:
+class Hit(Segment):
     """A retrieved segment with the scores that ranked it.
 
     ``score`` is what the seed shows: the E5 cosine similarity when the dense
-    retriever saw the segment. ``rank_score`` is what the mode ranked by (RRF
-    for hybrid, BM25 for bm25), kept apart so the cosine is never overwritten.
+    retriever saw the segment (None in bm25 mode). ``rank_score`` is what the
+    mode ranked by (RRF for hybrid, BM25 for bm25), kept apart so the cosine
+    is never overwritten.
     """
 
-    segment: Segment
-    score: float | None
-    rank: int
-    rank_score: float
+    score: float | None = None
+    rank: int = 0
+    rank_score: float = 0.0
     bm25: float | None = None
-    sources: tuple[str, ...] = field(default_factory=tuple)
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
 class CitedTime:
     """One cited moment: the segment behind ``[n]`` and its link."""
 
-    number: int
+    n: int
     corpus_id: int
     start: float
     url: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def inicio(self) -> str:
+        return hhmmss(self.start)
 
 
 @dataclass(slots=True)
@@ -89,32 +141,165 @@ class Reference:
     video_id: str
     title: str
     url: str
-    times: list[CitedTime] = field(default_factory=list)
+    times: list[CitedTime] = dataclasses.field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def player(self) -> Player:
+        return player_for(self.url)
+
+
+@dataclass(slots=True)
+class Timing:
+    """How long an LLM answer took and what it cost (tokens)."""
+
+    first_token_s: float | None = None
+    total_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 @dataclass(slots=True)
 class Answer:
-    """What the generate stage hands to reports, the CLI and the web app.
+    """What the generate stage hands to reports, the CLI, runs and the web app.
 
     ``hits`` are all retrieved segments (shown to the user); ``context`` the
     ones that fitted the model's window, numbered ``[1..n]`` in that order.
+    The text is ``answer`` in the JSON, as the reference system names it.
     """
 
     question: str
     language: str
     hits: list[Hit]
     context: list[Hit]
-    text: str
-    references: list[Reference] = field(default_factory=list)
-    citations: list[int] = field(default_factory=list)
-    invalid_citations: list[int] = field(default_factory=list)
+    text: str = Field(serialization_alias="answer", validation_alias=AliasChoices("text", "answer"))
+    references: list[Reference] = dataclasses.field(default_factory=list)
+    citations: list[int] = dataclasses.field(default_factory=list)
+    invalid_citations: list[int] = dataclasses.field(default_factory=list)
     abstained: bool = False
     extractive: bool = False
     no_citations: bool = False
     model: str = ""
     error: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    first_token_s: float | None = None
-    total_s: float | None = None
+    timing: Timing = dataclasses.field(default_factory=Timing)
     dropped_segments: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def context_ids(self) -> list[int]:
+        return [h.corpus_id for h in self.context]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def context_size(self) -> int:
+        return len(self.context)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where a question's answer is said: a time span of one video."""
+
+    video_id: str
+    start: float
+    end: float
+
+
+@dataclass(slots=True)
+class Question:
+    """One question of a question set; ``answer: None`` and no evidence mark an unanswerable one."""
+
+    id: str
+    question: str
+    answer: str | None = None
+    evidence: list[Evidence] = dataclasses.field(default_factory=list)
+    type: str = ""
+    label: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return self.answer is not None or bool(self.evidence)
+
+
+JudgeKind = Literal["answer_relevance", "context_relevance", "groundedness", "auto_label"]
+
+
+@dataclass(slots=True)
+class ItemJudgment:
+    """The verdict on one retrieved segment (context relevance) or one claim (groundedness).
+
+    ``text`` is exactly what the judge saw (a segment may be truncated to fit
+    the judge's window, then ``truncated`` is True), so a verdict can be audited.
+    """
+
+    index: int
+    text: str
+    score_raw: int | None
+    score: float | None
+    reasoning: str
+    raw: str
+    parsed: bool
+    error: str = ""
+    corpus_id: int | None = None
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class Judgment:
+    """One judge's verdict on one answer.
+
+    ``score_raw`` is the 0-3 integer the judge gave (None for the aggregated
+    kinds, whose ``score`` is the mean of their items' scores, normalised);
+    ``score`` is always 0-1 or None. ``error`` says why something could not
+    be read; for aggregated kinds it may be set while ``parsed`` is True when
+    only some items failed. ``applicable=False`` means the judgment does not
+    apply to this answer (see ``note``), which is not a failure.
+    """
+
+    kind: JudgeKind
+    score_raw: int | None = None
+    score: float | None = None
+    label: str | None = None
+    reasoning: str = ""
+    raw: str = ""
+    parsed: bool = False
+    error: str = ""
+    model: str = ""
+    items: list[ItemJudgment] = dataclasses.field(default_factory=list)
+    note: str = ""
+    applicable: bool = True
+
+
+@dataclass(slots=True)
+class Annotation:
+    """A person's label for one run item (one per annotator; relabelling replaces it)."""
+
+    label: str
+    comment: str = ""
+    at: str = ""
+
+
+@dataclass(slots=True)
+class QuestionMeta:
+    """What the question file says about a run item: expected answer, evidence spans, type."""
+
+    answer: str | None = None
+    evidence: list[Evidence] = dataclasses.field(default_factory=list)
+    type: str = ""
+
+
+@dataclass(slots=True)
+class RunItem:
+    """One question of an evaluation run with everything stored about it."""
+
+    qid: str
+    position: int
+    question: str
+    meta: QuestionMeta
+    answer: Answer
+    judgments: dict[str, Judgment] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, Annotation] = dataclasses.field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        """The question's 1-based position in its question file: ``Pergunta N`` in every report."""
+        return self.position + 1

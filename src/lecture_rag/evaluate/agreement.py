@@ -46,8 +46,6 @@ from statistics import mean, median
 from typing import Any, Literal, TypedDict
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME
@@ -163,6 +161,9 @@ def _kappa_or_none(
     """sklearn's Cohen's κ, with NaN (chance agreement of 1) turned into None."""
     if not y1:
         return None
+    from sklearn.exceptions import UndefinedMetricWarning  # scikit-learn costs ~1 s to import: only when used
+    from sklearn.metrics import cohen_kappa_score
+
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # the undefined case is reported in ``notes``
@@ -174,7 +175,7 @@ def _kappas_from_confusions(confusions: np.ndarray) -> np.ndarray:
     """Unweighted κ of a stack of confusion matrices (B, k, k); NaN where undefined.
 
     Used for the bootstrap: 1000 calls to sklearn cost seconds, this costs
-    milliseconds. ``tests/test_agreement.py`` checks it against sklearn.
+    milliseconds. ``tests/unit/evaluate/test_agreement.py`` checks it against sklearn.
     """
     totals = confusions.sum(axis=(1, 2)).astype(float)
     observed = np.trace(confusions, axis1=1, axis2=2) / totals
@@ -257,6 +258,8 @@ def _weighted(man: list[str], aut: list[str], ordinal: Sequence[str], notes: lis
 def _per_label(man: list[str], aut: list[str], labels: Sequence[str]) -> list[LabelStats]:
     if not man:
         return [LabelStats(label, 0.0, 0.0, 0.0, 0) for label in labels]
+    from sklearn.metrics import precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(man, aut, labels=list(labels), zero_division=0)
     return [
         LabelStats(label, float(p), float(r), float(f), int(s))
@@ -300,6 +303,8 @@ def agreement(
     if not man:
         notes.append("Nenhum par completo: não há o que comparar.")
     accuracy = sum(m == a for m, a in zip(man, aut, strict=True)) / len(man) if man else None
+    from sklearn.metrics import confusion_matrix
+
     confusion = confusion_matrix(man, aut, labels=labels).tolist() if man else [[0] * len(labels) for _ in labels]
     return AgreementReport(
         labels=labels,

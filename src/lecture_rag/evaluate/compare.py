@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
-from lecture_rag.evaluate.runs import RunItem
 from lecture_rag.evaluate.summary import auto_label, manual_label, run_summary
+from lecture_rag.records import RunItem
 
 
 def _metrics(summary: dict[str, Any]) -> dict[str, float | None]:

@@ -13,36 +13,18 @@ pseudo-video ``squad-{n}`` with one segment spanning [0, 1].
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lecture_rag.errors import LectureRagError
+from lecture_rag.records import Evidence, Question, Video
+from lecture_rag.store import SegmentDraft, Store
 
 SQUAD_SPAN = (0.0, 1.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    video_id: str
-    start: float
-    end: float
-
-
-@dataclass(slots=True)
-class Question:
-    id: str
-    question: str
-    answer: str | None = None
-    evidence: list[Evidence] = field(default_factory=list)
-    type: str = ""
-    label: str | None = None
-
-    @property
-    def answerable(self) -> bool:
-        return self.answer is not None or bool(self.evidence)
 
 
 @dataclass(slots=True)
@@ -137,16 +119,11 @@ def load_squad(path: Path) -> tuple[list[Paragraph], list[Question]]:
     return paragraphs, questions
 
 
-def ensure_squad_corpus(store: Any, paragraphs: list[Paragraph], source: str) -> int:
+def ensure_squad_corpus(store: Store, paragraphs: list[Paragraph], source: str) -> int:
     """Store each SQuAD paragraph as a one-segment pseudo-video; unchanged ones are skipped.
 
     Returns how many paragraphs were (re)written.
     """
-    import hashlib
-
-    from lecture_rag.index.store import SegmentDraft
-    from lecture_rag.records import Video
-
     written = 0
     for para in paragraphs:
         digest = hashlib.sha256(f"{para.title}|{para.text}".encode()).hexdigest()

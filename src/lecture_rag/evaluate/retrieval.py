@@ -1,8 +1,16 @@
-"""Retrieval metrics over a question set: Recall@k, MRR@10, nDCG@10.
+"""Retrieval metrics over a question set: Recall@k, hit@k, MRR@10, nDCG@10.
 
 A hit is relevant when it comes from an evidence span's video and its time
-range overlaps that span. Each evidence span is credited once, so two
-adjacent windows covering the same span do not inflate recall or nDCG.
+range overlaps that span. Over a question's top k hits:
+
+* **Recall@k** is the share of the question's evidence spans that at least
+  one of the top k hits overlaps (one window holding two spans covers both);
+* **hit@k** is 1 when any of the top k hits is relevant, else 0 (averaged:
+  the share of questions with a relevant hit in the top k);
+* **MRR@10** is 1 / the rank of the first relevant hit (0 beyond 10);
+* **nDCG@10** credits each hit with one evidence span no earlier hit was
+  credited with (binary gain), against the ideal of one new span per rank,
+  so two adjacent windows covering the same span do not inflate it.
 """
 
 from __future__ import annotations
@@ -12,26 +20,30 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from lecture_rag.evaluate.questions import Evidence, Question
-from lecture_rag.records import Hit
+from lecture_rag.records import Evidence, Hit, Question
 
 CUTOFFS = (1, 5, 10)
 
 
 def overlaps(hit: Hit, ev: Evidence) -> bool:
-    seg = hit.segment
-    return seg.video_id == ev.video_id and seg.start <= ev.end and ev.start <= seg.end
+    return hit.video_id == ev.video_id and hit.start <= ev.end and ev.start <= hit.end
 
 
 @dataclass(slots=True)
 class QuestionResult:
     question: Question
-    ranks: list[int]  # 1-based ranks of hits that credit a new evidence span
+    ranks: list[int]  # 1-based ranks of hits credited with an evidence span (one span per hit), for nDCG/MRR
     top_score: float | None
-    hit_ids: list[int] = field(default_factory=list)
+    span_ranks: list[int | None] = field(default_factory=list)  # per evidence span: first hit overlapping it
 
     def recall(self, k: int) -> float:
-        return sum(1 for r in self.ranks if r <= k) / max(1, len(self.question.evidence))
+        """Share of evidence spans overlapped by at least one of the top ``k`` hits."""
+        covered = sum(1 for r in self.span_ranks if r is not None and r <= k)
+        return covered / max(1, len(self.question.evidence))
+
+    def hit(self, k: int) -> float:
+        """1.0 when a relevant hit is among the top ``k``, else 0.0."""
+        return 1.0 if self.ranks and self.ranks[0] <= k else 0.0
 
     def mrr(self, k: int = 10) -> float:
         first = min((r for r in self.ranks if r <= k), default=None)
@@ -47,14 +59,18 @@ def judge_hits(question: Question, hits: Sequence[Hit]) -> QuestionResult:
     """Ranks at which hits first cover each evidence span."""
     credited: set[int] = set()
     ranks: list[int] = []
+    span_ranks: list[int | None] = [None] * len(question.evidence)
     for rank, hit in enumerate(hits, start=1):
-        for idx, ev in enumerate(question.evidence):
-            if idx not in credited and overlaps(hit, ev):
-                credited.add(idx)
-                ranks.append(rank)
-                break
+        covered = [i for i, ev in enumerate(question.evidence) if overlaps(hit, ev)]
+        for i in covered:
+            if span_ranks[i] is None:
+                span_ranks[i] = rank
+        fresh = [i for i in covered if i not in credited]
+        if fresh:  # nDCG's binary gain: one credit per hit, for the first span no earlier hit was credited with
+            credited.add(fresh[0])
+            ranks.append(rank)
     top = hits[0].score if hits else None
-    return QuestionResult(question, ranks, top, [h.segment.corpus_id for h in hits])
+    return QuestionResult(question, ranks, top, span_ranks)
 
 
 @dataclass(slots=True)
@@ -69,6 +85,8 @@ def summarise(results: Sequence[QuestionResult]) -> Summary:
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"recall@{k}"] = sum(r.recall(k) for r in answerable) / n if n else 0.0
+    for k in CUTOFFS:
+        metrics[f"hit@{k}"] = sum(r.hit(k) for r in answerable) / n if n else 0.0
     metrics["mrr@10"] = sum(r.mrr(10) for r in answerable) / n if n else 0.0
     metrics["ndcg@10"] = sum(r.ndcg(10) for r in answerable) / n if n else 0.0
     return Summary(n, metrics)

@@ -1,45 +1,28 @@
 """Question-set runs: retrieve, answer and judge every question, resumably.
 
 A run is identified by its name; its configuration snapshot (models, k, mode,
-prompt hashes, question file hash) is stored with it, so two experiments can
-never be mixed under one name. Work is saved per question, so a killed run
-resumes with only what is missing.
+the answer and judge generation settings, prompt hashes, question file hash)
+is stored with it, so two experiments can never be mixed under one name.
+Work is saved per question, so a killed run resumes with only what is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.config import RetrievalMode
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate import judges
+from lecture_rag.evaluate.judges import DEFAULT_CONFIG, KINDS, JudgeConfig, judge_answer, prompt_hashes
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
-from lecture_rag.evaluate.questions import Question
-from lecture_rag.evaluate.runs import RunStore
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
-from lecture_rag.generate.llm import LLM, OpenAICompatibleLLM
-from lecture_rag.records import Hit
-from lecture_rag.report.serialize import answer_from_dict, answer_to_dict
-
-JUDGE_KINDS = ("answer_relevance", "context_relevance", "groundedness", "auto_label")
-# Short names for ``run --judges``; the seed's record needs only ``ar`` and ``label``.
-JUDGE_ALIASES = {"ar": "answer_relevance", "cr": "context_relevance", "g": "groundedness", "label": "auto_label"}
-
-
-def parse_judge_kinds(spec: str) -> tuple[str, ...]:
-    """``ar,label`` → the judges to run, in the canonical order; unknown names are a clear error."""
-    wanted = {JUDGE_ALIASES.get(part.strip().lower(), part.strip().lower()) for part in spec.split(",") if part.strip()}
-    unknown = sorted(wanted - set(JUDGE_KINDS))
-    if unknown or not wanted:
-        names = ", ".join(f"{short} ({full})" for short, full in JUDGE_ALIASES.items())
-        raise LectureRagError(f"juiz desconhecido: {', '.join(unknown) or '(vazio)'}. Use uma lista de: {names}.")
-    return tuple(kind for kind in JUDGE_KINDS if kind in wanted)
-
+from lecture_rag.generate.llm import LLM
+from lecture_rag.records import Answer, JudgeKind, Judgment, Question, QuestionMeta
+from lecture_rag.store import RunStore
 
 IMPORT_ANNOTATOR = "arquivo-de-perguntas"
 
@@ -64,16 +47,17 @@ def run_config(
     judge_llm: LLM | None,
     *,
     k: int,
-    mode: str,
+    mode: RetrievalMode,
     questions_path: Path,
-    kinds: Sequence[str] = JUDGE_KINDS,
+    kinds: Sequence[JudgeKind] = KINDS,
     scheme: LabelScheme = DEFAULT_SCHEME,
+    judge_config: JudgeConfig = DEFAULT_CONFIG,
 ) -> dict[str, Any]:
     """What defines a run: a rerun with any of this changed is another experiment."""
     llm_cfg = engine.llm_settings
     return {
         "k": k,
-        "mode": mode,
+        "mode": str(mode),
         "llm": engine.llm.name if engine.llm else "none (extrativa)",
         "judge_llm": judge_llm.name if judge_llm else "none",
         "judge_grammar": bool(judge_llm and judge_llm.applies_grammar),
@@ -82,8 +66,12 @@ def run_config(
         "temperature": llm_cfg.temperature,
         "seed": llm_cfg.seed,
         "max_tokens": llm_cfg.max_tokens,
+        "judge_temperature": judge_config.temperature,
+        "judge_seed": judge_config.seed,
+        "judge_max_tokens": judge_config.max_tokens,
+        "judge_label_max_tokens": judge_config.label_max_tokens,
         "prompts": template_hashes(),
-        "judge_prompts": judges.prompt_hashes(scheme),
+        "judge_prompts": prompt_hashes(scheme),
         "labels": list(scheme.codes),
         "label_scheme": scheme.to_config(),
         "questions_file": questions_path.name,
@@ -98,41 +86,20 @@ class RunStats:
     judged: int = 0
     skipped: int = 0
     errors: int = 0
+    workers: int = 1
 
 
-class _LockedRetriever:
-    """Serialises retrieval (SQLite connection, embedder) between worker threads."""
+def workers_for(concurrency: int, *llms: LLM | None) -> int:
+    """Threads for a run: ``concurrency`` when every LLM involved takes parallel calls, else one.
 
-    def __init__(self, retriever: Any) -> None:
-        self._retriever = retriever
-        self._lock = threading.Lock()
-        self.embedder = retriever.embedder
-
-    def search(self, *args: Any, **kwargs: Any) -> list[Hit]:
-        with self._lock:
-            return list(self._retriever.search(*args, **kwargs))
+    Extractive answers use no LLM (only the embedder, shared under a lock),
+    so an HTTP judge still gets the concurrency asked for.
+    """
+    parallel = all(llm.parallel_safe for llm in llms if llm is not None)
+    return max(1, concurrency) if parallel else 1
 
 
-def _judge(
-    judge_llm: LLM | None,
-    question: Question,
-    answer: dict[str, Any],
-    kinds: Sequence[str],
-    scheme: LabelScheme = DEFAULT_SCHEME,
-) -> list[dict[str, Any]]:
-    ans = answer_from_dict(answer)
-    out = []
-    for kind in kinds:
-        if kind == "answer_relevance":
-            j = judges.answer_relevance(judge_llm, question.question, ans.text)
-        elif kind == "context_relevance":
-            j = judges.context_relevance(judge_llm, question.question, ans.hits)
-        elif kind == "groundedness":
-            j = judges.groundedness(judge_llm, ans.text, ans.context, language=ans.language)
-        else:
-            j = judges.auto_label(judge_llm, question.question, ans.text, ans.context, scheme)
-        out.append(j.to_dict())
-    return out
+_Done = tuple[int, Question, Answer | None, Answer, list[Judgment]]
 
 
 def execute_run(
@@ -143,17 +110,24 @@ def execute_run(
     judge_llm: LLM | None,
     *,
     k: int,
-    mode: str,
+    mode: RetrievalMode,
     concurrency: int = 1,
     progress: Callable[[int, int], None] | None = None,
-    kinds: Sequence[str] = JUDGE_KINDS,
+    kinds: Sequence[JudgeKind] = KINDS,
     scheme: LabelScheme = DEFAULT_SCHEME,
+    judge_config: JudgeConfig = DEFAULT_CONFIG,
 ) -> RunStats:
-    """Answer and judge what is missing for each question of the run."""
+    """Answer and judge what is missing for each question of the run.
+
+    Worker threads answer and judge; this thread alone writes, each
+    question in its own transaction. With more than one worker the
+    engine's retriever must be shareable between threads
+    (:class:`~lecture_rag.retrieve.SharedRetriever`).
+    """
     answered = runs.answered(name)
     judged = runs.judged(name)
-    stats = RunStats(total=len(questions))
-    todo: list[tuple[int, Question, list[str]]] = []
+    stats = RunStats(total=len(questions), workers=workers_for(concurrency, engine.llm, judge_llm))
+    todo: list[tuple[int, Question, list[JudgeKind]]] = []
     for position, q in enumerate(questions):
         missing = [kind for kind in kinds if kind not in judged.get(q.id, set())]
         if q.id in answered and not missing:
@@ -163,36 +137,29 @@ def execute_run(
     done = stats.skipped
     if progress:
         progress(done, stats.total)
-    http = isinstance(engine.llm, OpenAICompatibleLLM) and (
-        judge_llm is None or isinstance(judge_llm, OpenAICompatibleLLM)
-    )
-    workers = max(1, concurrency if http else 1)
-    worker_engine = AnswerEngine(_LockedRetriever(engine.retriever), engine.llm, engine.llm_settings)
-    existing = {item.qid: item.answer for item in runs.items(name) if item.qid in answered} if answered else {}
+    existing = {item.qid: item.answer for item in runs.items(name)} if answered else {}
 
-    def work(
-        position: int, q: Question, missing: list[str]
-    ) -> tuple[int, Question, dict[str, Any] | None, dict[str, Any], list[dict[str, Any]]]:
-        new_answer = None
+    def work(position: int, q: Question, missing: list[JudgeKind]) -> _Done:
         answer = existing.get(q.id)
+        new_answer = None
         if answer is None:
-            new_answer = answer_to_dict(worker_engine.answer(q.question, k=k, mode=mode))
-            answer = new_answer
-        return position, q, new_answer, answer, _judge(judge_llm, q, answer, missing, scheme)
+            new_answer = answer = engine.answer(q.question, k=k, mode=mode)
+        judgments = judge_answer(judge_llm, answer, missing, question=q.question, scheme=scheme, config=judge_config)
+        return position, q, new_answer, answer, judgments
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=stats.workers) as pool:
         futures = [pool.submit(work, *item) for item in todo]
         for future in as_completed(futures):
             position, q, new_answer, answer, judgments = future.result()
             if new_answer is not None:
-                meta = {"answer": q.answer, "evidence": [asdict(e) for e in q.evidence], "type": q.type}
+                meta = QuestionMeta(q.answer, list(q.evidence), q.type)
                 runs.save_item(name, q.id, position, q.question, meta, new_answer)
                 stats.answered += 1
                 if q.label:
                     runs.annotate(name, q.id, IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label)
             runs.save_judgments(name, q.id, judgments)
             stats.judged += 1
-            stats.errors += int(bool(answer.get("error")))
+            stats.errors += int(bool(answer.error))
             done += 1
             if progress:
                 progress(done, stats.total)

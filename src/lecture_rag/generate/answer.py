@@ -11,19 +11,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from jinja2 import Environment
 
-from lecture_rag.config import LLMSettings
-from lecture_rag.errors import LectureRagError
+from lecture_rag.config import LLMSettings, RetrievalMode
+from lecture_rag.errors import LectureRagError, LLMError
 from lecture_rag.generate.citations import is_abstention, parse_citations, references, split_valid
 from lecture_rag.generate.context import pack
 from lecture_rag.generate.extractive import extractive_answer
 from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
-from lecture_rag.generate.llm import LLM, ChatMessage, LLMError
+from lecture_rag.generate.llm import LLM, ChatMessage
 from lecture_rag.links import hhmmss
-from lecture_rag.records import Answer, Hit
+from lecture_rag.records import Answer, Hit, Timing
+from lecture_rag.retrieve import Searcher
 from lecture_rag.templating import source_hashes, text_templates
 
 TokenFn = Callable[[str], None]
@@ -52,10 +52,10 @@ def build_messages(question: str, context: Sequence[Hit], language: str) -> list
     )
     items = [
         {
-            "title": h.segment.title or h.segment.video_id,
-            "start": hhmmss(h.segment.start),
-            "end": hhmmss(h.segment.end),
-            "text": h.segment.text,
+            "title": h.title or h.video_id,
+            "start": hhmmss(h.start),
+            "end": hhmmss(h.end),
+            "text": h.text,
         }
         for h in context
     ]
@@ -67,7 +67,7 @@ def build_messages(question: str, context: Sequence[Hit], language: str) -> list
 class AnswerEngine:
     """Answers questions with a retriever and an optional LLM (None = extractive)."""
 
-    retriever: Any
+    retriever: Searcher
     llm: LLM | None
     llm_settings: LLMSettings
 
@@ -76,7 +76,7 @@ class AnswerEngine:
         question: str,
         *,
         k: int = 10,
-        mode: str = "dense",
+        mode: RetrievalMode | str = RetrievalMode.DENSE,
         course: str | None = None,
         video: str | None = None,
         on_hits: HitsFn | None = None,
@@ -143,13 +143,12 @@ class AnswerEngine:
                 completion = stream.completion
         except LLMError as exc:
             answer.error = str(exc)
-            answer.total_s = time.perf_counter() - started
+            answer.timing = Timing(total_s=time.perf_counter() - started)
             return answer
         answer.text = "".join(parts).strip()
-        answer.prompt_tokens = completion.prompt_tokens
-        answer.completion_tokens = completion.completion_tokens
-        answer.first_token_s = completion.first_token_s
-        answer.total_s = completion.total_s
+        answer.timing = Timing(
+            completion.first_token_s, completion.total_s, completion.prompt_tokens, completion.completion_tokens
+        )
         _attach_citations(answer)
         return answer
 

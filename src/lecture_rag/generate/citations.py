@@ -53,10 +53,10 @@ def references(valid: Sequence[int], context: Sequence[Hit]) -> list[Reference]:
     """Each cited video once, in order of first citation, with every cited second."""
     refs: dict[str, Reference] = {}
     for n in valid:
-        seg = context[n - 1].segment
-        ref = refs.setdefault(seg.video_id, Reference(seg.video_id, seg.title or seg.video_id, seg.url))
-        if all(t.corpus_id != seg.corpus_id for t in ref.times):
-            ref.times.append(CitedTime(n, seg.corpus_id, seg.start, seg.url_at()))
+        hit = context[n - 1]
+        ref = refs.setdefault(hit.video_id, Reference(hit.video_id, hit.title or hit.video_id, hit.video_url))
+        if all(t.corpus_id != hit.corpus_id for t in ref.times):
+            ref.times.append(CitedTime(n, hit.corpus_id, hit.start, hit.url_at()))
     return list(refs.values())
 
 

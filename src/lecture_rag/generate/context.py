@@ -35,7 +35,7 @@ def pack(
     kept: list[Hit] = []
     used = 0
     for hit in hits:
-        cost = count(hit.segment.text) + overhead_per_segment
+        cost = count(hit.text) + overhead_per_segment
         if used + cost > budget:
             break
         kept.append(hit)
@@ -43,10 +43,10 @@ def pack(
     if kept or not hits:
         return Packed(kept, len(hits) - len(kept), False)
     first = hits[0]
-    text = shorten(first.segment.text, budget - overhead_per_segment, count)
+    text = shorten(first.text, budget - overhead_per_segment, count)
     if not text:
         return Packed([], len(hits), False)
-    short = replace(first, segment=replace(first.segment, text=text))
+    short = replace(first, text=text)
     return Packed([short], len(hits) - 1, True)
 
 

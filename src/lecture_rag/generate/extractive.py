@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pysbd
 
+from lecture_rag.embed import Embedder
 from lecture_rag.records import Hit
-from lecture_rag.retrieve.embedders import Embedder
 
 # Unpunctuated transcripts have no sentences: cut them into overlapping spans of
 # this many words (half-overlapping, so an answer is never split between two spans).
@@ -41,7 +41,7 @@ def passages(hits: Sequence[Hit], max_segments: int) -> list[Passage]:
     splitter = pysbd.Segmenter(language="en", clean=False)
     out: list[Passage] = []
     for number, hit in enumerate(hits[:max_segments], start=1):
-        for sentence in splitter.segment(hit.segment.text):
+        for sentence in splitter.segment(hit.text):
             words = sentence.split()
             if len(words) <= SPAN_WORDS:
                 out.append(Passage(number, " ".join(words)))

@@ -1,1 +1,1 @@
-"""Index stage: the embedded store (SQLite), vector and BM25 indexes."""
+"""Index stage: embed the corpus (with the cache) and build, publish and load the vector and BM25 indexes."""

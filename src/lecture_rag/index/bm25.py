@@ -97,7 +97,7 @@ class PortugueseAnalyzer:
 
 
 class BM25Index:
-    """BM25 scores over corpus ids; persisted under ``home/index/bm25/``."""
+    """BM25 scores over corpus ids; persisted in a build folder's ``bm25/``."""
 
     def __init__(self, ids: np.ndarray, model: Any, manifest: dict[str, Any]) -> None:
         self.ids = ids
@@ -187,18 +187,6 @@ class BM25Index:
         take = positive if positive.size <= k else positive[np.argpartition(-scores[positive], k - 1)[:k]]
         order = take[np.lexsort((self.ids[take], -scores[take]))]
         return self.ids[order], scores[order]
-
-    def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
-        """BM25 scores of given ids (0 where absent): fills ``Hit.bm25`` for dense-only hits."""
-        term_ids = self._model.get_tokens_ids(self._analyzer(query))
-        out = np.zeros(len(ids), dtype=np.float32)
-        if not term_ids or len(self) == 0:
-            return out
-        scores = np.asarray(self._model.get_scores(term_ids), dtype=np.float32)
-        pos = np.searchsorted(self.ids, ids)
-        ok = (pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)
-        out[ok] = scores[pos[ok]]
-        return out
 
     # -- persistence ----------------------------------------------------------
     def save(self, directory: Path) -> None:

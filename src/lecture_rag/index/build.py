@@ -1,36 +1,105 @@
-"""Build and load the search indexes of a store (dense vectors + BM25).
+"""Build, publish and load the search indexes of a store (dense vectors + BM25).
 
-Both indexes are derived data: they can always be rebuilt from the SQLite
-store. Building is skipped when the saved manifests already describe the
-store's current corpus ids and embedder (corpus ids are never reused, so the
-same ids mean the same texts); ``rebuild=True`` forces it.
+Both indexes are derived data: they can always be rebuilt from the store.
+Building is skipped when the published build already describes the store's
+current corpus ids and embedder (corpus ids are never reused, so the same
+ids mean the same texts); ``rebuild=True`` forces it.
+
+Publishing is atomic for the *pair*: a build writes both indexes into a
+fresh folder ``index/build-TOKEN/`` and only then replaces the pointer
+``index/current.json`` (``os.replace``), so a reader (a running web app)
+always loads a vector index and a BM25 index of the same corpus: the old
+pair until the new pair is complete, then the new one. The previous build is
+kept one generation, so a reader that read the old pointer just before the
+swap can still open its files; older builds are deleted.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lecture_rag.config import Settings
+from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
-from lecture_rag.index.bm25 import MANIFEST as BM25_MANIFEST
-from lecture_rag.index.store import Store
-from lecture_rag.index.vectors import (
-    VectorIndex,
-    ids_fingerprint,
-    index_dir,
-    read_manifest,
-)
-from lecture_rag.retrieve.embedders import Embedder
+from lecture_rag.index.embed import embed_corpus
+from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint, read_manifest
+from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
 
 ProgressFn = Callable[[int, int], None]
+
+INDEX_DIRNAME = "index"
+CURRENT = "current.json"
+BUILD_PREFIX = "build-"
+_LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
+
+
+def index_dir(home: Path) -> Path:
+    """Where the indexes of a store live."""
+    return Path(home) / INDEX_DIRNAME
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What ``current.json`` says: which build folder readers use, and what it holds."""
+
+    build: str
+    fingerprint: str
+    embedder: str
+    dim: int
+    kind: str
+    count: int
+    built_at: str
+
+    def path(self, home: Path) -> Path:
+        return index_dir(home) / f"{BUILD_PREFIX}{self.build}"
+
+
+def published(home: Path) -> Published | None:
+    """The published build, or None when nothing was ever published; a corrupt pointer is a StoreError."""
+    path = index_dir(home) / CURRENT
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"O ponteiro de índice {path} está ilegível ({exc}). Rode 'lecture-rag index --rebuild'."
+        ) from exc
+    try:
+        return Published(
+            str(data["build"]),
+            str(data["fingerprint"]),
+            str(data["embedder"]),
+            int(data["dim"]),
+            str(data["kind"]),
+            int(data["count"]),
+            str(data.get("built_at", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(
+            f"O ponteiro de índice {path} está incompleto ({exc}). Rode 'lecture-rag index --rebuild'."
+        ) from exc
+
+
+def publication_version(home: Path) -> tuple[int, int] | None:
+    """A cheap stamp of the published pointer (one ``stat``): it changes whenever a new build is published."""
+    try:
+        info = (index_dir(home) / CURRENT).stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_ino
 
 
 @dataclass(slots=True)
@@ -39,6 +108,7 @@ class Indexes:
 
     vectors: VectorIndex
     bm25: BM25Index
+    build: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -53,18 +123,15 @@ def build_indexes(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Embed the corpus and (re)build both indexes; returns stats for the CLI to show."""
-    directory = index_dir(store.home)
+    """Embed the corpus, build both indexes and publish them as one build; returns stats for the CLI."""
     ids = np.asarray(store.corpus_ids(), dtype=np.int64)
     if ids.size == 0:
         raise StoreError(f"O acervo em {store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' antes de indexar.")
     fingerprint = ids_fingerprint(ids)
     base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
-    if not rebuild and indexes_up_to_date(directory, fingerprint, embedder):
-        manifest = read_manifest(directory)
-        return {**base, "skipped": True, "kind": manifest.kind if manifest else "?"}
-
-    from lecture_rag.index.embed import embed_corpus  # written in parallel; imported lazily
+    current = _current_or_none(store.home)
+    if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder):
+        return {**base, "skipped": True, "kind": current.kind}
 
     t0 = time.perf_counter()
     corpus_ids, vectors = embed_corpus(store, embedder, batch_size=settings.embedder.batch_size, progress=progress)
@@ -72,12 +139,8 @@ def build_indexes(
     corpus_ids, vectors = _only_live(store, np.asarray(corpus_ids, dtype=np.int64), vectors)
     t1 = time.perf_counter()
     vindex = VectorIndex.build(
-        corpus_ids,
-        vectors,
-        embedder_name=embedder.name,
-        hnsw_threshold=settings.retrieval.hnsw_threshold,
+        corpus_ids, vectors, embedder_name=embedder.name, hnsw_threshold=settings.retrieval.hnsw_threshold
     )
-    vindex.save(directory)
     t2 = time.perf_counter()
     live = set(corpus_ids.tolist())
     bm25 = BM25Index.build_from_pairs(_texts(store, live), fingerprint=vindex.fingerprint)
@@ -86,8 +149,8 @@ def build_indexes(
             "O acervo mudou durante a indexação (uma aula foi removida ou reingerida). "
             "Rode 'lecture-rag index' de novo."
         )
-    bm25.save(directory / BM25_DIRNAME)
     t3 = time.perf_counter()
+    publish(store.home, vindex, bm25)
     _record_meta(store, embedder, vindex)
     return {
         **base,
@@ -100,6 +163,98 @@ def build_indexes(
     }
 
 
+def publish(home: Path, vindex: VectorIndex, bm25: BM25Index) -> None:
+    """Write both indexes into a new build folder, then swap the pointer; tidy older builds."""
+    root = index_dir(home)
+    root.mkdir(parents=True, exist_ok=True)
+    token = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    staging = root / f".{BUILD_PREFIX}{token}.tmp"
+    vindex.save(staging)
+    bm25.save(staging / BM25_DIRNAME)
+    final = root / f"{BUILD_PREFIX}{token}"
+    os.replace(staging, final)
+    previous = _current_or_none(home)
+    pointer = {
+        "build": token,
+        "fingerprint": vindex.fingerprint,
+        "embedder": vindex.embedder_name,
+        "dim": vindex.dim,
+        "kind": vindex.kind,
+        "count": len(vindex),
+        "built_at": vindex.manifest.built_at,
+    }
+    tmp = root / f".{CURRENT}.{token}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(pointer, indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, root / CURRENT)
+    keep = {final.name} | ({f"{BUILD_PREFIX}{previous.build}"} if previous else set())
+    _tidy(root, keep)
+
+
+def _tidy(root: Path, keep: set[str]) -> None:
+    """Remove builds other than ``keep``, staging folders of killed builds, and the pre-build layout."""
+    for path in root.iterdir():
+        if path.name in keep or path.name == CURRENT:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _current_or_none(home: Path) -> Published | None:
+    try:
+        return published(home)
+    except StoreError:
+        return None  # unreadable pointer: rebuild
+
+
+def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embedder) -> bool:
+    """True when the published build describes this corpus and this embedder, and its files are there."""
+    folder = current.path(home)
+    try:
+        manifest = read_manifest(folder)
+        bm25_manifest = json.loads((folder / BM25_DIRNAME / "manifest.json").read_text(encoding="utf-8"))
+    except (StoreError, OSError, ValueError):
+        return False
+    return (
+        manifest is not None
+        and current.fingerprint == fingerprint
+        and manifest.fingerprint == fingerprint
+        and bm25_manifest.get("fingerprint") == fingerprint
+        and current.embedder == embedder.name
+        and current.dim == embedder.dim
+        and all((folder / name).exists() for name in manifest.files.values())
+    )
+
+
+def load_indexes(home: Path, embedder: Embedder, *, exact_subset_max: int = 50_000) -> Indexes:
+    """The published pair, checked against the embedder and against each other."""
+    for attempt in range(_LOAD_ATTEMPTS):
+        current = published(home)
+        if current is None:
+            raise StoreError(
+                f"Nenhum índice publicado em {index_dir(home)}. Rode 'lecture-rag index' "
+                "(ou 'lecture-rag index --rebuild' se o índice foi apagado)."
+            )
+        check_manifest_embedder(current.embedder, current.dim, embedder.name, embedder.dim)
+        folder = current.path(home)
+        if not folder.is_dir() and attempt + 1 < _LOAD_ATTEMPTS:
+            continue  # replaced and tidied away since we read the pointer
+        vectors = VectorIndex.load(
+            folder, embedder_name=embedder.name, dim=embedder.dim, exact_subset_max=exact_subset_max
+        )
+        bm25 = BM25Index.load(folder / BM25_DIRNAME)
+        if bm25.fingerprint != vectors.fingerprint or vectors.fingerprint != current.fingerprint:
+            raise StoreError(
+                f"Os índices em {folder} são de versões diferentes do acervo. Rode 'lecture-rag index --rebuild'."
+            )
+        return Indexes(vectors=vectors, bm25=bm25, build=current.build)
+    raise StoreError(f"O índice em {index_dir(home)} mudou várias vezes durante a leitura; tente de novo.")
+
+
 def prune_embedding_cache(store: Store, embedder: Embedder) -> int:
     """Drop this embedder's cached vectors of texts no longer in the store; returns how many.
 
@@ -108,47 +263,9 @@ def prune_embedding_cache(store: Store, embedder: Embedder) -> int:
     explicit clean-up (``lecture-rag index --prune-cache``). Other embedders'
     vectors are kept: they are what makes switching back cheap.
     """
-    from lecture_rag.index.embed import EmbeddingCache, default_cache_path, text_hash
-
     keep = {text_hash(text) for chunk in store.iter_texts() for _, text in chunk}
-    cache = EmbeddingCache(default_cache_path(store))
-    try:
+    with EmbeddingCache(cache_path(store.home)) as cache:
         return cache.prune(embedder.name, keep)
-    finally:
-        cache.close()
-
-
-def indexes_up_to_date(directory: Path, fingerprint: str, embedder: Embedder) -> bool:
-    """True when both saved manifests describe this corpus and this embedder."""
-    try:
-        manifest = read_manifest(directory)
-        bm25_path = directory / BM25_DIRNAME / BM25_MANIFEST
-        bm25_fp = json.loads(bm25_path.read_text(encoding="utf-8")).get("fingerprint")
-    except (StoreError, OSError, ValueError, AttributeError):
-        return False  # missing or corrupt: rebuild
-    return (
-        manifest is not None
-        and manifest.fingerprint == fingerprint
-        and bm25_fp == fingerprint
-        and manifest.embedder == embedder.name
-        and manifest.dim == embedder.dim
-        and all((directory / name).exists() for name in manifest.files.values())
-    )
-
-
-def load_indexes(home: Path, embedder: Embedder, *, exact_subset_max: int = 50_000) -> Indexes:
-    """Both indexes, checked against the embedder and against each other."""
-    directory = index_dir(home)
-    vectors = VectorIndex.load(
-        directory, embedder_name=embedder.name, dim=embedder.dim, exact_subset_max=exact_subset_max
-    )
-    bm25 = BM25Index.load(directory / BM25_DIRNAME)
-    if bm25.fingerprint != vectors.fingerprint:
-        raise StoreError(
-            f"Os índices em {directory} são de versões diferentes do acervo (uma indexação foi "
-            "interrompida?). Rode 'lecture-rag index --rebuild'."
-        )
-    return Indexes(vectors=vectors, bm25=bm25)
 
 
 def _only_live(store: Store, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,10 +12,11 @@ The float32 matrix is always kept (memory-mapped ``.npy``): it gives the exact
 cosine of any segment (HNSW results are re-scored with it, BM25-only hybrid
 hits get their cosine from it) and exact search over a filtered subset.
 
-On-disk layout under ``home/index/``: ``manifest.json`` names the data files,
-whose names carry a per-build token. A build writes new files, then replaces
-the manifest atomically, then deletes the files of older builds, so a reader
-never pairs vectors of one build with ids of another.
+On-disk layout of one saved index (a build folder, see
+:mod:`lecture_rag.index.build`): ``manifest.json`` names the data files,
+whose names carry a per-save token. A save writes new files, then replaces
+the manifest atomically, then deletes the files of older saves, so a reader
+never pairs vectors of one save with ids of another.
 """
 
 from __future__ import annotations
@@ -28,22 +29,16 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 
 from lecture_rag.errors import IndexMismatchError, StoreError
 
-INDEX_DIRNAME = "index"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 Kind = Literal["exact", "hnsw"]
 _MAX_RUNS = 512  # above this many contiguous runs, a filtered exact search gathers rows instead
-
-
-def index_dir(home: Path) -> Path:
-    """Where the indexes of a store live."""
-    return Path(home) / INDEX_DIRNAME
 
 
 def ids_fingerprint(ids: np.ndarray | list[int]) -> str:
@@ -51,38 +46,6 @@ def ids_fingerprint(ids: np.ndarray | list[int]) -> str:
     arr = np.ascontiguousarray(np.sort(np.asarray(ids, dtype=np.int64)), dtype="<i8")
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:32]
     return f"{arr.shape[0]}:{digest}"
-
-
-@runtime_checkable
-class DenseSearchStore(Protocol):
-    """What the retriever needs from a dense index.
-
-    The embedded :class:`VectorIndex` implements it; a distributed engine
-    (Qdrant, OpenSearch...) can too, without the retriever changing.
-    """
-
-    @property
-    def embedder_name(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    def __len__(self) -> int: ...
-
-    def check_embedder(self, name: str, dim: int) -> None:
-        """Raise IndexMismatchError unless the index was built by this embedder."""
-        ...
-
-    def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (corpus ids, cosines), best first; only ``allowed`` ids if given."""
-        ...
-
-    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of ``ids`` (rows of zeros for unknown ids)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +155,6 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return int(self._ids.shape[0])
-
-    def check_embedder(self, name: str, dim: int) -> None:
-        check_manifest_embedder(self.manifest, name, dim)
 
     # -- build ----------------------------------------------------------------
     @classmethod
@@ -356,7 +316,7 @@ class VectorIndex:
                 "(ou 'lecture-rag index --rebuild' se o índice foi apagado)."
             )
         if embedder_name is not None and dim is not None:
-            check_manifest_embedder(manifest, embedder_name, dim)
+            check_manifest_embedder(manifest.embedder, manifest.dim, embedder_name, dim)
         try:
             ids = np.load(directory / manifest.files["ids"], mmap_mode="r", allow_pickle=False)
             vectors = np.load(directory / manifest.files["vectors"], mmap_mode="r", allow_pickle=False)
@@ -371,13 +331,13 @@ class VectorIndex:
         return cls(ids, vectors, manifest, graph, exact_subset_max=exact_subset_max)
 
 
-def check_manifest_embedder(manifest: VectorManifest, name: str, dim: int) -> None:
+def check_manifest_embedder(built_with: str, built_dim: int, name: str, dim: int) -> None:
     """Vectors of two models are not comparable: refuse, and say how to fix it."""
-    if manifest.embedder != name or manifest.dim != dim:
+    if built_with != name or built_dim != dim:
         raise IndexMismatchError(
-            f"O índice foi construído com o modelo '{manifest.embedder}' (dimensão {manifest.dim}), "
+            f"O índice foi construído com o modelo '{built_with}' (dimensão {built_dim}), "
             f"mas a busca usa '{name}' (dimensão {dim}). Rode 'lecture-rag index --rebuild' para "
-            f"reindexar com o modelo atual, ou configure de novo o modelo '{manifest.embedder}'."
+            f"reindexar com o modelo atual, ou configure de novo o modelo '{built_with}'."
         )
 
 

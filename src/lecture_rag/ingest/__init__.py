@@ -1,1 +1,1 @@
-"""Ingest stage."""
+"""Ingest stage: transcript readers, speech-to-text, de-duplication and ~2-minute windows."""

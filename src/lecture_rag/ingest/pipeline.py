@@ -18,9 +18,11 @@ from typing import Any
 
 from lecture_rag.config import SegmentationSettings
 from lecture_rag.errors import IngestError, LectureRagError
-from lecture_rag.index.store import EmptyVideoError, SegmentDraft, Store
+from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, nurc_video_id, read_cues
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
+from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
 from lecture_rag.records import Cue, Video
+from lecture_rag.store import EmptyVideoError, SegmentDraft, Store
 
 READER_VERSION = "1"
 MANIFEST_NAME = "videos.csv"
@@ -72,9 +74,6 @@ class IngestOptions:
 
 
 def _supported_suffixes() -> frozenset[str]:
-    from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES
-    from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES
-
     return SUPPORTED_SUFFIXES | MEDIA_SUFFIXES
 
 
@@ -129,8 +128,6 @@ def derive_video_id(path: Path) -> str:
     YouTube id; otherwise the file name without extension and language tag,
     with unsafe characters replaced by ``-``.
     """
-    from lecture_rag.ingest.readers import nurc_video_id
-
     nurc = nurc_video_id(path)
     if nurc:
         return nurc
@@ -193,9 +190,6 @@ def content_hash(path: Path, options: IngestOptions) -> str:
 
 
 def _cues_of(path: Path, options: IngestOptions, progress: ProgressFn | None, language: str) -> Iterator[Cue]:
-    from lecture_rag.ingest.readers import read_cues
-    from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
-
     if path.suffix.lower() in MEDIA_SUFFIXES:
         return transcribe(path, model=options.whisper_model, language=language or None, progress=progress)
     return read_cues(path, column=options.column)

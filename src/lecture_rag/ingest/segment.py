@@ -33,11 +33,8 @@ _DUPLICATE_FRACTION = 0.5
 class SegmentStats:
     """What the segmenter did, so ingest can report it."""
 
-    cues_in: int = 0
     duplicates: int = 0
-    late: int = 0
-    reordered: int = 0
-    duration: float = 0.0
+    late: int = 0  # cues that arrived after their place was written out: dropped, and said so
 
 
 class _Coverage:
@@ -101,7 +98,6 @@ def clean_cues(cues: Iterable[Cue], stats: SegmentStats | None = None) -> Iterat
     last_end = float("-inf")
     last_start = float("-inf")
     for order, cue in enumerate(cues):
-        stats.cues_in += 1
         if not cue.text.strip():
             continue
         if _is_duplicate(cue, coverage):
@@ -110,8 +106,6 @@ def clean_cues(cues: Iterable[Cue], stats: SegmentStats | None = None) -> Iterat
         if cue.start < last_start:
             stats.late += 1  # arrived after its place was already written out
             continue
-        if cue.start < max_start:
-            stats.reordered += 1
         coverage.add(cue.start, cue.end)
         heapq.heappush(heap, (cue.start, order, cue))
         max_start = max(max_start, cue.start)
@@ -123,7 +117,6 @@ def clean_cues(cues: Iterable[Cue], stats: SegmentStats | None = None) -> Iterat
         fixed = _trim(heapq.heappop(heap)[2], last_end)
         last_end = fixed.end
         yield fixed
-    stats.duration = max(stats.duration, last_end if last_end > 0 else 0.0)
 
 
 def _trim(cue: Cue, last_end: float) -> Cue:

@@ -7,7 +7,7 @@ reference system's, so spacing and field order follow the seed byte for byte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jinja2 import Environment
 
@@ -17,41 +17,14 @@ from lecture_rag.templating import text_templates
 
 
 @dataclass(slots=True)
-class HitView:
-    """One retrieved segment as the record shows it."""
-
-    corpus_id: int
-    score: float | None
-    url: str
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(slots=True)
-class TimeLink:
-    label: str
-    url: str
-
-
-@dataclass(slots=True)
-class ReferenceView:
-    """One cited video, listed once, with links at each cited second."""
-
-    title: str
-    url: str
-    times: list[TimeLink] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class RecordView:
     """Everything one seed record shows; evaluation fields are optional."""
 
     number: int | str
     question: str
-    hits: list[HitView]
+    hits: list[Hit]
     answer: str
-    references: list[ReferenceView]
+    references: list[Reference]
     evaluated: bool = False
     manual_label: str | None = None
     ar_score: float | None = None
@@ -95,24 +68,13 @@ def render_records(records: list[RecordView], *, hide_urls: bool = False) -> str
     return "\n".join(render_record(r, hide_urls=hide_urls) for r in records)
 
 
-def hit_views(hits: list[Hit]) -> list[HitView]:
-    return [
-        HitView(h.segment.corpus_id, h.score, h.segment.url_at(), h.segment.start, h.segment.end, h.segment.text)
-        for h in hits
-    ]
-
-
-def reference_views(refs: list[Reference]) -> list[ReferenceView]:
-    return [ReferenceView(r.title, r.url, [TimeLink(hhmmss(t.start), t.url) for t in r.times]) for r in refs]
-
-
 def record_from_answer(answer: Answer, number: int | str) -> RecordView:
     """The record of an answer without evaluation fields (``ask --format markdown``)."""
     text = answer.text if not answer.error else f"(erro do LLM: {answer.error})"
     return RecordView(
         number=number,
         question=answer.question,
-        hits=hit_views(answer.hits),
+        hits=list(answer.hits),
         answer=text,
-        references=reference_views(answer.references),
+        references=list(answer.references),
     )

@@ -6,18 +6,23 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 LEVELS = ("0", "1/3", "2/3", "1")
+
+
+def _pyplot() -> Any:
+    """matplotlib, headless, imported on first plot: it costs half a second that other commands need not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _svg(fig: Any) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
@@ -26,7 +31,7 @@ def score_histograms(
     by_label: Mapping[str, Mapping[str, Any]], title: str = "Answer Relevance por rótulo manual"
 ) -> str:
     """Grouped bars: how many answers got each AR level, per manual label."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = _pyplot().subplots(figsize=(6, 3))
     labels = list(by_label)
     width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
@@ -44,7 +49,7 @@ def score_histograms(
 
 def confusion_heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
     """Manual (rows) vs automated (columns) labels, counts in the cells."""
-    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    fig, ax = _pyplot().subplots(figsize=(3.6, 3.2))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)

@@ -10,10 +10,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lecture_rag.evaluate.labels import scheme_of_run
-from lecture_rag.evaluate.runs import RunItem
 from lecture_rag.evaluate.summary import auto_label, judgment_score, manual_label
-from lecture_rag.report.markdown import RecordView, hit_views, reference_views, render_records
-from lecture_rag.report.serialize import answer_from_dict, hide_urls
+from lecture_rag.records import RunItem
+from lecture_rag.report.markdown import RecordView, render_records
+from lecture_rag.report.plots import confusion_heatmap, score_histograms
+from lecture_rag.wire import hide_urls, to_data
 
 NO_JUDGE = "nenhum juiz configurado"
 
@@ -22,26 +23,27 @@ def _manual_text(item: RunItem) -> str | None:
     label = manual_label(item)
     if label is None or len(item.annotations) < 2:
         return label
-    votes = ", ".join(f"{who}={a['label']}" for who, a in item.annotations.items())
+    votes = ", ".join(f"{who}={a.label}" for who, a in item.annotations.items())
     return f"{label} ({votes})"
 
 
 def _reasoning(item: RunItem) -> str:
-    j = item.judgments.get("answer_relevance") or {}
-    if j.get("parsed"):
-        return str(j.get("reasoning") or "")
-    return f"({j.get('error') or NO_JUDGE}) {j.get('raw') or ''}".strip()
+    j = item.judgments.get("answer_relevance")
+    if j is not None and j.parsed:
+        return j.reasoning
+    return f"({(j.error if j else '') or NO_JUDGE}) {j.raw if j else ''}".strip()
 
 
-def record_view(item: RunItem, number: int) -> RecordView:
-    answer = answer_from_dict(item.answer)
+def record_view(item: RunItem) -> RecordView:
+    """The seed record of one run item; ``Pergunta N`` is its position in the question file."""
+    answer = item.answer
     text = answer.text if not answer.error else f"(erro do LLM: {answer.error})"
     return RecordView(
-        number=number,
+        number=item.number,
         question=item.question,
-        hits=hit_views(answer.hits),
+        hits=list(answer.hits),
         answer=text,
-        references=reference_views(answer.references),
+        references=list(answer.references),
         evaluated=True,
         manual_label=_manual_text(item),
         ar_score=judgment_score(item, "answer_relevance"),
@@ -53,9 +55,9 @@ def record_view(item: RunItem, number: int) -> RecordView:
 def markdown_report(items: list[RunItem], *, hide: bool = False) -> str:
     """Every question as the seed's record, in the seed's field order, separated by ``---``.
 
-    ``Pergunta N`` is the question's position in the question file (1-based).
+    ``Pergunta N`` is the question's position in the question file (1-based), as in every report.
     """
-    return render_records([record_view(item, item.position + 1) for item in items], hide_urls=hide)
+    return render_records([record_view(item) for item in items], hide_urls=hide)
 
 
 CSV_FIELDS = [
@@ -84,15 +86,16 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    for n, item in enumerate(items, start=1):
-        a = hide_urls(item.answer) if hide else item.answer
+    for item in items:
+        data = to_data(item.answer)
+        a = hide_urls(data) if hide else data
         refs = "; ".join(
             f"{r['title']} " + " ".join(t["url"] or str(int(t["start"])) for t in r["times"]) for r in a["references"]
         )
         hits = a.get("hits", [])
         writer.writerow(
             {
-                "n": n,
+                "n": item.number,
                 "qid": item.qid,
                 "question": item.question,
                 "answer": a.get("answer", ""),
@@ -101,7 +104,7 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
                 "no_citations": a.get("no_citations"),
                 "references": refs,
                 "manual_label": manual_label(item) or "",
-                "annotators": "; ".join(f"{w}={v['label']}" for w, v in item.annotations.items()),
+                "annotators": "; ".join(f"{w}={v.label}" for w, v in item.annotations.items()),
                 "auto_label": auto_label(item) or "",
                 "answer_relevance": judgment_score(item, "answer_relevance"),
                 "context_relevance": judgment_score(item, "context_relevance"),
@@ -118,18 +121,12 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
 def json_report(
     name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
 ) -> str:
-    records = [
-        {
-            "n": n,
-            "qid": i.qid,
-            "question": i.question,
-            "meta": i.meta,
-            "answer": hide_urls(i.answer) if hide else i.answer,
-            "judgments": i.judgments,
-            "annotations": i.annotations,
-        }
-        for n, i in enumerate(items, start=1)
-    ]
+    records = []
+    for item in items:
+        data = to_data(item)
+        if hide:
+            data["answer"] = hide_urls(data["answer"])
+        records.append({"n": item.number, **data})
     return json.dumps(
         {"run": name, "config": config, "summary": summary, "records": records}, ensure_ascii=False, indent=2
     )
@@ -139,15 +136,13 @@ def html_report(
     name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
 ) -> str:
     """One page: summary tables, plots (AR histogram, confusion heat map), then every record."""
-    from lecture_rag.report.plots import confusion_heatmap, score_histograms
-
     env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=select_autoescape())
     agreement = summary.get("agreement")
     plots = {
         "histogram": score_histograms(summary["ar_by_manual_label"]) if summary.get("ar_by_manual_label") else "",
         "confusion": confusion_heatmap(agreement["confusion"], agreement["labels"]) if agreement else "",
     }
-    records = [record_view(item, item.position + 1) for item in items]
+    records = [record_view(item) for item in items]
     return env.get_template("run.html.j2").render(
         name=name,
         config=config,

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-from lecture_rag.config import RetrievalSettings, Settings
+from lecture_rag.config import RetrievalMode, RetrievalSettings, Settings
+from lecture_rag.embed import Embedder, LockedEmbedder
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.index.bm25 import fold_accents
-from lecture_rag.index.build import Indexes, load_indexes
-from lecture_rag.index.store import Store
-from lecture_rag.index.vectors import MANIFEST, ids_fingerprint, index_dir
+from lecture_rag.index.build import Indexes, load_indexes, publication_version
+from lecture_rag.index.vectors import ids_fingerprint
 from lecture_rag.records import Hit, Segment
-from lecture_rag.retrieve.embedders import Embedder
+from lecture_rag.store import Store
 
 log = logging.getLogger(__name__)
 
-MODES = ("dense", "bm25", "hybrid")
+MODES = tuple(mode.value for mode in RetrievalMode)
 # E5 reads 512 tokens; Portuguese runs ~4.2 characters per token with its
 # tokenizer (2,000 characters of FaQuAD text = 481 tokens), so 2,000 characters
 # keep a pasted essay inside one model window instead of paying for several.
@@ -78,6 +80,14 @@ def prepare_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
         return text
     cut = text.rfind(" ", 0, max_chars + 1)
     return text[: cut if cut > max_chars // 2 else max_chars]
+
+
+def parse_mode(mode: RetrievalMode | str) -> RetrievalMode:
+    """The retrieval mode named ``mode``; an unknown name is a user error that lists the modes."""
+    try:
+        return RetrievalMode(mode)
+    except ValueError:
+        raise LectureRagError(f"Modo de busca '{mode}' desconhecido: use um de {', '.join(MODES)}.") from None
 
 
 def rrf_fuse(
@@ -138,6 +148,23 @@ def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
     return cache[seg.corpus_id]
 
 
+class Searcher(Protocol):
+    """What the answer engine needs from retrieval: a search, the embedder, and the store behind them."""
+
+    embedder: Embedder
+    store: Store
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = ...,
+        mode: RetrievalMode | str = ...,
+        course: str | None = ...,
+        video: str | None = ...,
+    ) -> list[Hit]: ...
+
+
 class Retriever:
     """Answers ``search`` calls over one store; indexes are loaded on first use."""
 
@@ -155,24 +182,18 @@ class Retriever:
         self.settings = settings
         self.dedup_policy = DedupPolicy(overlap=settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
         self._indexes = indexes
-        self._loaded_version: int | None = None if indexes is None else self._manifest_version()
+        self._loaded_version = None if indexes is None else publication_version(store.home)
         self.stale = False
-
-    def _manifest_version(self) -> int | None:
-        try:
-            return (index_dir(self.store.home) / MANIFEST).stat().st_mtime_ns
-        except OSError:
-            return None
 
     @property
     def indexes(self) -> Indexes:
         """Load and check the indexes; an empty store is an error that says to ingest.
 
         A long-lived retriever (the web app) picks up a rebuild made by another
-        process: the manifest is replaced atomically at the end of every build,
-        so a changed modification time means new indexes (one stat per query).
+        process: a build is published by replacing one pointer file atomically,
+        so a changed stamp means a new pair of indexes (one stat per query).
         """
-        version = self._manifest_version()
+        version = publication_version(self.store.home)
         if self._indexes is None or (version is not None and version != self._loaded_version):
             if self.store.segment_count() == 0:
                 raise StoreError(
@@ -200,7 +221,7 @@ class Retriever:
         query: str,
         *,
         k: int = 10,
-        mode: str = "dense",
+        mode: RetrievalMode | str = RetrievalMode.DENSE,
         course: str | None = None,
         video: str | None = None,
         dedup: bool = True,
@@ -212,8 +233,7 @@ class Retriever:
         video, and StoreError for an empty store or missing/foreign indexes.
         """
         text = prepare_query(query)
-        if mode not in MODES:
-            raise LectureRagError(f"Modo de busca '{mode}' desconhecido: use um de {', '.join(MODES)}.")
+        mode = parse_mode(mode)
         if k < 1:
             raise LectureRagError(f"k={k} inválido: peça pelo menos 1 resultado.")
         indexes = self.indexes
@@ -302,10 +322,57 @@ def _hybrid(
 
 def _hit(cand: Candidate, segment: Segment, rank: int) -> Hit:
     return Hit(
-        segment=segment,
+        corpus_id=segment.corpus_id,
+        video_id=segment.video_id,
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        video_url=segment.video_url,
+        title=segment.title,
+        course=segment.course,
         score=cand.cosine,
         rank=rank,
         rank_score=cand.rank_score,
         bm25=cand.bm25,
         sources=cand.sources,
     )
+
+
+class SharedRetriever:
+    """A retriever that several threads share (the web app's requests, a run's workers).
+
+    Search reads indexes and the embedder's C engine, which keeps per-call
+    state; both go under one re-entrant lock, also taken by the embedder
+    this object hands out (the extractive answer embeds passages), so no two
+    threads are ever inside the engine at once. Embedding takes tens of
+    milliseconds: one lock costs little. The store needs no lock: each thread
+    has its own connection.
+    """
+
+    def __init__(self, retriever: Retriever) -> None:
+        self._retriever = retriever
+        self._lock = threading.RLock()
+        self.embedder: Embedder = LockedEmbedder(retriever.embedder, self._lock)
+        self.store = retriever.store
+
+    def search(self, query: str, **kwargs: Any) -> list[Hit]:
+        with self._lock:
+            return self._retriever.search(query, **kwargs)
+
+    def warm_up(self) -> str:
+        """Load the indexes and run the embedder once now, so the first question is not the slow one.
+
+        Returns what is wrong with the store ('' when nothing is).
+        """
+        with self._lock:
+            try:
+                _ = self._retriever.indexes
+                self.embedder.embed_queries(["aquecimento"])
+            except LectureRagError as exc:
+                log.warning("%s", exc)
+                return str(exc)
+        return ""
+
+    @property
+    def stale(self) -> bool:
+        return self._retriever.stale

@@ -1,15 +1,13 @@
 """The JSON/SSE API under /api; the pages call the same endpoints.
 
 Sync endpoints run in FastAPI's thread pool; the shared retriever takes its
-own lock, and run endpoints use a connection of their own (see
+own lock, and the store gives each thread its own connection (see
 :mod:`lecture_rag.web.resources`). A path parameter (a run name) only ever
 reaches SQL as a bound parameter, never the filesystem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -17,8 +15,10 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.runs import RunItem, RunStore
-from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
+from lecture_rag.evaluate.summary import auto_label, run_summary
+from lecture_rag.records import RunItem, Video
+from lecture_rag.store import RunSummary
 from lecture_rag.web.models import (
     MAX_K,
     MAX_NAME_CHARS,
@@ -30,11 +30,9 @@ from lecture_rag.web.models import (
     HealthOut,
     Mode,
     RecordsOut,
-    RunOut,
     SearchOut,
-    VideoOut,
 )
-from lecture_rag.web.payloads import automated_label, hit_out, labels_out, record_out, video_out
+from lecture_rag.web.payloads import labels_out, record_out
 from lecture_rag.web.resources import Resources
 from lecture_rag.web.security import bearer, check_token
 from lecture_rag.web.sse import ask_events
@@ -48,7 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SSE_DESCRIPTION = (
     "Server-sent events, in order: `hits` (SseHits) once, `token` (SseToken) one or more, then `done` "
-    "(AnswerOut); or `error` (SseError) instead of `done`. Each `data:` line is one JSON object."
+    "(Answer); or `error` (SseError) instead of `done`. Each `data:` line is one JSON object."
 )
 
 
@@ -66,14 +64,13 @@ def require_token(
     check_token(request, credentials)
 
 
-@contextmanager
-def open_run(resources: Resources, name: str) -> Iterator[tuple[RunStore, list[RunItem]]]:
-    """The run's store and items, or 404 with the runs that exist."""
-    with resources.runs() as runs:
-        if runs.get_config(name) is None:
-            known = ", ".join(runs.names()) or "nenhuma"
-            raise HTTPException(404, f"Rodada '{name}' não existe (rodadas: {known}). Crie com 'lecture-rag run'.")
-        yield runs, runs.items(name)
+def open_run(resources: Resources, name: str) -> tuple[LabelScheme, list[RunItem]]:
+    """The run's label scheme and items, or 404 with the runs that exist."""
+    config = resources.runs.get_config(name)
+    if config is None:
+        known = ", ".join(resources.runs.names()) or "nenhuma"
+        raise HTTPException(404, f"Rodada '{name}' não existe (rodadas: {known}). Crie com 'lecture-rag run'.")
+    return scheme_of_run(config), resources.runs.items(name)
 
 
 @router.get("/health", response_model=HealthOut, summary="Estado do servidor e do acervo")
@@ -114,21 +111,19 @@ def search(
     video: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SearchOut:
     k = k or res.settings.retrieval.k
-    chosen: Any = mode or res.settings.retrieval.mode
+    chosen = mode or res.settings.retrieval.mode
     hits = res.retriever.search(q, k=k, mode=chosen, course=course or None, video=video or None)
-    return SearchOut(query=q, mode=chosen, k=k, hits=[hit_out(h) for h in hits])
+    return SearchOut(query=q, mode=chosen, k=k, hits=hits)
 
 
-@router.get("/videos", response_model=list[VideoOut], summary="Aulas do acervo")
-def videos(res: Res) -> list[VideoOut]:
-    with res.runs() as runs:
-        return [video_out(v) for v in runs.store.list_videos()]
+@router.get("/videos", response_model=list[Video], summary="Aulas do acervo")
+def videos(res: Res) -> list[Video]:
+    return res.store.list_videos()
 
 
-@router.get("/runs", response_model=list[RunOut], summary="Rodadas de avaliação")
-def runs_list(res: Res) -> list[RunOut]:
-    with res.runs() as runs:
-        return [RunOut.model_validate(s) for s in runs.summaries()]
+@router.get("/runs", response_model=list[RunSummary], summary="Rodadas de avaliação")
+def runs_list(res: Res) -> list[RunSummary]:
+    return res.runs.summaries()
 
 
 @router.get(
@@ -143,9 +138,8 @@ def run_records(
     annotator: Annotated[str | None, Query(max_length=MAX_NAME_CHARS, description="quem anota")] = None,
 ) -> RecordsOut:
     who = " ".join(annotator.split()) if annotator else None
-    with open_run(res, name) as (runs, items):
-        records = [record_out(item, who) for item in items]
-        scheme = runs.scheme(name)
+    scheme, items = open_run(res, name)
+    records = [record_out(item, who) for item in items]
     done = [who is not None and who in item.annotations for item in items]
     return RecordsOut(
         run=name,
@@ -166,23 +160,22 @@ def run_records(
     summary="Gravar o rótulo de um anotador (requer o token)",
 )
 def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
-    with open_run(res, name) as (runs, items):
-        scheme = runs.scheme(name)
-        code = scheme.resolve(body.label)
-        if code is None:
-            raise HTTPException(422, f"rótulo desconhecido {body.label!r}: use um de {', '.join(scheme.codes)}")
-        item = next((i for i in items if i.qid == body.qid), None)
-        if item is None:
-            raise HTTPException(404, f"A rodada '{name}' não tem a pergunta '{body.qid}'.")
-        runs.annotate(name, body.qid, body.annotator, code, body.comment)
-        done = sum(1 for i in items if body.annotator in i.annotations or i.qid == body.qid)
+    scheme, items = open_run(res, name)
+    code = scheme.resolve(body.label)
+    if code is None:
+        raise HTTPException(422, f"rótulo desconhecido {body.label!r}: use um de {', '.join(scheme.codes)}")
+    item = next((i for i in items if i.qid == body.qid), None)
+    if item is None:
+        raise HTTPException(404, f"A rodada '{name}' não tem a pergunta '{body.qid}'.")
+    res.runs.annotate(name, body.qid, body.annotator, code, body.comment)
+    done = sum(1 for i in items if body.annotator in i.annotations or i.qid == body.qid)
     return AnnotationSaved(
         run=name,
         qid=body.qid,
         annotator=body.annotator,
         label=code,
         comment=body.comment,
-        auto_label=automated_label(item),
+        auto_label=auto_label(item),
         annotated_by_annotator=done,
         total=len(items),
     )
@@ -194,8 +187,8 @@ def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
     summary="Concordância manual × automatizada e entre anotadores (números do relatório)",
 )
 def run_agreement(name: str, res: Res) -> dict[str, Any]:
-    with open_run(res, name) as (runs, items):
-        try:
-            return run_summary(items, runs.scheme(name))
-        except LectureRagError as exc:
-            raise HTTPException(400, str(exc)) from exc
+    scheme, items = open_run(res, name)
+    try:
+        return run_summary(items, scheme)
+    except LectureRagError as exc:
+        raise HTTPException(400, str(exc)) from exc

@@ -18,14 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lecture_rag.config import Settings
 from lecture_rag.errors import LectureRagError, StoreError
+from lecture_rag.records import Answer
 from lecture_rag.web import api, pages
-from lecture_rag.web.models import AnswerOut, SseError, SseHits, SseToken
+from lecture_rag.web.models import SseError, SseHits, SseToken
 from lecture_rag.web.resources import Resources
 from lecture_rag.web.security import DOCS_PATH, BodyLimitMiddleware, SecurityHeadersMiddleware, new_token
 
@@ -109,9 +110,9 @@ def _sse_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        events: Sequence[type[BaseModel]] = (SseHits, SseToken, AnswerOut, SseError)
+        events: Sequence[type[Any]] = (SseHits, SseToken, Answer, SseError)
         for model in events:
-            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            js = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
             for sub_name, sub in js.pop("$defs", {}).items():
                 components.setdefault(sub_name, sub)
             components.setdefault(model.__name__, js)

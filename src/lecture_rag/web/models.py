@@ -1,5 +1,9 @@
 """Request and response bodies of the HTTP API (they are the OpenAPI schema).
 
+Answers, hits, videos, judgments and annotations go out in the records' own
+shape (:mod:`lecture_rag.records`), the same as ``--json`` output and stored
+runs; the models here are only the API's envelopes and inputs.
+
 Limits live here so the schema states them: a question of more than
 :data:`MAX_QUESTION_CHARS` characters is refused with 422 before any work is
 done (the retriever would cut it at 2,000 characters anyway; 10,000 leaves
@@ -8,95 +12,19 @@ room for a pasted exercise statement without inviting megabytes).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lecture_rag.config import RetrievalMode
+from lecture_rag.records import Annotation, Answer, Hit, Judgment
 
 MAX_QUESTION_CHARS = 10_000
 MAX_COMMENT_CHARS = 2_000
 MAX_NAME_CHARS = 80
 MAX_K = 50
 
-Mode = Literal["dense", "bm25", "hybrid"]
-
-
-class Player(BaseModel):
-    """How the page plays a video: the page appends ``?start=N&autoplay=1`` (YouTube) or ``#t=N`` (media)."""
-
-    kind: Literal["youtube", "media", "none"] = Field(
-        description="youtube: embedded player; media: HTML5 <video>; none: no playable link"
-    )
-    src: str | None = Field(None, description="embed URL (YouTube) or media URL without fragment")
-    youtube_id: str | None = None
-
-
-class HitOut(BaseModel):
-    """A retrieved segment (the seed record's fields plus what the player needs)."""
-
-    rank: int
-    corpus_id: int
-    score: float | None = Field(description="E5 cosine similarity (None in bm25 mode)")
-    rank_score: float = Field(description="what the mode ranked by (cosine, BM25 or RRF)")
-    bm25: float | None = None
-    sources: list[str] = Field(default_factory=list)
-    video_id: str
-    title: str = ""
-    course: str = ""
-    video_url: str = ""
-    url: str = Field("", description="deep link at the segment start ('' when the video has no URL)")
-    start: float
-    end: float
-    inicio: str = Field(description="start as HH:MM:SS")
-    fim: str = Field(description="end as HH:MM:SS")
-    text: str
-    player: Player
-
-
-class CitedTimeOut(BaseModel):
-    n: int = Field(description="the citation number [n] in the answer")
-    corpus_id: int
-    start: float
-    inicio: str
-    url: str
-
-
-class ReferenceOut(BaseModel):
-    """A cited video, once, with every cited moment."""
-
-    video_id: str
-    title: str
-    url: str
-    times: list[CitedTimeOut]
-    player: Player
-
-
-class TimingOut(BaseModel):
-    first_token_s: float | None = None
-    total_s: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class AnswerOut(BaseModel):
-    """The final answer: the ``done`` event of /api/ask and the answer of each run record."""
-
-    question: str
-    language: str = "pt"
-    answer: str = Field(description="answer text with [n] citations")
-    extractive: bool = Field(description="True: no LLM configured, the text quotes the closest passages")
-    abstained: bool
-    model: str = ""
-    citations: list[int] = Field(default_factory=list)
-    invalid_citations: list[int] = Field(default_factory=list)
-    no_citations: bool = False
-    error: str = Field("", description="LLM failure, if any (the answer is then empty)")
-    references: list[ReferenceOut] = Field(default_factory=list)
-    hits: list[HitOut] = Field(default_factory=list)
-    context_ids: list[int] = Field(default_factory=list)
-    context_size: int = 0
-    context: list[HitOut] = Field(default_factory=list, description="segments numbered [1..n] in the answer")
-    dropped_segments: int = 0
-    timing: TimingOut = Field(default_factory=TimingOut)
+Mode = RetrievalMode
 
 
 class AskRequest(BaseModel):
@@ -121,7 +49,7 @@ class AskRequest(BaseModel):
 class SseHits(BaseModel):
     """Event ``hits``: sent first, as soon as retrieval is done."""
 
-    hits: list[HitOut]
+    hits: list[Hit]
 
 
 class SseToken(BaseModel):
@@ -140,42 +68,7 @@ class SearchOut(BaseModel):
     query: str
     mode: Mode
     k: int
-    hits: list[HitOut]
-
-
-class VideoOut(BaseModel):
-    video_id: str
-    title: str
-    course: str
-    url: str
-    language: str
-    duration: float
-    n_segments: int
-    player: Player
-
-
-class RunOut(BaseModel):
-    name: str
-    created_at: str
-    items: int
-    annotated: int = Field(description="questions with at least one manual label")
-    config: dict[str, Any]
-
-
-class JudgmentOut(BaseModel):
-    kind: str
-    score: float | None = Field(None, description="normalised 0-1")
-    label: str | None = None
-    reasoning: str = ""
-    parsed: bool = False
-    error: str = ""
-    model: str = ""
-
-
-class AnnotationOut(BaseModel):
-    label: str
-    comment: str = ""
-    at: str = ""
+    hits: list[Hit]
 
 
 class LabelOut(BaseModel):
@@ -191,11 +84,11 @@ class RecordOut(BaseModel):
     qid: str
     number: int = Field(description="1-based position in the question file")
     question: str
-    answer: AnswerOut
-    answer_relevance: JudgmentOut | None
+    answer: Answer
+    answer_relevance: Judgment | None
     auto_label: str | None = Field(description="automated label; hidden (None) until the annotator has labelled")
     auto_label_hidden: bool
-    annotations: dict[str, AnnotationOut]
+    annotations: dict[str, Annotation]
 
 
 class RecordsOut(BaseModel):

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader
 
 from lecture_rag.evaluate.summary import run_summary
 from lecture_rag.links import hhmmss
+from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
 from lecture_rag.web.payloads import labels_out
 
@@ -96,17 +97,13 @@ def ask_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request) -> HTMLResponse:
-    with resources_of(request).runs() as runs:
-        summaries = runs.summaries()
-    return render(request, "runs.html", runs=summaries)
+    return render(request, "runs.html", runs=resources_of(request).runs.summaries())
 
 
 @router.get("/runs/{name}/annotate", response_class=HTMLResponse)
 def annotate_page(request: Request, name: str) -> HTMLResponse:
-    with open_run(resources_of(request), name) as (runs, items):
-        total = len(items)
-        scheme = runs.scheme(name)
-    return render(request, "annotate.html", run=name, total=total, labels=labels_out(scheme))
+    scheme, items = open_run(resources_of(request), name)
+    return render(request, "annotate.html", run=name, total=len(items), labels=labels_out(scheme))
 
 
 def _svg_data_uri(svg: str) -> str:
@@ -115,8 +112,6 @@ def _svg_data_uri(svg: str) -> str:
 
 
 def _plots(summary: dict[str, Any]) -> dict[str, str]:
-    from lecture_rag.report.plots import confusion_heatmap, score_histograms
-
     plots: dict[str, str] = {}
     agreement = summary.get("agreement")
     if agreement and agreement["n"]:
@@ -128,6 +123,6 @@ def _plots(summary: dict[str, Any]) -> dict[str, str]:
 
 @router.get("/runs/{name}/agreement", response_class=HTMLResponse)
 def agreement_page(request: Request, name: str) -> HTMLResponse:
-    with open_run(resources_of(request), name) as (runs, items):
-        summary = run_summary(items, runs.scheme(name))
+    scheme, items = open_run(resources_of(request), name)
+    summary = run_summary(items, scheme)
     return render(request, "agreement.html", run=name, s=summary, plots=_plots(summary))

@@ -23,10 +23,9 @@ from typing import Any
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Answer, Hit
-from lecture_rag.report.serialize import answer_to_dict
 from lecture_rag.web.models import AskRequest
-from lecture_rag.web.payloads import answer_out, hit_out
 from lecture_rag.web.resources import Resources
+from lecture_rag.wire import to_data
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thread
     streamed = False
 
     def on_hits(hits: list[Hit]) -> None:
-        emit("hits", {"hits": [hit_out(h).model_dump() for h in hits]})
+        emit("hits", {"hits": to_data(hits)})
 
     def on_token(text: str) -> None:
         nonlocal streamed
@@ -87,7 +86,7 @@ def run_answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thr
     """The worker: every outcome ends with ``done`` or ``error``, then the end marker."""
     try:
         answer = _answer(resources, req, emit, cancelled)
-        emit("done", answer_out(answer_to_dict(answer)).model_dump())
+        emit("done", to_data(answer))
     except _Cancelled:
         log.info("cliente desconectou; resposta interrompida")
     except LectureRagError as exc:

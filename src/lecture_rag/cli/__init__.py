@@ -1,0 +1,50 @@
+"""The ``lecture-rag`` command line: one module per command group, registered here.
+
+* :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|remove``
+* :mod:`.query`: ``search``, ``ask``
+* :mod:`.evaluation`: ``eval retrieval``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``, ``compare``
+* :mod:`.serve`: ``serve``
+"""
+
+from __future__ import annotations
+
+import typer
+
+from lecture_rag.cli import corpus, evaluation, query, serve
+
+app = typer.Typer(
+    name="lecture-rag",
+    help="Perguntas e respostas sobre videoaulas, com citações no segundo certo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(help="Ver e gerenciar o acervo de aulas.", no_args_is_help=True)
+eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_is_help=True)
+
+app.command()(corpus.ingest)
+app.command()(corpus.index)
+app.add_typer(corpus_app, name="corpus")
+corpus_app.command("list")(corpus.corpus_list)
+corpus_app.command("show")(corpus.corpus_show)
+corpus_app.command("remove")(corpus.corpus_remove)
+
+app.command()(query.search)
+app.command()(query.ask)
+
+app.add_typer(eval_app, name="eval")
+eval_app.command("retrieval")(evaluation.eval_retrieval)
+app.command("run")(evaluation.run_questions)
+app.command("runs")(evaluation.list_runs)
+app.command()(evaluation.annotate)
+app.command()(evaluation.agreement)
+app.command()(evaluation.report)
+app.command()(evaluation.compare)
+
+app.command()(serve.serve)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+__all__ = ["app", "main"]

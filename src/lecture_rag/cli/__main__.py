@@ -1,0 +1,5 @@
+"""``python -m lecture_rag.cli``."""
+
+from lecture_rag.cli import main
+
+main()

@@ -1,0 +1,169 @@
+"""What every command group shares: consoles, option types and choices, settings, error handling, progress.
+
+Commands are thin: each parses flags, builds settings, calls one stage and
+renders its result. User errors (:class:`LectureRagError`) are printed as
+one clear message with exit code 2, never as a traceback. Defaults for
+``--k`` and ``--mode`` come from the settings (``[retrieval]``), the one
+source of defaults the web app reads too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from lecture_rag.config import RetrievalMode, Settings, load_settings
+from lecture_rag.embed import make_embedder
+from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
+from lecture_rag.generate.llm import LLM, make_llm
+from lecture_rag.index.build import build_indexes, prune_embedding_cache
+from lecture_rag.retrieve import Retriever
+from lecture_rag.store import RunStore, Store
+from lecture_rag.wire import to_data
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AskFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class ReportFormat(StrEnum):
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+    HTML = "html"
+
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Diretório do acervo (padrão: $LECTURE_RAG_HOME).", show_default=False),
+]
+KOpt = Annotated[int | None, typer.Option("--k", min=1, max=200, help="Quantos segmentos (padrão: [retrieval] k, 10).")]
+ModeOpt = Annotated[
+    RetrievalMode | None,
+    typer.Option("--mode", help="dense (E5), bm25 ou hybrid (RRF) (padrão: [retrieval] mode, dense)."),
+]
+LLMOpt = Annotated[
+    str | None,
+    typer.Option("--llm", help="none (extrativa), openai ou gguf:/caminho/modelo.gguf (padrão: config)."),
+]
+JudgeLLMOpt = Annotated[
+    str | None, typer.Option("--judge-llm", help="Juiz: none, openai ou gguf:CAMINHO (padrão: config).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Saída em JSON.")]
+RunArg = Annotated[str, typer.Argument(help="Nome da rodada.")]
+
+
+def user_errors(func: F) -> F:
+    """Turn LectureRagError into a clear message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LectureRagError as exc:
+            err_console.print(f"[bold red]Erro:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_for(store: Path | None) -> Settings:
+    """The settings of this invocation: config file and environment, with ``--store`` applied."""
+    return load_settings(store)
+
+
+def retrieval_choice(settings: Settings, k: int | None, mode: RetrievalMode | None) -> tuple[int, RetrievalMode]:
+    """``--k``/``--mode`` when given, else the configured defaults."""
+    return k or settings.retrieval.k, mode or settings.retrieval.mode
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def print_json(data: Any) -> None:
+    """Records or plain data as indented JSON on stdout (the records' one wire shape)."""
+    sys.stdout.write(json.dumps(to_data(data), ensure_ascii=False, indent=2) + "\n")
+
+
+@contextmanager
+def run_store(store: Path | None) -> Iterator[RunStore]:
+    """The evaluation runs of the store of this invocation (which must exist)."""
+    with Store(settings_for(store).home, create=False) as st:
+        yield RunStore(st)
+
+
+def open_retriever(settings: Settings) -> Retriever:
+    """The retriever over the store of ``settings`` with the configured embedder."""
+    return Retriever(Store(settings.home, create=False), make_embedder(settings.embedder), settings)
+
+
+def answer_llm(settings: Settings, backend: str | None) -> LLM | None:
+    """The answer LLM from ``--llm`` (none | openai | gguf:PATH) over the configured one."""
+    cfg = settings.llm if backend is None else settings.llm.model_copy(update={"backend": backend})
+    return make_llm(cfg)
+
+
+def judge_settings(settings: Settings, backend: str | None) -> Settings:
+    """Settings with ``--judge-llm`` applied to ``[judge_llm]``."""
+    if backend is None:
+        return settings
+    return settings.model_copy(update={"judge_llm": settings.judge_llm.model_copy(update={"backend": backend})})
+
+
+def judge_llm(settings: Settings) -> LLM | None:
+    """The judge LLM ``[judge_llm]`` / ``LECTURE_RAG_JUDGE_LLM_*`` asks for (None: no judge)."""
+    return make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX)
+
+
+def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False) -> dict[str, Any]:
+    """Embed what the cache lacks and publish fresh indexes, with a progress bar."""
+    embedder = make_embedder(settings.embedder)
+    with Store(settings.home, create=False) as st, progress_bar() as bar:
+        task = bar.add_task("Indexando", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        stats: dict[str, Any] = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress)
+        if prune_cache:
+            stats["cache_pruned"] = prune_embedding_cache(st, embedder)
+    return stats
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    return "n/d" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,189 @@
+"""Corpus commands: ``ingest``, ``index`` and ``corpus list|show|remove``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lecture_rag.cli.common import (
+    JsonOpt,
+    StoreOpt,
+    console,
+    err_console,
+    index_corpus,
+    print_json,
+    progress_bar,
+    settings_for,
+    user_errors,
+)
+from lecture_rag.errors import LectureRagError
+from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
+from lecture_rag.links import hhmmss
+from lecture_rag.store import Store
+
+
+@user_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Arquivos de legenda/transcrição/mídia ou diretórios.")],
+    store: StoreOpt = None,
+    video_id: Annotated[str | None, typer.Option(help="Id do vídeo (só com um arquivo).")] = None,
+    title: Annotated[str | None, typer.Option(help="Título (só com um arquivo).")] = None,
+    course: Annotated[str | None, typer.Option(help="Disciplina/curso.")] = None,
+    url: Annotated[str | None, typer.Option(help="URL do vídeo (só com um arquivo).")] = None,
+    language: Annotated[str | None, typer.Option(help="Idioma da aula, ex.: pt.")] = None,
+    column: Annotated[str | None, typer.Option(help="Coluna de texto em CSV NURC (text, mark ou prediction).")] = None,
+    whisper_model: Annotated[
+        str | None, typer.Option(help="Modelo faster-whisper (caminho ou nome) para áudio/vídeo.")
+    ] = None,
+    window: Annotated[float | None, typer.Option(help="Duração alvo dos segmentos, em segundos.")] = None,
+    overlap: Annotated[float | None, typer.Option(help="Sobreposição entre segmentos, em segundos.")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Não indexar depois de ingerir.")] = False,
+) -> None:
+    """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC) ou áudio/vídeo."""
+    settings = settings_for(store)
+    seg = settings.segmentation
+    if window is not None or overlap is not None:
+        seg = seg.model_copy(
+            update={
+                "window_seconds": window or seg.window_seconds,
+                "max_window_seconds": max(seg.max_window_seconds, (window or 0) * 1.5),
+                "overlap_seconds": seg.overlap_seconds if overlap is None else overlap,
+            }
+        )
+    options = IngestOptions(
+        segmentation=seg,
+        meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
+        whisper_model=whisper_model,
+        column=column,
+    )
+    with Store(settings.home) as st, progress_bar() as bar:
+        files_task = bar.add_task("Ingerindo", total=None)
+        media_task = bar.add_task("Transcrevendo", total=None, visible=False)
+
+        def on_file(path: Path) -> None:
+            bar.update(files_task, description=f"Ingerindo {path.name}")
+            bar.advance(files_task)
+
+        def on_media(done: float, total: float) -> None:
+            bar.update(media_task, completed=done, total=total, visible=True)
+
+        report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media)
+        bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
+    _print_ingest_report(report)
+    if report.done and not no_index:
+        index_corpus(settings, rebuild=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_ingest_report(report: IngestReport) -> None:
+    status_pt = {"added": "adicionado", "replaced": "substituído", "unchanged": "sem mudança"}
+    table = Table(title="Ingestão")
+    for col in ("arquivo", "vídeo", "situação", "segmentos", "duração", "duplicatas removidas"):
+        table.add_column(col)
+    for item in report.done:
+        dups = str(item.stats.duplicates) if item.stats else "-"
+        table.add_row(
+            item.path.name,
+            item.video_id,
+            status_pt[item.status],
+            str(item.segments),
+            hhmmss(item.duration),
+            dups,
+        )
+    console.print(table)
+    for item in report.done:
+        if item.stats and item.stats.late:
+            err_console.print(
+                f"[yellow]Aviso:[/] {item.path.name}: {item.stats.late} legenda(s) chegaram mais de 10 minutos "
+                "fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
+                highlight=False,
+            )
+    for path, reason in report.failed:
+        err_console.print(f"[bold red]Falhou:[/] {path}: {reason}", highlight=False)
+    if report.failed:
+        err_console.print(
+            f"{len(report.done)} arquivo(s) ingerido(s), {len(report.failed)} com erro. "
+            "Corrija os arquivos listados e rode de novo: os já ingeridos não serão refeitos."
+        )
+
+
+@user_errors
+def index(
+    store: StoreOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Recalcular tudo (novo embedder).")] = False,
+    prune_cache: Annotated[
+        bool, typer.Option("--prune-cache", help="Apagar do cache vetores de textos que saíram do acervo.")
+    ] = False,
+) -> None:
+    """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
+    stats = index_corpus(settings_for(store), rebuild=rebuild, prune_cache=prune_cache)
+    console.print(" ".join(f"{k}={v}" for k, v in stats.items()), highlight=False)
+
+
+@user_errors
+def corpus_list(
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Listar as aulas do acervo."""
+    with Store(settings_for(store).home, create=False) as st:
+        videos = st.list_videos()
+    if as_json:
+        print_json(videos)
+        return
+    table = Table(title=f"Acervo: {len(videos)} aula(s)")
+    for col in ("vídeo", "título", "curso", "duração", "segmentos", "URL"):
+        table.add_column(col)
+    for v in videos:
+        table.add_row(v.video_id, v.title, v.course, hhmmss(v.duration), str(v.n_segments), v.url or "-")
+    console.print(table)
+
+
+@user_errors
+def corpus_show(
+    video_id: Annotated[str, typer.Argument(help="Id do vídeo.")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mostrar os segmentos de uma aula."""
+    with Store(settings_for(store).home, create=False) as st:
+        video = st.get_video(video_id)
+        if video is None:
+            raise LectureRagError(f"Vídeo '{video_id}' não está no acervo. Veja 'lecture-rag corpus list'.")
+        segments = st.segments(video_id)
+    if as_json:
+        print_json(segments)
+        return
+    header = f"[bold]{video.title}[/] ({video.video_id}) — {hhmmss(video.duration)}"
+    console.print(f"{header}, {video.url or 'sem URL'}")
+    for s in segments:
+        console.print(
+            f"[cyan]{s.corpus_id}[/] {hhmmss(s.start)}–{hhmmss(s.end)} {s.url}\n  {s.text[:300]}",
+            highlight=False,
+        )
+
+
+@user_errors
+def corpus_remove(
+    video_ids: Annotated[list[str], typer.Argument(help="Ids dos vídeos a remover.")],
+    store: StoreOpt = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Não reindexar depois de remover.")] = False,
+) -> None:
+    """Remover aulas (e seus segmentos) do acervo; reindexa (rápido: os vetores estão no cache)."""
+    settings = settings_for(store)
+    missing = []
+    with Store(settings.home, create=False) as st:
+        for vid in video_ids:
+            if st.remove_video(vid):
+                console.print(f"Removido: {vid}")
+            else:
+                missing.append(vid)
+        left = st.segment_count()
+    if len(missing) < len(video_ids) and left and not no_index:
+        index_corpus(settings, rebuild=False)
+    if missing:
+        raise LectureRagError(f"Não encontrado(s) no acervo: {', '.join(missing)}. Veja 'lecture-rag corpus list'.")

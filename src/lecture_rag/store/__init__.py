@@ -1,0 +1,18 @@
+"""Store layer: the only code that talks SQL (corpus, evaluation runs, embedding cache)."""
+
+from lecture_rag.store.cache import CACHE_NAME, EmbeddingCache, cache_path, text_hash
+from lecture_rag.store.runs import RunStore, RunSummary
+from lecture_rag.store.sqlite import DB_NAME, EmptyVideoError, SegmentDraft, Store
+
+__all__ = [
+    "CACHE_NAME",
+    "DB_NAME",
+    "EmbeddingCache",
+    "EmptyVideoError",
+    "RunStore",
+    "RunSummary",
+    "SegmentDraft",
+    "Store",
+    "cache_path",
+    "text_hash",
+]

@@ -1,0 +1,134 @@
+"""The embedding cache: passage vectors by (embedder name, text hash), in one SQLite file.
+
+Why a cache: embedding is by far the slowest step of indexing (see
+:mod:`lecture_rag.index.embed`), and the only large saving is never to embed
+the same text twice. Vectors are keyed by (embedder name, SHA-256 of the
+exact passage text), which survives index rebuilds, re-ingests that keep
+most windows unchanged, and corpus-id changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lecture_rag.errors import StoreError
+
+CACHE_NAME = "embeddings.sqlite3"
+_SQL_CHUNK = 500  # stay well under SQLite's bound-parameter limit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embedders (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    dim INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    embedder_id INTEGER NOT NULL REFERENCES embedders(id) ON DELETE CASCADE,
+    text_hash BLOB NOT NULL,
+    vec BLOB NOT NULL,
+    PRIMARY KEY (embedder_id, text_hash)
+) WITHOUT ROWID;
+"""
+
+
+def text_hash(text: str) -> bytes:
+    """SHA-256 of the exact UTF-8 text: any edit, even whitespace, is a new key."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """Passage vectors by (embedder name, text hash), in one SQLite file (WAL).
+
+    It is only a cache: deleting the file costs re-embedding, nothing else.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"O cache de embeddings {self.path} está corrompido ({exc}). Ele é só um cache: "
+                "apague o arquivo e rode o comando de novo (os trechos serão reprocessados)."
+            ) from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def embedder_id(self, name: str, dim: int) -> int:
+        """Id of an embedder; a known name with another dimension drops its stale vectors."""
+        row = self._conn.execute("SELECT id, dim FROM embedders WHERE name=?", (name,)).fetchone()
+        if row is not None and int(row[1]) == dim:
+            return int(row[0])
+        with self._conn:
+            if row is not None:
+                self._conn.execute("DELETE FROM embedders WHERE id=?", (row[0],))
+            cur = self._conn.execute("INSERT INTO embedders(name, dim) VALUES(?, ?)", (name, dim))
+        return int(cur.lastrowid or 0)
+
+    def get_many(self, embedder_id: int, hashes: Sequence[bytes], dim: int) -> dict[bytes, np.ndarray]:
+        """Cached vectors among ``hashes`` (absent ones are simply missing)."""
+        found: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(hashes), _SQL_CHUNK):
+            chunk = list(hashes[start : start + _SQL_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT text_hash, vec FROM vectors WHERE embedder_id=? AND text_hash IN ({marks})",
+                [embedder_id, *chunk],
+            )
+            for key, blob in rows:
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape[0] == dim:
+                    found[bytes(key)] = vec
+        return found
+
+    def put_many(self, embedder_id: int, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
+        """Store vectors and commit, so that they survive a crash right after."""
+        rows = [(embedder_id, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes()) for key, vec in items]
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO vectors(embedder_id, text_hash, vec) VALUES(?,?,?)", rows)
+
+    def count(self, name: str | None = None) -> int:
+        """Number of cached vectors (of one embedder if ``name`` is given)."""
+        if name is None:
+            return int(self._conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM vectors v JOIN embedders e ON e.id=v.embedder_id WHERE e.name=?", (name,)
+        ).fetchone()
+        return int(row[0])
+
+    def prune(self, name: str, keep: Iterable[bytes]) -> int:
+        """Drop an embedder's vectors whose text is no longer in ``keep``; returns how many."""
+        row = self._conn.execute("SELECT id FROM embedders WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return 0
+        wanted = set(keep)
+        stale = [
+            (row[0], bytes(key))
+            for (key,) in self._conn.execute("SELECT text_hash FROM vectors WHERE embedder_id=?", (row[0],))
+            if bytes(key) not in wanted
+        ]
+        with self._conn:
+            self._conn.executemany("DELETE FROM vectors WHERE embedder_id=? AND text_hash=?", stale)
+        return len(stale)
+
+
+def cache_path(home: Path) -> Path:
+    """The cache lives next to the store database, so one store has one cache."""
+    return Path(home) / CACHE_NAME

