@@ -1,0 +1,45 @@
+"""Annotating in the terminal and importing labels, as a person does it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.cli import run_cli
+from tests.support.paths import QUESTIONS
+
+
+def _run(nurc_indexed: Path, tmp_path: Path, name: str) -> list[dict[str, object]]:
+    questions = tmp_path / "perguntas.jsonl"
+    questions.write_text("\n".join(QUESTIONS.read_text(encoding="utf-8").splitlines()[:3]) + "\n", encoding="utf-8")
+    made = run_cli("run", str(questions), "--name", name, "--llm", "none", "--judge-llm", "none", "--k", "2",
+                   store=nurc_indexed)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines()]
+
+
+def _labels(nurc_indexed: Path, name: str) -> dict[str, dict[str, str]]:
+    report = json.loads(run_cli("report", name, "--format", "json", store=nurc_indexed).stdout)
+    return {r["qid"]: {who: a["label"] for who, a in r["annotations"].items()} for r in report["records"]}
+
+
+def test_an_unknown_key_does_not_skip_the_record(nurc_indexed: Path, tmp_path: Path) -> None:
+    """A typo ('x') used to count as "skip": the next key then labelled the wrong answer."""
+    items = _run(nurc_indexed, tmp_path, "teclas")
+    result = run_cli("annotate", "teclas", "--annotator", "ana", store=nurc_indexed, input="x\nc\nq\n")
+    assert result.returncode == 0, result.stderr
+    assert "Tecla desconhecida 'x'" in result.stdout
+    labels = _labels(nurc_indexed, "teclas")
+    assert labels[str(items[0]["id"])] == {"ana": "C"}
+    assert labels[str(items[1]["id"])] == {}
+
+
+def test_import_accepts_names_and_aliases(nurc_indexed: Path, tmp_path: Path) -> None:
+    items = _run(nurc_indexed, tmp_path, "importa")
+    rows = [{"qid": items[0]["id"], "label": "correta"}, {"qid": items[1]["id"], "label": "partially correct"}]
+    path = tmp_path / "rotulos.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    result = run_cli("annotate", "import", "importa", str(path), "--annotator", "bia", store=nurc_indexed)
+    assert result.returncode == 0, result.stderr
+    labels = _labels(nurc_indexed, "importa")
+    assert labels[str(items[0]["id"])] == {"bia": "C"} and labels[str(items[1]["id"])] == {"bia": "P"}
