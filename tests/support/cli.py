@@ -8,7 +8,38 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+EXE = str(Path(sys.executable).parent / "lecture-rag")
+
+
+def cli_env(store: Path | None = None, env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a CLI child: ``store`` as LECTURE_RAG_HOME, wide output, ``env`` on top."""
+    full_env = dict(os.environ)
+    full_env.pop("LECTURE_RAG_HOME", None)
+    if store is not None:
+        full_env["LECTURE_RAG_HOME"] = str(store)
+    full_env["COLUMNS"] = "200"
+    full_env.update(env or {})
+    return full_env
+
+
+def run_command(
+    args: list[str],
+    *,
+    store: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    input: str | None = None,
+    preexec_fn: Callable[[], Any] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` with :func:`cli_env`, capturing text output (``preexec_fn`` runs in the child first)."""
+    return subprocess.run(
+        args, capture_output=True, text=True, env=cli_env(store, env), timeout=timeout, check=False, input=input,
+        preexec_fn=preexec_fn,
+    )  # fmt: skip
 
 
 def run_cli(
@@ -19,34 +50,32 @@ def run_cli(
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed ``lecture-rag`` command as a user would (``store`` becomes LECTURE_RAG_HOME)."""
-    full_env = dict(os.environ)
-    full_env.pop("LECTURE_RAG_HOME", None)
-    if store is not None:
-        full_env["LECTURE_RAG_HOME"] = str(store)
-    full_env["COLUMNS"] = "200"
-    full_env.update(env or {})
-    exe = Path(sys.executable).parent / "lecture-rag"
-    return subprocess.run(
-        [str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False, input=input
-    )
+    return run_command([EXE, *args], store=store, env=env, timeout=timeout, input=input)
 
 
-def kill_when(proc: subprocess.Popen[bytes], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
-    """SIGKILL ``proc`` as soon as ``count_sql`` on the SQLite file ``db`` reaches ``at_least``.
+def wait_for_count(proc: subprocess.Popen[Any], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
+    """Poll ``count_sql`` on the SQLite file ``db`` until it reaches ``at_least``.
 
-    Polls until then (or until ``timeout``, or until the process ends by itself),
-    tolerating a database or table that does not exist yet; used to interrupt a
-    real CLI run mid-work.
+    Returns then, or at ``timeout``, or as soon as the process ends by itself;
+    a database or table that does not exist yet counts as zero.
     """
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if db.exists():
             try:
-                with sqlite3.connect(db) as conn:
+                conn = sqlite3.connect(db)
+                try:
                     if conn.execute(count_sql).fetchone()[0] >= at_least:
-                        break
+                        return
+                finally:
+                    conn.close()
             except sqlite3.OperationalError:
                 pass
-        time.sleep(0.05)
+        time.sleep(0.02)
+
+
+def kill_when(proc: subprocess.Popen[Any], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
+    """SIGKILL ``proc`` as soon as ``count_sql`` on ``db`` reaches ``at_least``: a real CLI run interrupted mid-work."""
+    wait_for_count(proc, db, count_sql, at_least, timeout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

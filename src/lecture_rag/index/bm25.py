@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from lecture_rag.errors import StoreError
+from lecture_rag.index.integrity import checksums, problem
 
 BM25_DIRNAME = "bm25"
 MANIFEST = "manifest.json"
@@ -197,6 +198,9 @@ class BM25Index:
         tmp.mkdir()
         self._model.save(str(tmp), show_progress=False)
         np.save(tmp / IDS_FILE, self.ids)
+        self.manifest["checksums"] = checksums(
+            tmp, sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
+        )
         (tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
         old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex[:8]}")
         if directory.exists():
@@ -218,15 +222,28 @@ class BM25Index:
             )
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            damage = problem(directory, dict(manifest.get("checksums") or {}), full=False)
+            if damage is not None:
+                raise ValueError(damage)
             ids = np.load(directory / IDS_FILE, mmap_mode="r", allow_pickle=False)
             model = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
             count = int(manifest["count"])
             str(manifest["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise _corrupt(directory, exc) from exc
         if ids.shape != (count,) or int(model.scores["num_docs"]) != count:
             raise _corrupt(directory, f"{count} documentos no manifesto, {ids.shape[0]} ids no arquivo")
         return cls(np.asarray(ids, dtype=np.int64), model, manifest)
+
+    @staticmethod
+    def verify(directory: Path) -> str | None:
+        """What is wrong with a saved index, checking every byte (None when it is whole and has checksums)."""
+        try:
+            manifest = json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+            recorded = dict(manifest["checksums"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return f"manifesto BM25 ilegível ou sem somas de verificação ({exc})"
+        return problem(Path(directory), recorded, full=True)
 
 
 def _corrupt(directory: Path, why: object) -> StoreError:

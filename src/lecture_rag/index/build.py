@@ -12,6 +12,17 @@ always loads a vector index and a BM25 index of the same corpus: the old
 pair until the new pair is complete, then the new one. The previous build is
 kept one generation, so a reader that read the old pointer just before the
 swap can still open its files; older builds are deleted.
+
+Builds of one store run one at a time (an ``flock`` in the store's ``locks/``
+folder; a second ``index`` waits), so the leftovers of a killed build (a
+staging folder, a temporary pointer, a build renamed into place but never
+published) are removed at the start of the next one, even when that one has
+nothing to rebuild. Before skipping, ``index`` verifies every byte of the
+published build against the checksums in its manifests: a damaged build is
+rebuilt, not skipped. A build that cannot be written (full disk, read-only
+folder) leaves the published pair in use, removes what it wrote and says why.
+Publishing a build purges the superseded segments (re-ingested or removed
+lectures, see :mod:`lecture_rag.store.sqlite`) that it no longer references.
 """
 
 from __future__ import annotations
@@ -34,14 +45,17 @@ from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
 from lecture_rag.index.embed import embed_corpus
-from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint, read_manifest
+from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
+from lecture_rag.store.failures import os_failure, read_only_error
 
 ProgressFn = Callable[[int, int], None]
 
 INDEX_DIRNAME = "index"
 CURRENT = "current.json"
 BUILD_PREFIX = "build-"
+TMP_SUFFIX = ".tmp"
+BUILD_LOCK = "index-build"
 _LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
 
 
@@ -61,6 +75,7 @@ class Published:
     kind: str
     count: int
     built_at: str
+    previous: str = ""  # the build published before this one (kept one generation for readers)
 
     def path(self, home: Path) -> Path:
         return index_dir(home) / f"{BUILD_PREFIX}{self.build}"
@@ -86,6 +101,7 @@ def published(home: Path) -> Published | None:
             str(data["kind"]),
             int(data["count"]),
             str(data.get("built_at", "")),
+            str(data.get("previous") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(
@@ -123,14 +139,38 @@ def build_indexes(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Embed the corpus, build both indexes and publish them as one build; returns stats for the CLI."""
+    """Embed the corpus, build both indexes and publish them as one build; returns stats for the CLI.
+
+    A read-only store can only be found up to date: anything to build is a StorageError.
+    """
+    if store.read_only:
+        ids = _corpus_ids(store)
+        current = _current_or_none(store.home)
+        if not rebuild and current is not None and _up_to_date(store.home, current, ids_fingerprint(ids), embedder):
+            base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
+            return {**base, "skipped": True, "kind": current.kind}
+        raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
+    with store.exclusive(BUILD_LOCK, "", wait=True):
+        _clean_leftovers(index_dir(store.home))
+        return _build(store, embedder, settings, rebuild=rebuild, progress=progress)
+
+
+def _corpus_ids(store: Store) -> np.ndarray:
     ids = np.asarray(store.corpus_ids(), dtype=np.int64)
     if ids.size == 0:
         raise StoreError(f"O acervo em {store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' antes de indexar.")
+    return ids
+
+
+def _build(
+    store: Store, embedder: Embedder, settings: Settings, *, rebuild: bool, progress: ProgressFn | None
+) -> dict[str, Any]:
+    ids = _corpus_ids(store)
     fingerprint = ids_fingerprint(ids)
     base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
     current = _current_or_none(store.home)
     if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder):
+        store.purge_superseded(keep=())  # the published build holds exactly the current segments
         return {**base, "skipped": True, "kind": current.kind}
 
     t0 = time.perf_counter()
@@ -151,6 +191,7 @@ def build_indexes(
         )
     t3 = time.perf_counter()
     publish(store.home, vindex, bm25)
+    store.purge_superseded(keep=vindex.ids)
     _record_meta(store, embedder, vindex)
     return {
         **base,
@@ -164,15 +205,16 @@ def build_indexes(
 
 
 def publish(home: Path, vindex: VectorIndex, bm25: BM25Index) -> None:
-    """Write both indexes into a new build folder, then swap the pointer; tidy older builds."""
+    """Write both indexes into a new build folder, then swap the pointer; tidy older builds.
+
+    If writing fails (full disk, read-only folder), what was written is removed,
+    the published pair stays in use, and the failure is a StorageError that names it.
+    """
     root = index_dir(home)
-    root.mkdir(parents=True, exist_ok=True)
     token = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    staging = root / f".{BUILD_PREFIX}{token}.tmp"
-    vindex.save(staging)
-    bm25.save(staging / BM25_DIRNAME)
+    staging = root / f".{BUILD_PREFIX}{token}{TMP_SUFFIX}"
     final = root / f"{BUILD_PREFIX}{token}"
-    os.replace(staging, final)
+    tmp = root / f".{CURRENT}.{token}{TMP_SUFFIX}"
     previous = _current_or_none(home)
     pointer = {
         "build": token,
@@ -182,13 +224,26 @@ def publish(home: Path, vindex: VectorIndex, bm25: BM25Index) -> None:
         "kind": vindex.kind,
         "count": len(vindex),
         "built_at": vindex.manifest.built_at,
+        "previous": previous.build if previous else "",
     }
-    tmp = root / f".{CURRENT}.{token}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(pointer, indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, root / CURRENT)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        vindex.save(staging)
+        bm25.save(staging / BM25_DIRNAME)
+        os.replace(staging, final)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(pointer, indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, root / CURRENT)
+    except (OSError, RuntimeError) as exc:  # usearch reports a failed write as RuntimeError
+        failure = os_failure(exc, "o índice", root)
+        for path in (staging, final):
+            shutil.rmtree(path, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+        if failure is None:
+            raise
+        raise failure from exc
     keep = {final.name} | ({f"{BUILD_PREFIX}{previous.build}"} if previous else set())
     _tidy(root, keep)
 
@@ -204,6 +259,28 @@ def _tidy(root: Path, keep: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _clean_leftovers(root: Path) -> None:
+    """Remove what killed builds left (run under the build lock, so no build of this store is running).
+
+    Staging folders and temporary pointers always go; build folders go when
+    the pointer names neither them nor the build before them (readers only
+    ever open those two).
+    """
+    if not root.is_dir():
+        return
+    current = _current_or_none(root.parent)
+    keep = {f"{BUILD_PREFIX}{b}" for b in (current.build, current.previous) if b} if current else None
+    for path in root.iterdir():
+        leftover = path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)
+        orphan = keep is not None and path.name.startswith(BUILD_PREFIX) and path.name not in keep
+        if not (leftover or orphan):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _current_or_none(home: Path) -> Published | None:
     try:
         return published(home)
@@ -212,21 +289,24 @@ def _current_or_none(home: Path) -> Published | None:
 
 
 def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embedder) -> bool:
-    """True when the published build describes this corpus and this embedder, and its files are there."""
+    """True when the published build describes this corpus and this embedder, and every byte of it is intact.
+
+    Verifying reads the whole build (SHA-256 of each file: about 1 s for the
+    1.5 GB of vectors of 1M segments): far less than rebuilding it, and only ``index`` pays it.
+    """
+    if current.fingerprint != fingerprint or current.embedder != embedder.name or current.dim != embedder.dim:
+        return False
     folder = current.path(home)
     try:
-        manifest = read_manifest(folder)
-        bm25_manifest = json.loads((folder / BM25_DIRNAME / "manifest.json").read_text(encoding="utf-8"))
-    except (StoreError, OSError, ValueError):
+        vindex = VectorIndex.load(folder, embedder_name=embedder.name, dim=embedder.dim)
+        bm25 = BM25Index.load(folder / BM25_DIRNAME)
+    except StoreError:
         return False
     return (
-        manifest is not None
-        and current.fingerprint == fingerprint
-        and manifest.fingerprint == fingerprint
-        and bm25_manifest.get("fingerprint") == fingerprint
-        and current.embedder == embedder.name
-        and current.dim == embedder.dim
-        and all((folder / name).exists() for name in manifest.files.values())
+        vindex.fingerprint == fingerprint
+        and bm25.fingerprint == fingerprint
+        and VectorIndex.verify(folder) is None
+        and BM25Index.verify(folder / BM25_DIRNAME) is None
     )
 
 

@@ -16,7 +16,11 @@ On-disk layout of one saved index (a build folder, see
 :mod:`lecture_rag.index.build`): ``manifest.json`` names the data files,
 whose names carry a per-save token. A save writes new files, then replaces
 the manifest atomically, then deletes the files of older saves, so a reader
-never pairs vectors of one save with ids of another.
+never pairs vectors of one save with ids of another. The manifest records
+each data file's size and checksums (:mod:`lecture_rag.index.integrity`);
+loading checks sizes and sampled checksums, and every score a search returns
+is checked to be a cosine (within [-1, 1]): damaged files are refused with
+"run 'lecture-rag index --rebuild'", never served as scores like 3e+37.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import json
 import math
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,11 +38,13 @@ from typing import Any, Literal
 import numpy as np
 
 from lecture_rag.errors import IndexMismatchError, StoreError
+from lecture_rag.index.integrity import checksums, problem
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 Kind = Literal["exact", "hnsw"]
 _MAX_RUNS = 512  # above this many contiguous runs, a filtered exact search gathers rows instead
+COSINE_TOLERANCE = 1e-3  # float32 dot products of unit vectors stray from [-1, 1] by ~1e-7; garbage by far more
 
 
 def ids_fingerprint(ids: np.ndarray | list[int]) -> str:
@@ -84,6 +90,7 @@ class VectorManifest:
     hnsw: dict[str, Any] | None = None
     format: int = FORMAT_VERSION
     built_at: str = ""
+    checksums: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> size, sha256, sample
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VectorManifest:
@@ -97,6 +104,7 @@ class VectorManifest:
             hnsw=data.get("hnsw"),
             format=int(data.get("format", FORMAT_VERSION)),
             built_at=str(data.get("built_at", "")),
+            checksums=dict(data.get("checksums") or {}),
         )
         if man.kind not in ("exact", "hnsw") or "vectors" not in man.files or "ids" not in man.files:
             raise ValueError(f"manifest inválido: kind={man.kind!r}, files={sorted(man.files)}")
@@ -131,6 +139,7 @@ class VectorIndex:
         self.manifest = manifest
         self._hnsw = hnsw
         self.exact_subset_max = exact_subset_max
+        self.directory: Path | None = None  # where it was loaded from (for messages)
 
     # -- identity -------------------------------------------------------------
     @property
@@ -211,10 +220,11 @@ class VectorIndex:
 
     def _exact(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Brute force: one matrix-vector product, then argpartition (no full sort)."""
-        scores = self._vectors @ q if rows is None else self._subset_scores(q, rows)
+        with _damaged_values_checked_later():
+            scores = self._vectors @ q if rows is None else self._subset_scores(q, rows)
         top = _top_k(scores, k)
         positions = top if rows is None else rows[top]
-        return self._ids[positions], scores[top].astype(np.float32)
+        return self._ids[positions], self._checked(scores[top])
 
     def _subset_scores(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosines of sorted ``rows``, reading contiguous runs as views of the memory map.
@@ -256,9 +266,25 @@ class VectorIndex:
         if rows.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         rows = np.sort(rows)  # sequential reads from the memory map
-        scores = self._vectors[rows] @ q
+        with _damaged_values_checked_later():
+            scores = self._vectors[rows] @ q
         top = _top_k(scores, k)
-        return self._ids[rows[top]], scores[top].astype(np.float32)
+        return self._ids[rows[top]], self._checked(scores[top])
+
+    def cosines(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Exact cosines of ``ids`` with ``query`` (0 for unknown ids), checked like search scores."""
+        with _damaged_values_checked_later():
+            scores = self.vectors_for(np.asarray(ids, dtype=np.int64)) @ _query_vector(query, self.dim)
+        return self._checked(scores)
+
+    def _checked(self, scores: np.ndarray) -> np.ndarray:
+        """Scores a user sees are cosines: anything outside [-1, 1] means damaged vectors, not a result."""
+        scores = np.asarray(scores, dtype=np.float32)
+        bad = scores[~(np.abs(scores) <= 1.0 + COSINE_TOLERANCE)]  # NaN fails the comparison too
+        if bad.size:
+            where = self.directory if self.directory is not None else "(em memória)"
+            raise _corrupt(where, f"similaridade {float(bad[0]):.3g} fora de [-1, 1]: vetores danificados")
+        return np.clip(scores, -1.0, 1.0)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of the known ``ids`` (unknown ids are dropped)."""
@@ -293,6 +319,7 @@ class VectorIndex:
             self._hnsw.save(str(tmp))
             os.replace(tmp, directory / files["hnsw"])
         self.manifest.files = files
+        self.manifest.checksums = checksums(directory, sorted(files.values()))
         tmp_manifest = directory / f".{MANIFEST}.{token}.tmp"
         tmp_manifest.write_text(json.dumps(asdict(self.manifest), indent=2), encoding="utf-8")
         os.replace(tmp_manifest, directory / MANIFEST)
@@ -317,6 +344,9 @@ class VectorIndex:
             )
         if embedder_name is not None and dim is not None:
             check_manifest_embedder(manifest.embedder, manifest.dim, embedder_name, dim)
+        damage = problem(directory, manifest.checksums, full=False)
+        if damage is not None:
+            raise _corrupt(directory, damage)
         try:
             ids = np.load(directory / manifest.files["ids"], mmap_mode="r", allow_pickle=False)
             vectors = np.load(directory / manifest.files["vectors"], mmap_mode="r", allow_pickle=False)
@@ -328,7 +358,22 @@ class VectorIndex:
         _check_shapes(directory, manifest, ids, vectors, graph)
         if ids_fingerprint(np.asarray(ids)) != manifest.fingerprint:
             raise _corrupt(directory, "os ids não batem com a impressão digital do manifesto")
-        return cls(ids, vectors, manifest, graph, exact_subset_max=exact_subset_max)
+        index = cls(ids, vectors, manifest, graph, exact_subset_max=exact_subset_max)
+        index.directory = directory
+        return index
+
+    @staticmethod
+    def verify(directory: Path) -> str | None:
+        """What is wrong with a saved index, checking every byte (None when it is whole and has checksums)."""
+        try:
+            manifest = read_manifest(directory)
+        except StoreError as exc:
+            return str(exc)
+        if manifest is None:
+            return "manifesto ausente"
+        if set(manifest.checksums) != set(manifest.files.values()):
+            return "o manifesto não tem somas de verificação (índice de uma versão anterior)"
+        return problem(Path(directory), manifest.checksums, full=True)
 
 
 def check_manifest_embedder(built_with: str, built_dim: int, name: str, dim: int) -> None:
@@ -417,6 +462,11 @@ def _query_vector(query: np.ndarray, dim: int) -> np.ndarray:
     return q
 
 
+def _damaged_values_checked_later() -> Any:
+    """No numpy warnings for NaN/inf from damaged vectors: :meth:`VectorIndex._checked` reports them as an error."""
+    return np.errstate(invalid="ignore", over="ignore")
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest scores, best first (ties: lower index first)."""
     n = scores.shape[0]
@@ -447,7 +497,7 @@ def _remove_stale(directory: Path, keep: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _corrupt(directory: Path, why: object) -> StoreError:
+def _corrupt(directory: Path | str, why: object) -> StoreError:
     return StoreError(
         f"O índice vetorial em {directory} está corrompido ou incompleto ({why}). "
         "Rode 'lecture-rag index --rebuild' para refazê-lo."

@@ -243,8 +243,10 @@ class Retriever:
         total = len(indexes.vectors) if allowed is None else int(allowed.size)
         while True:
             candidates, exhausted = self._candidates(indexes, text, qvec, mode, fetch, allowed)
-            segments = self.store.get_segments(c.corpus_id for c in candidates)
-            candidates = [c for c in candidates if c.corpus_id in segments]  # stale index: gone
+            # Ids of the published index: a re-ingested or removed lecture resolves to its superseded
+            # version until an index without it is published; ids purged since are simply gone.
+            segments = self.store.get_segments((c.corpus_id for c in candidates), superseded=True)
+            candidates = [c for c in candidates if c.corpus_id in segments]
             kept = candidates[:k]
             if dedup:
                 kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k)
@@ -295,7 +297,8 @@ class Retriever:
                 raise LectureRagError(
                     f"Nenhuma aula do curso '{course}'{where} no acervo. Cursos disponíveis: {', '.join(known)}."
                 )
-        return np.asarray(self.store.corpus_ids([v.video_id for v in chosen]), dtype=np.int64)
+        ids = self.store.corpus_ids([v.video_id for v in chosen], superseded=True)  # what the index may hold
+        return np.asarray(ids, dtype=np.int64)
 
 
 def _hybrid(
@@ -310,7 +313,7 @@ def _hybrid(
     weights = {"dense": settings.dense_weight, "bm25": settings.bm25_weight}
     fused = rrf_fuse({"dense": d_ids.tolist(), "bm25": b_ids.tolist()}, settings.rrf_k, weights)
     ids = np.asarray([cid for cid, _, _ in fused], dtype=np.int64)
-    cosines = indexes.vectors.vectors_for(ids) @ np.asarray(qvec, dtype=np.float32)
+    cosines = indexes.vectors.cosines(ids, qvec)
     bm25 = {int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)}
     out = [
         Candidate(cid, score, float(cos), bm25.get(cid), src)

@@ -1,6 +1,7 @@
 """Store layer: the only code that talks SQL (corpus, evaluation runs, embedding cache)."""
 
 from lecture_rag.store.cache import CACHE_NAME, EmbeddingCache, cache_path, text_hash
+from lecture_rag.store.failures import StorageError
 from lecture_rag.store.runs import RunStore, RunSummary
 from lecture_rag.store.sqlite import DB_NAME, EmptyVideoError, SegmentDraft, Store
 
@@ -12,6 +13,7 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "SegmentDraft",
+    "StorageError",
     "Store",
     "cache_path",
     "text_hash",

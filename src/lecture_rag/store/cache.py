@@ -5,6 +5,10 @@ Why a cache: embedding is by far the slowest step of indexing (see
 the same text twice. Vectors are keyed by (embedder name, SHA-256 of the
 exact passage text), which survives index rebuilds, re-ingests that keep
 most windows unchanged, and corpus-id changes.
+
+Only SQLite's own corruption codes make the cache "corrupt" (the one case
+where deleting it is the fix); a full disk or a read-only cache is named as
+such, because deleting a good cache throws away hours of embedding.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lecture_rag.errors import StoreError
+from lecture_rag.store.failures import open_error, read_only_error, sqlite_errors, write_protected
+from lecture_rag.store.sqlite import connect
 
 CACHE_NAME = "embeddings.sqlite3"
+WHAT = "o cache de embeddings"
 _SQL_CHUNK = 500  # stay well under SQLite's bound-parameter limit
 
 _SCHEMA = """
@@ -45,22 +51,35 @@ class EmbeddingCache:
     """Passage vectors by (embedder name, text hash), in one SQLite file (WAL).
 
     It is only a cache: deleting the file costs re-embedding, nothing else.
+    A write-protected cache is opened read-only, as the store is
+    (:func:`~lecture_rag.store.failures.write_protected`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        exists = self.path.exists()
+        protected = write_protected(self.path, self.path.parent)
+        if protected and not exists:
+            raise read_only_error(WHAT, self.path, "não é possível criá-lo")
+        wal = self.path.with_name(self.path.name + "-wal")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect(self.path, read_only=protected, immutable=protected and not wal.exists())
+            self._conn.isolation_level = "DEFERRED"  # implicit transactions: ``with self._conn`` commits or rolls back
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
+            if not protected:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+            self._conn.execute("SELECT COUNT(*) FROM embedders").fetchone()
+        except sqlite3.Error as exc:
+            if hasattr(self, "_conn"):
+                self._conn.close()
+            corrupt = (
                 f"O cache de embeddings {self.path} está corrompido ({exc}). Ele é só um cache: "
                 "apague o arquivo e rode o comando de novo (os trechos serão reprocessados)."
-            ) from exc
+            )
+            raise open_error(exc, WHAT, self.path, corrupt=corrupt) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -76,7 +95,7 @@ class EmbeddingCache:
         row = self._conn.execute("SELECT id, dim FROM embedders WHERE name=?", (name,)).fetchone()
         if row is not None and int(row[1]) == dim:
             return int(row[0])
-        with self._conn:
+        with sqlite_errors(WHAT, self.path), self._conn:
             if row is not None:
                 self._conn.execute("DELETE FROM embedders WHERE id=?", (row[0],))
             cur = self._conn.execute("INSERT INTO embedders(name, dim) VALUES(?, ?)", (name, dim))
@@ -101,7 +120,7 @@ class EmbeddingCache:
     def put_many(self, embedder_id: int, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
         """Store vectors and commit, so that they survive a crash right after."""
         rows = [(embedder_id, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes()) for key, vec in items]
-        with self._conn:
+        with sqlite_errors(WHAT, self.path), self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO vectors(embedder_id, text_hash, vec) VALUES(?,?,?)", rows)
 
     def count(self, name: str | None = None) -> int:
@@ -124,7 +143,7 @@ class EmbeddingCache:
             for (key,) in self._conn.execute("SELECT text_hash FROM vectors WHERE embedder_id=?", (row[0],))
             if bytes(key) not in wanted
         ]
-        with self._conn:
+        with sqlite_errors(WHAT, self.path), self._conn:
             self._conn.executemany("DELETE FROM vectors WHERE embedder_id=? AND text_hash=?", stale)
         return len(stale)
 

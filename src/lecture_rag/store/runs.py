@@ -9,6 +9,7 @@ wire form (:mod:`lecture_rag.wire`) and come back as typed records.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,19 @@ from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunItem
 from lecture_rag.store.sqlite import Store
 from lecture_rag.wire import dumps, loads
+
+# A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
+# nothing a URL would reinterpret. Letters include accented ones (\w is Unicode-aware).
+RUN_NAME = re.compile(r"\w[\w.-]{0,99}")
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a name for a new run that the web app could not open."""
+    if not RUN_NAME.fullmatch(name):
+        raise LectureRagError(
+            f"Nome de rodada inválido: {name!r}. Use só letras, números, '_', '-' e '.', começando por letra "
+            "ou número, com até 100 caracteres (ex.: base-2024.1): o nome vira parte do endereço da página web."
+        )
 
 
 def _now() -> str:
@@ -73,8 +87,12 @@ class RunStore:
         Returns True when the run is new. Resuming with another configuration
         would mix two experiments under one name, so it is refused. Two
         processes starting the same new run race on one insert: one creates
-        it, the other finds it and compares, never an integrity error.
+        it, the other finds it and compares, never an integrity error. A new
+        run's name must pass :func:`check_run_name`; runs stored before that
+        rule keep their names and can still be resumed.
         """
+        if self.get_config(name) is None:
+            check_run_name(name)
         text = json.dumps(config, sort_keys=True)
         with self.store.transaction() as conn:
             created = conn.execute(

@@ -6,7 +6,9 @@ so two processes opening an old store at once upgrade it once. A store
 written by a newer lecture-rag (a version this code does not know) is
 refused rather than guessed at. Version 1 stores predate versioned run
 tables (they were created on first use, outside the version), hence
-``IF NOT EXISTS`` in version 2.
+``IF NOT EXISTS`` in version 2. Version 3 keeps the segments of replaced or
+removed lectures until an index without them is published (see
+:mod:`lecture_rag.store.sqlite`); existing stores gain the empty table in place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 
 from lecture_rag.errors import StoreError
+from lecture_rag.store.failures import rollback
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the corpus
@@ -83,11 +86,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run, qid, annotator)
         )""",
     ),
+    # 3: superseded segments, still referenced by the published index (corpus ids kept, video fields copied)
+    (
+        """CREATE TABLE IF NOT EXISTS superseded_segments (
+            corpus_id INTEGER PRIMARY KEY,
+            video_id TEXT NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            text TEXT NOT NULL,
+            url TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            course TEXT NOT NULL DEFAULT '',
+            superseded_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS superseded_video ON superseded_segments(video_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _version(conn: sqlite3.Connection) -> int:
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version a database records (0 for an empty one)."""
     has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
     if not has_meta:
         return 0
@@ -97,7 +116,7 @@ def _version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection, where: str) -> int:
     """Bring the database to :data:`SCHEMA_VERSION`; returns the version it had."""
-    found = _version(conn)
+    found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise StoreError(
             f"O acervo em {where} usa o esquema {found}, mais novo que esta versão do lecture-rag "
@@ -107,7 +126,7 @@ def migrate(conn: sqlite3.Connection, where: str) -> int:
         return found
     conn.execute("BEGIN IMMEDIATE")
     try:
-        current = _version(conn)  # another process may have upgraded while we waited for the lock
+        current = schema_version(conn)  # another process may have upgraded while we waited for the lock
         for version in range(current, SCHEMA_VERSION):
             for statement in MIGRATIONS[version]:
                 conn.execute(statement)
@@ -118,6 +137,6 @@ def migrate(conn: sqlite3.Connection, where: str) -> int:
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
     return found

@@ -9,6 +9,23 @@ Threads: each thread gets its own connection to the database (opened on
 first use), so a worker thread that reads never shares a connection, and
 its transaction state, with a thread that writes; WAL lets them run side
 by side, and a writer waits for the write lock (30 s) instead of failing.
+
+Failures of the storage itself (a read-only store, a full disk, a file-size
+limit, an I/O error) become a :class:`~lecture_rag.store.failures.StorageError`
+that names the cause; the transaction is rolled back whole. A store whose
+files carry no write permission (``chmod a-w``) or sit on a read-only mount
+is opened read-only (SQLite's ``mode=ro``): reading works, and every write
+says that the store is read-only, even for root.
+
+Superseded segments: re-ingesting or removing a lecture moves its old
+segments to ``superseded_segments`` (in the same transaction) instead of
+deleting them, because the published index still holds their corpus ids
+until the next ``index``; search resolves its hits with
+``get_segments(..., superseded=True)``, so the lecture stays searchable in
+its old version until the new one is indexed. Publishing an index purges
+the superseded rows it no longer references (:meth:`Store.purge_superseded`).
+Everything else (corpus list/show, indexing, counts) sees only the current
+version.
 """
 
 from __future__ import annotations
@@ -24,13 +41,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
 from lecture_rag.records import Segment, Video
-from lecture_rag.store.schema import migrate
+from lecture_rag.store.failures import (
+    open_error,
+    os_errors,
+    read_only_error,
+    rollback,
+    sqlite_errors,
+    write_protected,
+)
+from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 
 DB_NAME = "lecture-rag.sqlite3"
 LOCKS_DIRNAME = "locks"
+WHAT = "o acervo"
+_OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be upgraded)
+_SUPERSEDED_SINCE = 3
 
 
 class EmptyVideoError(StoreError):
@@ -49,37 +78,70 @@ class SegmentDraft:
 class Store:
     """Videos and segments of one store directory."""
 
-    def __init__(self, home: Path, *, create: bool = True) -> None:
+    def __init__(self, home: Path, *, create: bool = True, read_only: bool = False) -> None:
+        """Open (or create) the store in ``home``; ``read_only`` opens it with SQLite's read-only mode.
+
+        A store whose database or folder is write-protected is opened read-only
+        whatever ``read_only`` says (see the module docstring).
+        """
         self.home = Path(home)
         self.db_path = self.home / DB_NAME
-        if not self.db_path.exists() and not create:
+        exists = self.db_path.exists()
+        if not exists and not create:
             raise StoreError(
                 f"Nenhum acervo em {self.home}: rode 'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
             )
+        protected = write_protected(self.db_path, self.home)
+        self.read_only = read_only or protected
+        if self.read_only and not exists:
+            raise read_only_error(WHAT, self.home, "não é possível criar o acervo")
+        # Nothing can write a protected store: with no WAL file left, SQLite need not even create its -shm.
+        self._immutable = protected and not self.db_path.with_name(DB_NAME + "-wal").exists()
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._open_lock = threading.Lock()
+        self._superseded = True  # whether the superseded_segments table exists (not in old read-only stores)
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
-            migrate(self.conn, str(self.home))
-        except sqlite3.DatabaseError as exc:
+            with os_errors(WHAT, self.home):
+                self.home.mkdir(parents=True, exist_ok=True)
+            if self.read_only:
+                self._check_schema()
+            else:
+                migrate(self.conn, str(self.home))
+        except sqlite3.Error as exc:
             self.close()
-            raise StoreError(
+            corrupt = (
                 f"O arquivo do acervo {self.db_path} está corrompido ou não é um banco SQLite ({exc}). "
                 "Mova-o para outro lugar e rode 'lecture-rag ingest' de novo."
-            ) from exc
+            )
+            raise open_error(exc, WHAT, self.db_path, corrupt=corrupt) from exc
         except BaseException:
             self.close()
             raise
+
+    def _check_schema(self) -> None:
+        """A read-only store cannot be upgraded: one from before superseded segments (2) is read as it is.
+
+        Older ones lack the run tables that reading needs: refuse them, and say why.
+        """
+        found = schema_version(self.conn)
+        if found < _OLDEST_READABLE:
+            raise read_only_error(
+                WHAT, self.home, f"ele usa o esquema {found} e esta versão precisa gravar o esquema {SCHEMA_VERSION}"
+            )
+        if found > SCHEMA_VERSION:
+            migrate(self.conn, str(self.home))  # refuses a newer store without writing
+        self._superseded = found >= _SUPERSEDED_SINCE
 
     @property
     def conn(self) -> sqlite3.Connection:
         """This thread's connection to the database (opened on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn = connect(self.db_path, read_only=self.read_only, immutable=self._immutable)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             with self._open_lock:
@@ -96,20 +158,25 @@ class Store:
         self._local = threading.local()
 
     @contextmanager
-    def exclusive(self, what: str, busy: str) -> Iterator[None]:
+    def exclusive(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
         """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
-        The lock is an ``flock`` on a file under the store's ``locks/`` folder,
+        With ``wait=True`` the block waits for the other process instead. The
+        lock is an ``flock`` on a file under the store's ``locks/`` folder,
         so the operating system releases it when its process dies: a killed
-        run never leaves a stale lock behind.
+        run never leaves a stale lock behind. Locks guard writers, so a
+        read-only store refuses them.
         """
+        if self.read_only:
+            raise read_only_error(WHAT, self.home)
         folder = self.home / LOCKS_DIRNAME
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / (hashlib.sha256(what.encode()).hexdigest()[:24] + ".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with os_errors(WHAT, self.home):
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
                     raise StoreError(busy) from None
@@ -126,15 +193,22 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work: all of it lands, or none of it."""
+        """One atomic unit of work: all of it lands, or none of it.
+
+        A storage failure (full disk, read-only store, I/O error) in the block
+        or at COMMIT becomes a StorageError naming the cause. SQLite rolls back
+        by itself after some of them, so the ROLLBACK here runs only while a
+        transaction is still open, and its own failure never hides the first error.
+        """
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with sqlite_errors(WHAT, self.db_path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)
+                raise
 
     # -- meta ---------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -142,10 +216,11 @@ class Store:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
-            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
+        with sqlite_errors(WHAT, self.db_path):
+            self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # -- videos -------------------------------------------------------------
     def source_hash(self, video_id: str) -> str | None:
@@ -157,14 +232,15 @@ class Store:
 
         ``drafts`` may be a generator (a 200 MB transcript streams straight
         into the database). Returns the new corpus ids. Old segments of the
-        video are deleted in the same transaction, so readers see either the
-        old or the new version; if reading fails half-way, or yields nothing,
-        the old version stays untouched. The video's duration, when not given,
-        is the end of its last segment.
+        video are superseded in the same transaction (see the module
+        docstring), so readers see either the old or the new version; if
+        reading fails half-way, or yields nothing, the old version stays
+        untouched. The video's duration, when not given, is the end of its
+        last segment.
         """
         ingested = video.ingested_at or datetime.now(UTC).isoformat(timespec="seconds")
         with self.transaction() as conn:
-            conn.execute("DELETE FROM segments WHERE video_id=?", (video.video_id,))
+            _supersede(conn, video.video_id, ingested)
             conn.execute(
                 """INSERT INTO videos(video_id, title, course, url, language, duration,
                                       source_path, source_hash, ingested_at)
@@ -201,10 +277,30 @@ class Store:
         return ids
 
     def remove_video(self, video_id: str) -> bool:
+        """Remove a video; its segments stay superseded until an index without them is published."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM segments WHERE video_id=?", (video_id,))
+            _supersede(conn, video_id, datetime.now(UTC).isoformat(timespec="seconds"))
             cur = conn.execute("DELETE FROM videos WHERE video_id=?", (video_id,))
         return cur.rowcount > 0
+
+    def superseded_ids(self) -> list[int]:
+        """Corpus ids of superseded segments (replaced or removed, not yet purged), ascending."""
+        if not self._superseded:
+            return []
+        rows = self.conn.execute("SELECT corpus_id FROM superseded_segments ORDER BY corpus_id")
+        return [int(r[0]) for r in rows]
+
+    def purge_superseded(self, keep: Iterable[int]) -> int:
+        """Delete superseded segments whose ids are not in ``keep`` (the published index's ids); returns how many."""
+        superseded = self.superseded_ids()
+        if not superseded:
+            return 0
+        wanted = {int(i) for i in keep}
+        stale = [(i,) for i in superseded if i not in wanted]
+        if stale:
+            with self.transaction() as conn:
+                conn.executemany("DELETE FROM superseded_segments WHERE corpus_id=?", stale)
+        return len(stale)
 
     def list_videos(self) -> list[Video]:
         rows = self.conn.execute(
@@ -234,8 +330,15 @@ class Store:
             rows = self.conn.execute(self._SEG_SELECT + " WHERE s.video_id=? ORDER BY s.start", (video_id,))
         return [_segment(row) for row in rows]
 
-    def get_segments(self, corpus_ids: Iterable[int]) -> dict[int, Segment]:
-        """Segments by corpus id (missing ids are simply absent)."""
+    _SUPERSEDED_SELECT = """SELECT corpus_id, video_id, start, end, text, url, title, course
+                            FROM superseded_segments"""
+
+    def get_segments(self, corpus_ids: Iterable[int], *, superseded: bool = False) -> dict[int, Segment]:
+        """Segments by corpus id (missing ids are simply absent).
+
+        ``superseded=True`` also resolves ids of replaced or removed versions
+        not purged yet: what search needs while the published index still holds them.
+        """
         ids = list(dict.fromkeys(int(i) for i in corpus_ids))
         out: dict[int, Segment] = {}
         for start in range(0, len(ids), 500):
@@ -244,21 +347,33 @@ class Store:
             for row in self.conn.execute(self._SEG_SELECT + f" WHERE s.corpus_id IN ({marks})", chunk):
                 seg = _segment(row)
                 out[seg.corpus_id] = seg
+            missing = [i for i in chunk if i not in out]
+            if superseded and self._superseded and missing:
+                marks = ",".join("?" * len(missing))
+                for row in self.conn.execute(self._SUPERSEDED_SELECT + f" WHERE corpus_id IN ({marks})", missing):
+                    seg = _segment(row)
+                    out[seg.corpus_id] = seg
         return out
 
     def segment_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
-    def corpus_ids(self, video_ids: Sequence[str] | None = None) -> list[int]:
-        """Corpus ids in order, of the given videos only if ``video_ids`` is given (ids only, no text)."""
+    def corpus_ids(self, video_ids: Sequence[str] | None = None, *, superseded: bool = False) -> list[int]:
+        """Corpus ids in order, of the given videos only if ``video_ids`` is given (ids only, no text).
+
+        ``superseded=True`` adds the ids of those videos' superseded segments (see :meth:`get_segments`).
+        """
+        tables = ("segments", "superseded_segments") if superseded and self._superseded else ("segments",)
         if video_ids is None:
-            return [int(r[0]) for r in self.conn.execute("SELECT corpus_id FROM segments ORDER BY corpus_id")]
-        out: list[int] = []
+            out = [int(r[0]) for table in tables for r in self.conn.execute(f"SELECT corpus_id FROM {table}")]
+            return sorted(out)
+        out = []
         for start in range(0, len(video_ids), 500):
             chunk = list(video_ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(f"SELECT corpus_id FROM segments WHERE video_id IN ({marks})", chunk)
-            out.extend(int(r[0]) for r in rows)
+            for table in tables:
+                rows = self.conn.execute(f"SELECT corpus_id FROM {table} WHERE video_id IN ({marks})", chunk)
+                out.extend(int(r[0]) for r in rows)
         return sorted(out)
 
     def iter_texts(self, batch: int = 1000) -> Iterator[list[tuple[int, str]]]:
@@ -273,6 +388,30 @@ class Store:
                 return
             yield [(int(r[0]), str(r[1])) for r in rows]
             last = int(rows[-1][0])
+
+
+def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit); ``read_only`` uses SQLite's ``mode=ro``.
+
+    ``immutable`` tells SQLite that nothing can change the file (a write-protected
+    store with no WAL file), so it reads it without creating lock files beside it.
+    """
+    if not read_only:
+        return sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+
+
+def _supersede(conn: sqlite3.Connection, video_id: str, when: str) -> None:
+    """Move a video's current segments to ``superseded_segments`` (inside the caller's transaction)."""
+    conn.execute(
+        """INSERT OR REPLACE INTO superseded_segments(corpus_id, video_id, start, end, text, url, title, course,
+                                                     superseded_at)
+           SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, v.url, v.title, v.course, ?
+           FROM segments s JOIN videos v ON v.video_id = s.video_id WHERE s.video_id=?""",
+        (when, video_id),
+    )
+    conn.execute("DELETE FROM segments WHERE video_id=?", (video_id,))
 
 
 def _video(row: sqlite3.Row) -> Video:

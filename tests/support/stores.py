@@ -1,0 +1,22 @@
+"""Stores as earlier releases wrote them, for upgrade and read-only checks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from lecture_rag.store import DB_NAME
+from lecture_rag.store.schema import MIGRATIONS
+
+
+def previous_release_store(home: Path, version: int = 2) -> Path:
+    """A store at schema ``version`` holding one video 'v1' with one segment 'olá'; returns the database file."""
+    db = home / DB_NAME
+    with sqlite3.connect(db) as conn:
+        for migration in MIGRATIONS[:version]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(version),))
+        conn.execute("INSERT INTO videos(video_id, title, ingested_at) VALUES('v1', 'Aula', '2026-01-01')")
+        conn.execute("INSERT INTO segments(video_id, seq, start, end, text) VALUES('v1', 0, 0, 60, 'olá')")
+    return db
