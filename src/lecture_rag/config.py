@@ -8,14 +8,16 @@ names below), a TOML file (``$LECTURE_RAG_HOME/config.toml`` or the path in
 
 from __future__ import annotations
 
+import math
 import os
+import reprlib
 import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,11 +47,63 @@ def default_home() -> Path:
 
 
 class SegmentationSettings(BaseModel):
-    """How cues are merged into retrievable windows."""
+    """How cues are merged into retrievable windows.
 
-    window_seconds: float = Field(120.0, gt=5, description="target window length")
-    max_window_seconds: float = Field(180.0, gt=5, description="hard cap for one window")
-    overlap_seconds: float = Field(0.0, ge=0, description="repeat this much speech between windows")
+    The one place these values are checked, whether they come from the config
+    file, the environment or the ``--window``/``--overlap`` flags
+    (:meth:`with_flags`): finite seconds, a window longer than 5 s, and an
+    overlap shorter than the window.
+    """
+
+    window_seconds: float = Field(120.0, gt=5, allow_inf_nan=False, description="target window length")
+    max_window_seconds: float = Field(180.0, gt=5, allow_inf_nan=False, description="hard cap for one window")
+    overlap_seconds: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="repeat this much speech between windows"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_shorter_than_window(self) -> SegmentationSettings:
+        if self.overlap_seconds >= self.window_seconds:
+            raise ValueError(
+                f"a sobreposição (overlap_seconds = {self.overlap_seconds:g}) precisa ser menor que a janela "
+                f"(window_seconds = {self.window_seconds:g})"
+            )
+        return self
+
+    def with_flags(self, *, window: float | None, overlap: float | None) -> SegmentationSettings:
+        """These settings with ``--window``/``--overlap`` applied, checked like the config file's values.
+
+        A longer window raises the hard cap with it (to 1.5 times the window).
+        A bad value is a :class:`ConfigError` that names the flag.
+        """
+        if window is None and overlap is None:
+            return self
+        values = self.model_dump()
+        if window is not None:
+            values["window_seconds"] = window
+            if math.isfinite(window):
+                values["max_window_seconds"] = max(self.max_window_seconds, window * 1.5)
+        if overlap is not None:
+            values["overlap_seconds"] = overlap
+        try:
+            return SegmentationSettings.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(self._flag_problem(exc, window, overlap)) from None
+
+    def _flag_problem(self, exc: ValidationError, window: float | None, overlap: float | None) -> str:
+        fix = "Corrija o valor e tente de novo"
+        fields = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        if window is not None and fields & {"window_seconds", "max_window_seconds"}:
+            return f"--window {window:g}: a janela precisa ser um número finito de segundos, maior que 5. {fix}."
+        if overlap is not None and "overlap_seconds" in fields:
+            return f"--overlap {overlap:g}: a sobreposição precisa ser um número finito de segundos, 0 ou mais. {fix}."
+        length = self.window_seconds if window is None else window
+        if overlap is not None:
+            return f"--overlap {overlap:g}: a sobreposição precisa ser menor que a janela ({length:g} segundos). {fix}."
+        return (
+            f"--window {length:g}: a janela precisa ser maior que a sobreposição configurada "
+            f"({self.overlap_seconds:g} segundos em [segmentation] overlap_seconds). Use também --overlap."
+        )
 
 
 class EmbedderSettings(BaseModel):
@@ -75,6 +129,26 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     dedup_overlap: float = Field(0.5, ge=0, le=1)
+
+
+class WebSettings(BaseModel):
+    """The web server (``lecture-rag serve``): who may reach it, and how much it takes at once.
+
+    ``serve`` flags override these. Serving beyond this machine (``--host``
+    other than a loopback address) needs ``allowed_hosts``: the names or
+    addresses people type to reach it (this machine's own names are always
+    allowed); runs and annotations then need the token to be read.
+    """
+
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host names answered besides this machine's")
+    # None: only when serving beyond this machine.
+    read_needs_token: bool | None = None
+    header_timeout: float = Field(10.0, gt=0, le=600, description="seconds to send a complete request head")
+    keep_alive_timeout: int = Field(5, ge=1, le=600, description="seconds an idle kept-alive connection stays open")
+    max_connections: int = Field(1000, ge=8, description="open connections; beyond, the oldest idle one is closed")
+    backlog: int = Field(2048, ge=16, description="connections the kernel queues before accept")
+    answer_workers: int = Field(8, ge=1, le=64, description="questions answered at once")
+    ask_queue: int = Field(32, ge=0, description="questions waiting for a worker; beyond, 503 with Retry-After")
 
 
 class LLMSettings(BaseModel):
@@ -173,6 +247,7 @@ class Settings(BaseSettings):
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     judge_llm: JudgeLLMSettings = Field(default_factory=JudgeLLMSettings)
     labels: list[LabelSettings] = Field(default_factory=default_labels)
@@ -207,6 +282,58 @@ def config_file(store: Path | None = None) -> Path:
     return home / CONFIG_NAME
 
 
+def _check_config_file(path: Path) -> None:
+    """Refuse a config file that cannot be what it should: never ignore it silently, never a traceback.
+
+    A store without ``config.toml`` is normal (the defaults apply); a file
+    named by ``LECTURE_RAG_CONFIG`` that does not exist, a folder, an
+    unreadable, binary or non-UTF-8 file, or TOML that does not parse is a
+    :class:`ConfigError` that names the file and what to do.
+    """
+    explicit = bool(os.environ.get("LECTURE_RAG_CONFIG"))
+    if path.is_dir():
+        raise ConfigError(
+            f"O arquivo de configuração {path} é uma pasta. Remova ou renomeie a pasta e crie ali um arquivo "
+            "TOML (ou aponte LECTURE_RAG_CONFIG para um arquivo)."
+        )
+    if not path.exists():
+        if explicit:
+            raise ConfigError(
+                f"LECTURE_RAG_CONFIG aponta para {path}, que não existe. Corrija o caminho na variável, crie o "
+                "arquivo ou remova a variável para usar o config.toml do acervo."
+            )
+        return
+    if not path.is_file():
+        raise ConfigError(f"O arquivo de configuração {path} não é um arquivo comum. Use um arquivo TOML.")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"Não foi possível ler o arquivo de configuração {path} ({exc.strerror}). Confira as permissões."
+        ) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(
+            f"O arquivo de configuração {path} começa com um BOM (marca de ordem de bytes), que TOML não aceita. "
+            "Salve-o como UTF-8 sem BOM."
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"O arquivo de configuração {path} não é texto UTF-8 (conteúdo binário ou outra codificação). "
+            "Salve-o como UTF-8 (TOML) e tente de novo."
+        ) from None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"O arquivo de configuração {path} não é TOML válido: {exc}. Corrija-o.") from None
+    except RecursionError:
+        raise ConfigError(
+            f"O arquivo de configuração {path} tem listas ou tabelas aninhadas em níveis demais. "
+            "Confira se é mesmo o config.toml do lecture-rag."
+        ) from None
+
+
 class _FlatLLMEnv(PydanticBaseSettingsSource):
     """Accept the documented flat names ``LECTURE_RAG_LLM_BASE_URL`` etc.
 
@@ -232,6 +359,11 @@ class _FlatLLMEnv(PydanticBaseSettingsSource):
         return out
 
 
+#: Values quoted in messages are cut short (a config file can hold a huge one).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel = 80, 80, 3
+
+
 def load_settings(store: Path | None = None) -> Settings:
     """Settings from env/TOML, with the store directory from ``--store`` if given.
 
@@ -239,12 +371,13 @@ def load_settings(store: Path | None = None) -> Settings:
     setting, what is wrong and where settings come from, never a traceback.
     """
     path = config_file(store)
+    _check_config_file(path)
     token = _CONFIG_FILE.set(path)
     try:
         settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {err.get('input')!r})"
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {_SHORT.repr(err.get('input'))})"
             for err in exc.errors()[:8]
         )
         raise ConfigError(f"Configuração inválida: {problems}. Corrija {path} ou as variáveis LECTURE_RAG_*.") from None

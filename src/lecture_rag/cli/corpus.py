@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lecture_rag.cli.common import (
@@ -44,15 +45,7 @@ def ingest(
 ) -> None:
     """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC) ou áudio/vídeo."""
     settings = settings_for(store)
-    seg = settings.segmentation
-    if window is not None or overlap is not None:
-        seg = seg.model_copy(
-            update={
-                "window_seconds": window or seg.window_seconds,
-                "max_window_seconds": max(seg.max_window_seconds, (window or 0) * 1.5),
-                "overlap_seconds": seg.overlap_seconds if overlap is None else overlap,
-            }
-        )
+    seg = settings.segmentation.with_flags(window=window, overlap=overlap)
     options = IngestOptions(
         segmentation=seg,
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
@@ -87,8 +80,8 @@ def _print_ingest_report(report: IngestReport) -> None:
     for item in report.done:
         dups = str(item.stats.duplicates) if item.stats else "-"
         table.add_row(
-            item.path.name,
-            item.video_id,
+            escape(item.path.name),
+            escape(item.video_id),
             status_pt[item.status],
             str(item.segments),
             hhmmss(item.duration),
@@ -98,12 +91,12 @@ def _print_ingest_report(report: IngestReport) -> None:
     for item in report.done:
         if item.stats and item.stats.late:
             err_console.print(
-                f"[yellow]Aviso:[/] {item.path.name}: {item.stats.late} legenda(s) chegaram mais de 10 minutos "
+                f"[yellow]Aviso:[/] {escape(item.path.name)}: {item.stats.late} legenda(s) chegaram mais de 10 minutos "
                 "fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
                 highlight=False,
             )
     for path, reason in report.failed:
-        err_console.print(f"[bold red]Falhou:[/] {path}: {reason}", highlight=False)
+        err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
     if report.failed:
         err_console.print(
             f"{len(report.done)} arquivo(s) ingerido(s), {len(report.failed)} com erro. "
@@ -139,7 +132,8 @@ def corpus_list(
     for col in ("vídeo", "título", "curso", "duração", "segmentos", "URL"):
         table.add_column(col)
     for v in videos:
-        table.add_row(v.video_id, v.title, v.course, hhmmss(v.duration), str(v.n_segments), v.url or "-")
+        cells = (v.video_id, v.title, v.course, hhmmss(v.duration), str(v.n_segments), v.url or "-")
+        table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
 
 
@@ -158,11 +152,11 @@ def corpus_show(
     if as_json:
         print_json(segments)
         return
-    header = f"[bold]{video.title}[/] ({video.video_id}) — {hhmmss(video.duration)}"
-    console.print(f"{header}, {video.url or 'sem URL'}")
+    header = f"[bold]{escape(video.title)}[/] ({escape(video.video_id)}) — {hhmmss(video.duration)}"
+    console.print(f"{header}, {escape(video.url or 'sem URL')}", highlight=False)
     for s in segments:
         console.print(
-            f"[cyan]{s.corpus_id}[/] {hhmmss(s.start)}–{hhmmss(s.end)} {s.url}\n  {s.text[:300]}",
+            f"[cyan]{s.corpus_id}[/] {hhmmss(s.start)}–{hhmmss(s.end)} {escape(s.url)}\n  {escape(s.text[:300])}",
             highlight=False,
         )
 
@@ -179,7 +173,7 @@ def corpus_remove(
     with Store(settings.home, create=False) as st:
         for vid in video_ids:
             if st.remove_video(vid):
-                console.print(f"Removido: {vid}")
+                console.print(f"Removido: {escape(vid)}", highlight=False)
             else:
                 missing.append(vid)
         left = st.segment_count()

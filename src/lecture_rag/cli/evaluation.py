@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lecture_rag.cli.common import (
@@ -39,7 +40,13 @@ from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
 from lecture_rag.evaluate.judges import config_from_settings, parse_judge_kinds
 from lecture_rag.evaluate.labels import scheme_from_settings, scheme_of_run
-from lecture_rag.evaluate.questions import ensure_squad_corpus, is_squad, load_questions, load_squad
+from lecture_rag.evaluate.questions import (
+    ensure_squad_corpus,
+    evidence_warning,
+    is_squad,
+    load_questions,
+    load_squad,
+)
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
 from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
 from lecture_rag.evaluate.summary import run_summary
@@ -89,6 +96,9 @@ def eval_retrieval(
     else:
         qs = load_questions(questions)
     retriever = open_retriever(settings)
+    warning = evidence_warning(qs, retriever.store)
+    if warning:
+        typer.echo(warning, err=True)  # one plain line: video ids are not markup
     report: dict[str, Any] = {"questions": len(qs), "k": k, "modes": {}}
     with progress_bar() as bar:
         for m in modes:
@@ -127,7 +137,7 @@ def _print_retrieval_report(report: dict[str, Any]) -> None:
             for col in ["tipo", "n", *METRICS]:
                 sub.add_column(col, justify="right")
             for t, r in row["by_type"].items():
-                sub.add_row(t, str(r["n"]), *(f"{r[c]:.3f}" for c in METRICS))
+                sub.add_row(escape(t), str(r["n"]), *(f"{r[c]:.3f}" for c in METRICS))
             console.print(sub)
     console.print(
         "[dim]recall@k: fração dos trechos de evidência cobertos pelos k primeiros resultados; "
@@ -159,6 +169,9 @@ def run_questions(
     qs = load_questions(questions)
     check_question_labels(qs, scheme)
     retriever = SharedRetriever(open_retriever(settings))
+    warning = evidence_warning(qs, retriever.store)
+    if warning:
+        typer.echo(warning, err=True)  # one plain line: video ids are not markup
     engine = AnswerEngine(retriever, answer_llm(settings, llm), settings.llm)
     judge = judge_llm(settings)
     judge_config = config_from_settings(settings.judge_llm)
@@ -168,7 +181,9 @@ def run_questions(
     runs = RunStore(retriever.store)
     with runs.running(name):
         created = runs.start(name, config)
-        console.print(f"Rodada '{name}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.")
+        console.print(
+            f"Rodada '{escape(name)}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.", highlight=False
+        )
         if judge is None:
             console.print("[yellow]Nenhum juiz configurado: as notas ficam 'n/d' (LECTURE_RAG_JUDGE_LLM_*).[/]")
         with progress_bar() as bar:
@@ -189,7 +204,8 @@ def run_questions(
             )
     console.print(
         f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
-        f"{stats.errors} com erro do LLM ({stats.workers} em paralelo). Veja: lecture-rag report {name}"
+        f"{stats.errors} com erro do LLM ({stats.workers} em paralelo). Veja: lecture-rag report {escape(name)}",
+        highlight=False,
     )
 
 
@@ -202,9 +218,8 @@ def list_runs(store: StoreOpt = None) -> None:
     for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r.name, r.created_at, str(r.items), str(r.annotated), r.config.get("llm", ""), r.config.get("judge_llm", "")
-        )
+        cells = (r.name, r.created_at, r.items, r.annotated, r.config.get("llm", ""), r.config.get("judge_llm", ""))
+        table.add_row(*(escape(str(cell)) for cell in cells))
     console.print(table)
 
 
@@ -221,7 +236,7 @@ def annotate(
                 raise LectureRagError("Uso: lecture-rag annotate import RODADA ARQUIVO.csv|.jsonl|.json")
             runs.require(args[1])
             n = import_labels(runs, args[1], Path(args[2]), annotator or "importado")
-            console.print(f"{n} anotação(ões) importada(s) para a rodada '{args[1]}'.")
+            console.print(f"{n} anotação(ões) importada(s) para a rodada '{escape(args[1])}'.", highlight=False)
             return
         if len(args) != 1:
             raise LectureRagError("Uso: lecture-rag annotate RODADA [--annotator NOME]")
@@ -246,7 +261,10 @@ def agreement(
 
 
 def _print_summary(run: str, s: dict[str, Any]) -> None:
-    console.print(f"[bold]Rodada {run}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual")
+    console.print(
+        f"[bold]Rodada {escape(run)}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual",
+        highlight=False,
+    )
     console.print(f"Respostas: {s['answers']}", highlight=False)
     for kind, j in s["judges"].items():
         if not j["judged"]:
@@ -254,7 +272,7 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
             continue
         console.print(
             f"Juiz {kind}: média {fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
-            + (f" ({'; '.join(j['errors'])})" if j["errors"] else ""),
+            + (f" ({escape('; '.join(j['errors']))})" if j["errors"] else ""),
             highlight=False,
         )
     if s.get("retrieval"):
@@ -266,7 +284,7 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
         )
     a = s.get("agreement")
     if not a:
-        console.print(f"[yellow]{s.get('agreement_note')}[/]")
+        console.print(f"[yellow]{escape(str(s.get('agreement_note')))}[/]", highlight=False)
     else:
         ci = a.get("kappa_ci95")
         console.print(
@@ -277,18 +295,18 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
         table = Table(title="Matriz de confusão (linhas: manual, colunas: automatizada)")
         table.add_column("")
         for label in a["labels"]:
-            table.add_column(label, justify="right")
+            table.add_column(escape(label), justify="right")
         for label, row in zip(a["labels"], a["confusion"], strict=True):
-            table.add_row(label, *(str(v) for v in row))
+            table.add_row(escape(label), *(str(v) for v in row))
         console.print(table)
         for note in a.get("notes", []):
-            console.print(f"[dim]{note}[/]")
+            console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if s.get("inter_annotator"):
         ia = s["inter_annotator"]
         console.print(f"Entre anotadores: κ médio {fmt(ia['mean_pairwise_kappa'])}, Fleiss {fmt(ia['fleiss_kappa'])}")
     for label, dist in s.get("ar_by_manual_label", {}).items():
         console.print(
-            f"AR com rótulo manual {label}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
+            f"AR com rótulo manual {escape(label)}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
             f"histograma {dist['histogram']}",
             highlight=False,
         )
@@ -317,8 +335,8 @@ def report(
         render = run_report.json_report if fmt_ == ReportFormat.JSON else run_report.html_report
         text = render(run, config, items, summary, hide=hide_urls)
     if output:
-        output.write_text(text, encoding="utf-8")
-        console.print(f"Relatório gravado em {output}")
+        run_report.write_report(output, text)
+        console.print(f"Relatório gravado em {escape(str(output))}", highlight=False)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -337,16 +355,17 @@ def compare(
     if as_json:
         print_json(result)
         return
-    table = Table(title=f"{run_a} × {run_b}")
+    table = Table(title=f"{escape(run_a)} × {escape(run_b)}")
     for col in ("métrica", run_a, run_b, "diferença"):
-        table.add_column(col, justify="right")
+        table.add_column(escape(col), justify="right")
     for m in result["metrics"]:
         delta = None if m["a"] is None or m["b"] is None else m["b"] - m["a"]
-        table.add_row(m["name"], fmt(m["a"]), fmt(m["b"]), "n/d" if delta is None else f"{delta:+.3f}")
+        table.add_row(escape(m["name"]), fmt(m["a"]), fmt(m["b"]), "n/d" if delta is None else f"{delta:+.3f}")
     console.print(table)
     flips = result["flips"]
     console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
     for f in flips:
         console.print(
-            f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}", highlight=False
+            escape(f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}"),
+            highlight=False,
         )

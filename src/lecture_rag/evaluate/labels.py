@@ -100,7 +100,49 @@ class LabelScheme:
 
 
 def scheme_from_settings(labels: Sequence[LabelSettings | Mapping[str, Any]]) -> LabelScheme:
-    """Validate a configured scheme: at least two labels, codes unique ignoring case."""
+    """Validate a configured scheme: at least two labels, codes unique ignoring case, every spelling reachable."""
+    scheme = _scheme(labels)
+    _refuse_dead_spellings(scheme)
+    return scheme
+
+
+def _refuse_dead_spellings(scheme: LabelScheme) -> None:
+    """Every name and alias must read as its own label.
+
+    An alias equal to another label's code (``P`` on C), starting like one
+    (``p. certa``), or another label's name or alias always resolves to that
+    other label: accepted and never reachable, so a person's label would be
+    read as something else without a word.
+    """
+    for label in scheme.labels:
+        for spelling in (label.name, *label.aliases):
+            if not fold_text(spelling):
+                raise LectureRagError(
+                    f"Em [[labels]], o rótulo {label.code} tem um apelido vazio. Remova-o de 'aliases'."
+                )
+            meant = scheme.resolve(spelling)
+            if meant == label.code:
+                continue
+            other = next(lab for lab in scheme.labels if lab.code == meant)
+            if fold_text(spelling) == fold_text(other.code):
+                raise LectureRagError(
+                    f"Em [[labels]], o apelido '{spelling}' do rótulo {label.code} é o código do rótulo {meant}: "
+                    f"é sempre lido como {meant} e nunca chegaria a {label.code}. Remova-o de 'aliases'."
+                )
+            if fold_text(spelling) in {fold_text(s) for s in (other.name, *other.aliases)}:
+                first, second = sorted((label.code, meant), key=scheme.codes.index)
+                raise LectureRagError(
+                    f"Em [[labels]], '{spelling}' é nome ou apelido de dois rótulos, {first} e {second}, "
+                    "e só pode indicar um deles. Deixe-o em um só."
+                )
+            raise LectureRagError(
+                f"Em [[labels]], o nome ou apelido '{spelling}' do rótulo {label.code} é lido como {meant} "
+                f"(começa com o código {meant}), então nunca chegaria a {label.code}. Remova-o ou troque-o por outro."
+            )
+
+
+def _scheme(labels: Sequence[LabelSettings | Mapping[str, Any]]) -> LabelScheme:
+    """A scheme from settings: at least two labels, codes unique ignoring case, something ordinal."""
     items = [lab if isinstance(lab, LabelSettings) else LabelSettings(**lab) for lab in labels]
     if len(items) < 2:
         raise LectureRagError("O esquema de rótulos ([[labels]] na configuração) precisa de pelo menos dois rótulos.")
@@ -119,6 +161,10 @@ DEFAULT_SCHEME = scheme_from_settings(default_labels())
 
 
 def scheme_of_run(config: Mapping[str, Any]) -> LabelScheme:
-    """The scheme a run was made with; runs from before schemes were stored used the default."""
+    """The scheme a run was made with; runs from before schemes were stored used the default.
+
+    A stored scheme is not refused for an unreachable alias: it was accepted
+    when the run was made, and the run must stay readable.
+    """
     stored = config.get("label_scheme")
-    return scheme_from_settings(stored) if stored else DEFAULT_SCHEME
+    return _scheme(stored) if stored else DEFAULT_SCHEME

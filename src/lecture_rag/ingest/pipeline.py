@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 
 from lecture_rag.config import SegmentationSettings
 from lecture_rag.errors import IngestError, LectureRagError
-from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, nurc_video_id, read_cues
+from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, nurc_video_id, parse_json, read_cues
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
 from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
 from lecture_rag.records import Cue, Video
-from lecture_rag.store import EmptyVideoError, SegmentDraft, Store
+from lecture_rag.store import EmptyVideoError, SegmentDraft, StorageError, Store
 
 READER_VERSION = "1"
 MANIFEST_NAME = "videos.csv"
@@ -115,7 +114,7 @@ def _small_json(path: Path) -> Any:
     if path.stat().st_size > 64_000:
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return parse_json(path.read_text(encoding="utf-8-sig"))  # absurd nesting is a ValueError too
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -135,7 +134,16 @@ def derive_video_id(path: Path) -> str:
     if match:
         return match.group(1)
     stem = _LANG_SUFFIX.sub("", path.stem) if path.suffix.lower() in {".vtt", ".srt"} else path.stem
-    return _UNSAFE.sub("-", stem).strip("-") or "video"
+    return _safe_video_id(stem) or "video"
+
+
+def _safe_video_id(value: str | None) -> str | None:
+    """A video id with unsafe characters replaced by ``-``, wherever it came from (None if nothing is left).
+
+    One rule for file names, ``--video-id``, sidecars and manifests: ids end up
+    in URLs, reports and the web app's paths.
+    """
+    return _UNSAFE.sub("-", value or "").strip("-") or None
 
 
 def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
@@ -146,6 +154,7 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
         data = _small_json(sidecar)
         if isinstance(data, dict):
             meta = VideoMeta(**{k: str(v) for k, v in data.items() if k in _SIDECAR_KEYS})
+            meta.video_id = _safe_video_id(meta.video_id)
     from_manifest = manifest.get(path.name) or manifest.get(path.stem)
     if from_manifest:
         meta = meta.merged(from_manifest)
@@ -166,7 +175,7 @@ def load_manifest(directory: Path) -> dict[str, VideoMeta]:
             key = (row.get("file") or row.get("video_id") or "").strip()
             if key:
                 out[key] = VideoMeta(
-                    video_id=(row.get("video_id") or "").strip() or None,
+                    video_id=_safe_video_id(row.get("video_id")),
                     title=row.get("title") or None,
                     course=row.get("course") or None,
                     url=row.get("url") or None,
@@ -203,7 +212,7 @@ def ingest_file(
     progress: ProgressFn | None = None,
 ) -> FileResult:
     """Ingest one file; a no-op when the same content was ingested with the same settings."""
-    video_id = meta.video_id or derive_video_id(path)
+    video_id = _safe_video_id(meta.video_id) or derive_video_id(path)
     digest = content_hash(path, options)
     previous = store.source_hash(video_id)
     if previous == digest:
@@ -253,7 +262,13 @@ def ingest_paths(
     on_file: Callable[[Path], None] | None = None,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
-    """Ingest files and directories; one bad file never stops the others."""
+    """Ingest files and directories; one bad file never stops the others.
+
+    Every file that fails is reported by name with the reason, whatever the
+    failure: a bad transcript or bad metadata (its message), and also an
+    error nobody foresaw (a defect met on one file must not hide the rest of
+    the batch, its report, or the indexing of the good files).
+    """
     files, problems = discover(paths)
     report = IngestReport(failed=list(problems))
     single = len(files) == 1 and not problems
@@ -261,16 +276,50 @@ def ingest_paths(
     for path in files:
         if on_file:
             on_file(path)
-        manifest = manifests.setdefault(path.parent, load_manifest(path.parent))
-        meta = file_meta(path, manifest)
-        if single:
-            meta = options.meta.merged(meta)
-        else:
-            meta = VideoMeta(course=options.meta.course, language=options.meta.language).merged(meta)
         try:
+            if path.parent not in manifests:
+                manifests[path.parent] = _manifest(path.parent)
+            meta = file_meta(path, manifests[path.parent])
+            if single:
+                meta = options.meta.merged(meta)
+            else:
+                meta = VideoMeta(course=options.meta.course, language=options.meta.language).merged(meta)
             report.done.append(ingest_file(store, path, meta, options, progress))
+        except StorageError:
+            raise  # a full disk or a read-only store fails every file alike: stop the batch, say why
         except LectureRagError as exc:
             report.failed.append((path, str(exc)))
         except (OSError, UnicodeError, ValueError) as exc:
-            report.failed.append((path, f"não foi possível ler o arquivo: {exc}"))
+            report.failed.append((path, f"não foi possível ler o arquivo: {_short(exc)}"))
+        except Exception as exc:  # anything else is a defect: report it and go on
+            report.failed.append(
+                (
+                    path,
+                    f"erro inesperado ({type(exc).__name__}: {_short(exc)}); o arquivo não foi ingerido e os "
+                    "demais seguem. Confira o arquivo; se ele estiver certo, relate o problema junto com ele",
+                )
+            )
     return report
+
+
+def _manifest(directory: Path) -> dict[str, VideoMeta]:
+    """The folder's manifest; one that cannot be read fails each file of the folder, naming the manifest.
+
+    Ingesting them without it would give them the wrong ids and titles.
+    """
+    try:
+        return load_manifest(directory)
+    except LectureRagError:
+        raise
+    except Exception as exc:  # encoding, CSV or file errors alike
+        raise IngestError(
+            f"o manifesto {directory / MANIFEST_NAME} não pôde ser lido ({type(exc).__name__}: {_short(exc)}), "
+            "e sem ele os vídeos desta pasta ficariam com ids e títulos errados. Corrija-o (CSV em UTF-8 com as "
+            "colunas file, video_id, title, course, url, language) e rode de novo"
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    """An exception's message for the report, cut short (a hostile file can make it huge)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:300] + "…"

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +41,19 @@ from pysubs2.formats.subrip import SubripFormat
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 from webvtt.models import Timestamp
 
-from lecture_rag.errors import IngestError
+from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.records import Cue
 
 __all__ = [
     "FORMATS",
     "SUPPORTED_SUFFIXES",
+    "JSONNestingError",
     "clean_text",
     "detect_format",
     "nurc_video_id",
+    "parse_json",
     "read_cues",
+    "read_user_text",
 ]
 
 #: Suffixes of transcript files this module reads (``.json3`` is what yt-dlp writes).
@@ -96,6 +100,20 @@ _CLOCK = r"(-?)\s*(\d+):(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
 _SRT_TIMING = re.compile(rf"^\s*{_CLOCK}\s*-->\s*{_CLOCK}(?:\s.*)?$")
 _CLOCK_LIKE = re.compile(r"\d+:\d{1,2}(?::\d{1,2})?[,.]\d+")
 _NEGATIVE_TIME = re.compile(r"(?:^|[\s>])-\s*\d+:\d")
+
+# What is left of a timing line cut short or typed without its arrow: "00:0", "00:00:10.000 ",
+# "00:00:05,000 --> 00:0". Only digits, separators and an arrow, and at least one colon.
+_PARTIAL_TIMING = re.compile(r"^\s*-?\d+:[\d:.,]*\s*(?:-{1,2}>?\s*[\d:.,]*)?\s*$")
+_CUE_NUMBER = re.compile(r"^\s*\d+\s*$")
+# Timing lines with every digit written as 0: a line that is a proper prefix of one of them
+# (after the same rewrite) is a timing line cut short, not a typo.
+_CLOCKS = {
+    "srt": [f"{h}00:00{sep}000" for h in ("0:", "00:", "000:") for sep in ",."],
+    "vtt": ["00:00.000", "00:00:00.000", "000:00:00.000"],
+}
+_TIMING_SHAPES = {fmt: [f"{a} --> {b}" for a in clocks for b in clocks] for fmt, clocks in _CLOCKS.items()}
+_LETTER = re.compile(r"[^\W\d_]")
+_TRUNCATED_TODO = "Baixe ou exporte a legenda de novo (ou apague as linhas incompletas do fim) e tente outra vez"
 
 _NURC_NAME = re.compile(r"^(?:sentences_)?(SP_[A-Z0-9]+_\d+)(?:_asr_[^/\\]*)?\.csv$")
 _CSV_START = ("start_sec", "start")
@@ -159,6 +177,63 @@ def clean_text(raw: str) -> str:
     return " ".join(html.unescape(text).split())
 
 
+class JSONNestingError(ValueError):
+    """A JSON document nested deeper than the parser's recursion allows (``[[[[...]]]]``)."""
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for files people hand us: absurd nesting is a :class:`JSONNestingError`.
+
+    Python's parser recurses once per level of nesting, so ``[[[[...]]]]`` a
+    hundred thousand levels deep raises ``RecursionError``, which no caller
+    expects from a parser. No transcript, question set or annotation file
+    nests more than a few levels (SQuAD: seven), so this is always a broken
+    or hostile file. The error is a ``ValueError``, like every other
+    malformed JSON, so callers report it where they report those.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise JSONNestingError(
+            "listas ou objetos JSON aninhados em níveis demais (centenas de '[' ou '{' seguidos)"
+        ) from None
+
+
+def read_user_text(path: Path, expected: str) -> str:
+    """The whole text of a small file a person wrote (question set, annotations), decoded like transcripts.
+
+    The encoding is found as for transcripts (a BOM, strict UTF-8, then
+    Windows-1252, which spreadsheets on Windows write); folders, binary
+    files and text in neither encoding are refused with a
+    :class:`LectureRagError` that names the file and says what to do.
+    ``expected`` names what the file should hold, for the messages (e.g.
+    ``"perguntas em JSON Lines ou SQuAD"``).
+    """
+    if path.is_dir():
+        raise LectureRagError(f"{path}: é uma pasta, não um arquivo. Indique o arquivo ({expected}).")
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise LectureRagError(
+                f"{path}: arquivo grande demais ({size / 2**20:.0f} MB; o limite é {MAX_JSON_BYTES // 2**20} MB). "
+                f"Confira se é mesmo o arquivo certo ({expected})."
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.") from None
+    except OSError as exc:
+        raise LectureRagError(
+            f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
+        ) from None
+    text = _decode_whole(raw)
+    if text is None or _looks_binary(text):
+        raise LectureRagError(
+            f"{path}: o arquivo tem conteúdo binário ou não está em UTF-8 nem em Windows-1252. "
+            f"Era esperado texto ({expected}); salve o arquivo como UTF-8 e tente de novo."
+        )
+    return text
+
+
 # --------------------------------------------------------------------------- sniffing
 
 
@@ -199,7 +274,10 @@ def _sniff(path: Path) -> _Source:
     _check_text_like(path, head)
     if not head.strip():
         raise IngestError(f"{path.name}: {_EMPTY}")
-    fmt = _format_of(head, path.suffix.lower())
+    try:
+        fmt = _format_of(head, path.suffix.lower())
+    except JSONNestingError as exc:
+        raise IngestError(f"{path.name}: JSON inválido: {exc}. Confira se o arquivo é mesmo uma transcrição.") from None
     if fmt is None and head.lstrip().startswith("{"):
         fmt = _scan_json_keys(path, encoding)
     if fmt is None:
@@ -228,7 +306,9 @@ def _json_kind(text: str, suffix: str) -> str | None:
     """Tell json3, Whisper JSON and JSONL apart from the head of the file."""
     first_line = text.split("\n", 1)[0]
     try:
-        first = json.loads(first_line)
+        first = parse_json(first_line)
+    except JSONNestingError:
+        raise  # no format nests like this, and the head may be all of it
     except ValueError:
         first = None
     if isinstance(first, dict):
@@ -309,7 +389,20 @@ def _whole_file_encoding(source: _Source) -> str:
     """
     candidates = ["utf-8", "cp1252"] if source.encoding == "utf-8" else [source.encoding]
     for encoding in candidates:
-        if _decodes(source.path, encoding):
+        fits = _decodes(source.path, encoding)
+        if fits is None:
+            # Every byte decoded but the last character is incomplete: the file was cut short
+            # (reading it as cp1252 instead would turn every accent into mojibake).
+            raise _error(
+                source,
+                "",
+                f"o arquivo termina no meio de um caractere ({encoding}): parece cortado (download ou cópia "
+                "incompletos)",
+                _TRUNCATED_TODO,
+            )
+        if fits:
+            if encoding not in _UNICODE_ENCODINGS:
+                _refuse_damaged_utf8(source)
             return encoding
     raise IngestError(
         f"{source.name}: a codificação de caracteres não pôde ser identificada (nem UTF-8, nem "
@@ -317,24 +410,79 @@ def _whole_file_encoding(source: _Source) -> str:
     )
 
 
-def _decodes(path: Path, encoding: str) -> bool:
-    """Whether the whole file decodes strictly, read in 1 MiB chunks."""
+_UNICODE_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "utf-16", "utf-32"})
+
+
+def _refuse_damaged_utf8(source: _Source) -> None:
+    """Refuse a UTF-8 file with a few invalid bytes rather than read all of it in a legacy encoding.
+
+    Read as cp1252 (or whatever a detector guesses), every accent of such a
+    file would turn into mojibake ("aÃ§Ã£o"). A file in a single-byte
+    encoding almost never holds valid multi-byte UTF-8 sequences, so more
+    valid ones than invalid bytes means: UTF-8, damaged.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    valid = invalid = 0
+    first_bad_line: int | None = None
+    line = 1
+    with source.path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            text = decoder.decode(chunk)
+            bad = [i for i, ch in enumerate(text) if "\udc80" <= ch <= "\udcff"]
+            if bad and first_bad_line is None:
+                first_bad_line = line + text.count("\n", 0, bad[0])
+            invalid += len(bad)
+            valid += sum(1 for ch in text if ord(ch) > 127) - len(bad)
+            line += text.count("\n")
+    if first_bad_line is not None and valid > invalid:
+        raise _error(
+            source,
+            f"linha {first_bad_line}",
+            "o arquivo está em UTF-8, mas tem bytes que não são UTF-8 válido: parece corrompido",
+            "Salve o arquivo de novo como UTF-8 (ou exporte a transcrição de novo) e tente outra vez",
+        )
+
+
+def _decodes(path: Path, encoding: str) -> bool | None:
+    """Whether the whole file decodes strictly, read in 1 MiB chunks; None when only its last character is cut."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     try:
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 decoder.decode(chunk)
-        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return None
     return True
 
 
 def _check_text_like(path: Path, head: str) -> None:
     """Refuse binary content: text formats have (almost) no control characters."""
-    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\t\n\r\f")
-    if "\x00" in head or controls > max(2, len(head) // 100):
+    if _looks_binary(head):
         raise _binary(path)
+
+
+def _looks_binary(text: str) -> bool:
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return "\x00" in text or controls > max(2, len(text) // 100)
+
+
+def _decode_whole(raw: bytes) -> str | None:
+    """Text of a whole (small) file: its BOM's encoding, else strict UTF-8, else cp1252; None if none fits."""
+    encodings = [encoding for bom, encoding in _BOMS if raw.startswith(bom)][:1]
+    if not encodings:
+        if b"\x00" in raw:
+            return None
+        encodings = ["utf-8", "cp1252"]
+    for encoding in encodings:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def _binary(path: Path) -> IngestError:
@@ -449,6 +597,42 @@ def _blocks(source: _Source, lines: Iterable[str], *, whitespace_is_blank: bool)
         yield block
 
 
+def _with_last(blocks: Iterable[_Block]) -> Iterator[tuple[_Block, bool]]:
+    """Each block and whether it is the file's last: a broken last block means the file was cut short."""
+    previous: _Block | None = None
+    for block in blocks:
+        if previous is not None:
+            yield previous, False
+        previous = block
+    if previous is not None:
+        yield previous, True
+
+
+def _truncated(source: _Source, line_no: int, line: str) -> IngestError:
+    """The file ends inside a cue (its number, or a timing line cut short): say so, with the line."""
+    return _error(
+        source,
+        f"linha {line_no}",
+        f"o arquivo termina no meio de uma legenda ('{line.strip()[:40]}'): parece cortado (download ou cópia "
+        "incompletos)",
+        _TRUNCATED_TODO,
+    )
+
+
+def _cut_timing(source: _Source, line: str) -> bool:
+    """Whether ``line`` is the beginning of a well-formed timing line of the file's format (cut short)."""
+    shape = re.sub(r"\d", "0", line)
+    return any(full.startswith(shape) and full != shape for full in _TIMING_SHAPES[source.fmt])
+
+
+def _partial_timing_at(lines: list[str]) -> int | None:
+    """Index of a timing line cut short or without arrow at the start of a block (after an optional id)."""
+    for index, line in enumerate(lines[:2]):
+        if _PARTIAL_TIMING.match(line):
+            return index
+    return None
+
+
 def _seconds(sign: str, hours: str, minutes: str, seconds: str, fraction: str) -> float | None:
     """Clock fields to seconds; None when minutes or seconds are out of range."""
     if int(minutes) > 59 or int(seconds) > 59:
@@ -477,24 +661,27 @@ def _read_vtt(source: _Source) -> Iterator[Cue]:
     """WebVTT via webvtt-py, one cue block at a time, with YouTube rolling captions de-duplicated."""
     rolling = _RollingCaptions()
     with _open_text(source) as handle:
-        for index, block in enumerate(_blocks(source, _lines(source, handle), whitespace_is_blank=False)):
-            for start, end, lines in _vtt_block(source, block, header=index == 0):
+        blocks = _with_last(_blocks(source, _lines(source, handle), whitespace_is_blank=False))
+        for index, (block, last) in enumerate(blocks):
+            for start, end, lines in _vtt_block(source, block, header=index == 0, last=last):
                 cue = rolling.feed(start, end, lines)
                 if cue is not None:
                     yield cue
 
 
-def _vtt_block(source: _Source, block: _Block, *, header: bool) -> list[tuple[float, float, list[str]]]:
+def _vtt_block(source: _Source, block: _Block, *, header: bool, last: bool) -> list[tuple[float, float, list[str]]]:
     """Parse one block with webvtt-py (strict), validating its times."""
     text = "\n".join(block.lines) if header else "WEBVTT\n\n" + "\n".join(block.lines)
     where = f"linha {block.line_no}"
     try:
         captions = webvtt.from_string(text, strict=True).captions
     except (MalformedCaptionError, MalformedFileError):
-        timing = next((line for line in block.lines if "-->" in line), block.lines[0])
-        raise _timing_problem(source, where, timing) from None
+        at = next((i for i, line in enumerate(block.lines) if "-->" in line), 0)
+        if last and _cut_timing(source, block.lines[at]):
+            raise _truncated(source, block.line_no + at, block.lines[at]) from None
+        raise _timing_problem(source, where, block.lines[at]) from None
     if not captions:
-        _check_not_lost_cue(source, block, header=header)
+        _check_not_lost_cue(source, block, header=header, last=last)
         return []
     out = []
     for caption in captions:
@@ -505,10 +692,22 @@ def _vtt_block(source: _Source, block: _Block, *, header: bool) -> list[tuple[fl
     return out
 
 
-def _check_not_lost_cue(source: _Source, block: _Block, *, header: bool) -> None:
-    """A block without cue that looks like timings is a typo that would silently drop speech."""
+def _check_not_lost_cue(source: _Source, block: _Block, *, header: bool, last: bool) -> None:
+    """A block without cue that looks like timings is a typo, or the end of a file cut short.
+
+    Either would silently drop speech: a timing line without its arrow
+    (``00:00:10.000``) or cut short (``00:0``), and at the end of the file a
+    lone cue identifier, are refused with their line.
+    """
     if header or block.lines[0].startswith(("NOTE", "STYLE", "REGION")):
         return
+    at = _partial_timing_at(block.lines)
+    if last and at is not None and _cut_timing(source, block.lines[at]):
+        raise _truncated(source, block.line_no + at, block.lines[at])
+    if last and len(block.lines) == 1 and _CUE_NUMBER.match(block.lines[0]):
+        raise _truncated(source, block.line_no, block.lines[0])
+    if at is not None:
+        raise _timing_problem(source, f"linha {block.line_no + at}", block.lines[at])
     _refuse_broken_timing(source, block)
 
 
@@ -608,25 +807,38 @@ def _read_srt(source: _Source) -> Iterator[Cue]:
     """
     pending: _SrtCue | None = None
     with _open_text(source) as handle:
-        for block in _blocks(source, _lines(source, handle), whitespace_is_blank=True):
+        for block, last in _with_last(_blocks(source, _lines(source, handle), whitespace_is_blank=True)):
             timing_at = next((i for i, line in enumerate(block.lines[:3]) if "-->" in line), None)
             if timing_at is None:
-                pending = _continue_srt(source, block, pending)
+                pending = _continue_srt(source, block, pending, last=last)
                 continue
             if pending is not None:
                 cue = _srt_cue(pending)
                 if cue is not None:
                     yield cue
-            pending = _parse_srt_timing(source, block, timing_at)
+            pending = _parse_srt_timing(source, block, timing_at, last=last)
     if pending is not None:
         cue = _srt_cue(pending)
         if cue is not None:
             yield cue
 
 
-def _continue_srt(source: _Source, block: _Block, pending: _SrtCue | None) -> _SrtCue | None:
-    """A block without timing: a lone index line, or text after a blank line inside a cue."""
-    if len(block.lines) == 1 and block.lines[0].strip().isdigit():
+def _continue_srt(source: _Source, block: _Block, pending: _SrtCue | None, *, last: bool) -> _SrtCue | None:
+    """A block without timing: a lone index line, or text after a blank line inside a cue.
+
+    A cue number followed by a timing line without its arrow is a broken cue,
+    not speech; at the end of the file, a cue number with nothing readable
+    after it (``57``, ``57 / 00:12:3``) means the file was cut short.
+    """
+    lines = block.lines
+    numbered = _CUE_NUMBER.match(lines[0]) is not None
+    if last and numbered and not any(_LETTER.search(line) for line in lines):
+        raise _truncated(source, block.line_no + len(lines) - 1, lines[-1])
+    if last and len(lines) == 1 and _cut_timing(source, lines[0]):
+        raise _truncated(source, block.line_no, lines[0])
+    if numbered and len(lines) > 1 and _PARTIAL_TIMING.match(lines[1]):
+        raise _timing_problem(source, f"linha {block.line_no + 1}", lines[1])
+    if len(lines) == 1 and numbered:
         return pending
     _refuse_broken_timing(source, block)
     if pending is None:
@@ -641,13 +853,15 @@ def _continue_srt(source: _Source, block: _Block, pending: _SrtCue | None) -> _S
     return pending
 
 
-def _parse_srt_timing(source: _Source, block: _Block, timing_at: int) -> _SrtCue:
+def _parse_srt_timing(source: _Source, block: _Block, timing_at: int, *, last: bool) -> _SrtCue:
     line_no = block.line_no + timing_at
     where = f"legenda na linha {line_no}"
     timing = block.lines[timing_at]
     match = _SRT_TIMING.match(timing)
     start = _seconds(*match.groups()[:5]) if match else None
     end = _seconds(*match.groups()[5:]) if match else None
+    if match is None and last and _cut_timing(source, timing):
+        raise _truncated(source, line_no, timing)
     if match is None or start is None or end is None:
         raise _timing_problem(source, where, timing)
     _check_times(source, where, start, end)
@@ -698,15 +912,28 @@ def _check_json_size(source: _Source) -> None:
 def _load_json(source: _Source) -> Any:
     with _open_text(source) as handle:
         text = handle.read()
+    return _parsed(source, "", text, "Corrija o JSON (ou exporte de novo) e tente outra vez")
+
+
+def _parsed(source: _Source, where: str, text: str, todo: str) -> Any:
+    """One JSON document (a whole file, or one JSONL line at ``where``), every parse problem an IngestError."""
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
-        raise _error(
-            source,
-            f"linha {exc.lineno}, coluna {exc.colno}",
-            f"JSON malformado ({exc.msg})",
-            "Corrija o JSON (ou exporte de novo) e tente outra vez",
-        ) from None
+        place = where or f"linha {exc.lineno}, coluna {exc.colno}"
+        raise _error(source, place, f"JSON malformado ({exc.msg})", todo) from None
+    except ValueError as exc:  # absurd nesting, or a number too long to convert
+        raise _error(source, where, f"JSON inválido: {exc}", "Confira se o arquivo é mesmo uma transcrição") from None
+
+
+#: Values quoted in messages are cut short: a hostile file can hold a huge or deeply nested one.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 2, 60, 60, 4, 4
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a short repr for messages (bounded in length and depth)."""
+    return _SHORT.repr(value)
 
 
 def _number(source: _Source, where: str, value: Any, key: str) -> float:
@@ -715,10 +942,31 @@ def _number(source: _Source, where: str, value: Any, key: str) -> float:
         raise _error(
             source,
             where,
-            f"o campo '{key}' deveria ser um número, mas é {value!r}",
+            f"o campo '{key}' deveria ser um número, mas é {_shown(value)}",
             "Corrija o campo para um número de segundos e tente de novo",
         )
     return float(value)
+
+
+def _json_string(source: _Source, where: str, value: Any, key: str) -> str:
+    """A JSON text field as it is; anything but a string, or a string no file can store, is refused."""
+    if not isinstance(value, str):
+        raise _error(
+            source,
+            where,
+            f"o campo '{key}' deveria ser texto, mas é {_shown(value)}",
+            "Corrija o registro e tente de novo",
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _error(
+            source,
+            where,
+            f"o campo '{key}' tem um caractere inválido (um escape \\u isolado, como \\ud800)",
+            "Corrija o texto (ou exporte de novo) e tente outra vez",
+        ) from None
+    return value
 
 
 def _read_json3(source: _Source) -> Iterator[Cue]:
@@ -753,7 +1001,9 @@ def _json3_events(source: _Source, events: list[Any]) -> Iterator[tuple[float, f
             continue  # window and style definitions carry no text
         if not isinstance(segs, list):
             raise _error(source, where, "'segs' deveria ser uma lista", "Baixe as legendas de novo")
-        text = clean_text("".join(str(seg.get("utf8", "")) for seg in segs if isinstance(seg, dict)))
+        text = clean_text(
+            "".join(_json_string(source, where, seg.get("utf8", ""), "utf8") for seg in segs if isinstance(seg, dict))
+        )
         if not text:
             continue
         start_ms = _number(source, where, event.get("tStartMs"), "tStartMs")
@@ -797,14 +1047,7 @@ def _timed_record(source: _Source, where: str, record: Any) -> Cue | None:
     start = _number(source, where, record["start"], "start")
     end = _number(source, where, record["end"], "end")
     _check_times(source, where, start, end)
-    if not isinstance(record["text"], str):
-        raise _error(
-            source,
-            where,
-            f"o campo 'text' deveria ser texto, mas é {record['text']!r}",
-            "Corrija o registro e tente de novo",
-        )
-    text = clean_text(record["text"])
+    text = clean_text(_json_string(source, where, record["text"], "text"))
     return Cue(start, end, text) if text else None
 
 
@@ -818,15 +1061,7 @@ def _read_jsonl(source: _Source) -> Iterator[Cue]:
             if not line.strip():
                 continue
             where = f"linha {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _error(
-                    source,
-                    where,
-                    f"JSON malformado ({exc.msg})",
-                    "Cada linha deve ser um objeto JSON completo; corrija a linha",
-                ) from None
+            record = _parsed(source, where, line, "Cada linha deve ser um objeto JSON completo; corrija a linha")
             cue = _timed_record(source, where, record)
             if cue is not None:
                 yield cue

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lecture_rag.config import RetrievalMode, config_file, load_settings
+from lecture_rag.config import RetrievalMode, SegmentationSettings, config_file, load_settings
 from lecture_rag.errors import ConfigError
 from lecture_rag.generate.llm import make_llm
 from tests.support.servers import Reply, ScriptedServer
@@ -75,3 +75,99 @@ def test_the_secret_still_reaches_the_server(tmp_path: Path, monkeypatch: pytest
         assert llm is not None
         assert llm.complete(MESSAGES, max_tokens=8).text == "Olá, mundo!"  # type: ignore[arg-type]
     assert server.hits[0].headers["authorization"] == "Bearer sk-answer-secret"
+
+
+# --------------------------------------------------------------------------- segmentation flags (issue 16)
+
+
+@pytest.mark.parametrize(
+    ("window", "overlap", "flag"),
+    [
+        (-5.0, None, "--window"),
+        (0.0, None, "--window"),
+        (float("nan"), None, "--window"),
+        (float("inf"), None, "--window"),
+        (None, -1.0, "--overlap"),
+        (None, float("nan"), "--overlap"),
+        (None, float("inf"), "--overlap"),
+        (None, 200.0, "--overlap"),
+        (30.0, 45.0, "--overlap"),
+        (60.0, 60.0, "--overlap"),
+    ],
+)
+def test_bad_window_and_overlap_flags_are_refused(window: float | None, overlap: float | None, flag: str) -> None:
+    """-5, nan, inf and an overlap as long as the window used to reach the segmenter unchecked."""
+    with pytest.raises(ConfigError) as info:
+        SegmentationSettings().with_flags(window=window, overlap=overlap)
+    message = str(info.value)
+    assert message.startswith(flag) and "segundos" in message
+
+
+def test_good_flags_are_applied_and_the_cap_follows_the_window() -> None:
+    base = SegmentationSettings()
+    assert base.with_flags(window=None, overlap=None) == base
+    seg = base.with_flags(window=300.0, overlap=20.0)
+    assert (seg.window_seconds, seg.overlap_seconds, seg.max_window_seconds) == (300.0, 20.0, 450.0)
+    assert base.with_flags(window=None, overlap=30.0).window_seconds == 120.0
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "window_seconds = inf",
+        "window_seconds = nan",
+        "window_seconds = -5",
+        "overlap_seconds = inf",
+        "window_seconds = 60\noverlap_seconds = 90",
+    ],
+)
+def test_bad_segmentation_in_the_config_file_is_refused_at_load(tmp_path: Path, section: str) -> None:
+    store = tmp_path / "aulas"
+    store.mkdir()
+    (store / "config.toml").write_text(f"[segmentation]\n{section}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(store)
+    assert "segmentation" in str(info.value) and str(store / "config.toml") in str(info.value)
+
+
+# --------------------------------------------------------------------------- the config file itself (issue 16)
+
+
+def test_a_config_toml_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    """It used to be ignored silently: the defaults applied and nobody knew why."""
+    store = tmp_path / "aulas"
+    (store / "config.toml").mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        load_settings(store)
+    assert str(store / "config.toml") in str(info.value) and "pasta" in str(info.value)
+
+
+def test_a_missing_file_named_by_lecture_rag_config_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LECTURE_RAG_CONFIG", str(tmp_path / "nao-existe.toml"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "aulas")
+    assert "LECTURE_RAG_CONFIG" in str(info.value) and "nao-existe.toml" in str(info.value)
+
+
+def test_a_store_without_config_toml_still_uses_the_defaults(tmp_path: Path) -> None:
+    assert load_settings(tmp_path / "aulas").retrieval.k == 10
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "UTF-8"),
+        ("[retrieval]\nmode = 'híbrido'\n".encode("cp1252"), "UTF-8"),
+        (b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "aninhad"),
+        (b"\xef\xbb\xbf[retrieval]\nk = 3\n", "BOM"),
+        (b"[retrieval\nk = 3\n", "TOML"),
+    ],
+)
+def test_an_unreadable_config_file_is_a_clear_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    """A binary file used to end in a UnicodeDecodeError traceback, deep nesting in a RecursionError."""
+    store = tmp_path / "aulas"
+    store.mkdir()
+    (store / "config.toml").write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(store)
+    assert str(store / "config.toml") in str(info.value) and expected in str(info.value)

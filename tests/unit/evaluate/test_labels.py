@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,47 @@ def test_a_bad_scheme_in_config_toml_is_a_clear_cli_error(tmp_path: Path) -> Non
     config.write_text("[labels\n", encoding="utf-8")
     broken = run_cli("runs", store=tmp_path / "store", env={"LECTURE_RAG_CONFIG": str(config)})
     assert broken.returncode == 2 and "não é TOML válido" in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "dead", "read_as"),
+    [
+        ({"C": ["P"]}, "P", "P"),  # an alias equal to another label's code
+        ({"C": ["p"]}, "p", "P"),  # ignoring case
+        ({"C": ["p. certa"]}, "p. certa", "P"),  # starts like a code: the code wins
+        ({"C": ["parcialmente correta"]}, "parcialmente correta", "P"),  # another label's name
+        ({"C": ["ok"], "P": ["ok"]}, "ok", "C"),  # an alias of two labels
+    ],
+)
+def test_an_alias_another_label_takes_is_refused(extra: dict[str, list[str]], dead: str, read_as: str) -> None:
+    """Such an alias was accepted and never reachable: it always resolved to the other label."""
+    labels = [lab.model_dump() for lab in default_labels()]
+    for label in labels:
+        label["aliases"] = [*label["aliases"], *extra.get(str(label["code"]), [])]
+    owner = next(code for code, aliases in extra.items() if code != read_as and dead in aliases)
+    with pytest.raises(LectureRagError) as info:
+        scheme_from_settings(labels)
+    message = str(info.value)
+    assert f"'{dead}'" in message
+    assert re.search(rf"\b{owner}\b", message) and re.search(rf"\b{read_as}\b", message), message
+    assert "lido como" in message or "dois rótulos" in message
+
+
+def test_every_spelling_of_the_default_scheme_reaches_its_label() -> None:
+    for label in DEFAULT_SCHEME.labels:
+        for spelling in (label.code, label.name, *label.aliases):
+            assert DEFAULT_SCHEME.resolve(spelling) == label.code, spelling
+
+
+def test_a_stored_run_with_a_dead_alias_still_opens() -> None:
+    """Runs made before the check keep their scheme readable (the alias just stays unreachable)."""
+    labels = [lab.model_dump() for lab in default_labels()]
+    labels[0]["aliases"] = ["P"]
+    scheme = scheme_of_run({"label_scheme": labels})
+    assert scheme.labels[0].aliases == ("P",) and scheme.resolve("P") == "P"
+
+
+def test_an_empty_alias_is_refused() -> None:
+    labels = [_label("S"), {**_label("Q"), "aliases": ["  "]}]
+    with pytest.raises(LectureRagError, match="apelido vazio"):
+        scheme_from_settings(labels)
