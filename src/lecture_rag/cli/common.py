@@ -63,10 +63,12 @@ StoreOpt = Annotated[
     Path | None,
     typer.Option("--store", help="Diretório do acervo (padrão: $LECTURE_RAG_HOME).", show_default=False),
 ]
-KOpt = Annotated[int | None, typer.Option("--k", min=1, max=200, help="Quantos segmentos (padrão: [retrieval] k, 10).")]
+KOpt = Annotated[
+    int | None, typer.Option("--k", min=1, max=200, help="Quantos segmentos (padrão: \\[retrieval] k, 10).")
+]
 ModeOpt = Annotated[
     RetrievalMode | None,
-    typer.Option("--mode", help="dense (E5), bm25 ou hybrid (RRF) (padrão: [retrieval] mode, dense)."),
+    typer.Option("--mode", help="dense (E5), bm25 ou hybrid (RRF) (padrão: \\[retrieval] mode, dense)."),
 ]
 LLMOpt = Annotated[
     str | None,

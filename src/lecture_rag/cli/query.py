@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lecture_rag.cli.common import (
     AskFormat,
@@ -54,7 +55,7 @@ def search(
         score = "-" if h.score is None else f"{h.score:.4f}"
         console.print(
             f"[bold]{h.rank}.[/] Corpus ID {h.corpus_id}  Score {score}  {h.inicio}–{h.fim}  "
-            f"[cyan]{h.title}[/]\n   {h.url or '(sem URL)'}\n   {h.text[:400]}\n",
+            f"[cyan]{escape(h.title)}[/]\n   {escape(h.url or '(sem URL)')}\n   {escape(h.text[:400])}\n",
             highlight=False,
         )
 
@@ -96,13 +97,13 @@ def ask(
     else:
         _print_answer_text(answer, hide_urls, verbose)
     if answer.error:
-        err_console.print(f"[bold red]Erro do LLM:[/] {answer.error}", highlight=False)
+        err_console.print(f"[bold red]Erro do LLM:[/] {escape(answer.error)}", highlight=False)
         raise typer.Exit(1)
 
 
 def _print_answer_text(answer: Answer, hide_urls: bool, verbose: bool) -> None:
     if answer.extractive or not answer.model:
-        console.print(answer.text, highlight=False)
+        console.print(answer.text, markup=False, highlight=False)
         console.print(
             "[dim]Para respostas redigidas, configure um LLM: LECTURE_RAG_LLM_BACKEND=openai com "
             "LECTURE_RAG_LLM_BASE_URL/LECTURE_RAG_LLM_MODEL (Ollama, vLLM, llama.cpp...), "
@@ -113,13 +114,14 @@ def _print_answer_text(answer: Answer, hide_urls: bool, verbose: bool) -> None:
     if answer.no_citations:
         console.print("[yellow]Aviso: a resposta não cita nenhum trecho; confira nas fontes abaixo.[/]")
     if answer.invalid_citations:
-        console.print(f"[yellow]Aviso: citações sem trecho correspondente ignoradas: {answer.invalid_citations}[/]")
+        ignored = escape(str(answer.invalid_citations))
+        console.print(f"[yellow]Aviso: citações sem trecho correspondente ignoradas: {ignored}[/]")
     console.print("\n[bold]Referências:[/]")
     for ref in answer.references:
         times = ", ".join(
             f"[{t.n}] {hhmmss(t.start)}" + ("" if hide_urls or not t.url else f" {t.url}") for t in ref.times
         )
-        console.print(f"- {ref.title} ({ref.video_id}): {times}", highlight=False)
+        console.print(f"- {ref.title} ({ref.video_id}): {times}", markup=False, highlight=False)
     if not answer.references:
         console.print("- (nenhuma)")
     console.print("\n[bold]Segmentos recuperados:[/]")
@@ -128,13 +130,14 @@ def _print_answer_text(answer: Answer, hide_urls: bool, verbose: bool) -> None:
         score = "-" if h.score is None else f"{h.score:.4f}"
         console.print(
             f"{h.rank}. [{h.inicio}–{h.fim}] {h.title} (Corpus ID {h.corpus_id}, score {score}) {url}",
+            markup=False,
             highlight=False,
         )
     timing = answer.timing
     if verbose and timing.first_token_s is not None:
         rate = timing.completion_tokens / max(1e-9, (timing.total_s or 0) - timing.first_token_s)
         console.print(
-            f"[dim]modelo {answer.model}: 1º token em {timing.first_token_s:.2f}s, "
+            f"[dim]modelo {escape(answer.model)}: 1º token em {timing.first_token_s:.2f}s, "
             f"{timing.completion_tokens} tokens em {timing.total_s or 0:.2f}s ({rate:.1f} tokens/s), "
             f"prompt {timing.prompt_tokens} tokens, {len(answer.context)} trechos no contexto[/]"
         )

@@ -49,8 +49,8 @@ def _show(console: Console, item: RunItem, index: int, total: int, done: int, sc
         console.print(f"[bold]Answer Relevance:[/] {ar.score:.2f} — {escape(ar.reasoning[:300])}", highlight=False)
     keyed = scheme.keyed()
     for key, d in keyed:
-        console.print(f"  [bold]{key}[/] {d.code} {d.name}: {d.guide_text}", highlight=False)
-    console.print(f"[dim]{HELP.format(keys='/'.join(key for key, _ in keyed))}[/]", highlight=False)
+        console.print(f"  [bold]{escape(key)}[/] {escape(f'{d.code} {d.name}: {d.guide_text}')}", highlight=False)
+    console.print(f"[dim]{escape(HELP.format(keys='/'.join(key for key, _ in keyed)))}[/]", highlight=False)
 
 
 def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Console) -> int:
@@ -81,7 +81,8 @@ def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Cons
             labelled += 1
             comment = ""
             auto = auto_label(item)
-            console.print(f"Gravado: {codes[key]}" + (f" (anotação automatizada: {auto})" if auto else ""))
+            saved = f"Gravado: {codes[key]}" + (f" (anotação automatizada: {auto})" if auto else "")
+            console.print(saved, markup=False, highlight=False)
             index += 1
         elif key == "b":
             index = max(0, index - 1)
@@ -90,9 +91,9 @@ def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Cons
         else:
             keys = "/".join(codes)
             console.print(
-                f"[yellow]Tecla desconhecida {key!r}: nada foi gravado. Use {keys} para rotular, "
+                f"[yellow]Tecla desconhecida {escape(repr(key))}: nada foi gravado. Use {escape(keys)} para rotular, "
                 "s para pular, b para voltar, o para uma observação ou q para sair.[/]",
                 highlight=False,
             )
-    console.print(f"{labelled} rótulo(s) gravado(s) por {annotator}.")
+    console.print(f"{labelled} rótulo(s) gravado(s) por {annotator}.", markup=False, highlight=False)
     return labelled

@@ -3,15 +3,22 @@
 The layout is a required output: course teams compare these records with the
 reference system's, so spacing and field order follow the seed byte for byte
 (a golden test renders the seed's own content and compares).
+
+Every text field is data, never markup: HTML in a transcript, question,
+answer or title is escaped (a markdown viewer shows it, never runs it) and a
+markdown link inside such text loses its target; text without HTML keeps its
+bytes. Link targets are :func:`lecture_rag.links.safe_url`'s: ``http(s)`` or
+relative paths, else empty.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from jinja2 import Environment
 
-from lecture_rag.links import hhmmss
+from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.records import Answer, Hit, Reference
 from lecture_rag.templating import text_templates
 
@@ -32,9 +39,26 @@ class RecordView:
     ar_reasoning: str = ""
 
 
+# What would start HTML in markdown (a tag, comment, declaration, autolink) or an entity.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
 def _oneline(text: str | None) -> str:
-    """Fields are one markdown line: each newline becomes a space, as in the seed."""
-    return (text or "").replace("\r\n", "\n").replace("\n", " ").strip()
+    """Fields are one markdown line: each line break (``\\n``, ``\\r\\n``, ``\\r``) becomes a space, as in the seed."""
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\n", " ").strip()
+
+
+def _text(text: object) -> str:
+    """Data as markdown text: one line, no HTML (``<tag`` → ``&lt;tag``, ``&lt;`` → ``&amp;lt;``), no link target.
+
+    Only what markdown would read as HTML or as a link is changed, so text
+    without HTML keeps its bytes: ``5 < 6``, ``P&D`` and ``[1]`` stay as they are.
+    ``](`` becomes ``]\\(``, so ``[texto](javascript:...)`` is shown, not linked.
+    """
+    line = _oneline(None if text is None else str(text))
+    line = _ENTITY.sub("&amp;", line)
+    return _HTML_START.sub("&lt;", line).replace("](", "]\\(")
 
 
 def _score(value: float | None) -> str:
@@ -46,12 +70,13 @@ def _ar(value: float | None) -> str:
 
 
 def _mdlink(text: str) -> str:
-    return text.replace("[", "(").replace("]", ")")
+    """Text of a link: brackets would end it, so they become parentheses."""
+    return _text(str(text).replace("[", "(").replace("]", ")"))
 
 
 def _environment() -> Environment:
     env = text_templates("lecture_rag.report", "templates", keep_trailing_newline=True)
-    env.filters.update(oneline=_oneline, score=_score, hhmmss=hhmmss, ar=_ar, mdlink=_mdlink)
+    env.filters.update(text=_text, score=_score, hhmmss=hhmmss, ar=_ar, mdlink=_mdlink, safe_url=safe_url)
     return env
 
 

@@ -1,16 +1,29 @@
-"""Reports of a run: the seed's markdown records, CSV, JSON and one HTML page."""
+"""Reports of a run: the seed's markdown records, CSV, JSON and one HTML page.
+
+Every field of a run is data, whoever wrote it (a transcript, a question file,
+an LLM, an annotator): the HTML page escapes all of it and forbids scripts by
+its Content-Security-Policy, the markdown records show HTML as text, the CSV
+neutralises cells a spreadsheet would run as formulas, and a URL becomes a
+link only when :func:`lecture_rag.links.safe_url` accepts it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
+import os
+from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 
+from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import scheme_of_run
 from lecture_rag.evaluate.summary import auto_label, judgment_score, manual_label
+from lecture_rag.links import safe_url
 from lecture_rag.records import RunItem
 from lecture_rag.report.markdown import RecordView, render_records
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
@@ -82,6 +95,20 @@ CSV_FIELDS = [
 ]
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading ``'``; other values are unchanged.
+
+    Numbers stay numbers (a negative score is not a formula); only text is user data.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
@@ -90,31 +117,32 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
         data = to_data(item.answer)
         a = hide_urls(data) if hide else data
         refs = "; ".join(
-            f"{r['title']} " + " ".join(t["url"] or str(int(t["start"])) for t in r["times"]) for r in a["references"]
+            f"{r['title']} "
+            + " ".join((t["url"] if hide else safe_url(t["url"])) or str(int(t["start"])) for t in r["times"])
+            for r in a["references"]
         )
         hits = a.get("hits", [])
-        writer.writerow(
-            {
-                "n": item.number,
-                "qid": item.qid,
-                "question": item.question,
-                "answer": a.get("answer", ""),
-                "extractive": a.get("extractive"),
-                "abstained": a.get("abstained"),
-                "no_citations": a.get("no_citations"),
-                "references": refs,
-                "manual_label": manual_label(item) or "",
-                "annotators": "; ".join(f"{w}={v.label}" for w, v in item.annotations.items()),
-                "auto_label": auto_label(item) or "",
-                "answer_relevance": judgment_score(item, "answer_relevance"),
-                "context_relevance": judgment_score(item, "context_relevance"),
-                "groundedness": judgment_score(item, "groundedness"),
-                "ar_reasoning": _reasoning(item),
-                "top_corpus_ids": " ".join(str(h["corpus_id"]) for h in hits),
-                "top_score": hits[0]["score"] if hits else "",
-                "llm_error": a.get("error", ""),
-            }
-        )
+        row = {
+            "n": item.number,
+            "qid": item.qid,
+            "question": item.question,
+            "answer": a.get("answer", ""),
+            "extractive": a.get("extractive"),
+            "abstained": a.get("abstained"),
+            "no_citations": a.get("no_citations"),
+            "references": refs,
+            "manual_label": manual_label(item) or "",
+            "annotators": "; ".join(f"{w}={v.label}" for w, v in item.annotations.items()),
+            "auto_label": auto_label(item) or "",
+            "answer_relevance": judgment_score(item, "answer_relevance"),
+            "context_relevance": judgment_score(item, "context_relevance"),
+            "groundedness": judgment_score(item, "groundedness"),
+            "ar_reasoning": _reasoning(item),
+            "top_corpus_ids": " ".join(str(h["corpus_id"]) for h in hits),
+            "top_score": hits[0]["score"] if hits else "",
+            "llm_error": a.get("error", ""),
+        }
+        writer.writerow({field: spreadsheet_cell(value) for field, value in row.items()})
     return buffer.getvalue()
 
 
@@ -136,7 +164,9 @@ def html_report(
     name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
 ) -> str:
     """One page: summary tables, plots (AR histogram, confusion heat map), then every record."""
-    env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=select_autoescape())
+    # autoescape=True: the template's name ends in .j2, which select_autoescape() never escaped (issue 16).
+    env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=True)
+    env.filters["safe_url"] = safe_url
     agreement = summary.get("agreement")
     plots = {
         "histogram": score_histograms(summary["ar_by_manual_label"]) if summary.get("ar_by_manual_label") else "",
@@ -152,3 +182,38 @@ def html_report(
         hide=hide,
         labels=scheme_of_run(config).codes,
     )
+
+
+# Why a report file could not be written, in the user's words.
+_WRITE_PROBLEMS = {
+    errno.EACCES: "sem permissão de escrita",
+    errno.EPERM: "sem permissão de escrita",
+    errno.EROFS: "o sistema de arquivos é somente leitura",
+    errno.ENOSPC: "o disco está cheio",
+    errno.EDQUOT: "a cota de disco acabou",
+    errno.EFBIG: "o arquivo passou do limite de tamanho deste processo",
+    errno.ENOTDIR: "um arquivo está no lugar de uma das pastas do caminho",
+    errno.EEXIST: "um arquivo está no lugar de uma das pastas do caminho",
+    errno.ENAMETOOLONG: "o nome é longo demais",
+}
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write a report file, creating missing folders; an existing report is replaced whole, never half-written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.is_dir():
+            raise LectureRagError(
+                f"{path} é uma pasta; passe em -o o caminho de um arquivo, ex.: {path / 'relatorio.md'}."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        cause = _WRITE_PROBLEMS.get(exc.errno or 0, exc.strerror or str(exc))
+        raise LectureRagError(
+            f"Não foi possível gravar o relatório em {path}: {cause}. Nada foi gravado; escolha em -o um caminho "
+            "numa pasta onde você possa escrever e rode de novo."
+        ) from exc
