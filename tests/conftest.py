@@ -1,4 +1,4 @@
-"""Shared fixtures: stores built once per session and a real llama.cpp server (helpers live in ``tests.support``)."""
+"""Shared fixtures: stores built once per session, a real llama.cpp server, a real browser (helpers: ``tests.support``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.cli import run_cli
 from tests.support.paths import shared
 from tests.support.servers import llama_server as serve
@@ -31,3 +33,18 @@ def llama_server() -> Iterator[str]:
     """A real OpenAI-compatible server (llama_cpp.server + the bundled SmolLM2 GGUF) for the session."""
     with serve(threads=1) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A real headless Chromium for the page tests of one module.
+
+    Module scope on purpose: Playwright's sync driver runs an event loop in this
+    thread while it lives, and tests that use ``asyncio.run`` must not share
+    the thread with it; one driver at a time also keeps the order of modules free.
+    """
+    assert CHROMIUM.exists(), "Chromium ausente: instale com 'apt-get install -y chromium'"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

@@ -169,10 +169,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(store: Path, log: Path) -> WebServer:
+def _start(store: Path, log: Path, env: dict[str, str] | None = None) -> WebServer:
+    """A ``serve`` process over ``store`` on a free port; ``env`` adds settings (``LECTURE_RAG_WEB__…``)."""
+    extra = env or {}
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
     env["LECTURE_RAG_HOME"] = str(store)
+    env.update(extra)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", SERVE, str(store), str(port), TOKEN], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -265,10 +268,28 @@ def _annotations(store: Path, annotator: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- tests
 
 
-def test_serve_prints_the_url_with_the_token_once(server: WebServer) -> None:
+def test_serve_prints_a_one_time_login_link_once_and_never_the_token(server: WebServer) -> None:
+    # Issue 16: the printed URL used to carry ?token=…, which stays in the browser's history; the token
+    # given to serve is never printed now, and the link holds a one-time code instead.
     log = server.log.read_text(encoding="utf-8", errors="replace")
-    assert log.count(f"?token={TOKEN}") == 1
-    assert f"{server.base_url}/?token={TOKEN}" in log
+    assert log.count("/login?code=") == 1
+    assert f"{server.base_url}/login?code=" in log
+    assert TOKEN not in log and "?token=" not in log
+
+
+def test_login_with_the_token_opens_a_session_that_hands_the_token_to_the_page(server: WebServer) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=30) as browser:
+        assert browser.get("/api/session").status_code == 401
+        wrong = browser.post("/login", data={"token": "outro"})
+        assert wrong.status_code == 401 and "Token inválido" in wrong.text and "set-cookie" not in wrong.headers
+        opened = browser.post("/login", data={"token": TOKEN, "next": f"/runs/{RUN}/annotate"})
+        assert opened.status_code == 303 and opened.headers["location"] == f"/runs/{RUN}/annotate"
+        assert opened.headers["cache-control"] == "no-store"
+        assert browser.get("/api/session").json() == {"token": TOKEN}
+        assert 'data-session="1"' in browser.get("/").text
+    assert 'data-session="1"' not in httpx.get(server.base_url + "/").text
+    dead = httpx.get(server.base_url + "/login", params={"code": "inventado"})
+    assert dead.status_code == 401 and "já foi usado ou expirou" in dead.text
 
 
 def test_health_and_videos_describe_the_store(client: httpx.Client) -> None:

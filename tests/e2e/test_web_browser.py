@@ -6,11 +6,13 @@ the player's ``src`` (and ``currentSrc`` for HTML5 video), which is what the
 page controls. The page's Content-Security-Policy stays on throughout, so a
 page that needed inline script or eval would fail here too.
 
-Run with ``pytest -s`` to see the timings measured in the browser.
+Run with ``pytest -s`` to see the timings measured in the browser. Screenshots go to a temporary
+folder; ``LECTURE_RAG_UPDATE_SCREENSHOTS=1`` writes them over the committed ones in docs/screenshots.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.test_web_api import (
     IMG_CAPTION,
@@ -33,26 +35,16 @@ from tests.e2e.test_web_api import (
     YOUTUBE_ID,
     WebServer,
     _annotations,
+    _start,
     auth,
     parse_events,
     verdicts,
     web_server,
 )
+from tests.support.browser import VIEWPORT, Watch, watched_page
 from tests.support.paths import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = REPO / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 1000}
+DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="session")
@@ -63,46 +55,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
 
 
 @pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium ausente: instale com 'apt-get install -y chromium'"
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
-
-
-class Watch:
-    """Dialogs (an XSS would fire alert) and CSP violations seen by a page."""
-
-    def __init__(self) -> None:
-        self.dialogs: list[str] = []
-        self.csp: list[str] = []
-
-    def on_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            self.csp.append(message.text)
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the pages' screenshots go: a temporary folder, or docs/screenshots when asked to update them."""
+    if os.environ.get("LECTURE_RAG_UPDATE_SCREENSHOTS") == "1":
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return DOC_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
-    context = browser.new_context(viewport=VIEWPORT, locale="pt-BR")
-    pg = context.new_page()
-    watch = Watch()
-    pg.on("dialog", watch.on_dialog)
-    pg.on("console", watch.on_console)
-    yield pg, watch
-    context.close()
-    assert watch.dialogs == [], f"um diálogo abriu (XSS?): {watch.dialogs}"
-    assert watch.csp == [], f"violações da CSP: {watch.csp}"
+    with watched_page(browser) as watched:
+        yield watched
 
 
 def load_ms(pg: Page) -> float:
@@ -120,6 +84,14 @@ def ask_in_page(pg: Page, question: str) -> dict[str, float]:
     return timings
 
 
+def log_in(pg: Page, server: WebServer) -> None:
+    """Open a session as a person with the token would: the form at /login (the printed link is one-time)."""
+    pg.goto(f"{server.base_url}/login")
+    pg.fill("#login-token", server.token)
+    pg.get_by_role("button", name="Entrar").click()
+    expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")
+
+
 def api_answer(server: WebServer, question: str) -> dict[str, Any]:
     """The same question through the API: the answer the page must have shown."""
     body = httpx.post(f"{server.base_url}/api/ask", json={"question": question}, timeout=60).text
@@ -129,10 +101,10 @@ def api_answer(server: WebServer, question: str) -> dict[str, Any]:
 
 
 def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
-    server: WebServer, page: tuple[Page, Watch]
+    server: WebServer, page: tuple[Page, Watch], screenshots: Path
 ) -> None:
     pg, _ = page
-    pg.goto(f"{server.base_url}/?token={server.token}")
+    log_in(pg, server)
     loaded = load_ms(pg)
     assert "token" not in pg.url, "o token deve sair da barra de endereço"
     assert pg.evaluate("sessionStorage.getItem('lecture-rag.token')") == server.token
@@ -171,8 +143,7 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
         "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={int(ref['start'])}&autoplay=1"
     )
     pg.locator("#answer a.cite").first.click()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SCREENSHOTS / "ask.png"))
+    pg.screenshot(path=str(screenshots / "ask.png"))
 
 
 def test_transcript_markup_renders_as_text(server: WebServer, page: tuple[Page, Watch]) -> None:
@@ -221,10 +192,12 @@ def test_video_without_url_shows_the_time_and_says_there_is_no_link(
     assert pg.locator("#player iframe, #player video").count() == 0
 
 
-def test_annotate_three_records_by_keyboard_and_resume(server: WebServer, page: tuple[Page, Watch]) -> None:
+def test_annotate_three_records_by_keyboard_and_resume(
+    server: WebServer, page: tuple[Page, Watch], screenshots: Path
+) -> None:
     pg, _ = page
     annotator = "ana-teclado"
-    pg.goto(f"{server.base_url}/?token={server.token}")
+    log_in(pg, server)
     pg.goto(f"{server.base_url}/runs/{RUN}/annotate")
     pg.fill("#annotator-input", annotator)
     pg.get_by_role("button", name="Começar").click()
@@ -252,9 +225,8 @@ def test_annotate_three_records_by_keyboard_and_resume(server: WebServer, page: 
             f"Pergunta {number} gravada como {key.upper()} (anotação automatizada: {auto})."
         )
         expect(pg.locator("#progress-text")).to_have_text(f"{number}/5 anotadas por você")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pg.set_viewport_size({"width": 1280, "height": 1700})  # the whole record, label bar at the bottom
-    pg.screenshot(path=str(SCREENSHOTS / "annotate.png"))
+    pg.screenshot(path=str(screenshots / "annotate.png"))
     pg.set_viewport_size(VIEWPORT)
 
     assert _annotations(server.store, annotator) == {"web-foto": "C", "nurc-048": "P", "nurc-049": "I"}
@@ -287,7 +259,7 @@ def test_annotation_page_without_token_asks_for_it(server: WebServer, page: tupl
     assert _annotations(server.store, "bia") == {}
 
 
-def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[Page, Watch]) -> None:
+def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[Page, Watch], screenshots: Path) -> None:
     pg, _ = page
     for qid, label in {"web-foto": "C", "nurc-048": "P", "nurc-049": "C", "nurc-050": "P", "nurc-051": "P"}.items():
         saved = httpx.post(
@@ -313,4 +285,60 @@ def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[P
         assert pg.evaluate("(i) => document.querySelectorAll('img.plot')[i].naturalWidth", i) > 100
     if summary["inter_annotator"]:
         expect(pg.get_by_role("heading", name="Entre anotadores")).to_be_visible()
-    pg.screenshot(path=str(SCREENSHOTS / "agreement.png"), full_page=True)
+    pg.screenshot(path=str(screenshots / "agreement.png"), full_page=True)
+
+
+def test_the_login_link_works_once_and_no_usable_secret_stays_in_the_address_bar_or_history(
+    server: WebServer, browser: Browser, tmp_path: Path
+) -> None:
+    """A server that needs a login to read runs (as one shared on a network does), in a real browser."""
+    protected = _start(server.store, tmp_path / "protegido.log", env={"LECTURE_RAG_WEB__READ_NEEDS_TOKEN": "true"})
+    try:
+        found = re.search(r"http://\S+/login\?code=\S+", protected.log.read_text(encoding="utf-8"))
+        assert found is not None
+        link = found.group(0)
+        context = browser.new_context(viewport=VIEWPORT, locale="pt-BR")
+        pg = context.new_page()
+        urls: list[str] = []
+        pg.on("request", lambda request: urls.append(request.url))
+        pg.goto(f"{protected.base_url}/runs")  # no session yet: the login page, not the runs
+        expect(pg).to_have_url(re.compile(r"/login\?next=/runs$"))
+        expect(pg.locator("#login-form")).to_be_visible()
+        assert RUN not in pg.content()
+
+        pg.goto(link)  # the printed link, as a click in the terminal opens it
+        expect(pg).to_have_url(f"{protected.base_url}/")
+        expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")
+        assert pg.evaluate("sessionStorage.getItem('lecture-rag.token')") == protected.token
+        assert pg.evaluate("document.cookie") == ""  # the session cookie is HttpOnly
+        (cookie,) = context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        pg.goto(f"{protected.base_url}/runs")
+        expect(pg.get_by_role("cell", name=RUN)).to_be_visible()
+        pg.get_by_role("link", name="anotar").first.click()
+        pg.fill("#annotator-input", "leitora")
+        pg.get_by_role("button", name="Começar").click()
+        expect(pg.locator("body")).to_have_attribute("data-ready", "1")
+        expect(pg.locator("#record-question")).to_have_text(Q_PHOTO)
+
+        # What the browser keeps: every address it went to, and the tab's history, back to the start.
+        history = [pg.url]
+        while pg.go_back() is not None:
+            history.append(pg.url)
+        for url in [*urls, *history]:
+            assert protected.token not in url and "token=" not in url, url
+        code = link.split("code=", 1)[1]
+        assert not any(code in url for url in history), history
+        context.close()
+
+        # The link itself (typed again, or found in the history of the browser that used it) is dead.
+        other = browser.new_context(viewport=VIEWPORT, locale="pt-BR")
+        again = other.new_page()
+        response = again.goto(link)
+        assert response is not None and response.status == 401
+        expect(again.locator("#login-error")).to_contain_text("já foi usado")
+        assert other.cookies() == []
+        assert again.evaluate("fetch('/api/runs').then((r) => r.status)") == 401
+        other.close()
+    finally:
+        protected.stop()

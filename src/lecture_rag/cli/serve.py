@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lecture_rag.cli.common import StoreOpt, settings_for, user_errors
+from lecture_rag.errors import ConfigError
+
+TOKEN_ENV = "LECTURE_RAG_TOKEN"
+
+
+def server_token(token: str | None, token_file: Path | None) -> str | None:
+    """The token from ``--token``, else ``--token-file``, else ``LECTURE_RAG_TOKEN``; None: generate one.
+
+    A file or the environment keeps the token out of the process list
+    (``ps`` shows every command-line argument to every user).
+    """
+    if token is not None:
+        given = token.strip()
+        where = "--token"
+    elif token_file is not None:
+        try:
+            given = token_file.expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"Não consegui ler o token de {token_file}: {exc}. Confira o caminho de --token-file."
+            ) from None
+        where = f"--token-file {token_file}"
+    elif os.environ.get(TOKEN_ENV) is not None:
+        given = os.environ[TOKEN_ENV].strip()
+        where = TOKEN_ENV
+    else:
+        return None
+    if not given or any(ch.isspace() or ord(ch) < 32 for ch in given):
+        raise ConfigError(f"O token de {where} está vazio ou tem espaços: use uma linha só, sem espaços.")
+    return given
 
 
 @user_errors
@@ -14,10 +46,48 @@ def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="Endereço (padrão: só esta máquina).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    token: Annotated[str | None, typer.Option(help="Token para anotar (padrão: gerado e mostrado uma vez).")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Token para anotar (visível no 'ps': prefira --token-file ou LECTURE_RAG_TOKEN)."),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Arquivo com o token (padrão: LECTURE_RAG_TOKEN, ou gerado).")
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Nome ou endereço pelo qual a rede acessa o servidor (repetível; exigido com --host fora desta "
+            "máquina). Padrão: [web] allowed_hosts.",
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float | None, typer.Option(min=0.1, max=600, help="Segundos para o cliente enviar o cabeçalho do pedido.")
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None, typer.Option(min=1, max=600, help="Segundos que uma conexão ociosa fica aberta.")
+    ] = None,
+    max_connections: Annotated[int | None, typer.Option(min=8, help="Conexões abertas ao mesmo tempo.")] = None,
+    answer_workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Perguntas respondidas ao mesmo tempo.")
+    ] = None,
+    ask_queue: Annotated[
+        int | None, typer.Option(min=0, help="Perguntas à espera; além delas, 503 com Retry-After.")
+    ] = None,
 ) -> None:
     """Abrir a página web: perguntar, assistir no segundo citado e anotar."""
     # The web stack (FastAPI, Starlette, uvicorn) is imported when the server starts, not by every command.
     from lecture_rag.web.app import serve as run_server
 
-    run_server(settings_for(store), host=host, port=port, token=token)
+    settings = settings_for(store)
+    flags = {
+        "allowed_hosts": allowed_host or None,
+        "header_timeout": header_timeout,
+        "keep_alive_timeout": keep_alive_timeout,
+        "max_connections": max_connections,
+        "answer_workers": answer_workers,
+        "ask_queue": ask_queue,
+    }
+    web = settings.web.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    settings = settings.model_copy(update={"web": web})
+    run_server(settings, host=host, port=port, token=server_token(token, token_file))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 SUPPORTED = ("pt", "en", "es")
 NAMES = {"pt": "português", "en": "English", "es": "español"}
@@ -13,13 +17,41 @@ NOT_FOUND = {
 }
 DEFAULT = "pt"
 
+# py3langid keeps one module-level model and ``set_languages`` rewrites its arrays in place, so a
+# thread classifying while another restricts the languages sees them half-changed (a broadcast
+# error, an index out of range). The model is loaded and restricted under this lock, once, and
+# only published when it is complete; after that, classification only reads it.
+_lock = threading.Lock()
+_detector: Any = None
 
-@lru_cache(maxsize=1)
-def _identifier() -> object:
-    import py3langid
 
-    py3langid.set_languages(list(SUPPORTED))
-    return py3langid
+def warm_up() -> Any:
+    """Load the detector now (the web server calls this at start-up); safe from any number of threads.
+
+    Returns None when it cannot be loaded: py3langid unpacks its model into a
+    temporary file, which fails on a full or read-only disk. Answers then
+    follow the default language (said once in the log) rather than failing.
+    """
+    global _detector
+    detector = _detector
+    if detector is None:
+        with _lock:
+            if _detector is None:
+                try:
+                    import py3langid
+
+                    py3langid.set_languages(list(SUPPORTED))
+                except OSError as exc:
+                    log.warning(
+                        "Não foi possível carregar o detector de idioma (%s): as respostas seguem em %s. "
+                        "Libere espaço no disco temporário.",
+                        exc,
+                        NAMES[DEFAULT],
+                    )
+                    return None
+                _detector = py3langid
+            detector = _detector
+    return detector
 
 
 def detect_language(text: str) -> str:
@@ -31,6 +63,8 @@ def detect_language(text: str) -> str:
     words = text.split()
     if len(words) < 3:
         return DEFAULT
-    langid = _identifier()
-    lang, _score = langid.classify(text)  # type: ignore[attr-defined]
+    detector = warm_up()
+    if detector is None:
+        return DEFAULT
+    lang, _score = detector.classify(text)
     return str(lang) if lang in SUPPORTED else DEFAULT

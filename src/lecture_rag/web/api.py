@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.types import Receive, Scope, Send
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
@@ -31,10 +32,11 @@ from lecture_rag.web.models import (
     Mode,
     RecordsOut,
     SearchOut,
+    SessionOut,
 )
 from lecture_rag.web.payloads import labels_out, record_out
-from lecture_rag.web.resources import Resources
-from lecture_rag.web.security import bearer, check_token
+from lecture_rag.web.resources import AnswerSlot, Resources
+from lecture_rag.web.security import SESSION_COOKIE, bearer, check_reader, check_token
 from lecture_rag.web.sse import ask_events
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -44,6 +46,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "corpo maior que 64 KB"},
     422: {"model": ErrorOut, "description": "campos inválidos"},
 }
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "servidor compartilhado na rede: ler rodadas exige o token ou login"},
+    404: {"model": ErrorOut, "description": "rodada inexistente"},
+}
+BUSY = 503
+ASK_RETRY_AFTER_S = 5
 SSE_DESCRIPTION = (
     "Server-sent events, in order: `hits` (SseHits) once, `token` (SseToken) one or more, then `done` "
     "(Answer); or `error` (SseError) instead of `done`. Each `data:` line is one JSON object."
@@ -58,10 +66,30 @@ def resources_of(request: Request) -> Resources:
 Res = Annotated[Resources, Depends(resources_of)]
 
 
-def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def require_token(request: Request, credentials: Credentials) -> None:
     check_token(request, credentials)
+
+
+def require_reader(request: Request, credentials: Credentials) -> None:
+    check_reader(request, credentials)
+
+
+class AnswerStream(StreamingResponse):
+    """The SSE response of one question; gives its slot back if the stream ends before a worker took it."""
+
+    def __init__(self, content: Any, slot: AnswerSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self.slot.handed_to_worker:
+                self.slot.release()
 
 
 def open_run(resources: Resources, name: str) -> tuple[LabelScheme, list[RunItem]]:
@@ -91,11 +119,24 @@ def health(res: Res) -> HealthOut:
     "/ask",
     summary="Responder a uma pergunta (SSE: hits → token… → done)",
     response_class=StreamingResponse,
-    responses={200: {"description": SSE_DESCRIPTION, "content": {"text/event-stream": {}}}, **ERRORS},
+    responses={
+        200: {"description": SSE_DESCRIPTION, "content": {"text/event-stream": {}}},
+        **ERRORS,
+        BUSY: {"model": ErrorOut, "description": "perguntas demais em andamento; tente após Retry-After segundos"},
+    },
 )
 async def ask(body: AskRequest, res: Res) -> StreamingResponse:
-    return StreamingResponse(
-        ask_events(res, body),
+    slot = res.slots.take()
+    if slot is None:
+        raise HTTPException(
+            BUSY,
+            f"Servidor ocupado: {res.slots.limit} perguntas já estão sendo respondidas ou esperando. "
+            f"Tente de novo em {ASK_RETRY_AFTER_S} segundos.",
+            headers={"Retry-After": str(ASK_RETRY_AFTER_S)},
+        )
+    return AnswerStream(
+        ask_events(res, body, slot),
+        slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -121,7 +162,26 @@ def videos(res: Res) -> list[Video]:
     return res.store.list_videos()
 
 
-@router.get("/runs", response_model=list[RunSummary], summary="Rodadas de avaliação")
+@router.get(
+    "/session",
+    response_model=SessionOut,
+    responses={401: {"model": ErrorOut}},
+    summary="O token desta sessão de navegador (aberta pelo link de login), para o cabeçalho das escritas",
+)
+def session(request: Request, response: Response, res: Res) -> SessionOut:
+    if not res.sessions.valid(request.cookies.get(SESSION_COOKIE)):
+        raise HTTPException(401, "Sem sessão: abra o link de login impresso por 'lecture-rag serve' ou use /login.")
+    response.headers["Cache-Control"] = "no-store"
+    return SessionOut(token=res.token)
+
+
+@router.get(
+    "/runs",
+    response_model=list[RunSummary],
+    dependencies=[Depends(require_reader)],
+    responses={401: READ_ERRORS[401]},
+    summary="Rodadas de avaliação",
+)
 def runs_list(res: Res) -> list[RunSummary]:
     return res.runs.summaries()
 
@@ -129,7 +189,8 @@ def runs_list(res: Res) -> list[RunSummary]:
 @router.get(
     "/runs/{name}/records",
     response_model=RecordsOut,
-    responses={404: {"model": ErrorOut}},
+    dependencies=[Depends(require_reader)],
+    responses=READ_ERRORS,
     summary="Registros de uma rodada (rótulo automatizado oculto até o anotador rotular)",
 )
 def run_records(
@@ -183,7 +244,8 @@ def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
 
 @router.get(
     "/runs/{name}/agreement",
-    responses={404: {"model": ErrorOut}},
+    dependencies=[Depends(require_reader)],
+    responses=READ_ERRORS,
     summary="Concordância manual × automatizada e entre anotadores (números do relatório)",
 )
 def run_agreement(name: str, res: Res) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 ``create_app`` loads the store, embedder, indexes and LLM once (a missing
 store fails here, before the server binds, with the usual Portuguese
-message) and wires the API, the pages and the security layers.
+message) and wires the API, the pages and the security layers. ``serve``
+checks the access policy first (serving beyond this machine needs the
+allowed host names), then runs uvicorn with the limits of
+:mod:`lecture_rag.web.server`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -28,14 +30,23 @@ from lecture_rag.records import Answer
 from lecture_rag.web import api, pages
 from lecture_rag.web.models import SseError, SseHits, SseToken
 from lecture_rag.web.resources import Resources
-from lecture_rag.web.security import DOCS_PATH, BodyLimitMiddleware, SecurityHeadersMiddleware, new_token
+from lecture_rag.web.security import (
+    DOCS_PATH,
+    Access,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    access_for,
+    is_loopback,
+    new_token,
+)
+from lecture_rag.web.server import connection_budget, make_server
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DESCRIPTION = (
     "Perguntas e respostas sobre videoaulas, com citações no segundo certo. Escritas (anotações) exigem "
-    "`Authorization: Bearer TOKEN`, o token impresso por `lecture-rag serve`."
+    "`Authorization: Bearer TOKEN`, o token de `lecture-rag serve`. Num servidor compartilhado na rede, ler "
+    "rodadas e anotações também exige o token (ou a sessão aberta pelo link de login)."
 )
 # Validation error types → what to tell the person (the rest fall back to pydantic's text).
 _EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -126,15 +137,19 @@ def _sse_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return build
 
 
-def create_app(settings: Settings, *, token: str, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
+def create_app(settings: Settings, *, token: str, access: Access | None = None) -> FastAPI:
     """The web app over ``settings.home``; writes need ``token``.
 
-    ``allowed_hosts`` are the ``Host`` names answered (default: loopback
-    names only; ``["*"]`` answers any, for a server shared on a network).
+    ``access`` says which ``Host`` names are answered and whether reading
+    runs needs the token (default: a server on this machine only, see
+    :func:`~lecture_rag.web.security.access_for`).
     """
     if not token:
-        raise LectureRagError("O token do servidor está vazio: gere um com 'lecture-rag serve' (ele imprime o token).")
-    resources = Resources.load(settings, token)
+        raise LectureRagError(
+            "O token do servidor está vazio: omita-o para gerar um, ou dê um com --token-file ou LECTURE_RAG_TOKEN."
+        )
+    access = access or access_for("127.0.0.1", settings.web)
+    resources = Resources.load(settings, token, access)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -155,36 +170,51 @@ def create_app(settings: Settings, *, token: str, allowed_hosts: Sequence[str] |
     app.include_router(pages.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(access.allowed_hosts))
     app.add_middleware(SecurityHeadersMiddleware)
     app.openapi = _sse_openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
-    """Run the app with uvicorn until interrupted; prints the URL with the token once.
+    """Run the app with uvicorn until interrupted; prints a one-time login link.
 
-    On a non-loopback address the server answers any Host name (people on the
-    network reach it by the machine's name or address) and says so.
+    Beyond this machine (a non-loopback ``host``) the allowed host names
+    are required (checked before anything loads) and reading runs needs a
+    login. A generated token is printed once; a given one (flag, file or
+    environment) never is.
     """
-    import uvicorn
-
+    access = access_for(host, settings.web)
+    generated = not token
     token = token or new_token()
-    loopback = is_loopback(host)
-    allowed = None if loopback else ["*"]
-    app = create_app(settings, token=token, allowed_hosts=allowed)
+    app = create_app(settings, token=token, access=access)
+    web = settings.web
+    budget = connection_budget(web)
+    code = app.state.resources.sessions.new_code(ttl=None)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-    print(f"lecture-rag: abra http://{shown}:{port}/?token={token}", flush=True)
-    print("  (o token autoriza anotações; quem só pergunta pode usar o endereço sem ele)", flush=True)
-    if not loopback:
-        print(f"  Atenção: servindo em {host}, acessível por outras máquinas da rede.", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    print(f"lecture-rag: abra http://{shown}:{port}/login?code={code}", flush=True)
+    print(
+        f"  (link de login de uso único: abre a sessão deste navegador para anotar; para só perguntar: "
+        f"http://{shown}:{port}/)",
+        flush=True,
+    )
+    if generated:
+        print(
+            f"  token gerado para esta execução: {token} (para /login em outro navegador ou 'Authorization: Bearer';"
+            " fixe um com --token-file ou LECTURE_RAG_TOKEN)",
+            flush=True,
+        )
+    if not is_loopback(host):
+        names = ", ".join(h for h in access.allowed_hosts if not is_loopback(h.strip("[]")) and h != "localhost")
+        print(
+            f"  Atenção: servindo em {host}, acessível por outras máquinas da rede pelos nomes: {names}. "
+            "Ler rodadas e anotações exige login.",
+            flush=True,
+        )
+    if budget.max_connections < web.max_connections:
+        print(
+            f"  Atenção: o limite de arquivos abertos do processo (ulimit -n = {budget.fd_limit}) permite "
+            f"{budget.max_connections} conexões simultâneas (pedidas: {web.max_connections}).",
+            flush=True,
+        )
+    make_server(app, host, port, web, budget).run()

@@ -150,3 +150,7 @@ class HealthOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="o token do servidor, para 'Authorization: Bearer' nas escritas")

@@ -4,6 +4,12 @@ Pages carry no inline script: each loads its own file from /static, and data
 the script needs (a run name) travels in ``data-*`` attributes, escaped by
 Jinja2. Static files are read into memory at startup and served by name from
 that table, so no request path is ever joined to a directory.
+
+``/login`` opens a browser session: from the one-time code of the link
+``serve`` prints (``GET /login?code=…``, dead after that use) or from the
+token typed in its form (``POST``). The session is an HttpOnly,
+SameSite=Strict cookie; the page then moves on to a local address, so the
+code does not stay in the address bar.
 """
 
 from __future__ import annotations
@@ -13,10 +19,10 @@ import mimetypes
 from functools import lru_cache
 from importlib import resources as pkg_resources
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
 from lecture_rag.evaluate.summary import run_summary
@@ -24,6 +30,7 @@ from lecture_rag.links import hhmmss
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
 from lecture_rag.web.payloads import labels_out
+from lecture_rag.web.security import SESSION_COOKIE, can_read, has_session, safe_next, token_matches
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,8 +72,61 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates().get_template(name).render(nav=NAV, path=request.url.path, **context)
+    session = has_session(request)  # the page's script fetches the token of a session (common.js)
+    html = templates().get_template(name).render(nav=NAV, path=request.url.path, session=session, **context)
     return HTMLResponse(html, status_code=status)
+
+
+def _login_first(request: Request) -> Response | None:
+    """A redirect to /login when this server needs a login to read runs and the request has none."""
+    if can_read(request, None):
+        return None
+    return RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303)
+
+
+def _login_page(request: Request, status: int = 200, message: str = "", target: str = "/") -> HTMLResponse:
+    page = render(request, "login.html", status=status, message=message, next=target)
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
+def _start_session(request: Request, session: str, target: str) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, code: str | None = None, next: str | None = None) -> Response:
+    target = safe_next(next)
+    if code is None:
+        return _login_page(request, target=target)
+    session = resources_of(request).sessions.redeem(code)
+    if session is None:
+        message = (
+            "Este link de login já foi usado ou expirou (cada link vale uma vez). "
+            "Informe o token do servidor abaixo, ou reinicie 'lecture-rag serve' para ter um link novo."
+        )
+        return _login_page(request, status=401, message=message, target=target)
+    return _start_session(request, session, target)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_with_token(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", errors="replace"), max_num_fields=10)
+    token = (form.get("token") or [""])[0].strip()
+    target = safe_next((form.get("next") or ["/"])[0])
+    if not token_matches(token, resources_of(request).token):
+        return _login_page(request, status=401, message="Token inválido. Confira o token do servidor.", target=target)
+    return _start_session(request, resources_of(request).sessions.open(), target)
 
 
 @router.get("/static/{name}")
@@ -96,12 +156,14 @@ def ask_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
-    return render(request, "runs.html", runs=resources_of(request).runs.summaries())
+def runs_page(request: Request) -> Response:
+    return _login_first(request) or render(request, "runs.html", runs=resources_of(request).runs.summaries())
 
 
 @router.get("/runs/{name}/annotate", response_class=HTMLResponse)
-def annotate_page(request: Request, name: str) -> HTMLResponse:
+def annotate_page(request: Request, name: str) -> Response:
+    if login := _login_first(request):
+        return login
     scheme, items = open_run(resources_of(request), name)
     return render(request, "annotate.html", run=name, total=len(items), labels=labels_out(scheme))
 
@@ -122,7 +184,9 @@ def _plots(summary: dict[str, Any]) -> dict[str, str]:
 
 
 @router.get("/runs/{name}/agreement", response_class=HTMLResponse)
-def agreement_page(request: Request, name: str) -> HTMLResponse:
+def agreement_page(request: Request, name: str) -> Response:
+    if login := _login_first(request):
+        return login
     scheme, items = open_run(resources_of(request), name)
     summary = run_summary(items, scheme)
     return render(request, "agreement.html", run=name, s=summary, plots=_plots(summary))

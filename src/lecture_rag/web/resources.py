@@ -6,6 +6,10 @@ the embedder's C engine under one lock; the store gives each thread its own
 connection). An LLM that takes parallel calls (an HTTP server) streams
 outside any lock, so a slow generation never blocks search; one that does
 not (an in-process GGUF model) gets a lock of its own.
+
+Questions are answered by ``[web] answer_workers`` threads; ``[web]
+ask_queue`` more may wait for one (:class:`AnswerSlots`), and beyond that
+``/api/ask`` says the server is busy instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -13,18 +17,49 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lecture_rag.config import Settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.generate.language import warm_up as warm_up_language
 from lecture_rag.generate.llm import LLM, make_llm
 from lecture_rag.retrieve import Retriever, SharedRetriever
 from lecture_rag.store import RunStore, Store
+from lecture_rag.web.security import Access, Sessions
 
-# Answer workers: generations of an HTTP LLM overlap; retrieval inside them is serialised anyway.
-ANSWER_WORKERS = 8
+
+class AnswerSlot:
+    """One admitted question; :meth:`release` (idempotent) gives its place back."""
+
+    def __init__(self, slots: AnswerSlots) -> None:
+        self._slots = slots
+        self._released = False
+        # Set once the answer worker owns the slot (it releases it when it ends).
+        self.handed_to_worker = False
+
+    def release(self) -> None:
+        with self._slots.lock:
+            if not self._released:
+                self._released = True
+                self._slots.taken -= 1
+
+
+@dataclass
+class AnswerSlots:
+    """Questions being answered or waiting for a worker: at most ``limit`` at once."""
+
+    limit: int
+    taken: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> AnswerSlot | None:
+        with self.lock:
+            if self.taken >= self.limit:
+                return None
+            self.taken += 1
+        return AnswerSlot(self)
 
 
 @dataclass(slots=True)
@@ -39,11 +74,14 @@ class Resources:
     engine: AnswerEngine
     answer_lock: AbstractContextManager[Any]
     executor: ThreadPoolExecutor
+    slots: AnswerSlots
+    access: Access = field(default_factory=Access)
+    sessions: Sessions = field(default_factory=Sessions)
     problem: str = ""
 
     @classmethod
-    def load(cls, settings: Settings, token: str) -> Resources:
-        """Open the store, the embedder, the indexes and the LLM once."""
+    def load(cls, settings: Settings, token: str, access: Access) -> Resources:
+        """Open the store, the embedder, the indexes and the LLM once, and warm what is lazy elsewhere."""
         store = Store(settings.home, create=False)
         retriever = SharedRetriever(Retriever(store, make_embedder(settings.embedder), settings))
         llm: LLM | None = make_llm(settings.llm)
@@ -51,9 +89,14 @@ class Resources:
         answer_lock: AbstractContextManager[Any] = (
             nullcontext() if llm is None or llm.parallel_safe else threading.Lock()
         )
-        executor = ThreadPoolExecutor(max_workers=ANSWER_WORKERS, thread_name_prefix="answer")
-        resources = cls(settings, token, store, RunStore(store), retriever, engine, answer_lock, executor)
+        web = settings.web
+        executor = ThreadPoolExecutor(max_workers=web.answer_workers, thread_name_prefix="answer")
+        slots = AnswerSlots(web.answer_workers + web.ask_queue)
+        resources = cls(
+            settings, token, store, RunStore(store), retriever, engine, answer_lock, executor, slots, access
+        )
         resources.problem = retriever.warm_up()
+        warm_up_language()  # the first questions arrive together; nothing left to initialise then
         return resources
 
     @property

@@ -1,16 +1,22 @@
-"""Token check, request size limit and security headers.
+"""Host check, token and login sessions, request size limit and security headers.
 
 The model, briefly (the README says it for users):
 
 * the server binds to 127.0.0.1 unless told otherwise, and only answers
-  requests whose ``Host`` is an allowed name (see ``create_app``), which
-  defeats DNS-rebinding pages that would otherwise read the API from a
-  browser;
-* every writing endpoint needs ``Authorization: Bearer TOKEN``. The token is
-  printed once at startup inside the URL ``http://127.0.0.1:PORT/?token=…``;
-  the page moves it into ``sessionStorage`` and removes it from the address
-  bar. A header, not a cookie, because a browser never attaches a header on
-  its own, so a foreign site cannot forge a write (no CSRF);
+  requests whose ``Host`` is an allowed name (see :func:`access_for`): this
+  machine's names, plus the ones listed for a server shared on a network
+  (required then). That defeats DNS-rebinding pages that would otherwise
+  read the API from a browser;
+* every writing endpoint needs ``Authorization: Bearer TOKEN``. A header,
+  not a cookie, because a browser never attaches a header on its own, so a
+  foreign site cannot forge a write (no CSRF);
+* the token is never put in a URL. ``serve`` prints a one-time login link
+  (``/login?code=…``); opening it (or typing the token at ``/login``)
+  starts a browser session: an HttpOnly, SameSite=Strict cookie, and the
+  code is dead after that first use. A page of a session fetches the token
+  from ``/api/session`` into ``sessionStorage`` for its write headers;
+* on a server shared beyond this machine, reading runs and annotations
+  (API and pages) needs the token or a session too; asking does not;
 * bodies over :data:`MAX_BODY_BYTES` get 413 before anything parses them;
 * pages carry a strict Content-Security-Policy: scripts and styles only from
   this server, frames only from YouTube, media from any http(s) server (the
@@ -18,18 +24,25 @@ The model, briefly (the README says it for users):
   escaped by Jinja2 and inserted with ``textContent`` in JavaScript, and the
   policy is the second wall if either ever slips. The referrer policy sends
   only the origin to other sites: YouTube's embedded player refuses to play
-  without one, and the token has left the address bar by then.
+  without one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lecture_rag.config import WebSettings
+from lecture_rag.errors import ConfigError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -61,26 +74,183 @@ DOCS_CSP = (
 )
 DOCS_PATH = "/api/docs"
 
-bearer = HTTPBearer(auto_error=False, description="o token impresso por 'lecture-rag serve'")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SESSION_COOKIE = "lecture_rag_session"
+LOGIN_CODE_TTL_S = 600.0
+
+bearer = HTTPBearer(
+    auto_error=False, description="o token de 'lecture-rag serve' (--token-file, LECTURE_RAG_TOKEN ou gerado)"
+)
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who the server answers: the ``Host`` names it accepts, and whether reading runs needs the token."""
+
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    read_needs_token: bool = False
+
+
+def _host_name(value: str) -> str:
+    name = value.strip().lower()
+    if not name:
+        raise ConfigError("Nome vazio em --allowed-host / [web] allowed_hosts.")
+    if "*" in name and (not name.startswith("*.") or "*" in name[1:] or name == "*."):
+        raise ConfigError(
+            f"'{value}' em --allowed-host / [web] allowed_hosts aceitaria nomes de qualquer site (DNS rebinding): "
+            "liste os nomes ou endereços pelos quais a rede acessa o servidor (um curinga só como '*.exemplo.lan')."
+        )
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        if ":" in name or "/" in name:
+            raise ConfigError(
+                f"'{value}' em --allowed-host / [web] allowed_hosts: use só o nome ou o endereço, sem porta nem "
+                "caminho (ex.: --allowed-host aulas.lan --allowed-host 192.168.0.10)."
+            ) from None
+        return name
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def access_for(host: str, web: WebSettings) -> Access:
+    """The access policy of a server bound to ``host``; refuses to serve beyond this machine without host names.
+
+    On a loopback address this machine's names are answered (plus any
+    listed) and runs are readable without the token unless
+    ``read_needs_token`` says otherwise. On any other address the names
+    people use to reach the server must be listed, and reading runs needs
+    the token (or a login session) unless ``read_needs_token = false``.
+    """
+    listed = [_host_name(h) for h in web.allowed_hosts]
+    loopback = is_loopback(host)
+    if not loopback and not listed:
+        raise ConfigError(
+            f"Servir em {host} deixa o servidor acessível por outras máquinas, e ele só responde aos nomes "
+            "listados (proteção contra DNS rebinding). Diga por quais nomes ou endereços a rede vai acessá-lo: "
+            "--allowed-host NOME (repetível, ex.: --allowed-host 192.168.0.10 --allowed-host aulas.lan) ou "
+            "[web] allowed_hosts no config.toml. Para usar só nesta máquina, omita --host."
+        )
+    read = web.read_needs_token if web.read_needs_token is not None else not loopback
+    return Access(tuple(dict.fromkeys([*LOOPBACK_HOSTS, *listed])), read)
+
+
+@dataclass
+class Sessions:
+    """One-time login codes and the browser sessions they open, in memory (a restart logs everyone out).
+
+    A code is good for one login, then dead; codes minted for the start-up
+    message live until used, others for :data:`LOGIN_CODE_TTL_S`. At most
+    ``max_sessions`` sessions are kept (the oldest go first).
+    """
+
+    max_sessions: int = 1000
+    max_codes: int = 100
+    clock: Callable[[], float] = time.monotonic
+    _codes: dict[str, float | None] = field(default_factory=dict)  # code → expiry (None: until used)
+    _sessions: dict[str, float] = field(default_factory=dict)  # session id → created
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_code(self, ttl: float | None = LOGIN_CODE_TTL_S) -> str:
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            while len(self._codes) >= self.max_codes:
+                self._codes.pop(next(iter(self._codes)))
+            self._codes[code] = None if ttl is None else self.clock() + ttl
+        return code
+
+    def redeem(self, code: str) -> str | None:
+        """A new session id for a live ``code`` (which dies now), or None."""
+        with self._lock:
+            if code not in self._codes:
+                return None
+            expiry = self._codes.pop(code)
+            if expiry is not None and self.clock() > expiry:
+                return None
+        return self.open()
+
+    def open(self) -> str:
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            while len(self._sessions) >= self.max_sessions:
+                self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[session] = self.clock()
+        return session
+
+    def valid(self, session: str | None) -> bool:
+        if not session:
+            return False
+        with self._lock:
+            return session in self._sessions
+
+    def close(self, session: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(session or "", None)
+
+
+def token_matches(given: str, expected: str) -> bool:
+    return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def has_session(request: Request) -> bool:
+    sessions: Sessions = request.app.state.resources.sessions
+    return sessions.valid(request.cookies.get(SESSION_COOKIE))
+
+
+def can_read(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the request may read runs and annotations: always on this machine only, else token or session."""
+    resources = request.app.state.resources
+    if not resources.access.read_needs_token:
+        return True
+    given = credentials.credentials if credentials is not None else ""
+    return token_matches(given, resources.token) or has_session(request)
+
+
 def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
     """Raise 401 unless the request carries the server's token."""
     expected: str = request.app.state.resources.token
     given = credentials.credentials if credentials is not None else ""
-    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
+    if not token_matches(given, expected):
         raise HTTPException(
             status_code=401,
             detail=(
-                "Token ausente ou inválido. Abra a página pelo endereço com ?token=… impresso "
-                "ao iniciar 'lecture-rag serve', ou envie o cabeçalho 'Authorization: Bearer TOKEN'."
+                "Token ausente ou inválido. Abra o link de login impresso ao iniciar 'lecture-rag serve' "
+                "(ou informe o token em /login), ou envie o cabeçalho 'Authorization: Bearer TOKEN'."
             ),
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def check_reader(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Raise 401 unless the request may read runs (see :func:`can_read`)."""
+    if not can_read(request, credentials):
+        raise HTTPException(
+            status_code=401,
+            detail=(
+                "Este servidor exige login para ler rodadas e anotações. Abra o link de login impresso ao "
+                "iniciar 'lecture-rag serve' (ou informe o token em /login), ou envie 'Authorization: Bearer TOKEN'."
+            ),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else (another site, a scheme) becomes ``/``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:

@@ -8,7 +8,9 @@ a worker thread; its callbacks put events on an asyncio queue through
 is sent as one ``token`` per line, keeping the order the same in every mode.
 
 When the client goes away, the next token callback raises in the worker,
-which stops an LLM generation nobody will read.
+which stops an LLM generation nobody will read; a question still waiting
+for a worker is dropped. The question's :class:`AnswerSlot` is given back
+when its worker ends, or when the response ends if no worker ever took it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Answer, Hit
 from lecture_rag.web.models import AskRequest
-from lecture_rag.web.resources import Resources
+from lecture_rag.web.resources import AnswerSlot, Resources
 from lecture_rag.wire import to_data
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,13 @@ def _answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thread
     return answer
 
 
-def run_answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: threading.Event) -> None:
-    """The worker: every outcome ends with ``done`` or ``error``, then the end marker."""
+def run_answer(
+    resources: Resources, req: AskRequest, emit: Emit, cancelled: threading.Event, slot: AnswerSlot | None = None
+) -> None:
+    """The worker: every outcome ends with ``done`` or ``error``, then the end marker; the slot is given back."""
     try:
+        if cancelled.is_set():
+            return  # the client left while the question waited for a worker
         answer = _answer(resources, req, emit, cancelled)
         emit("done", to_data(answer))
     except _Cancelled:
@@ -95,15 +101,19 @@ def run_answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thr
         log.exception("falha ao responder a pergunta")
         emit("error", {"message": INTERNAL_ERROR})
     finally:
+        if slot is not None:
+            slot.release()
         emit(_END, None)
 
 
-async def ask_events(resources: Resources, req: AskRequest) -> AsyncIterator[str]:
+async def ask_events(resources: Resources, req: AskRequest, slot: AnswerSlot | None = None) -> AsyncIterator[str]:
     """The SSE body of one question."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
-    loop.run_in_executor(resources.executor, run_answer, resources, req, _emitter(loop, queue), cancelled)
+    if slot is not None:
+        slot.handed_to_worker = True
+    loop.run_in_executor(resources.executor, run_answer, resources, req, _emitter(loop, queue), cancelled, slot)
     try:
         while True:
             event, data = await queue.get()

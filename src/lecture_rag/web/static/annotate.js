@@ -156,5 +156,5 @@
     b.addEventListener("click", () => label(b.dataset.label));
   }
   document.addEventListener("keydown", onKey);
-  start();
+  LR.ready.then(start);
 })();

@@ -6,15 +6,19 @@
 const LR = (() => {
   const TOKEN_KEY = "lecture-rag.token";
 
-  // The start-up URL carries ?token=…: keep it for this tab, then drop it from the address bar.
-  function captureToken() {
-    const url = new URL(window.location.href);
-    const given = url.searchParams.get("token");
-    if (given) {
-      sessionStorage.setItem(TOKEN_KEY, given);
-      url.searchParams.delete("token");
-      history.replaceState(null, "", url.pathname + url.search + url.hash);
+  // The token never travels in a URL. A browser session (opened by the one-time login link that
+  // `lecture-rag serve` prints, or by the form at /login) is an HttpOnly cookie; pages of a session
+  // fetch the token once into this tab's sessionStorage, for the Authorization header of writes.
+  async function loadSessionToken() {
+    if (!token() && document.body.dataset.session === "1") {
+      try {
+        const response = await fetch("/api/session", { headers: { Accept: "application/json" } });
+        if (response.ok) setToken((await response.json()).token);
+      } catch (_) {
+        // no session token: the annotation page asks for it
+      }
     }
+    document.body.dataset.tokenReady = token() ? "1" : "0";
   }
 
   function token() {
@@ -184,6 +188,6 @@ const LR = (() => {
     if (data.length && handlers[event]) handlers[event](JSON.parse(data.join("\n")));
   }
 
-  captureToken();
-  return { el, hhmmss, play, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken };
+  const ready = loadSessionToken();
+  return { el, hhmmss, play, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready };
 })();

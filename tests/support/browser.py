@@ -1,0 +1,64 @@
+"""The real headless Chromium the page tests drive (Debian's package, through Playwright)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from re import Pattern
+
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route
+
+RouteHandler = Callable[[Route], None]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 1000}
+
+
+class Watch:
+    """What must never happen on a page: a dialog (a script ran: XSS) or a CSP violation (a script tried to)."""
+
+    def __init__(self) -> None:
+        self.dialogs: list[str] = []
+        self.csp: list[str] = []
+
+    def on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp.append(message.text)
+
+    def check(self) -> None:
+        assert self.dialogs == [], f"um diálogo abriu (XSS): {self.dialogs}"
+        assert self.csp == [], f"algo tentou rodar script (CSP): {self.csp}"
+
+
+@contextmanager
+def watched_page(
+    browser: Browser, route: tuple[Pattern[str], RouteHandler] | None = None
+) -> Iterator[tuple[Page, Watch]]:
+    """A fresh context and page with a :class:`Watch` on it, checked when the block ends."""
+    context = browser.new_context(viewport=VIEWPORT, locale="pt-BR")
+    if route is not None:
+        context.route(*route)
+    page = context.new_page()
+    watch = Watch()
+    page.on("dialog", watch.on_dialog)
+    page.on("console", watch.on_console)
+    try:
+        yield page, watch
+    finally:
+        context.close()
+    watch.check()
