@@ -66,10 +66,7 @@ class EmbeddingCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect(self.path, read_only=protected, immutable=protected and not wal.exists())
             self._conn.isolation_level = "DEFERRED"  # implicit transactions: ``with self._conn`` commits or rolls back
-            self._conn.execute("PRAGMA foreign_keys=ON")
             if not protected:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.executescript(_SCHEMA)
             self._conn.execute("SELECT COUNT(*) FROM embedders").fetchone()
         except sqlite3.Error as exc:

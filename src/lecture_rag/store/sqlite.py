@@ -140,10 +140,6 @@ class Store:
         if conn is None:
             conn = connect(self.db_path, read_only=self.read_only, immutable=self._immutable)
             conn.row_factory = sqlite3.Row
-            if not self.read_only:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
             with self._open_lock:
                 self._open.append(conn)
             self._local.conn = conn
@@ -391,15 +387,22 @@ class Store:
 
 
 def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit); ``read_only`` uses SQLite's ``mode=ro``.
+    """A connection in autocommit mode (transactions are explicit), set up the way every database here is.
 
-    ``immutable`` tells SQLite that nothing can change the file (a write-protected
-    store with no WAL file), so it reads it without creating lock files beside it.
+    WAL (several readers beside one writer) when writable, foreign keys on,
+    ``synchronous=NORMAL``. ``read_only`` uses SQLite's ``mode=ro``; ``immutable``
+    tells SQLite that nothing can change the file (a write-protected store with
+    no WAL file), so it reads it without creating lock files beside it.
     """
-    if not read_only:
-        return sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
-    return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+    if read_only:
+        uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def _supersede(conn: sqlite3.Connection, video_id: str, when: str) -> None:
