@@ -38,6 +38,15 @@ class RetrievalMode(StrEnum):
     HYBRID = "hybrid"
 
 
+class Reranking(StrEnum):
+    """Which reranker reorders the first-stage candidates (see :mod:`lecture_rag.retrieve.rerank`)."""
+
+    NONE = "none"
+    PASSAGES = "passages"
+    CROSS_ENCODER = "cross-encoder"
+    LLM = "llm"
+
+
 def default_home() -> Path:
     """The store directory when neither ``--store`` nor LECTURE_RAG_HOME is given."""
     env = os.environ.get("LECTURE_RAG_HOME")
@@ -129,6 +138,13 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     dedup_overlap: float = Field(0.5, ge=0, le=1)
+    # Reranking (lecture_rag.retrieve.rerank): none, passages (offline default), cross-encoder, llm.
+    rerank: Reranking = Field(Reranking.PASSAGES, description="none | passages | cross-encoder | llm")
+    rerank_candidates: int = Field(50, ge=1, le=1000, description="first-stage hits a reranker reorders")
+    # Sub-passages of each window (index/passages.py): matched on their own, the window returned.
+    passage_seconds: float = Field(25.0, gt=1, le=600, allow_inf_nan=False)
+    # A sentence-transformers CrossEncoder name or folder, for rerank = "cross-encoder".
+    cross_encoder_model: str = ""
 
 
 class WebSettings(BaseModel):

@@ -17,12 +17,15 @@ caption line (millions for a long transcript) and never leaves ingest.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Literal
 
 from pydantic import AliasChoices, Field, computed_field
 from pydantic.dataclasses import dataclass
 
 from lecture_rag.links import Player, deep_link, hhmmss, player_for
+
+_WORD_START = re.compile(r"(?<!\S)\S")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,9 +63,31 @@ class Video:
         return player_for(self.url)
 
 
+#: Where each cue of a segment begins: (second, character offset of its text in the segment's text).
+Marks = tuple[tuple[float, int], ...]
+
+#: Without cue marks (a segment stored before they were, or typed by hand), a segment is cut into
+#: pieces of about this many words, with times interpolated along its characters.
+_FALLBACK_PIECE_WORDS = 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Piece:
+    """A timed piece of a segment's text: one caption cue or transcript sentence (``start`` in seconds)."""
+
+    start: float
+    end: float
+    text: str
+
+
 @dataclass(slots=True)
 class Segment:
-    """A ~2-minute window of one video: the unit retrieved, cited and judged."""
+    """A ~2-minute window of one video: the unit retrieved, cited and judged.
+
+    ``marks`` say where each of the window's cues begins (second and character
+    offset): what lets a link open at the sentence that answers instead of the
+    window start. They are the store's bookkeeping and stay out of the JSON.
+    """
 
     corpus_id: int
     video_id: str
@@ -72,6 +97,31 @@ class Segment:
     video_url: str = ""
     title: str = ""
     course: str = ""
+    marks: Marks = Field(default=(), exclude=True, repr=False)
+
+    def pieces(self) -> list[Piece]:
+        """The window's text as timed pieces, in order.
+
+        From the cue marks when the store has them; otherwise pieces of about
+        twenty words whose times are interpolated along the characters (speech
+        runs at a roughly even pace within two minutes), so older stores and
+        hand-made segments still get a second to cite.
+        """
+        bounds = _valid_marks(self.marks, len(self.text), self.start, self.end) or self._interpolated()
+        out: list[Piece] = []
+        for i, (second, offset) in enumerate(bounds):
+            stop = bounds[i + 1][1] if i + 1 < len(bounds) else len(self.text)
+            until = bounds[i + 1][0] if i + 1 < len(bounds) else self.end
+            text = self.text[offset:stop].strip()
+            if text:
+                out.append(Piece(second, max(second, until), text))
+        return out
+
+    def _interpolated(self) -> list[tuple[float, int]]:
+        length = max(1, len(self.text))
+        starts = [m.start() for m in _WORD_START.finditer(self.text)][::_FALLBACK_PIECE_WORDS] or [0]
+        span = max(0.0, self.end - self.start)
+        return [(self.start + span * offset / length, offset) for offset in starts]
 
     def url_at(self, seconds: float | None = None) -> str:
         """Deep link that opens the video at ``seconds`` (default: segment start)."""
@@ -117,6 +167,18 @@ class Hit(Segment):
     rank_score: float = 0.0
     bm25: float | None = None
     sources: tuple[str, ...] = ()
+    cite_start: float = -1.0  # the second the best-matching sentence begins; unset (or outside): the window start
+    rerank_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start <= self.cite_start <= max(self.start, self.end):
+            self.cite_start = self.start
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cite_url(self) -> str:
+        """Deep link at ``cite_start``, the second the best-matching sentence begins ('' without a URL)."""
+        return self.url_at(self.cite_start)
 
 
 @dataclass(slots=True)
@@ -303,3 +365,15 @@ class RunItem:
     def number(self) -> int:
         """The question's 1-based position in its question file: ``Pergunta N`` in every report."""
         return self.position + 1
+
+
+def _valid_marks(marks: Marks, length: int, start: float, end: float) -> list[tuple[float, int]]:
+    """``marks`` when they describe this text (offsets increasing inside it, times inside the window), else []."""
+    if not marks or marks[0][1] != 0:
+        return []
+    out: list[tuple[float, int]] = []
+    for second, offset in marks:
+        if not 0 <= offset < max(1, length) or (out and offset <= out[-1][1]):
+            return []
+        out.append((min(max(float(second), start), max(start, end)), int(offset)))
+    return out

@@ -30,11 +30,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from lecture_rag.config import RetrievalMode, Settings, load_settings
+from lecture_rag.config import Reranking, RetrievalMode, Settings, load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
 from lecture_rag.generate.llm import LLM, make_llm
+from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.index.build import build_indexes, prune_embedding_cache
 from lecture_rag.retrieve import Retriever
 from lecture_rag.store import RunStore, Store
@@ -70,6 +71,13 @@ ModeOpt = Annotated[
     RetrievalMode | None,
     typer.Option("--mode", help="dense (E5), bm25 ou hybrid (RRF) (padrão: \\[retrieval] mode, dense)."),
 ]
+RerankOpt = Annotated[
+    Reranking | None,
+    typer.Option(
+        "--rerank",
+        help="Reordenar os candidatos: none, passages (offline), cross-encoder ou llm (padrão: \\[retrieval] rerank).",
+    ),
+]
 LLMOpt = Annotated[
     str | None,
     typer.Option("--llm", help="none (extrativa), openai ou gguf:/caminho/modelo.gguf (padrão: config)."),
@@ -95,9 +103,12 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_for(store: Path | None) -> Settings:
-    """The settings of this invocation: config file and environment, with ``--store`` applied."""
-    return load_settings(store)
+def settings_for(store: Path | None, *, rerank: Reranking | None = None) -> Settings:
+    """The settings of this invocation: config file and environment, with ``--store`` and ``--rerank`` applied."""
+    settings = load_settings(store)
+    if rerank is None:
+        return settings
+    return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"rerank": rerank})})
 
 
 def retrieval_choice(settings: Settings, k: int | None, mode: RetrievalMode | None) -> tuple[int, RetrievalMode]:
@@ -130,8 +141,9 @@ def run_store(store: Path | None) -> Iterator[RunStore]:
 
 
 def open_retriever(settings: Settings) -> Retriever:
-    """The retriever over the store of ``settings`` with the configured embedder."""
-    return Retriever(Store(settings.home, create=False), make_embedder(settings.embedder), settings)
+    """The retriever over the store of ``settings`` with the configured embedder and reranker."""
+    store = Store(settings.home, create=False)
+    return Retriever(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
 
 
 def answer_llm(settings: Settings, backend: str | None) -> LLM | None:
@@ -163,7 +175,7 @@ def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False
 
         stats: dict[str, Any] = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress)
         if prune_cache:
-            stats["cache_pruned"] = prune_embedding_cache(st, embedder)
+            stats["cache_pruned"] = prune_embedding_cache(st, embedder, settings)
     return stats
 
 

@@ -17,6 +17,7 @@ from lecture_rag.cli.common import (
     LLMOpt,
     ModeOpt,
     ReportFormat,
+    RerankOpt,
     RunArg,
     StoreOpt,
     answer_llm,
@@ -34,7 +35,7 @@ from lecture_rag.cli.common import (
     user_errors,
 )
 from lecture_rag.cli.terminal import annotate_in_terminal
-from lecture_rag.config import RetrievalMode, Settings
+from lecture_rag.config import Reranking, RetrievalMode, Settings
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
@@ -48,18 +49,22 @@ from lecture_rag.evaluate.questions import (
     load_squad,
 )
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
+from lecture_rag.evaluate.retrieval import details as question_details
 from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
 from lecture_rag.evaluate.summary import run_summary
 from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.records import Hit, Question
 from lecture_rag.report import run_report
-from lecture_rag.retrieve import SharedRetriever
+from lecture_rag.retrieve import Retriever, SharedRetriever
+from lecture_rag.retrieve.rerank import Reranker
 from lecture_rag.store import RunStore, Store
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
 # paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
 EVAL_CORPORA = "eval-corpora"
 METRICS = ("recall@1", "recall@5", "recall@10", "hit@1", "hit@10", "mrr@10", "ndcg@10")
+OFFSETS = ("offset_median", "offset_p90", "window_offset_median")
 ALL_MODES = tuple(RetrievalMode)
 
 
@@ -82,15 +87,26 @@ def eval_retrieval(
     mode: Annotated[
         list[RetrievalMode] | None, typer.Option("--mode", help="dense, bm25, hybrid (repita; padrão: os três).")
     ] = None,
+    rerank: Annotated[
+        list[Reranking] | None,
+        typer.Option(
+            "--rerank",
+            help="none, passages, cross-encoder, llm (repita; padrão: none e o de \\[retrieval] rerank).",
+        ),
+    ] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="Também, por pergunta: posição do 1º acerto e distância do link.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recall@1/5/10, hit@1/10, MRR@10 e nDCG@10 por modo, no total e por tipo de pergunta.
+    """Recall@1/5/10, hit@1/10, MRR@10, nDCG@10 e distância dos links por modo e reordenador.
 
     Um arquivo SQuAD é avaliado num acervo próprio (em EVAL_CORPORA dentro do acervo), nunca no seu.
     """
     settings = settings_for(store)
     k, _ = retrieval_choice(settings, k, None)
     modes = list(mode or ALL_MODES)
+    rerankers = list(dict.fromkeys(rerank or [Reranking.NONE, settings.retrieval.rerank]))
     if is_squad(questions):
         settings, qs = _squad_settings(settings, questions)
     else:
@@ -102,34 +118,53 @@ def eval_retrieval(
     report: dict[str, Any] = {"questions": len(qs), "k": k, "modes": {}}
     with progress_bar() as bar:
         for m in modes:
-            task = bar.add_task(f"Avaliando {m}", total=len(qs))
-
-            def step(done: int, total: int, task: Any = task) -> None:
-                bar.update(task, completed=done)
-
-            def search(q: str, m: RetrievalMode = m) -> list[Hit]:
-                return retriever.search(q, k=k, mode=m)
-
-            results = evaluate(qs, search, progress=step)
-            overall = summarise(results)
-            report["modes"][str(m)] = {
-                "n": overall.n,
-                **overall.metrics,
-                **unanswerable_gap(results),
-                "by_type": {t: {"n": s.n, **s.metrics} for t, s in by_type(results).items()},
-            }
+            for r in rerankers:
+                name = str(m) if r is Reranking.NONE else f"{m}+{r}"
+                report["modes"][name] = _evaluate_one(retriever, qs, k, m, make_reranker(settings, r), bar, name)
+                if not details:
+                    report["modes"][name].pop("questions")
     if as_json:
         print_json(report)
         return
     _print_retrieval_report(report)
 
 
+def _evaluate_one(
+    retriever: Retriever,
+    qs: list[Question],
+    k: int,
+    mode: RetrievalMode,
+    reranker: Reranker | None,
+    bar: Any,
+    name: str,
+) -> dict[str, Any]:
+    """Every question through one mode and reranker: the summary, by type, and per question."""
+    task = bar.add_task(f"Avaliando {name}", total=len(qs))
+
+    def step(done: int, total: int) -> None:
+        bar.update(task, completed=done)
+
+    def search(q: str) -> list[Hit]:
+        return retriever.search(q, k=k, mode=mode, reranker=reranker)
+
+    results = evaluate(qs, search, progress=step)
+    overall = summarise(results)
+    return {
+        "n": overall.n,
+        **overall.metrics,
+        **overall.offsets,
+        **unanswerable_gap(results),
+        "by_type": {t: {"n": s.n, **s.metrics, **s.offsets} for t, s in by_type(results).items()},
+        "questions": question_details(results),
+    }
+
+
 def _print_retrieval_report(report: dict[str, Any]) -> None:
     table = Table(title=f"Recuperação: {report['questions']} perguntas, k={report['k']}")
-    for col in ["modo", "n", *METRICS]:
+    for col in ["modo", "n", *METRICS, *OFFSETS]:
         table.add_column(col, justify="right")
     for m, row in report["modes"].items():
-        table.add_row(m, str(row["n"]), *(f"{row[c]:.3f}" for c in METRICS))
+        table.add_row(m, str(row["n"]), *(f"{row[c]:.3f}" for c in METRICS), *(fmt(row[c], 1) for c in OFFSETS))
     console.print(table)
     for m, row in report["modes"].items():
         if len(row["by_type"]) > 1 and len(row["by_type"]) <= 12:
@@ -139,10 +174,29 @@ def _print_retrieval_report(report: dict[str, Any]) -> None:
             for t, r in row["by_type"].items():
                 sub.add_row(escape(t), str(r["n"]), *(f"{r[c]:.3f}" for c in METRICS))
             console.print(sub)
+    for m, row in report["modes"].items():
+        if "questions" in row:
+            _print_details(m, row["questions"])
     console.print(
         "[dim]recall@k: fração dos trechos de evidência cobertos pelos k primeiros resultados; "
-        "hit@k: fração das perguntas com algum resultado relevante entre os k primeiros.[/]"
+        "hit@k: fração das perguntas com algum resultado relevante entre os k primeiros; "
+        "link med/p90: segundos entre o ponto citado do 1º resultado relevante e o início da evidência "
+        "(mediana, percentil 90); janela med: o mesmo com o link no início da janela.[/]"
     )
+
+
+def _print_details(mode: str, rows: list[dict[str, Any]]) -> None:
+    """Per question: where the first relevant hit came and how far its link lands."""
+    table = Table(title=f"{mode}: por pergunta")
+    for col in ["id", "tipo", "1º acerto", "recall@10", "link (s)", "janela (s)"]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        first = "-" if not r["answerable"] else ("não achou" if r["first_rank"] is None else str(r["first_rank"]))
+        table.add_row(
+            escape(str(r["id"])), escape(str(r["type"] or "-")), first, fmt(r["recall@10"], 2),
+            fmt(r["offset"], 1), fmt(r["window_offset"], 1),
+        )  # fmt: skip
+    console.print(table)
 
 
 @user_errors
@@ -160,9 +214,10 @@ def run_questions(
     judges: Annotated[
         str, typer.Option("--judges", help="Juízes a rodar: ar, cr, g, label (separados por vírgula).")
     ] = "ar,cr,g,label",
+    rerank: RerankOpt = None,
 ) -> None:
     """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
-    settings = judge_settings(settings_for(store), judge_llm_backend)
+    settings = judge_settings(settings_for(store, rerank=rerank), judge_llm_backend)
     k, mode = retrieval_choice(settings, k, mode)
     kinds = parse_judge_kinds(judges)
     scheme = scheme_from_settings(settings.labels)

@@ -14,6 +14,7 @@ from lecture_rag.cli.common import (
     KOpt,
     LLMOpt,
     ModeOpt,
+    RerankOpt,
     StoreOpt,
     answer_llm,
     console,
@@ -40,10 +41,11 @@ def search(
     mode: ModeOpt = None,
     course: Annotated[str | None, typer.Option(help="Só esta disciplina.")] = None,
     video: Annotated[str | None, typer.Option(help="Só este vídeo.")] = None,
+    rerank: RerankOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Buscar os segmentos mais próximos de uma pergunta."""
-    settings = settings_for(store)
+    settings = settings_for(store, rerank=rerank)
     k, mode = retrieval_choice(settings, k, mode)
     hits = open_retriever(settings).search(query, k=k, mode=mode, course=course, video=video)
     if as_json:
@@ -55,7 +57,8 @@ def search(
         score = "-" if h.score is None else f"{h.score:.4f}"
         console.print(
             f"[bold]{h.rank}.[/] Corpus ID {h.corpus_id}  Score {score}  {h.inicio}–{h.fim}  "
-            f"[cyan]{escape(h.title)}[/]\n   {escape(h.url or '(sem URL)')}\n   {escape(h.text[:400])}\n",
+            f"(citar em {hhmmss(h.cite_start)})  [cyan]{escape(h.title)}[/]\n"
+            f"   {escape(h.cite_url or '(sem URL)')}\n   {escape(h.text[:400])}\n",
             highlight=False,
         )
 
@@ -73,9 +76,10 @@ def ask(
     course: Annotated[str | None, typer.Option(help="Só esta disciplina.")] = None,
     video: Annotated[str | None, typer.Option(help="Só este vídeo.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tempo até o 1º token e tokens/s.")] = False,
+    rerank: RerankOpt = None,
 ) -> None:
     """Responder a uma pergunta com base nas aulas, citando os trechos."""
-    settings = settings_for(store)
+    settings = settings_for(store, rerank=rerank)
     k, mode = retrieval_choice(settings, k, mode)
     engine = AnswerEngine(open_retriever(settings), answer_llm(settings, llm), settings.llm)
     streaming = fmt == AskFormat.TEXT

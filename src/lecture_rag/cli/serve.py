@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lecture_rag.cli.common import StoreOpt, settings_for, user_errors
+from lecture_rag.cli.common import RerankOpt, StoreOpt, settings_for, user_errors
 from lecture_rag.errors import ConfigError
 
 TOKEN_ENV = "LECTURE_RAG_TOKEN"
@@ -74,12 +74,13 @@ def serve(
     ask_queue: Annotated[
         int | None, typer.Option(min=0, help="Perguntas à espera; além delas, 503 com Retry-After.")
     ] = None,
+    rerank: RerankOpt = None,
 ) -> None:
     """Abrir a página web: perguntar, assistir no segundo citado e anotar."""
     # The web stack (FastAPI, Starlette, uvicorn) is imported when the server starts, not by every command.
     from lecture_rag.web.app import serve as run_server
 
-    settings = settings_for(store)
+    settings = settings_for(store, rerank=rerank)
     flags = {
         "allowed_hosts": allowed_host or None,
         "header_timeout": header_timeout,

@@ -11,6 +11,12 @@ range overlaps that span. Over a question's top k hits:
 * **nDCG@10** credits each hit with one evidence span no earlier hit was
   credited with (binary gain), against the ideal of one new span per rank,
   so two adjacent windows covering the same span do not inflate it.
+
+And where the links land: the **link offset** of a question is the absolute
+difference, in seconds, between the cited second (``cite_start``) of its first
+relevant hit and the start of the evidence span that hit overlaps (the
+nearest, when it overlaps several); reported as median and 90th percentile,
+beside the same figure for a link at the window start.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from lecture_rag.records import Evidence, Hit, Question
 
@@ -35,6 +43,13 @@ class QuestionResult:
     ranks: list[int]  # 1-based ranks of hits credited with an evidence span (one span per hit), for nDCG/MRR
     top_score: float | None
     span_ranks: list[int | None] = field(default_factory=list)  # per evidence span: first hit overlapping it
+    offset: float | None = None  # seconds from the first relevant hit's cite_start to its evidence start
+    window_offset: float | None = None  # the same from the window start (what a link without cite_start gives)
+
+    @property
+    def first_rank(self) -> int | None:
+        """Rank of the first relevant hit (None when none was retrieved)."""
+        return min((r for r in self.span_ranks if r is not None), default=None)
 
     def recall(self, k: int) -> float:
         """Share of evidence spans overlapped by at least one of the top ``k`` hits."""
@@ -70,13 +85,20 @@ def judge_hits(question: Question, hits: Sequence[Hit]) -> QuestionResult:
             credited.add(fresh[0])
             ranks.append(rank)
     top = hits[0].score if hits else None
-    return QuestionResult(question, ranks, top, span_ranks)
+    result = QuestionResult(question, ranks, top, span_ranks)
+    if result.first_rank is not None:
+        hit = hits[result.first_rank - 1]
+        starts = [ev.start for ev in question.evidence if overlaps(hit, ev)]
+        result.offset = min(abs(hit.cite_start - s) for s in starts)
+        result.window_offset = min(abs(hit.start - s) for s in starts)
+    return result
 
 
 @dataclass(slots=True)
 class Summary:
     n: int
     metrics: dict[str, float]
+    offsets: dict[str, float | None] = field(default_factory=dict)
 
 
 def summarise(results: Sequence[QuestionResult]) -> Summary:
@@ -89,7 +111,40 @@ def summarise(results: Sequence[QuestionResult]) -> Summary:
         metrics[f"hit@{k}"] = sum(r.hit(k) for r in answerable) / n if n else 0.0
     metrics["mrr@10"] = sum(r.mrr(10) for r in answerable) / n if n else 0.0
     metrics["ndcg@10"] = sum(r.ndcg(10) for r in answerable) / n if n else 0.0
-    return Summary(n, metrics)
+    return Summary(n, metrics, link_offsets(answerable))
+
+
+def link_offsets(results: Sequence[QuestionResult]) -> dict[str, float | None]:
+    """Median and 90th percentile of the link offsets, and of the window-start offsets, in seconds."""
+    cited = [r.offset for r in results if r.offset is not None]
+    window = [r.window_offset for r in results if r.window_offset is not None]
+
+    def pct(values: list[float], q: float) -> float | None:
+        return float(np.percentile(values, q)) if values else None
+
+    return {
+        "offset_median": pct(cited, 50),
+        "offset_p90": pct(cited, 90),
+        "window_offset_median": pct(window, 50),
+        "window_offset_p90": pct(window, 90),
+    }
+
+
+def details(results: Sequence[QuestionResult]) -> list[dict[str, object]]:
+    """Per question: id, type, rank of the first relevant hit, recall@10, and the link offsets."""
+    return [
+        {
+            "id": r.question.id,
+            "type": r.question.type,
+            "answerable": bool(r.question.evidence),
+            "first_rank": r.first_rank,
+            "recall@10": r.recall(10) if r.question.evidence else None,
+            "offset": r.offset,
+            "window_offset": r.window_offset,
+            "top1_cosine": r.top_score,
+        }
+        for r in results
+    ]
 
 
 def by_type(results: Sequence[QuestionResult]) -> dict[str, Summary]:

@@ -50,13 +50,17 @@ def split_valid(cited: Sequence[int], n_context: int) -> tuple[list[int], list[i
 
 
 def references(valid: Sequence[int], context: Sequence[Hit]) -> list[Reference]:
-    """Each cited video once, in order of first citation, with every cited second."""
+    """Each cited video once, in order of first citation, with every cited second.
+
+    The second is the hit's ``cite_start`` (where its best-matching sentence
+    begins, see :mod:`lecture_rag.retrieve.cite`), not the window start.
+    """
     refs: dict[str, Reference] = {}
     for n in valid:
         hit = context[n - 1]
         ref = refs.setdefault(hit.video_id, Reference(hit.video_id, hit.title or hit.video_id, hit.video_url))
         if all(t.corpus_id != hit.corpus_id for t in ref.times):
-            ref.times.append(CitedTime(n, hit.corpus_id, hit.start, hit.url_at()))
+            ref.times.append(CitedTime(n, hit.corpus_id, hit.cite_start, hit.cite_url))
     return list(refs.values())
 
 

@@ -189,6 +189,46 @@ class BM25Index:
         order = take[np.lexsort((self.ids[take], -scores[take]))]
         return self.ids[order], scores[order]
 
+    def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
+        """BM25 score of each id in ``ids`` (0 for ids not indexed or no query term), in that order.
+
+        For reranking a few candidates: one pass over the query terms' postings,
+        then a look-up, instead of a top-k search restricted to them.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(ids.shape[0], dtype=np.float32)
+        term_ids = self._model.get_tokens_ids(self._analyzer(query))
+        if not term_ids or len(self) == 0 or ids.size == 0:
+            return out
+        scores = np.asarray(self._model.get_scores(term_ids), dtype=np.float32)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self) - 1)
+        known = self.ids[pos] == ids
+        out[known] = scores[pos[known]]
+        return out
+
+    def idf(self, terms: Iterable[str]) -> dict[str, float]:
+        """BM25's (Lucene) inverse document frequency of each analysed term; unknown terms are left out.
+
+        Lets a caller weigh words of a short text (a sentence) the way the
+        corpus does, without indexing the sentence.
+        """
+        vocab = self._model.vocab_dict
+        indptr = np.asarray(self._model.scores["indptr"])
+        n = len(self)
+        out: dict[str, float] = {}
+        for term in terms:
+            tid = vocab.get(term)
+            if tid is None or tid + 1 >= indptr.shape[0]:
+                continue
+            df = int(indptr[tid + 1] - indptr[tid])
+            out[term] = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
+    @property
+    def analyzer(self) -> PortugueseAnalyzer:
+        """The analyzer this index was built with (the same terms for queries and texts scored against it)."""
+        return self._analyzer
+
     # -- persistence ----------------------------------------------------------
     def save(self, directory: Path) -> None:
         """Write into a fresh sibling folder, then swap it in, so a crash never leaves half an index."""

@@ -28,6 +28,7 @@ lectures, see :mod:`lecture_rag.store.sqlite`) that it no longer references.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -45,11 +46,13 @@ from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
 from lecture_rag.index.embed import embed_corpus
+from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, split_passages
 from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
 from lecture_rag.store.failures import os_failure, read_only_error
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 INDEX_DIRNAME = "index"
 CURRENT = "current.json"
@@ -125,6 +128,7 @@ class Indexes:
     vectors: VectorIndex
     bm25: BM25Index
     build: str = ""
+    passages: PassageIndex | None = None  # None for a build made before passages existed (reindex to get them)
 
     @property
     def fingerprint(self) -> str:
@@ -146,7 +150,11 @@ def build_indexes(
     if store.read_only:
         ids = _corpus_ids(store)
         current = _current_or_none(store.home)
-        if not rebuild and current is not None and _up_to_date(store.home, current, ids_fingerprint(ids), embedder):
+        if (
+            not rebuild
+            and current is not None
+            and _up_to_date(store.home, current, ids_fingerprint(ids), embedder, settings)
+        ):
             base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
             return {**base, "skipped": True, "kind": current.kind}
         raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
@@ -169,7 +177,7 @@ def _build(
     fingerprint = ids_fingerprint(ids)
     base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
     current = _current_or_none(store.home)
-    if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder):
+    if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder, settings):
         store.purge_superseded(keep=())  # the published build holds exactly the current segments
         return {**base, "skipped": True, "kind": current.kind}
 
@@ -190,7 +198,17 @@ def _build(
             "Rode 'lecture-rag index' de novo."
         )
     t3 = time.perf_counter()
-    publish(store.home, vindex, bm25)
+    passages = PassageIndex.build(
+        store,
+        embedder,
+        corpus_ids.tolist(),
+        seconds=settings.retrieval.passage_seconds,
+        fingerprint=vindex.fingerprint,
+        batch_size=settings.embedder.batch_size,
+        progress=None if progress is None else _after(progress, len(vindex)),
+    )
+    t4 = time.perf_counter()
+    publish(store.home, vindex, bm25, passages)
     store.purge_superseded(keep=vindex.ids)
     _record_meta(store, embedder, vindex)
     return {
@@ -201,11 +219,18 @@ def _build(
         "embed_s": round(t_embed, 2),
         "vector_index_s": round(t2 - t1, 2),
         "bm25_s": round(t3 - t2, 2),
+        "passages": len(passages.vectors),
+        "passages_s": round(t4 - t3, 2),
     }
 
 
-def publish(home: Path, vindex: VectorIndex, bm25: BM25Index) -> None:
-    """Write both indexes into a new build folder, then swap the pointer; tidy older builds.
+def _after(progress: ProgressFn, offset: int) -> ProgressFn:
+    """Progress of a second phase, counted after the ``offset`` items of the first."""
+    return lambda done, total: progress(offset + done, offset + total)
+
+
+def publish(home: Path, vindex: VectorIndex, bm25: BM25Index, passages: PassageIndex | None = None) -> None:
+    """Write the indexes into a new build folder, then swap the pointer; tidy older builds.
 
     If writing fails (full disk, read-only folder), what was written is removed,
     the published pair stays in use, and the failure is a StorageError that names it.
@@ -230,6 +255,8 @@ def publish(home: Path, vindex: VectorIndex, bm25: BM25Index) -> None:
         root.mkdir(parents=True, exist_ok=True)
         vindex.save(staging)
         bm25.save(staging / BM25_DIRNAME)
+        if passages is not None:
+            passages.save(staging / PASSAGES_DIRNAME)
         os.replace(staging, final)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(pointer, indent=2))
@@ -288,7 +315,7 @@ def _current_or_none(home: Path) -> Published | None:
         return None  # unreadable pointer: rebuild
 
 
-def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embedder) -> bool:
+def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embedder, settings: Settings) -> bool:
     """True when the published build describes this corpus and this embedder, and every byte of it is intact.
 
     Verifying reads the whole build (SHA-256 of each file: about 1 s for the
@@ -300,13 +327,17 @@ def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embe
     try:
         vindex = VectorIndex.load(folder, embedder_name=embedder.name, dim=embedder.dim)
         bm25 = BM25Index.load(folder / BM25_DIRNAME)
+        passages = PassageIndex.load(folder / PASSAGES_DIRNAME, embedder)
     except StoreError:
         return False
     return (
         vindex.fingerprint == fingerprint
         and bm25.fingerprint == fingerprint
+        and passages.bm25.fingerprint == fingerprint
+        and passages.seconds == settings.retrieval.passage_seconds
         and VectorIndex.verify(folder) is None
         and BM25Index.verify(folder / BM25_DIRNAME) is None
+        and PassageIndex.verify(folder / PASSAGES_DIRNAME) is None
     )
 
 
@@ -331,11 +362,21 @@ def load_indexes(home: Path, embedder: Embedder, *, exact_subset_max: int = 50_0
             raise StoreError(
                 f"Os índices em {folder} são de versões diferentes do acervo. Rode 'lecture-rag index --rebuild'."
             )
-        return Indexes(vectors=vectors, bm25=bm25, build=current.build)
+        return Indexes(vectors=vectors, bm25=bm25, build=current.build, passages=_passages_or_none(folder, embedder))
     raise StoreError(f"O índice em {index_dir(home)} mudou várias vezes durante a leitura; tente de novo.")
 
 
-def prune_embedding_cache(store: Store, embedder: Embedder) -> int:
+def _passages_or_none(folder: Path, embedder: Embedder) -> PassageIndex | None:
+    """The build's passages; a build from before them (or whose passages are damaged) still answers without."""
+    try:
+        passages = PassageIndex.load(folder / PASSAGES_DIRNAME, embedder)
+    except StoreError as exc:
+        log.warning("%s", exc)
+        return None
+    return passages
+
+
+def prune_embedding_cache(store: Store, embedder: Embedder, settings: Settings) -> int:
     """Drop this embedder's cached vectors of texts no longer in the store; returns how many.
 
     The cache keeps vectors of removed or re-ingested lectures so that putting
@@ -344,6 +385,8 @@ def prune_embedding_cache(store: Store, embedder: Embedder) -> int:
     vectors are kept: they are what makes switching back cheap.
     """
     keep = {text_hash(text) for chunk in store.iter_texts() for _, text in chunk}
+    seconds = settings.retrieval.passage_seconds
+    keep |= {text_hash(p.text) for segment in store.segments() for p in split_passages(segment, seconds)}
     with EmbeddingCache(cache_path(store.home)) as cache:
         return cache.prune(embedder.name, keep)
 

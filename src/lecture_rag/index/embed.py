@@ -21,7 +21,7 @@ Measured with ``bench/bench_indexing.py [--sweep]`` (2 cores):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -48,19 +48,41 @@ def embed_corpus(
     so an exception raised from it stops the run with that batch saved.
     Identical texts are embedded once.
     """
+    return embed_texts(store, store.iter_texts(), embedder, batch_size=batch_size, progress=progress, cache=cache)
+
+
+def embed_texts(
+    store: Store,
+    chunks: Iterable[list[tuple[int, str]]],
+    embedder: Embedder,
+    *,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for (id, text) pairs arriving in chunks, through ``store``'s embedding cache.
+
+    What :func:`embed_corpus` does for the segments, for any texts (the
+    sub-passages of :mod:`lecture_rag.index.passages` too), with the same
+    cache, batching, progress and resume-after-kill behaviour.
+    """
     if batch_size < 1:
         raise LectureRagError("batch_size precisa ser pelo menos 1.")
     own_cache = cache is None
     cache = cache or EmbeddingCache(cache_path(store.home))
     try:
-        return _embed_corpus(store, embedder, cache, batch_size, progress)
+        return _embed(chunks, embedder, cache, batch_size, progress)
     finally:
         if own_cache:
             cache.close()
 
 
-def _embed_corpus(
-    store: Store, embedder: Embedder, cache: EmbeddingCache, batch_size: int, progress: Progress | None
+def _embed(
+    chunks: Iterable[list[tuple[int, str]]],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    batch_size: int,
+    progress: Progress | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     dim = int(embedder.dim)
     eid = cache.embedder_id(embedder.name, dim)
@@ -68,7 +90,7 @@ def _embed_corpus(
     rows_of: dict[bytes, list[int]] = {}
     missing: dict[bytes, str] = {}  # texts to embed, deduplicated, in corpus order
     vectors_of: dict[bytes, np.ndarray] = {}
-    for chunk in store.iter_texts():
+    for chunk in chunks:
         keys = [text_hash(text) for _, text in chunk]
         vectors_of.update(cache.get_many(eid, keys, dim))
         for (corpus_id, text), key in zip(chunk, keys, strict=True):

@@ -21,7 +21,7 @@ from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, nurc_video_id, parse_
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
 from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
 from lecture_rag.records import Cue, Video
-from lecture_rag.store import EmptyVideoError, SegmentDraft, StorageError, Store
+from lecture_rag.store import EmptyVideoError, StorageError, Store
 
 READER_VERSION = "1"
 MANIFEST_NAME = "videos.csv"
@@ -221,12 +221,7 @@ def ingest_file(
         return FileResult(path, video_id, "unchanged", n, duration)
     language = meta.language or "pt"
     stats = SegmentStats()
-    drafts = (
-        SegmentDraft(start, end, text)
-        for start, end, text in windows(
-            clean_cues(_cues_of(path, options, progress, language), stats), options.segmentation
-        )
-    )
+    drafts = windows(clean_cues(_cues_of(path, options, progress, language), stats), options.segmentation)
     video = Video(
         video_id=video_id,
         title=meta.title or path.stem,

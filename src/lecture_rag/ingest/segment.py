@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lecture_rag.config import SegmentationSettings
-from lecture_rag.records import Cue
+from lecture_rag.records import Cue, Marks
+from lecture_rag.store import SegmentDraft
 
 # Pauses shorter than this merge covered intervals, keeping the interval list
 # short for long recordings while still catching re-segmented speech.
@@ -142,13 +143,27 @@ class _Window:
     def text(self) -> str:
         return " ".join(c.text.strip() for c in self.cues if c.text.strip())
 
+    def marks(self) -> Marks:
+        """Where each cue begins in :meth:`text`: (second, character offset)."""
+        out: list[tuple[float, int]] = []
+        offset = 0
+        for cue in self.cues:
+            text = cue.text.strip()
+            if text:
+                out.append((round(cue.start, 3), offset))
+                offset += len(text) + 1
+        return tuple(out)
+
+    def draft(self) -> SegmentDraft:
+        return SegmentDraft(self.start, self.end, self.text(), self.marks())
+
     def next(self, overlap: float) -> _Window:
         tail = _tail(self.cues, overlap)
         return _Window(tail, len(tail))
 
 
-def windows(cues: Iterable[Cue], settings: SegmentationSettings) -> Iterator[tuple[float, float, str]]:
-    """Cut ordered, non-overlapping cues into (start, end, text) windows.
+def windows(cues: Iterable[Cue], settings: SegmentationSettings) -> Iterator[SegmentDraft]:
+    """Cut ordered, non-overlapping cues into windows.
 
     Windows close at cue boundaries (never mid-word) once they reach the
     target length, and before a cue that would push them past the hard cap.
@@ -157,14 +172,14 @@ def windows(cues: Iterable[Cue], settings: SegmentationSettings) -> Iterator[tup
     current = _Window()
     for cue in cues:
         if len(current.cues) > current.carried and cue.end - current.start > settings.max_window_seconds:
-            yield current.start, current.end, current.text()
+            yield current.draft()
             current = current.next(settings.overlap_seconds)
         current.cues.append(cue)
         if current.end - current.start >= settings.window_seconds:
-            yield current.start, current.end, current.text()
+            yield current.draft()
             current = current.next(settings.overlap_seconds)
     if len(current.cues) > current.carried:
-        yield current.start, current.end, current.text()
+        yield current.draft()
 
 
 def _tail(cues: list[Cue], seconds: float) -> list[Cue]:

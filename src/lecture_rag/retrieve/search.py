@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +31,8 @@ from lecture_rag.index.bm25 import fold_accents
 from lecture_rag.index.build import Indexes, load_indexes, publication_version
 from lecture_rag.index.vectors import ids_fingerprint
 from lecture_rag.records import Hit, Segment
+from lecture_rag.retrieve.cite import cite_hits
+from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
 from lecture_rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -139,7 +142,11 @@ def word_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, cache: dict[int, frozenset[str]]) -> bool:
     if time_overlap(a, b) > policy.overlap:
         return True
-    return word_jaccard(_words(a, cache), _words(b, cache)) >= policy.jaccard
+    wa, wb = _words(a, cache), _words(b, cache)
+    # Jaccard <= smaller/larger set size: many pairs are ruled out without intersecting them.
+    if min(len(wa), len(wb)) < policy.jaccard * max(len(wa), len(wb)):
+        return False
+    return word_jaccard(wa, wb) >= policy.jaccard
 
 
 def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
@@ -176,10 +183,12 @@ class Retriever:
         *,
         indexes: Indexes | None = None,
         dedup_jaccard: float = DEDUP_JACCARD,
+        reranker: Reranker | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
         self.dedup_policy = DedupPolicy(overlap=settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
         self._indexes = indexes
         self._loaded_version = None if indexes is None else publication_version(store.home)
@@ -225,9 +234,14 @@ class Retriever:
         course: str | None = None,
         video: str | None = None,
         dedup: bool = True,
+        reranker: Reranker | EllipsisType | None = ...,
     ) -> list[Hit]:
         """Top-``k`` hits for ``query``; ``course``/``video`` restrict the search.
 
+        With a reranker (this retriever's unless ``reranker`` says otherwise;
+        None for none) the first stage fetches ``[retrieval] rerank_candidates``
+        windows and the reranker picks the top ``k``. Every hit gets the second
+        to cite (:mod:`lecture_rag.retrieve.cite`).
         ``dedup=False`` returns near-duplicate windows too (see :class:`DedupPolicy`).
         Raises LectureRagError for an empty query, an unknown mode, course or
         video, and StoreError for an empty store or missing/foreign indexes.
@@ -238,7 +252,28 @@ class Retriever:
             raise LectureRagError(f"k={k} inválido: peça pelo menos 1 resultado.")
         indexes = self.indexes
         allowed = self._allowed(course, video)
-        qvec = self.embedder.embed_queries([text])[0] if mode != "bm25" else None
+        chosen = self.reranker if reranker is ... else reranker
+        first_k = max(k, self.settings.retrieval.rerank_candidates) if chosen is not None else k
+        qvec = self.embedder.embed_queries([text])[0]
+        hits = self._first_stage(indexes, text, qvec, mode, first_k, allowed, dedup)
+        asked = Query(text, qvec, indexes)
+        hits = rerank_or_keep(chosen, asked, hits)[:k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        cite_hits(asked, hits)
+        return hits
+
+    def _first_stage(
+        self,
+        indexes: Indexes,
+        text: str,
+        qvec: np.ndarray,
+        mode: RetrievalMode,
+        k: int,
+        allowed: np.ndarray | None,
+        dedup: bool,
+    ) -> list[Hit]:
+        """Top-``k`` hits of the retrievers ``mode`` names (near duplicates dropped when ``dedup``)."""
         fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup else k)
         total = len(indexes.vectors) if allowed is None else int(allowed.size)
         while True:
@@ -259,7 +294,7 @@ class Retriever:
         self,
         indexes: Indexes,
         text: str,
-        qvec: np.ndarray | None,
+        qvec: np.ndarray,
         mode: str,
         fetch: int,
         allowed: np.ndarray | None,
@@ -269,7 +304,6 @@ class Retriever:
             ids, scores = indexes.bm25.search(text, fetch, allowed=allowed)
             cands = [Candidate(int(i), float(s), None, float(s), ("bm25",)) for i, s in zip(ids, scores, strict=True)]
             return cands, len(ids) < fetch
-        assert qvec is not None
         d_ids, d_cos = indexes.vectors.search(qvec, fetch, allowed=allowed)
         if mode == "dense":
             cands = [Candidate(int(i), float(s), float(s), None, ("dense",)) for i, s in zip(d_ids, d_cos, strict=True)]
@@ -333,6 +367,7 @@ def _hit(cand: Candidate, segment: Segment, rank: int) -> Hit:
         video_url=segment.video_url,
         title=segment.title,
         course=segment.course,
+        marks=segment.marks,
         score=cand.cosine,
         rank=rank,
         rank_score=cand.rank_score,

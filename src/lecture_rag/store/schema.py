@@ -101,6 +101,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX IF NOT EXISTS superseded_video ON superseded_segments(video_id)",
     ),
+    # 4: where each cue of a segment begins (second, character offset), for links to the sentence
+    (
+        "ALTER TABLE segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE superseded_segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

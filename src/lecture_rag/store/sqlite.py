@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -44,7 +45,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
-from lecture_rag.records import Segment, Video
+from lecture_rag.records import Marks, Segment, Video
 from lecture_rag.store.failures import (
     open_error,
     os_errors,
@@ -60,6 +61,7 @@ LOCKS_DIRNAME = "locks"
 WHAT = "o acervo"
 _OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be upgraded)
 _SUPERSEDED_SINCE = 3
+_MARKS_SINCE = 4
 
 
 class EmptyVideoError(StoreError):
@@ -68,11 +70,12 @@ class EmptyVideoError(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class SegmentDraft:
-    """A segment before it has a corpus id."""
+    """A segment before it has a corpus id (``marks``: where each cue begins, as in :class:`Segment`)."""
 
     start: float
     end: float
     text: str
+    marks: Marks = ()
 
 
 class Store:
@@ -101,6 +104,7 @@ class Store:
         self._open: list[sqlite3.Connection] = []
         self._open_lock = threading.Lock()
         self._superseded = True  # whether the superseded_segments table exists (not in old read-only stores)
+        self._marks = True  # whether segments have cue marks (not in old read-only stores)
         try:
             with os_errors(WHAT, self.home):
                 self.home.mkdir(parents=True, exist_ok=True)
@@ -132,6 +136,16 @@ class Store:
         if found > SCHEMA_VERSION:
             migrate(self.conn, str(self.home))  # refuses a newer store without writing
         self._superseded = found >= _SUPERSEDED_SINCE
+        self._marks = found >= _MARKS_SINCE
+
+    @property
+    def _seg_select(self) -> str:
+        """The segment query; an old read-only store without cue marks reads '' for them."""
+        return self._SEG_SELECT.format(marks="s.marks" if self._marks else "''")
+
+    @property
+    def _superseded_select(self) -> str:
+        return self._SUPERSEDED_SELECT.format(marks="marks" if self._marks else "''")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -261,8 +275,8 @@ class Store:
             last_end = 0.0
             for seq, draft in enumerate(drafts):
                 cur = conn.execute(
-                    "INSERT INTO segments(video_id, seq, start, end, text) VALUES(?,?,?,?,?)",
-                    (video.video_id, seq, draft.start, draft.end, draft.text),
+                    "INSERT INTO segments(video_id, seq, start, end, text, marks) VALUES(?,?,?,?,?,?)",
+                    (video.video_id, seq, draft.start, draft.end, draft.text, encode_marks(draft.marks)),
                 )
                 ids.append(int(cur.lastrowid or 0))
                 last_end = max(last_end, draft.end)
@@ -314,19 +328,19 @@ class Store:
         return None if row is None else _video(row)
 
     # -- segments -----------------------------------------------------------
-    _SEG_SELECT = """SELECT s.corpus_id, s.video_id, s.start, s.end, s.text,
+    _SEG_SELECT = """SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, {marks} AS marks,
                             v.url, v.title, v.course
                      FROM segments s JOIN videos v ON v.video_id = s.video_id"""
 
     def segments(self, video_id: str | None = None) -> list[Segment]:
         """All segments (of one video if given), in corpus-id order."""
         if video_id is None:
-            rows = self.conn.execute(self._SEG_SELECT + " ORDER BY s.corpus_id")
+            rows = self.conn.execute(self._seg_select + " ORDER BY s.corpus_id")
         else:
-            rows = self.conn.execute(self._SEG_SELECT + " WHERE s.video_id=? ORDER BY s.start", (video_id,))
+            rows = self.conn.execute(self._seg_select + " WHERE s.video_id=? ORDER BY s.start", (video_id,))
         return [_segment(row) for row in rows]
 
-    _SUPERSEDED_SELECT = """SELECT corpus_id, video_id, start, end, text, url, title, course
+    _SUPERSEDED_SELECT = """SELECT corpus_id, video_id, start, end, text, {marks} AS marks, url, title, course
                             FROM superseded_segments"""
 
     def get_segments(self, corpus_ids: Iterable[int], *, superseded: bool = False) -> dict[int, Segment]:
@@ -340,13 +354,13 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(self._SEG_SELECT + f" WHERE s.corpus_id IN ({marks})", chunk):
+            for row in self.conn.execute(self._seg_select + f" WHERE s.corpus_id IN ({marks})", chunk):
                 seg = _segment(row)
                 out[seg.corpus_id] = seg
             missing = [i for i in chunk if i not in out]
             if superseded and self._superseded and missing:
                 marks = ",".join("?" * len(missing))
-                for row in self.conn.execute(self._SUPERSEDED_SELECT + f" WHERE corpus_id IN ({marks})", missing):
+                for row in self.conn.execute(self._superseded_select + f" WHERE corpus_id IN ({marks})", missing):
                     seg = _segment(row)
                     out[seg.corpus_id] = seg
         return out
@@ -408,9 +422,9 @@ def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> 
 def _supersede(conn: sqlite3.Connection, video_id: str, when: str) -> None:
     """Move a video's current segments to ``superseded_segments`` (inside the caller's transaction)."""
     conn.execute(
-        """INSERT OR REPLACE INTO superseded_segments(corpus_id, video_id, start, end, text, url, title, course,
-                                                     superseded_at)
-           SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, v.url, v.title, v.course, ?
+        """INSERT OR REPLACE INTO superseded_segments(corpus_id, video_id, start, end, text, marks, url, title,
+                                                     course, superseded_at)
+           SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, s.marks, v.url, v.title, v.course, ?
            FROM segments s JOIN videos v ON v.video_id = s.video_id WHERE s.video_id=?""",
         (when, video_id),
     )
@@ -442,4 +456,20 @@ def _segment(row: sqlite3.Row) -> Segment:
         video_url=row["url"],
         title=row["title"],
         course=row["course"],
+        marks=decode_marks(row["marks"]),
     )
+
+
+def encode_marks(marks: Marks) -> str:
+    """Cue marks as compact JSON (``[[second, offset], ...]``; '' when there are none)."""
+    return json.dumps([[round(float(t), 3), int(o)] for t, o in marks], separators=(",", ":")) if marks else ""
+
+
+def decode_marks(text: str | None) -> Marks:
+    """The marks :func:`encode_marks` wrote; anything unreadable counts as none (the pieces fall back)."""
+    if not text:
+        return ()
+    try:
+        return tuple((float(t), int(o)) for t, o in json.loads(text))
+    except (ValueError, TypeError):
+        return ()

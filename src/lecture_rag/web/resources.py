@@ -25,6 +25,7 @@ from lecture_rag.embed import make_embedder
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.language import warm_up as warm_up_language
 from lecture_rag.generate.llm import LLM, make_llm
+from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.retrieve import Retriever, SharedRetriever
 from lecture_rag.store import RunStore, Store
 from lecture_rag.web.security import Access, Sessions
@@ -83,7 +84,8 @@ class Resources:
     def load(cls, settings: Settings, token: str, access: Access) -> Resources:
         """Open the store, the embedder, the indexes and the LLM once, and warm what is lazy elsewhere."""
         store = Store(settings.home, create=False)
-        retriever = SharedRetriever(Retriever(store, make_embedder(settings.embedder), settings))
+        reranker = make_reranker(settings)
+        retriever = SharedRetriever(Retriever(store, make_embedder(settings.embedder), settings, reranker=reranker))
         llm: LLM | None = make_llm(settings.llm)
         engine = AnswerEngine(retriever, llm, settings.llm)
         answer_lock: AbstractContextManager[Any] = (

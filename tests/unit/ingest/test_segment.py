@@ -6,7 +6,7 @@ import itertools
 
 from lecture_rag.config import SegmentationSettings
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
-from lecture_rag.records import Cue
+from lecture_rag.records import Cue, Segment
 
 
 def _cues(n: int, step: float = 10.0, prefix: str = "w") -> list[Cue]:
@@ -38,20 +38,34 @@ def test_windows_cut_at_boundaries_and_cover_everything() -> None:
     cues = _cues(100)  # 1000 s of speech
     wins = list(windows(cues, settings))
     assert 7 <= len(wins) <= 9
-    joined = " ".join(text for _, _, text in wins)
+    joined = " ".join(w.text for w in wins)
     assert joined == " ".join(c.text for c in cues)  # nothing lost, nothing repeated, no word cut
-    for (_s1, e1, _), (s2, _e2, _) in itertools.pairwise(wins):
-        assert e1 <= s2
-    assert all(e - s <= 180 for s, e, _ in wins)
-    assert wins[0][0] == cues[0].start  # Início is the first cue's start
+    for a, b in itertools.pairwise(wins):
+        assert a.end <= b.start
+    assert all(w.end - w.start <= 180 for w in wins)
+    assert wins[0].start == cues[0].start  # Início is the first cue's start
+
+
+def test_windows_mark_where_each_cue_begins() -> None:
+    """Each mark is a cue's start second and the offset of its text, so a link can open at the sentence."""
+    settings = SegmentationSettings(window_seconds=120, max_window_seconds=180, overlap_seconds=0)
+    cues = _cues(100)
+    by_start = {c.start: c.text for c in cues}
+    for win in windows(cues, settings):
+        assert win.marks[0] == (win.start, 0)
+        for second, offset in win.marks:
+            assert win.text[offset:].startswith(by_start[second])
+        assert [p.text for p in Segment(0, "v", win.start, win.end, win.text, marks=win.marks).pieces()] == [
+            by_start[second] for second, _ in win.marks
+        ]
 
 
 def test_window_overlap_repeats_tail_only() -> None:
     settings = SegmentationSettings(window_seconds=60, max_window_seconds=90, overlap_seconds=15)
     wins = list(windows(_cues(30), settings))
-    for (_, e1, t1), (s2, _, t2) in itertools.pairwise(wins):
-        assert s2 < e1
-        assert t2.split()[0] in t1
+    for a, b in itertools.pairwise(wins):
+        assert b.start < a.end
+        assert b.text.split()[0] in a.text
     assert len(wins) >= 5
 
 
@@ -59,4 +73,4 @@ def test_long_cue_never_split() -> None:
     settings = SegmentationSettings(window_seconds=30, max_window_seconds=40)
     cues = [Cue(0, 100, "um monólogo longo"), Cue(100, 105, "fim")]
     wins = list(windows(cues, settings))
-    assert wins[0] == (0, 100, "um monólogo longo")
+    assert (wins[0].start, wins[0].end, wins[0].text) == (0, 100, "um monólogo longo")

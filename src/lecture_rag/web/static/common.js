@@ -60,9 +60,11 @@ const LR = (() => {
     }
   }
 
-  // Play `item` ({player, start, title, video_id}) at its second inside `box`.
+  // Play `item` ({player, start, cite_start?, title, video_id}) inside `box`, at the second it cites
+  // (a hit's best-matching sentence) or else at its start.
   function play(box, item) {
-    const second = Math.max(0, Math.floor(Number(item.start) || 0));
+    const at = item.cite_start ?? item.start;
+    const second = Math.max(0, Math.floor(Number(at) || 0));
     const player = item.player || { kind: "none" };
     const title = item.title || item.video_id || "vídeo";
     box.replaceChildren();
@@ -91,7 +93,8 @@ const LR = (() => {
   function renderHits(list, hits, onPlay) {
     list.replaceChildren(...hits.map((h) => el("li", { className: "hit", dataset: { corpusId: h.corpus_id } },
       el("div", { className: "hit-head" },
-        el("button", { type: "button", className: "play", title: "Ver o vídeo neste ponto",
+        el("button", { type: "button", className: "play", title: `Ver o vídeo a partir de ${hhmmss(h.cite_start ?? h.start)}`,
+          dataset: { cite: String(Math.floor(Number(h.cite_start ?? h.start) || 0)) },
           on: { click: () => onPlay(h) } }, `▶ ${h.inicio}–${h.fim}`),
         el("span", { className: "score" }, `Score ${scoreText(h.score)}`),
         el("span", { className: "muted" }, `Corpus ID ${h.corpus_id}`),
