@@ -27,7 +27,7 @@ from tests.support.speech import Spoken, normalise, nurc_sentences, synthesise, 
 
 #: Measured on this clip (8 distinct NURC lines, 2 per lecture, espeak-ng pt-br at 120 words/min, 1.5 s
 #: apart), Whisper base int8, VAD on, language pt: WER 0.48, 60% of the words recalled; the bench's
-#: twelve lines gave WER 0.48 too (bench/bench_whisper.py). The bounds leave 0.1 for other thread
+#: twelve lines gave 0.41 (bench/bench_whisper.py). The bounds leave 0.1 for other thread
 #: counts and library versions and still fail on lost speech, a wrong language or a broken decoder.
 MAX_WER = 0.6
 MIN_RECALL = 0.5
