@@ -15,7 +15,7 @@ import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -113,6 +113,49 @@ class SegmentationSettings(BaseModel):
             f"--window {length:g}: a janela precisa ser maior que a sobreposição configurada "
             f"({self.overlap_seconds:g} segundos em [segmentation] overlap_seconds). Use também --overlap."
         )
+
+
+def default_cache_dir() -> Path:
+    """Where models reassembled from registry packages go: ``$XDG_CACHE_HOME/lecture-rag`` or ``~/.cache/lecture-rag``.
+
+    A cache, not site-packages: a package's files must stay as pip installed
+    them (pip verifies and uninstalls them), and the cache can be deleted at
+    any time, since it is rebuilt from the packages.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "lecture-rag"
+
+
+class TranscriptionSettings(BaseModel):
+    """Speech-to-text of audio/video (files and URLs without captions).
+
+    ``model`` empty means the offline multilingual Whisper base reassembled
+    from its registry packages; otherwise any faster-whisper model name (for
+    users who reach a model hub) or a CTranslate2 model directory. The
+    language is given, not detected: detection picks the wrong language on
+    short or synthetic Portuguese speech. VAD on and no conditioning on the
+    previous text avoid Whisper's repetition loops on long audio.
+    """
+
+    model: str = ""
+    language: str = Field("pt", min_length=2, max_length=16)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = Field("", description="CTranslate2 compute type; empty: int8 on CPU, float16 on CUDA")
+    vad: bool = True
+    threads: int = Field(0, ge=0, description="0 = all cores")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+    def with_flags(self, **flags: Any) -> TranscriptionSettings:
+        """These settings with the CLI flags that were given (None = not given), checked again."""
+        given = {key: value for key, value in flags.items() if value is not None}
+        if not given:
+            return self
+        try:
+            return TranscriptionSettings.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"Opção de transcrição inválida ({problems}). Corrija o valor e tente de novo.") from None
 
 
 class EmbedderSettings(BaseModel):
@@ -261,6 +304,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     web: WebSettings = Field(default_factory=WebSettings)

@@ -55,12 +55,35 @@ class Video:
     source_hash: str = Field(default="", exclude=True)
     ingested_at: str = ""
     n_segments: int = 0
+    # Where the text came from: "captions:uploaded", "captions:automatic", "whisper:<model>" or
+    # "file:<format>" ("" for lectures stored before it was recorded). Users judge quality by it.
+    transcript_source: str = ""
+    channel: str = ""
+    upload_date: str = ""  # YYYY-MM-DD, when the site says
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def player(self) -> Player:
         """How a page plays this video."""
         return player_for(self.url)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source_label(self) -> str:
+        """The transcript's source in words, for the terminal and the web page."""
+        return transcript_source_label(self.transcript_source)
+
+
+def transcript_source_label(source: str) -> str:
+    """``whisper:base`` -> ``transcrição automática (Whisper base)``; one wording for every output."""
+    kind, _, detail = source.partition(":")
+    if kind == "captions":
+        return "legendas automáticas do site" if detail == "automatic" else "legendas enviadas pelo autor"
+    if kind == "whisper":
+        return f"transcrição automática (Whisper {detail})"
+    if kind == "file":
+        return f"arquivo de transcrição ({detail})"
+    return "origem não registrada"
 
 
 #: Where each cue of a segment begins: (second, character offset of its text in the segment's text).

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from lecture_rag.cli.common import (
@@ -22,49 +23,61 @@ from lecture_rag.cli.common import (
 )
 from lecture_rag.errors import LectureRagError
 from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
+from lecture_rag.ingest.remote import ingest_urls, is_url
 from lecture_rag.links import hhmmss
 from lecture_rag.store import Store
 
 
 @user_errors
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Arquivos de legenda/transcrição/mídia ou diretórios.")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Arquivos de legenda/transcrição/mídia, diretórios, ou URLs de vídeo, playlist ou canal (yt-dlp).",
+            metavar="FONTES...",
+        ),
+    ],
     store: StoreOpt = None,
     video_id: Annotated[str | None, typer.Option(help="Id do vídeo (só com um arquivo).")] = None,
     title: Annotated[str | None, typer.Option(help="Título (só com um arquivo).")] = None,
-    course: Annotated[str | None, typer.Option(help="Disciplina/curso.")] = None,
+    course: Annotated[str | None, typer.Option(help="Disciplina/curso (para URLs, em vez do canal).")] = None,
     url: Annotated[str | None, typer.Option(help="URL do vídeo (só com um arquivo).")] = None,
-    language: Annotated[str | None, typer.Option(help="Idioma da aula, ex.: pt.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Idioma da aula (padrão da configuração: pt); o Whisper o recebe, não adivinha.")
+    ] = None,
     column: Annotated[str | None, typer.Option(help="Coluna de texto em CSV NURC (text, mark ou prediction).")] = None,
     whisper_model: Annotated[
-        str | None, typer.Option(help="Modelo faster-whisper (caminho ou nome) para áudio/vídeo.")
+        str | None,
+        typer.Option(help="Modelo faster-whisper (nome ou pasta CTranslate2); padrão: Whisper base offline."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Onde transcrever: cpu, cuda ou auto.")] = None,
+    compute_type: Annotated[
+        str | None, typer.Option(help="Tipo de cálculo do CTranslate2 (padrão: int8 na CPU, float16 na GPU).")
     ] = None,
     window: Annotated[float | None, typer.Option(help="Duração alvo dos segmentos, em segundos.")] = None,
     overlap: Annotated[float | None, typer.Option(help="Sobreposição entre segmentos, em segundos.")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Não indexar depois de ingerir.")] = False,
 ) -> None:
-    """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC) ou áudio/vídeo."""
+    """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC), áudio/vídeo ou URLs (yt-dlp)."""
     settings = settings_for(store)
-    seg = settings.segmentation.with_flags(window=window, overlap=overlap)
     options = IngestOptions(
-        segmentation=seg,
+        segmentation=settings.segmentation.with_flags(window=window, overlap=overlap),
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
-        whisper_model=whisper_model,
+        transcription=settings.transcription.with_flags(
+            model=whisper_model, device=device, compute_type=compute_type, language=language
+        ),
         column=column,
     )
+    urls = [s for s in sources if is_url(s)]
+    paths = [Path(s) for s in sources if not is_url(s)]
+    report = IngestReport()
     with Store(settings.home) as st, progress_bar() as bar:
-        files_task = bar.add_task("Ingerindo", total=None)
-        media_task = bar.add_task("Transcrevendo", total=None, visible=False)
-
-        def on_file(path: Path) -> None:
-            bar.update(files_task, description=f"Ingerindo {path.name}")
-            bar.advance(files_task)
-
-        def on_media(done: float, total: float) -> None:
-            bar.update(media_task, completed=done, total=total, visible=True)
-
-        report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media)
-        bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
+        if paths:
+            report = _ingest_files(st, bar, paths, options)
+        if urls:
+            remote = _ingest_urls(st, bar, urls, options)
+            report.done += remote.done
+            report.failed += remote.failed
     _print_ingest_report(report)
     if report.done and not no_index:
         index_corpus(settings, rebuild=False)
@@ -72,15 +85,52 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions) -> IngestReport:
+    files_task = bar.add_task("Ingerindo", total=None)
+    media_task = bar.add_task("Transcrevendo", total=None, visible=False)
+
+    def on_file(path: Path) -> None:
+        bar.update(files_task, description=f"Ingerindo {escape(path.name)}")
+        bar.advance(files_task)
+
+    def on_media(done: float, total: float) -> None:
+        bar.update(media_task, completed=done, total=total, visible=True)
+
+    report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media)
+    bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
+    return report
+
+
+def _ingest_urls(st: Store, bar: Progress, urls: list[str], options: IngestOptions) -> IngestReport:
+    """Overall progress (videos) and the current video's download or transcription."""
+    overall = bar.add_task("Vídeos", total=len(urls))
+    current = bar.add_task("", total=None, visible=False)
+
+    def on_video(label: str) -> None:
+        bar.update(overall, description=f"Vídeos: {escape(label[-60:])}")
+        bar.advance(overall)
+        bar.update(current, visible=False, completed=0, total=None)
+
+    def step(what: str, done: float, total: float) -> None:
+        bar.update(current, description=escape(what), completed=done, total=total, visible=True)
+
+    report = ingest_urls(
+        st, urls, options, on_video=on_video, on_total=lambda n: bar.update(overall, total=n), step=step
+    )
+    bar.update(overall, description="Vídeos")
+    bar.update(current, visible=False)
+    return report
+
+
 def _print_ingest_report(report: IngestReport) -> None:
     status_pt = {"added": "adicionado", "replaced": "substituído", "unchanged": "sem mudança"}
     table = Table(title="Ingestão")
-    for col in ("arquivo", "vídeo", "situação", "segmentos", "duração", "duplicatas removidas"):
+    for col in ("arquivo ou URL", "vídeo", "situação", "segmentos", "duração", "duplicatas removidas"):
         table.add_column(col)
     for item in report.done:
         dups = str(item.stats.duplicates) if item.stats else "-"
         table.add_row(
-            escape(item.path.name),
+            escape(_shown(item.path)),
             escape(item.video_id),
             status_pt[item.status],
             str(item.segments),
@@ -91,17 +141,22 @@ def _print_ingest_report(report: IngestReport) -> None:
     for item in report.done:
         if item.stats and item.stats.late:
             err_console.print(
-                f"[yellow]Aviso:[/] {escape(item.path.name)}: {item.stats.late} legenda(s) chegaram mais de 10 minutos "
-                "fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
+                f"[yellow]Aviso:[/] {escape(_shown(item.path))}: {item.stats.late} legenda(s) chegaram mais de "
+                "10 minutos fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
                 highlight=False,
             )
     for path, reason in report.failed:
         err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
     if report.failed:
         err_console.print(
-            f"{len(report.done)} arquivo(s) ingerido(s), {len(report.failed)} com erro. "
-            "Corrija os arquivos listados e rode de novo: os já ingeridos não serão refeitos."
+            f"{len(report.done)} arquivo(s) ou vídeo(s) ingerido(s), {len(report.failed)} com erro. "
+            "Corrija os itens listados e rode de novo: os já ingeridos não serão refeitos."
         )
+
+
+def _shown(source: Path | str) -> str:
+    """A file by its name, a video by its URL."""
+    return source.name if isinstance(source, Path) else source
 
 
 @user_errors
@@ -129,10 +184,10 @@ def corpus_list(
         print_json(videos)
         return
     table = Table(title=f"Acervo: {len(videos)} aula(s)")
-    for col in ("vídeo", "título", "curso", "duração", "segmentos", "URL"):
+    for col in ("vídeo", "título", "curso", "duração", "segmentos", "transcrição", "URL"):
         table.add_column(col)
     for v in videos:
-        cells = (v.video_id, v.title, v.course, hhmmss(v.duration), str(v.n_segments), v.url or "-")
+        cells = (v.video_id, v.title, v.course, hhmmss(v.duration), str(v.n_segments), v.source_label, v.url or "-")
         table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
 
@@ -154,6 +209,12 @@ def corpus_show(
         return
     header = f"[bold]{escape(video.title)}[/] ({escape(video.video_id)}) — {hhmmss(video.duration)}"
     console.print(f"{header}, {escape(video.url or 'sem URL')}", highlight=False)
+    details = [f"Transcrição: {video.source_label}", f"idioma: {video.language}"]
+    if video.channel:
+        details.append(f"canal: {video.channel}")
+    if video.upload_date:
+        details.append(f"publicado em {video.upload_date}")
+    console.print(escape(" · ".join(details)), highlight=False)
     for s in segments:
         console.print(
             f"[cyan]{s.corpus_id}[/] {hhmmss(s.start)}–{hhmmss(s.end)} {escape(s.url)}\n  {escape(s.text[:300])}",

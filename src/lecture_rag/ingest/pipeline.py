@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lecture_rag.config import SegmentationSettings
+from lecture_rag.config import SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
-from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, nurc_video_id, parse_json, read_cues
+from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
-from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, transcribe
+from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, model_label, transcribe, whisper_language
 from lecture_rag.records import Cue, Video
 from lecture_rag.store import EmptyVideoError, StorageError, Store
 
@@ -50,7 +50,7 @@ class VideoMeta:
 
 @dataclass(slots=True)
 class FileResult:
-    path: Path
+    path: Path | str  # a file, or the URL of a video
     video_id: str
     status: str  # added | replaced | unchanged
     segments: int = 0
@@ -61,15 +61,32 @@ class FileResult:
 @dataclass(slots=True)
 class IngestReport:
     done: list[FileResult] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Path | str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class IngestOptions:
     segmentation: SegmentationSettings
     meta: VideoMeta = field(default_factory=VideoMeta)
-    whisper_model: str | None = None
+    transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     column: str | None = None
+
+    def whisper_key(self, language: str) -> str:
+        """What shapes a Whisper transcript: a change re-transcribes, anything else keeps it."""
+        t = self.transcription
+        return f"|s{model_label(t.model)}|l{whisper_language(language)}|v{t.vad}|q{t.compute_type}"
+
+    def segmentation_key(self) -> str:
+        """What shapes the segments of any transcript."""
+        seg = self.segmentation
+        return (
+            f"|r{READER_VERSION}|w{seg.window_seconds}|m{seg.max_window_seconds}|o{seg.overlap_seconds}|c{self.column}"
+        )
+
+
+def whisper_source(options: IngestOptions) -> str:
+    """The transcript source a video transcribed here records (``whisper:base``)."""
+    return f"whisper:{model_label(options.transcription.model)}"
 
 
 def _supported_suffixes() -> frozenset[str]:
@@ -134,10 +151,10 @@ def derive_video_id(path: Path) -> str:
     if match:
         return match.group(1)
     stem = _LANG_SUFFIX.sub("", path.stem) if path.suffix.lower() in {".vtt", ".srt"} else path.stem
-    return _safe_video_id(stem) or "video"
+    return safe_video_id(stem) or "video"
 
 
-def _safe_video_id(value: str | None) -> str | None:
+def safe_video_id(value: str | None) -> str | None:
     """A video id with unsafe characters replaced by ``-``, wherever it came from (None if nothing is left).
 
     One rule for file names, ``--video-id``, sidecars and manifests: ids end up
@@ -154,7 +171,7 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
         data = _small_json(sidecar)
         if isinstance(data, dict):
             meta = VideoMeta(**{k: str(v) for k, v in data.items() if k in _SIDECAR_KEYS})
-            meta.video_id = _safe_video_id(meta.video_id)
+            meta.video_id = safe_video_id(meta.video_id)
     from_manifest = manifest.get(path.name) or manifest.get(path.stem)
     if from_manifest:
         meta = meta.merged(from_manifest)
@@ -175,7 +192,7 @@ def load_manifest(directory: Path) -> dict[str, VideoMeta]:
             key = (row.get("file") or row.get("video_id") or "").strip()
             if key:
                 out[key] = VideoMeta(
-                    video_id=_safe_video_id(row.get("video_id")),
+                    video_id=safe_video_id(row.get("video_id")),
                     title=row.get("title") or None,
                     course=row.get("course") or None,
                     url=row.get("url") or None,
@@ -184,24 +201,54 @@ def load_manifest(directory: Path) -> dict[str, VideoMeta]:
     return out
 
 
-def content_hash(path: Path, options: IngestOptions) -> str:
-    """Hash of the bytes and of everything that shapes the segments."""
+def content_hash(path: Path, options: IngestOptions, language: str) -> str:
+    """Hash of the bytes and of everything that shapes the segments (and, for media, the transcript)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    seg = options.segmentation
-    digest.update(
-        f"|r{READER_VERSION}|w{seg.window_seconds}|m{seg.max_window_seconds}|o{seg.overlap_seconds}"
-        f"|c{options.column}|s{options.whisper_model}".encode()
-    )
+    digest.update(options.segmentation_key().encode())
+    if _is_media(path):
+        digest.update(options.whisper_key(language).encode())
+    else:
+        digest.update(f"|l{language}".encode())
     return digest.hexdigest()
 
 
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_SUFFIXES
+
+
 def _cues_of(path: Path, options: IngestOptions, progress: ProgressFn | None, language: str) -> Iterator[Cue]:
-    if path.suffix.lower() in MEDIA_SUFFIXES:
-        return transcribe(path, model=options.whisper_model, language=language or None, progress=progress)
+    if _is_media(path):
+        return transcribe(path, options.transcription, language=language, progress=progress)
     return read_cues(path, column=options.column)
+
+
+def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestOptions, name: str) -> FileResult:
+    """Window ``cues`` and store them as ``video`` in one transaction (the old version stays if anything fails).
+
+    ``name`` is what the messages call the source (a file name, a video's URL).
+    """
+    stats = SegmentStats()
+    drafts = windows(clean_cues(cues, stats), options.segmentation)
+    previous = store.source_hash(video.video_id)
+    try:
+        ids = store.replace_video(video, drafts)
+    except EmptyVideoError as exc:
+        raise IngestError(
+            f"{name}: nenhuma fala encontrada (legendas vazias ou todas duplicadas, ou áudio sem fala "
+            "reconhecível). Confira se é a transcrição ou o vídeo certo."
+        ) from exc
+    stored = store.get_video(video.video_id)
+    return FileResult(
+        name,
+        video.video_id,
+        "replaced" if previous else "added",
+        len(ids),
+        stored.duration if stored else 0.0,
+        stats,
+    )
 
 
 def ingest_file(
@@ -212,16 +259,15 @@ def ingest_file(
     progress: ProgressFn | None = None,
 ) -> FileResult:
     """Ingest one file; a no-op when the same content was ingested with the same settings."""
-    video_id = _safe_video_id(meta.video_id) or derive_video_id(path)
-    digest = content_hash(path, options)
-    previous = store.source_hash(video_id)
-    if previous == digest:
-        video = store.get_video(video_id)
-        n, duration = (video.n_segments, video.duration) if video else (0, 0.0)
-        return FileResult(path, video_id, "unchanged", n, duration)
-    language = meta.language or "pt"
-    stats = SegmentStats()
-    drafts = windows(clean_cues(_cues_of(path, options, progress, language), stats), options.segmentation)
+    video_id = safe_video_id(meta.video_id) or derive_video_id(path)
+    language = meta.language or options.transcription.language
+    if _is_media(path):
+        language = whisper_language(language)  # the language Whisper is told is the one stored
+    digest = content_hash(path, options, language)
+    unchanged = unchanged_result(store, path, video_id, digest)
+    if unchanged:
+        return unchanged
+    cues = _cues_of(path, options, progress, language)
     video = Video(
         video_id=video_id,
         title=meta.title or path.stem,
@@ -230,23 +276,20 @@ def ingest_file(
         language=language,
         source_path=str(path.resolve()),
         source_hash=digest,
+        transcript_source=whisper_source(options) if _is_media(path) else f"file:{detect_format(path)}",
     )
-    try:
-        ids = store.replace_video(video, drafts)
-    except EmptyVideoError as exc:
-        raise IngestError(
-            f"{path.name}: nenhuma fala encontrada (legendas vazias ou todas duplicadas). "
-            "Confira se o arquivo é a transcrição certa."
-        ) from exc
-    stored = store.get_video(video_id)
-    return FileResult(
-        path,
-        video_id,
-        "replaced" if previous else "added",
-        len(ids),
-        stored.duration if stored else 0.0,
-        stats,
-    )
+    result = store_cues(store, video, cues, options, path.name)
+    result.path = path
+    return result
+
+
+def unchanged_result(store: Store, source: Path | str, video_id: str, digest: str) -> FileResult | None:
+    """The result of a no-op when ``video_id`` is stored with this very ``digest``, else None."""
+    if store.source_hash(video_id) != digest:
+        return None
+    video = store.get_video(video_id)
+    n, duration = (video.n_segments, video.duration) if video else (0, 0.0)
+    return FileResult(source, video_id, "unchanged", n, duration)
 
 
 def ingest_paths(

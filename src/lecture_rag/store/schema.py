@@ -9,6 +9,8 @@ tables (they were created on first use, outside the version), hence
 ``IF NOT EXISTS`` in version 2. Version 3 keeps the segments of replaced or
 removed lectures until an index without them is published (see
 :mod:`lecture_rag.store.sqlite`); existing stores gain the empty table in place.
+Version 4 records each video's transcript source, channel and upload date;
+lectures stored before it show an empty source until they are re-ingested.
 """
 
 from __future__ import annotations
@@ -101,7 +103,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX IF NOT EXISTS superseded_video ON superseded_segments(video_id)",
     ),
-    # 4: where each cue of a segment begins (second, character offset), for links to the sentence
+    # 4: where each transcript came from (captions, Whisper model, file format), and the site's metadata
+    (
+        "ALTER TABLE videos ADD COLUMN transcript_source TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE videos ADD COLUMN channel TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE videos ADD COLUMN upload_date TEXT NOT NULL DEFAULT ''",
+    ),
+    # 5: where each cue of a segment begins (second, character offset), for links to the sentence
     (
         "ALTER TABLE segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE superseded_segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",

@@ -61,7 +61,8 @@ LOCKS_DIRNAME = "locks"
 WHAT = "o acervo"
 _OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be upgraded)
 _SUPERSEDED_SINCE = 3
-_MARKS_SINCE = 4
+_SINCE_4 = ("transcript_source", "channel", "upload_date")  # video columns of schema version 4
+_MARKS_SINCE = 5
 
 
 class EmptyVideoError(StoreError):
@@ -253,12 +254,15 @@ class Store:
             _supersede(conn, video.video_id, ingested)
             conn.execute(
                 """INSERT INTO videos(video_id, title, course, url, language, duration,
-                                      source_path, source_hash, ingested_at)
-                   VALUES(?,?,?,?,?,?,?,?,?)
+                                      source_path, source_hash, ingested_at,
+                                      transcript_source, channel, upload_date)
+                   VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(video_id) DO UPDATE SET title=excluded.title,
                      course=excluded.course, url=excluded.url, language=excluded.language,
                      duration=excluded.duration, source_path=excluded.source_path,
-                     source_hash=excluded.source_hash, ingested_at=excluded.ingested_at""",
+                     source_hash=excluded.source_hash, ingested_at=excluded.ingested_at,
+                     transcript_source=excluded.transcript_source, channel=excluded.channel,
+                     upload_date=excluded.upload_date""",
                 (
                     video.video_id,
                     video.title,
@@ -269,6 +273,9 @@ class Store:
                     video.source_path,
                     video.source_hash,
                     ingested,
+                    video.transcript_source,
+                    video.channel,
+                    video.upload_date,
                 ),
             )
             ids: list[int] = []
@@ -443,6 +450,7 @@ def _video(row: sqlite3.Row) -> Video:
         source_hash=row["source_hash"],
         ingested_at=row["ingested_at"],
         n_segments=row["n"],
+        **{key: row[key] for key in _SINCE_4 if key in row.keys()},  # noqa: SIM118 (Row's `in` looks at values)
     )
 
 

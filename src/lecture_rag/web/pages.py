@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
 from lecture_rag.evaluate.summary import run_summary
-from lecture_rag.links import hhmmss
+from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
 from lecture_rag.web.payloads import labels_out
@@ -34,7 +34,7 @@ from lecture_rag.web.security import SESSION_COOKIE, can_read, has_session, safe
 
 router = APIRouter(include_in_schema=False)
 
-NAV = (("/", "Perguntar"), ("/runs", "Rodadas"))
+NAV = (("/", "Perguntar"), ("/aulas", "Aulas"), ("/runs", "Rodadas"))
 
 
 @lru_cache(maxsize=1)
@@ -46,6 +46,7 @@ def templates() -> Environment:
     env.filters["num"] = _num
     env.filters["pct"] = _pct
     env.filters["pathseg"] = lambda value: quote(str(value), safe="")
+    env.filters["web_url"] = lambda value: safe_url(value, relative=False)  # only http(s) links reach a page
     return env
 
 
@@ -153,6 +154,12 @@ def ask_page(request: Request) -> HTMLResponse:
         mode=res.settings.retrieval.mode,
         problem=res.problem,
     )
+
+
+@router.get("/aulas", response_class=HTMLResponse)
+def videos_page(request: Request) -> HTMLResponse:
+    """The lectures, with where each transcript came from (users judge its quality by it)."""
+    return render(request, "videos.html", videos=resources_of(request).store.list_videos())
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -1,0 +1,357 @@
+"""Lectures from the web: a video, playlist or channel URL → the store, through yt-dlp (the library).
+
+Captions beat speech-to-text: the author's uploaded Portuguese captions
+first, then the site's automatic ones (``pt``, ``pt-BR``, then the
+``--language``), and only when there are none the audio is downloaded and
+transcribed with Whisper. Each video records which of these it got
+(``transcript_source``), because users judge a transcript's quality by it.
+
+Every video is its own unit, as files are: one transaction each, so a
+playlist ingests what it can, reports each failure by video and reason,
+and a rerun resumes (videos whose captions, metadata and settings did not
+change are no-ops). yt-dlp is an optional extra, imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from lecture_rag.errors import IngestError, LectureRagError
+from lecture_rag.ingest.pipeline import (
+    FileResult,
+    IngestOptions,
+    IngestReport,
+    safe_video_id,
+    store_cues,
+    unchanged_result,
+    whisper_source,
+)
+from lecture_rag.ingest.readers import read_cues
+from lecture_rag.ingest.transcribe import transcribe, whisper_language
+from lecture_rag.records import Video
+from lecture_rag.store import StorageError, Store
+
+__all__ = ["Captions", "caption_languages", "choose_captions", "ingest_urls", "is_url"]
+
+#: Caption formats the readers parse, best first.
+CAPTION_FORMATS = ("vtt", "json3", "srt")
+MAX_CAPTION_BYTES = 50 * 1024 * 1024
+_INSTALL_HINT = "pip install 'lecture-rag[youtube]'"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+_MAX_NESTING = 3  # a channel is a playlist of tabs, each a playlist of videos
+
+StepFn = Callable[[str, float, float], None]  # (what, done, total)
+
+
+def is_url(text: str) -> bool:
+    """Whether a command-line argument is a URL (``scheme://...``) rather than a path."""
+    return _URL.match(text.strip()) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Captions:
+    """The caption track chosen for a video."""
+
+    language: str
+    kind: str  # "uploaded" | "automatic"
+    url: str
+    ext: str
+
+
+def caption_languages(language: str) -> list[str]:
+    """Caption languages to look for, in order: ``pt``, ``pt-BR``, then ``language``.
+
+    A lecture in another language (``--language en``) looks for its own
+    language first: a Portuguese translation stored as an English lecture
+    would be wrong twice.
+    """
+    wanted = ["pt", "pt-BR"]
+    if language.lower().split("-")[0].split("_")[0] == "pt":
+        wanted.append(language)
+    else:
+        wanted.insert(0, language)
+    return list(dict.fromkeys(wanted))
+
+
+def _pick_format(tracks: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The track in the best readable format, never a machine translation (YouTube marks them ``tlang=``)."""
+    usable = [t for t in tracks if t.get("url") and "tlang=" not in str(t["url"])]
+    for ext in CAPTION_FORMATS:
+        for track in usable:
+            if str(track.get("ext", "")).lower() == ext:
+                return track
+    return None
+
+
+def choose_captions(info: Mapping[str, Any], language: str) -> Captions | None:
+    """Uploaded captions in the first wanted language that has them, then automatic ones; None if neither."""
+    wanted = caption_languages(language)
+    for kind, key in (("uploaded", "subtitles"), ("automatic", "automatic_captions")):
+        by_name = {str(name).lower(): (str(name), tracks) for name, tracks in (info.get(key) or {}).items()}
+        for lang in wanted:
+            # YouTube names the original-language speech recognition "<lang>-orig".
+            for name in (f"{lang}-orig", lang) if kind == "automatic" else (lang,):
+                found = by_name.get(name.lower())
+                track = _pick_format(found[1]) if found else None
+                if track and found:
+                    return Captions(found[0].removesuffix("-orig"), kind, str(track["url"]), str(track["ext"]).lower())
+    return None
+
+
+class _Log:
+    """yt-dlp's messages go nowhere (its errors come back as exceptions, reported per video)."""
+
+    def debug(self, message: str) -> None:
+        pass
+
+    info = warning = error = debug
+
+
+def _yt_dlp() -> Any:
+    try:
+        import yt_dlp
+    except ImportError as exc:
+        raise IngestError(
+            f"Ingerir vídeos por URL precisa do pacote yt-dlp, que não está instalado. Instale com: {_INSTALL_HINT}"
+        ) from exc
+    return yt_dlp
+
+
+def _reason(exc: BaseException) -> str:
+    """A yt-dlp failure in words: what went wrong and what to do."""
+    yt_dlp = _yt_dlp()
+    cause = getattr(exc, "exc_info", None)
+    inner = cause[1] if cause else exc
+    text = " ".join(str(exc).replace("ERROR: ", "").split())[:300]
+    if isinstance(inner, yt_dlp.utils.UnsupportedError):
+        return (
+            "endereço não suportado: o yt-dlp não encontrou vídeo nem áudio nessa página. Confira o link "
+            "(um vídeo, uma playlist ou um canal)"
+        )
+    return f"não foi possível obter o vídeo ({text}). Confira o link e a conexão e rode de novo: o que já entrou fica"
+
+
+def _label(item: Mapping[str, Any]) -> str:
+    url = item.get("webpage_url") or item.get("url") or item.get("original_url") or ""
+    ident = item.get("id") or ""
+    return str(url or ident or "vídeo sem endereço")
+
+
+def _iso_date(value: Any) -> str:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else ""
+
+
+class _Session:
+    """One yt-dlp instance, its download folder and the store, for a whole ``ingest`` call."""
+
+    def __init__(self, store: Store, options: IngestOptions, folder: Path, step: StepFn | None) -> None:
+        self.store, self.options, self.folder, self.step = store, options, folder, step
+        yt_dlp = _yt_dlp()
+        self.ydl = yt_dlp.YoutubeDL(
+            {
+                "logger": _Log(),
+                "quiet": True,
+                "no_warnings": True,
+                "noprogress": True,
+                "cachedir": False,
+                "extract_flat": "in_playlist",
+                "format": "bestaudio/best",
+                "outtmpl": {"default": str(folder / "%(id)s.%(ext)s")},
+                "restrictfilenames": True,
+                "postprocessors": [],
+                "progress_hooks": [self._hook],
+                "socket_timeout": 30,
+                "retries": 3,
+            }
+        )
+        self._current = ""
+
+    def _hook(self, status: Mapping[str, Any]) -> None:
+        total = status.get("total_bytes") or status.get("total_bytes_estimate") or 0
+        if self.step and total:
+            self.step(f"Baixando o áudio de {self._current}", float(status.get("downloaded_bytes") or 0), float(total))
+
+    def close(self) -> None:
+        self.ydl.close()
+
+    def resolve(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """A flat playlist entry (or a URL) as yt-dlp's full information about it."""
+        if item.get("_type") in ("url", "url_transparent") or "_url_only" in item:
+            return dict(self.ydl.extract_info(str(item["url"]), download=False))
+        return dict(item)
+
+    def video(self, info: Mapping[str, Any]) -> FileResult:
+        """Ingest one video: captions if there are any, else its audio through Whisper."""
+        if info.get("is_live"):
+            raise IngestError("é uma transmissão ao vivo; ingira o vídeo depois que a transmissão terminar")
+        video_id = safe_video_id(str(info.get("id") or "")) or "video"
+        self._current = video_id
+        language = self.options.meta.language or self.options.transcription.language
+        captions = choose_captions(info, language)
+        url = str(info.get("webpage_url") or info.get("original_url") or "")
+        course = self.options.meta.course or str(info.get("channel") or info.get("uploader") or "")
+        video = Video(
+            video_id=video_id,
+            title=str(info.get("title") or video_id),
+            course=course,
+            url=url,
+            duration=float(info.get("duration") or 0.0),
+            source_path=url,
+            channel=str(info.get("channel") or info.get("uploader") or ""),
+            upload_date=_iso_date(info.get("upload_date")),
+        )
+        metadata = json.dumps([video.title, video.course, video.url, video.channel, video.upload_date, video.duration])
+        if captions:
+            return self._from_captions(video, captions, metadata)
+        return self._from_audio(video, info, whisper_language(language), metadata)
+
+    def _digest(self, *parts: str | bytes) -> str:
+        digest = hashlib.sha256()
+        for part in (*parts, self.options.segmentation_key()):
+            digest.update(part if isinstance(part, bytes) else part.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def _from_captions(self, video: Video, captions: Captions, metadata: str) -> FileResult:
+        data = self._download_captions(captions)
+        digest = self._digest(data, f"captions:{captions.kind}:{captions.language}", metadata)
+        unchanged = unchanged_result(self.store, video.url or video.video_id, video.video_id, digest)
+        if unchanged:
+            return unchanged
+        path = self.folder / f"{video.video_id}.{captions.language}.{captions.ext}"
+        path.write_bytes(data)
+        try:
+            video.language, video.source_hash = captions.language, digest
+            video.transcript_source = f"captions:{captions.kind}"
+            return store_cues(self.store, video, read_cues(path), self.options, video.url or video.video_id)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _download_captions(self, captions: Captions) -> bytes:
+        try:
+            with self.ydl.urlopen(captions.url) as response:
+                data = bytes(response.read(MAX_CAPTION_BYTES + 1))
+        except Exception as exc:  # the network layer's errors vary with the handler yt-dlp picked
+            raise IngestError(
+                f"não foi possível baixar as legendas ({captions.language}, {captions.kind}): {exc}. "
+                "Rode de novo mais tarde: o que já entrou fica"
+            ) from exc
+        if len(data) > MAX_CAPTION_BYTES:
+            raise IngestError(f"legendas grandes demais (mais de {MAX_CAPTION_BYTES // 2**20} MB)")
+        return data
+
+    def _from_audio(self, video: Video, info: Mapping[str, Any], language: str, metadata: str) -> FileResult:
+        fingerprint = json.dumps(
+            [info.get(k) for k in ("extractor_key", "id", "timestamp", "format_id", "filesize", "filesize_approx")],
+            default=str,
+        )
+        digest = self._digest(fingerprint, self.options.whisper_key(language), metadata)
+        unchanged = unchanged_result(self.store, video.url or video.video_id, video.video_id, digest)
+        if unchanged:
+            return unchanged
+        before = set(self.folder.iterdir())
+        try:
+            done = self.ydl.process_ie_result(dict(info), download=True)
+            files = [Path(d["filepath"]) for d in done.get("requested_downloads") or [] if d.get("filepath")]
+            files = files or sorted(set(self.folder.iterdir()) - before)
+            if not files:
+                raise IngestError("o yt-dlp não baixou nenhum arquivo de áudio ou vídeo")
+            cues = transcribe(
+                files[0],
+                self.options.transcription,
+                language=language,
+                progress=lambda d, t: self.step(f"Transcrevendo {video.video_id}", d, t) if self.step else None,
+            )
+            video.language, video.source_hash = language, digest
+            video.transcript_source = whisper_source(self.options)
+            return store_cues(self.store, video, cues, self.options, video.url or video.video_id)
+        finally:
+            for leftover in set(self.folder.iterdir()) - before:
+                leftover.unlink(missing_ok=True)
+
+
+def ingest_urls(
+    store: Store,
+    urls: Iterable[str],
+    options: IngestOptions,
+    *,
+    on_video: Callable[[str], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    step: StepFn | None = None,
+) -> IngestReport:
+    """Ingest videos, playlists and channels; one bad video never stops the others.
+
+    ``on_total`` hears how many videos there are (it grows as playlists
+    expand), ``on_video`` each video as it starts, ``step`` the download
+    and transcription of the current one.
+    """
+    pending: deque[tuple[dict[str, Any], int]] = deque(({"_type": "url", "url": url}, 0) for url in urls)
+    report = IngestReport()
+    total = len(pending)
+    with tempfile.TemporaryDirectory(prefix="lecture-rag-") as tmp:
+        session = _Session(store, options, Path(tmp), step)
+        try:
+            while pending:
+                item, depth = pending.popleft()
+                label = _label(item)
+                if on_video:
+                    on_video(label)
+                entries = _ingest_one(session, item, depth, label, report)
+                if entries:
+                    total += len(entries)
+                    pending.extendleft(reversed([(entry, depth + 1) for entry in entries]))
+                    if on_total:
+                        on_total(total)
+        finally:
+            session.close()
+    return report
+
+
+def _ingest_one(
+    session: _Session, item: dict[str, Any], depth: int, label: str, report: IngestReport
+) -> list[dict[str, Any]]:
+    """Ingest one item into ``report``; a playlist's entries are returned instead, to be ingested in turn."""
+    try:
+        _check_scheme(item, depth)
+        info = session.resolve(item)
+        label = _label(info) or label
+        if info.get("_type") == "playlist":
+            if depth >= _MAX_NESTING:
+                raise IngestError("playlists aninhadas demais; passe o endereço de cada playlist")
+            entries = list(_entries(info, report))
+            if not entries:
+                raise IngestError("a playlist ou o canal não tem vídeos disponíveis")
+            return entries
+        report.done.append(session.video(info))
+    except StorageError:
+        raise  # a full disk or a read-only store fails every video alike: stop, say why
+    except LectureRagError as exc:
+        report.failed.append((label, str(exc)))
+    except Exception as exc:  # yt-dlp's DownloadError and friends; anything else is reported too
+        report.failed.append((label, _reason(exc)))
+    return []
+
+
+def _check_scheme(item: Mapping[str, Any], depth: int) -> None:
+    url = str(item.get("url") or "")
+    if depth == 0 and urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise IngestError("só endereços http:// ou https:// são aceitos (um vídeo, uma playlist ou um canal)")
+
+
+def _entries(info: Mapping[str, Any], report: IngestReport) -> Iterator[dict[str, Any]]:
+    """A playlist's entries; an unavailable one (None) is reported and skipped."""
+    for number, entry in enumerate(info.get("entries") or [], 1):
+        if entry is None:
+            report.failed.append((f"{_label(info)} (item {number})", "vídeo indisponível (privado ou removido)"))
+        else:
+            yield dict(entry)
