@@ -354,7 +354,8 @@ def test_ask_streams_hits_then_tokens_then_done(client: httpx.Client) -> None:
     assert ref["video_id"] == "bio-fotossintese" and ref["player"]["youtube_id"] == YOUTUBE_ID
     cited = {t["n"]: t for r in done["references"] for t in r["times"]}
     for n, t in cited.items():
-        assert t["start"] == done["context"][n - 1]["start"] and t["inicio"] == done["context"][n - 1]["inicio"]
+        hit = done["context"][n - 1]
+        assert t["start"] == hit["cite_start"] and hit["start"] <= t["start"] <= hit["end"]  # the cited second
     assert SCRIPT_CAPTION in hits[0]["text"] and IMG_CAPTION in hits[0]["text"]
 
 

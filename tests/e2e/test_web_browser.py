@@ -132,7 +132,7 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
 
     n = expected["citations"][-1]
     pg.locator(f"#answer a.cite[data-n='{n}']").first.click()
-    second = int(expected["context"][n - 1]["start"])
+    second = int(expected["context"][n - 1]["cite_start"])  # the player opens at the cited sentence
     assert second > 0
     expect(pg.locator("#player-frame")).to_have_attribute(
         "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={second}&autoplay=1"
@@ -165,7 +165,7 @@ def test_media_segment_plays_in_html5_video_at_its_second(server: WebServer, pag
     expected = api_answer(server, Q_INDUSTRY)
     media = [i for i, h in enumerate(expected["hits"]) if h["video_id"] == "hist-revolucao"]
     index = media[-1]
-    second = int(expected["hits"][index]["start"])
+    second = int(expected["hits"][index]["cite_start"])
     pg.locator("#hits > li").nth(index).locator("button.play").click()
     video = pg.locator("#player-video")
     expect(video).to_have_attribute("src", f"{MEDIA_URL}#t={second}")
