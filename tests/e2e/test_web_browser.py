@@ -23,6 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from lecture_rag.links import hhmmss
 from tests.e2e.test_web_api import (
     IMG_CAPTION,
     MEDIA_URL,
@@ -128,6 +129,7 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
     expect(hits).to_have_count(len(expected["hits"]))
     first = expected["hits"][0]
     expect(hits.first).to_contain_text(f"{first['inicio']}–{first['fim']}")
+    expect(hits.first.locator("button.play")).to_have_text(f"▶ {hhmmss(first['cite_start'])}")
     expect(hits.first).to_contain_text(f"Score {first['score']:.4f}")
 
     n = expected["citations"][-1]

@@ -93,9 +93,10 @@ const LR = (() => {
   function renderHits(list, hits, onPlay) {
     list.replaceChildren(...hits.map((h) => el("li", { className: "hit", dataset: { corpusId: h.corpus_id } },
       el("div", { className: "hit-head" },
-        el("button", { type: "button", className: "play", title: `Ver o vídeo a partir de ${hhmmss(h.cite_start ?? h.start)}`,
+        el("button", { type: "button", className: "play", title: "Ver o vídeo no trecho que mais responde à pergunta",
           dataset: { cite: String(Math.floor(Number(h.cite_start ?? h.start) || 0)) },
-          on: { click: () => onPlay(h) } }, `▶ ${h.inicio}–${h.fim}`),
+          on: { click: () => onPlay(h) } }, `▶ ${hhmmss(Math.floor(Number(h.cite_start ?? h.start) || 0))}`),
+        el("span", { className: "muted window" }, `segmento ${h.inicio}–${h.fim}`),
         el("span", { className: "score" }, `Score ${scoreText(h.score)}`),
         el("span", { className: "muted" }, `Corpus ID ${h.corpus_id}`),
         el("span", { className: "title" }, h.title || h.video_id)),
