@@ -2,6 +2,15 @@
 
     python bench/bench_llm.py                 # SmolLM2-135M, ~300-token prompt, 64 output tokens
     python bench/bench_llm.py --runs 5 --threads 1 2 --gguf /path/model.gguf
+    python bench/bench_llm.py --context --store DIR   # whole windows vs packed context (issue 13)
+
+``--context`` (with ``--store``, an indexed store of the four NURC lectures) compares, side by side in
+one run through ``python -m llama_cpp.server`` and the answer engine, what the model reads: whole
+windows vs the sentences around each window's best match (``[llm] context_budget``), at k=5 and
+k=10: prompt tokens and time to first token (medians over ``--questions`` NURC questions); the
+system-prompt cache (the same questions, each after a request with another system prompt, which
+evicts the server's prefix cache, vs after another question); and, over every answerable NURC
+question, the share whose evidence span overlaps what the model reads.
 
 For each backend (in-process llama-cpp-python, and ``python -m llama_cpp.server``
 through the OpenAI-compatible client) and each thread count it runs the same
@@ -18,7 +27,7 @@ import argparse
 import csv
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +35,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # reuse the real-server launcher of the test suite (tests.support)
 
-from tests.support.paths import NURC  # noqa: E402
+from tests.support.paths import NURC, QUESTIONS  # noqa: E402
 from tests.support.servers import llama_server  # noqa: E402
 
+from lecture_rag.config import CONTEXT_BUDGET, load_settings  # noqa: E402
+from lecture_rag.embed import make_embedder  # noqa: E402
 from lecture_rag.evaluate.judges import SCORE_GRAMMAR  # noqa: E402
+from lecture_rag.evaluate.questions import load_questions  # noqa: E402
+from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
 from lecture_rag.generate.llm import (  # noqa: E402
     LLM,
     ChatMessage,
@@ -38,6 +51,9 @@ from lecture_rag.generate.llm import (  # noqa: E402
     OpenAICompatibleLLM,
     bundled_gguf_or_error,
 )
+from lecture_rag.generate.rerank import make_reranker  # noqa: E402
+from lecture_rag.retrieve import Retriever  # noqa: E402
+from lecture_rag.store import Store  # noqa: E402
 
 TRANSCRIPT = NURC / "transcripts" / "sentences_SP_EF_405.csv"
 
@@ -113,6 +129,67 @@ def print_table(rows: list[Row], model: Path, prompt_tokens: int) -> None:
     print("(llama_cpp.server gives no usage when streaming: its prompt tokens exclude chat-template tokens)")
 
 
+def evidence_share(engine: AnswerEngine, llm: LLM, k: int, budgets: Sequence[int]) -> dict[int, float]:
+    """Share of answerable NURC questions whose evidence overlaps the context, per context budget (0: whole)."""
+    held = dict.fromkeys(budgets, 0)
+    answerable = [q for q in load_questions(QUESTIONS) if q.answerable]
+    for q in answerable:
+        hits = engine.retriever.search(q.question, k=k)
+        for budget in budgets:
+            engine.llm_settings.context_budget = budget
+            context = engine.context_for(q.question, hits, "pt", llm).hits
+            if any(
+                h.video_id == e.video_id and min(h.end, e.end) > max(h.start, e.start)
+                for h in context
+                for e in q.evidence
+            ):
+                held[budget] += 1
+    return {b: n / len(answerable) for b, n in held.items()}
+
+
+def context_comparison(store: Path, model: Path, n_questions: int, budget: int) -> None:
+    settings = load_settings(store)
+    retriever = Retriever(Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
+    questions = [q for q in load_questions(QUESTIONS) if q.answerable][:: max(1, 62 // n_questions)][:n_questions]
+    cfg = settings.llm.model_copy(update={"max_tokens": 8, "context_window": 8192})
+    with (
+        llama_server(model, n_ctx=8192, threads=2) as url,
+        OpenAICompatibleLLM(url, timeout=600, context_window=8192) as llm,
+    ):
+        engine = AnswerEngine(retriever, llm, cfg)
+        buster: list[ChatMessage] = [{"role": "system", "content": "Outra tarefa."}, {"role": "user", "content": "Oi"}]
+        llm.complete(buster, max_tokens=1)  # warm-up
+        print(f"\nmodel {model.name} via llama_cpp.server, n_ctx 8192, {len(questions)} questions, medians")
+        print(f"{'k':>3}{'context':>18}{'prompt tok':>12}{'first token s':>15}{'vs whole':>10}")
+        for k in (5, 10):
+            whole_ttft = 0.0
+            for label, b in (("whole windows", 0), (f"packed {budget}", budget)):
+                cfg.context_budget = b
+                answers = [engine.answer(q.question, k=k) for q in questions]
+                tok = statistics.median(a.timing.prompt_tokens for a in answers)
+                ttft = statistics.median(a.timing.first_token_s or 0.0 for a in answers)
+                whole_ttft = whole_ttft or ttft
+                print(f"{k:>3}{label:>18}{tok:>12.0f}{ttft:>15.2f}{ttft / whole_ttft:>9.2f}x")
+        cfg.context_budget = budget
+        cold, warm = [], []
+        for q in questions:
+            llm.complete(buster, max_tokens=1)
+            cold.append(engine.answer(q.question, k=5).timing.first_token_s or 0.0)
+        engine.answer(questions[-1].question, k=5)
+        for q in questions:  # each right after another question: only the shared prefix is cached
+            warm.append(engine.answer(q.question, k=5).timing.first_token_s or 0.0)
+        c, w = statistics.median(cold), statistics.median(warm)
+        print(
+            f"system prompt cache, packed k=5: first token {c:.2f}s after another system prompt, "
+            f"{w:.2f}s after a question ({w / c:.2f}x)"
+        )
+        for k in (5, 10):
+            shares = evidence_share(engine, llm, k, [0, budget // 2, budget, budget * 2])
+            whole = shares[0]
+            cells = "  ".join(f"{b or 'whole'}: {v:.1%} ({v / whole:.0%} of whole)" for b, v in shares.items())
+            print(f"evidence in context, k={k}: {cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gguf", type=Path, default=None, help="model file (default: bundled SmolLM2-135M)")
@@ -121,8 +198,17 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--backends", nargs="+", default=["in-process", "llama_cpp.server"])
+    parser.add_argument("--context", action="store_true", help="whole windows vs packed context (needs --store)")
+    parser.add_argument("--store", type=Path, default=None, help="indexed store of the four NURC lectures")
+    parser.add_argument("--questions", type=int, default=6, help="NURC questions timed in --context")
+    parser.add_argument("--budget", type=int, default=CONTEXT_BUDGET, help="packed context budget (tokens)")
     args = parser.parse_args()
     model = args.gguf or bundled_gguf_or_error()
+    if args.context:
+        if args.store is None:
+            parser.error("--context needs --store DIR (lecture-rag ingest ../shared/data/nurc-sp/transcripts)")
+        context_comparison(args.store, model, args.questions, args.budget)
+        return
     rows: list[Row] = []
     for kind in args.backends:
         for threads in args.threads:

@@ -210,8 +210,12 @@ class WebSettings(BaseModel):
     ask_queue: int = Field(32, ge=0, description="questions waiting for a worker; beyond, 503 with Retry-After")
 
 
+#: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").
+CONTEXT_BUDGET = 600
+
+
 class LLMSettings(BaseModel):
-    """Answer LLM: ``none`` (extractive), ``openai`` or ``gguf:/path/model.gguf``."""
+    """Answer LLM: ``none`` (extractive), ``openai``, ``auto`` (a local runner on its usual port) or ``gguf:PATH``."""
 
     backend: str = "none"
     base_url: str = "http://127.0.0.1:8080/v1"
@@ -221,6 +225,9 @@ class LLMSettings(BaseModel):
     retries: int = Field(3, ge=0)
     context_window: int = Field(4096, ge=256)
     max_tokens: int = Field(512, ge=1)
+    # Tokens of lecture text the answer model reads: per retrieved window, the sentences around its
+    # best match (generate/context.py). 0 = whole windows, as many as the context window holds.
+    context_budget: int = Field(CONTEXT_BUDGET, ge=0)
     temperature: float = 0.0
     seed: int = 42
     # Constrain judge output with a GBNF grammar: None = where it is safe (in-process GGUF);

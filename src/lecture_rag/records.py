@@ -248,8 +248,9 @@ class Timing:
 class Answer:
     """What the generate stage hands to reports, the CLI, runs and the web app.
 
-    ``hits`` are all retrieved segments (shown to the user); ``context`` the
-    ones that fitted the model's window, numbered ``[1..n]`` in that order.
+    ``hits`` are all retrieved segments (shown to the user); ``context`` what
+    the model read, numbered ``[1..n]`` in rank order: whole windows, or (the
+    default) the sentences around each window's best match, with their times.
     The text is ``answer`` in the JSON, as the reference system names it.
     """
 
@@ -264,10 +265,14 @@ class Answer:
     abstained: bool = False
     extractive: bool = False
     no_citations: bool = False
+    # The answer is not in the question's language (kept, flagged, like an answer without citations).
+    off_language: bool = False
     model: str = ""
     error: str = ""
     timing: Timing = dataclasses.field(default_factory=Timing)
     dropped_segments: int = 0
+    # The extractive answer, offered beside an LLM answer that failed or is flagged ('' otherwise).
+    fallback: str = ""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

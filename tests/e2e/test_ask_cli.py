@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.paths import QUESTIONS
+from tests.support.servers import Reply, ScriptedServer
 
 QUESTION = "Quanto tempo durou o período paleolítico, segundo o professor?"
 
@@ -20,23 +22,37 @@ def _ask(store: Path, *args: str, env: dict[str, str] | None = None) -> dict:
 
 
 def _check_links(data: dict) -> None:
+    """Each cited second lies in its window, and its link opens there."""
     for ref in data["references"]:
         for t in ref["times"]:
             hit = next(h for h in data["hits"] if h["corpus_id"] == t["corpus_id"])
-            # a reference opens at the hit's cited second (its best-matching sentence), inside the window
-            assert t["start"] == hit["cite_start"] and t["url"] == hit["cite_url"]
+            # a reference opens at a cited second inside its window (the quoted or best-matching sentence)
             assert hit["start"] <= t["start"] <= hit["end"]
+            assert not t["url"] or str(int(t["start"])) in t["url"]
 
 
 def test_extractive_answer_without_llm(nurc_indexed: Path) -> None:
     data = _ask(nurc_indexed, "--llm", "none")
-    assert data["extractive"] is True
+    assert data["extractive"] is True and data["abstained"] is False
     assert data["answer"].startswith("Resposta extrativa")
     assert len(data["hits"]) == 10
     assert data["references"], "extractive answers cite their passages"
-    assert re.search(r"\[\d\]", data["answer"])
+    quotes = re.findall(r"^- (\d\d:\d\d:\d\d) «(.+?)» \[(\d+)\]$", data["answer"], re.M)
+    assert quotes and len(" ".join(q[1] for q in quotes).split()) <= 75
+    cited = {(t["n"], t["inicio"]) for r in data["references"] for t in r["times"]}
+    assert {(int(n), second) for second, _, n in quotes} == cited  # each quote cited at the second it is said
     assert "SP_EF_405" in {r["video_id"] for r in data["references"]}
     _check_links(data)
+
+
+def test_extractive_answer_abstains_when_the_lectures_do_not_hold_it(nurc_indexed: Path) -> None:
+    """nurc-069 (unanswerable): the best sentence is far from the question (README: abstention trade-off)."""
+    question = next(json.loads(line) for line in QUESTIONS.read_text().splitlines() if '"nurc-069"' in line)
+    result = run_cli("ask", question["question"], "--llm", "none", "--format", "json", store=nurc_indexed)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["abstained"] is True and data["extractive"] is True and len(data["hits"]) == 10
+    assert data["answer"] == "Não encontrei a resposta nas aulas." and data["references"] == []
 
 
 def test_text_output_says_how_to_configure_an_llm(nurc_indexed: Path) -> None:
@@ -94,6 +110,30 @@ def test_server_down_keeps_segments_and_says_why(nurc_indexed: Path) -> None:
     assert "127.0.0.1:9" in result.stderr
     assert "Segmentos recuperados" in result.stdout
     assert "Traceback" not in result.stderr
+    assert "Resposta extrativa, no lugar da do LLM" in result.stderr and "«" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("deltas", "flag"),
+    [
+        (("O paleolítico ", "durou muito."), "no_citations"),
+        (("Durou muito [7].",), "invalid_citations"),
+        (("The Palaeolithic lasted a very long time, according to the teacher [1].",), "off_language"),
+    ],
+)
+def test_flagged_llm_answer_is_kept_with_the_extractive_one_beside(
+    nurc_indexed: Path, deltas: tuple[str, ...], flag: str
+) -> None:
+    with ScriptedServer([Reply(deltas=deltas)]) as server:
+        env = {"LECTURE_RAG_LLM_BASE_URL": server.base_url, "LECTURE_RAG_LLM_CONTEXT_BUDGET": "300"}
+        data = _ask(nurc_indexed, "--llm", "openai", "--k", "3", env=env)
+        sent = server.hits[-1].body["messages"][1]["content"]
+    assert data["answer"] == "".join(deltas) and data[flag]
+    assert data["fallback"].startswith("Resposta extrativa") and "«" in data["fallback"]
+    assert len(sent.split()) < 400, "the model reads sentences around each best match, not whole windows"
+    assert data["context_size"] == 3 and all(
+        c["text"] in h["text"] for c, h in zip(data["context"], data["hits"][:3], strict=True)
+    )
 
 
 @pytest.mark.slow

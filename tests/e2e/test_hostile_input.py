@@ -125,11 +125,12 @@ def test_a_folder_of_malformed_files_reports_each_by_name_and_indexes_the_good_o
     assert "Traceback" not in result.stderr
     for name, fragment in expected.items():
         match = re.search(
-            rf"Falhou: {re.escape(str(folder / name))}: (.*?)(?= Falhou: |\d+ arquivo\(s\) ingerido)", stderr
+            rf"Falhou: {re.escape(str(folder / name))}: (.*?)(?= Falhou: |\d+ arquivo\(s\) ou vídeo\(s\) ingerido)",
+            stderr,
         )
         assert match, f"{name} not reported:\n{stderr}"
         assert name in match.group(1) and fragment in match.group(1), (name, match.group(1))
-    assert f"1 arquivo(s) ingerido(s), {len(expected)} com erro" in stderr
+    assert f"1 arquivo(s) ou vídeo(s) ingerido(s), {len(expected)} com erro" in stderr
     listed, shown = _snapshot(store)
     assert shown == base_snapshot[1], "the stored lecture changed"
     assert [v["video_id"] for v in json.loads(listed)] == ["aula", "zz_boa"]

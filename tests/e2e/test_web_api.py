@@ -296,6 +296,11 @@ def test_health_and_videos_describe_the_store(client: httpx.Client) -> None:
     health = client.get("/api/health").json()
     assert health == {**health, "status": "ok", "videos": 3, "stale_index": False, "problem": ""}
     assert health["segments"] >= 5 and health["llm"].startswith("nenhum")
+    assert health["llm_check"] is None  # the LLM is probed only when asked
+    checked = client.get("/api/health", params={"llm": "true"}).json()["llm_check"]
+    assert (
+        checked["backend"] == "none" and checked["answers"] is None and "LECTURE_RAG_LLM_BACKEND" in checked["advice"]
+    )
     videos = {v["video_id"]: v for v in client.get("/api/videos").json()}
     assert videos["bio-fotossintese"]["player"] == {
         "kind": "youtube",

@@ -36,6 +36,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (so a test may start a server there)."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def smollm2_path() -> Path:
     """The bundled test GGUF; a missing package is a test failure, not a skip."""
     path = bundled_gguf()
@@ -45,10 +51,10 @@ def smollm2_path() -> Path:
 
 @contextmanager
 def llama_server(
-    model: Path | None = None, n_ctx: int = 2048, threads: int = 2, startup_s: float = 120.0
+    model: Path | None = None, n_ctx: int = 2048, threads: int = 2, startup_s: float = 120.0, port: int | None = None
 ) -> Iterator[str]:
-    """Run ``python -m llama_cpp.server`` and yield its base URL (``http://127.0.0.1:P/v1``)."""
-    port = free_port()
+    """Run ``python -m llama_cpp.server`` and yield its base URL (``http://127.0.0.1:P/v1``); any free port by default."""
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",

@@ -4,13 +4,14 @@
 * :mod:`.query`: ``search``, ``ask``
 * :mod:`.evaluation`: ``eval retrieval``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``, ``compare``
 * :mod:`.serve`: ``serve``
+* :mod:`.llm`: ``llm check``
 """
 
 from __future__ import annotations
 
 import typer
 
-from lecture_rag.cli import corpus, evaluation, query, serve
+from lecture_rag.cli import corpus, evaluation, llm, query, serve
 
 app = typer.Typer(
     name="lecture-rag",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 corpus_app = typer.Typer(help="Ver e gerenciar o acervo de aulas.", no_args_is_help=True)
 eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_is_help=True)
+llm_app = typer.Typer(help="O LLM das respostas.", no_args_is_help=True)
 
 app.command()(corpus.ingest)
 app.command()(corpus.index)
@@ -41,6 +43,9 @@ app.command()(evaluation.report)
 app.command()(evaluation.compare)
 
 app.command()(serve.serve)
+
+app.add_typer(llm_app, name="llm")
+llm_app.command("check")(llm.llm_check)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -80,7 +80,9 @@ RerankOpt = Annotated[
 ]
 LLMOpt = Annotated[
     str | None,
-    typer.Option("--llm", help="none (extrativa), openai ou gguf:/caminho/modelo.gguf (padrão: config)."),
+    typer.Option(
+        "--llm", help="none (extrativa), openai, auto (servidor local detectado) ou gguf:CAMINHO (padrão: config)."
+    ),
 ]
 JudgeLLMOpt = Annotated[
     str | None, typer.Option("--judge-llm", help="Juiz: none, openai ou gguf:CAMINHO (padrão: config).")

@@ -102,6 +102,9 @@ def ask(
         _print_answer_text(answer, hide_urls, verbose)
     if answer.error:
         err_console.print(f"[bold red]Erro do LLM:[/] {escape(answer.error)}", highlight=False)
+        if answer.fallback and fmt == AskFormat.TEXT:
+            err_console.print("Resposta extrativa, no lugar da do LLM:", highlight=False)
+            err_console.print(answer.fallback, markup=False, highlight=False)
         raise typer.Exit(1)
 
 
@@ -120,6 +123,11 @@ def _print_answer_text(answer: Answer, hide_urls: bool, verbose: bool) -> None:
     if answer.invalid_citations:
         ignored = escape(str(answer.invalid_citations))
         console.print(f"[yellow]Aviso: citações sem trecho correspondente ignoradas: {ignored}[/]")
+    if answer.off_language:
+        console.print("[yellow]Aviso: a resposta não está no idioma da pergunta.[/]")
+    if answer.fallback and not answer.error:
+        console.print("\n[bold]Resposta extrativa, para comparar:[/]")
+        console.print(answer.fallback, markup=False, highlight=False)
     console.print("\n[bold]Referências:[/]")
     for ref in answer.references:
         times = ", ".join(

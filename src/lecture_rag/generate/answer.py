@@ -7,6 +7,7 @@ checking together; the CLI, the evaluation runs and the web app all call
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ from jinja2 import Environment
 
 from lecture_rag.config import LLMSettings, RetrievalMode
 from lecture_rag.errors import LectureRagError, LLMError
-from lecture_rag.generate.citations import is_abstention, parse_citations, references, split_valid
-from lecture_rag.generate.context import pack
-from lecture_rag.generate.extractive import extractive_answer
+from lecture_rag.generate import extractive
+from lecture_rag.generate.citations import is_abstention, parse_citations, references, references_at, split_valid
+from lecture_rag.generate.context import Packed, pack, pack_around_best
 from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
 from lecture_rag.generate.llm import LLM, ChatMessage
 from lecture_rag.links import hhmmss
@@ -96,29 +97,43 @@ class AnswerEngine:
         return self._generate(question, language, hits, on_token)
 
     def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
-        context = hits[:3]
-        text, cited = extractive_answer(question, hits, self.retriever.embedder, language=language)
+        context = hits[: extractive.MAX_SEGMENTS]
+        found = self.extract(question, context)
+        if found.abstains:
+            return Answer(
+                question,
+                language,
+                hits,
+                context,
+                NOT_FOUND[language],
+                abstained=True,
+                extractive=True,
+                model="extractive",
+            )
+        cited = [(q.number, q.start) for q in found.quotes]
         return Answer(
             question,
             language,
             hits,
             context,
-            text,
-            references=references(cited, context),
-            citations=cited,
+            extractive.render(found.quotes, language),
+            references=references_at(cited, context),
+            citations=list(dict.fromkeys(n for n, _ in cited)),
             extractive=True,
             model="extractive",
         )
+
+    def extract(self, question: str, hits: list[Hit]) -> extractive.Extract:
+        """The extractive quotes for ``question`` from ``hits`` (the no-LLM answer; the fallback beside an LLM's)."""
+        signals = self.retriever.piece_signals(question, hits[: extractive.MAX_SEGMENTS])
+        return extractive.extract(question, hits, signals, self.retriever.embedder)
 
     def _generate(self, question: str, language: str, hits: list[Hit], on_token: TokenFn | None) -> Answer:
         assert self.llm is not None
         llm = self.llm
         max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
         question = _clip_question(question, llm, llm.context_window // _QUESTION_SHARE)
-        skeleton = build_messages(question, [], language)
-        fixed = sum(llm.count_tokens(m["content"]) for m in skeleton)
-        budget = llm.context_window - max_tokens - fixed - _MARGIN
-        packed = pack(hits, budget, llm.count_tokens)
+        packed = self.context_for(question, hits, language, llm)
         if not packed.hits:
             raise LectureRagError(
                 f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
@@ -144,13 +159,40 @@ class AnswerEngine:
         except LLMError as exc:
             answer.error = str(exc)
             answer.timing = Timing(total_s=time.perf_counter() - started)
+            self._offer_extractive(answer)
             return answer
         answer.text = "".join(parts).strip()
         answer.timing = Timing(
             completion.first_token_s, completion.total_s, completion.prompt_tokens, completion.completion_tokens
         )
         _attach_citations(answer)
+        if answer.no_citations or answer.invalid_citations or answer.off_language or not answer.text:
+            self._offer_extractive(answer)
         return answer
+
+    def context_for(self, question: str, hits: list[Hit], language: str, llm: LLM) -> Packed:
+        """What ``llm`` reads: sentences around each window's best match (``context_budget``), or whole windows.
+
+        Either way no more than the model's window holds after the prompt's fixed
+        parts and the answer's ``max_tokens``.
+        """
+        max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
+        skeleton = build_messages(question, [], language)
+        fixed = sum(llm.count_tokens(m["content"]) for m in skeleton)
+        budget = llm.context_window - max_tokens - fixed - _MARGIN
+        wanted = self.llm_settings.context_budget
+        if wanted <= 0:
+            return pack(hits, budget, llm.count_tokens)
+        signals = self.retriever.piece_signals(question, hits)
+        return pack_around_best(hits, signals, min(budget, wanted), llm.count_tokens)
+
+    def _offer_extractive(self, answer: Answer) -> None:
+        """Beside an LLM answer that failed or is flagged, the extractive one (citing the same numbers)."""
+        found = self.extract(answer.question, answer.hits)
+        if found.abstains:
+            answer.fallback = NOT_FOUND[answer.language]
+            return
+        answer.fallback = extractive.render(found.quotes, answer.language)
 
 
 def _clip_question(question: str, llm: LLM, max_tokens: int) -> str:
@@ -176,3 +218,9 @@ def _attach_citations(answer: Answer) -> None:
     answer.references = references(valid, answer.context)
     answer.abstained = is_abstention(answer.text)
     answer.no_citations = not valid and not answer.abstained and bool(answer.text)
+    answer.off_language = bool(answer.text) and not answer.abstained and _language_of(answer.text) != answer.language
+
+
+def _language_of(text: str) -> str:
+    """The language an answer is written in (citations and times removed: they carry no language)."""
+    return detect_language(re.sub(r"\[[^\]]*\]|\d+[:.,]?", " ", text))

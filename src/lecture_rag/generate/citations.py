@@ -55,12 +55,17 @@ def references(valid: Sequence[int], context: Sequence[Hit]) -> list[Reference]:
     The second is the hit's ``cite_start`` (where its best-matching sentence
     begins, see :mod:`lecture_rag.retrieve.cite`), not the window start.
     """
+    return references_at([(n, context[n - 1].cite_start) for n in valid], context)
+
+
+def references_at(cited: Sequence[tuple[int, float]], context: Sequence[Hit]) -> list[Reference]:
+    """Like :func:`references`, for citations that carry their own second (the extractive answer's quotes)."""
     refs: dict[str, Reference] = {}
-    for n in valid:
+    for n, second in cited:
         hit = context[n - 1]
         ref = refs.setdefault(hit.video_id, Reference(hit.video_id, hit.title or hit.video_id, hit.video_url))
-        if all(t.corpus_id != hit.corpus_id for t in ref.times):
-            ref.times.append(CitedTime(n, hit.corpus_id, hit.cite_start, hit.cite_url))
+        if all(t.corpus_id != hit.corpus_id or t.start != second for t in ref.times):
+            ref.times.append(CitedTime(n, hit.corpus_id, second, hit.url_at(second)))
     return list(refs.values())
 
 

@@ -1,10 +1,27 @@
-"""The no-LLM answer: the passages of the top segments closest to the question.
+"""The no-LLM answer: the sentences of the top windows that answer, each at its exact second.
 
 No instruction-following model that writes usable Portuguese ships offline,
 so without a configured LLM the system still answers honestly: it quotes the
-most relevant passages, each with its citation, and says it is extractive.
-Passages are ranked with the same E5 embedder as retrieval, so no other model
-is needed.
+lecture sentences that best answer the question, each with its citation and
+the second it is said at, and says it is extractive.
+
+How sentences are chosen (no model beyond the retrieval's E5):
+
+* candidates are the timed pieces (caption cues or transcript sentences,
+  :meth:`~lecture_rag.records.Segment.pieces`) of the top windows; a piece
+  longer than :data:`SPAN_WORDS` is cut into spans of that many words;
+* four orderings of the candidates are fused by reciprocal rank, as the
+  ``passages`` reranker does for windows: the E5 cosine of the candidate
+  itself, its IDF-weighted share of the question's terms, the E5 cosine of
+  the ~25-second passage it lies in (both from :mod:`lecture_rag.retrieve.cite`)
+  and the rank of its window (which carries the reranker's verdict);
+* the best ones are taken in that order while the answer stays within
+  :data:`MAX_WORDS` words, skipping repeats (overlapping windows share
+  sentences); chosen neighbours are merged into one quote.
+
+When even the best candidate is far from the question (E5 cosine below
+:data:`ABSTAIN_BELOW`, chosen on the NURC question set, see README), the
+answer says the lectures probably do not hold it instead of quoting noise.
 """
 
 from __future__ import annotations
@@ -13,15 +30,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pysbd
 
 from lecture_rag.embed import Embedder
-from lecture_rag.records import Hit
+from lecture_rag.links import hhmmss
+from lecture_rag.records import Hit, Piece
+from lecture_rag.retrieve.cite import PieceSignals
 
-# Unpunctuated transcripts have no sentences: cut them into overlapping spans of
-# this many words (half-overlapping, so an answer is never split between two spans).
+#: A piece longer than this (an unpunctuated ASR cue) is cut into spans of this many words.
 SPAN_WORDS = 30
-SPAN_STRIDE = 15
+#: The answer quotes at most this many words (the previous answer quoted up to three 30-word spans).
+MAX_WORDS = 75
+#: Windows whose pieces are candidates.
+MAX_SEGMENTS = 5
+#: Candidates embedded one by one (the best of the cheap signals); the rest are not quoted.
+MAX_EMBEDDED = 24
+#: Reciprocal-rank constant of the fusion (small: over a few dozen candidates the top of each ordering counts).
+RRF_K = 10
+#: Below this E5 cosine between the question and its best candidate, abstain. Measured on the NURC set
+#: with multilingual-e5-small (README): abstains on 3/62 answerable and 4/9 unanswerable questions.
+#: Cosine scales differ between models, so it applies to E5 embedders only.
+ABSTAIN_BELOW = 0.84
+#: Two candidates sharing this share of their words are one (overlapping windows repeat sentences).
+REPEAT_SHARE = 0.6
 
 LABEL = {
     "pt": "Resposta extrativa (nenhum LLM configurado): trechos das aulas mais próximos da pergunta.",
@@ -30,56 +60,162 @@ LABEL = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Passage:
-    number: int  # citation number of the segment it comes from
+@dataclass(slots=True)
+class Candidate:
+    """One quotable span: the window it comes from (``number``: its citation), its place and its scores."""
+
+    number: int
+    video_id: str
+    order: int  # position of the span within its window, for merging neighbours
+    start: float
+    end: float
+    text: str
+    semantic: float
+    lexical: float
+    cosine: float = 0.0
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class Quote:
+    """What the answer quotes: one span (or merged neighbours) of window ``number``, said at ``start``."""
+
+    number: int
+    start: float
     text: str
 
 
-def passages(hits: Sequence[Hit], max_segments: int) -> list[Passage]:
-    """Sentences (or word spans, for unpunctuated text) of the top segments."""
-    splitter = pysbd.Segmenter(language="en", clean=False)
-    out: list[Passage] = []
-    for number, hit in enumerate(hits[:max_segments], start=1):
-        for sentence in splitter.segment(hit.text):
-            words = sentence.split()
-            if len(words) <= SPAN_WORDS:
-                out.append(Passage(number, " ".join(words)))
-                continue
-            for i in range(0, len(words) - SPAN_STRIDE, SPAN_STRIDE):
-                out.append(Passage(number, " ".join(words[i : i + SPAN_WORDS])))
-    return [p for p in out if p.text]
+@dataclass(slots=True)
+class Extract:
+    """The extractive answer's parts; ``best_cosine`` is the abstention signal (None: nothing to quote)."""
+
+    quotes: list[Quote]
+    best_cosine: float | None
+    abstain_below: float | None = None
+
+    @property
+    def abstains(self) -> bool:
+        if self.best_cosine is None:
+            return True
+        return self.abstain_below is not None and self.best_cosine < self.abstain_below
 
 
-def extractive_answer(
+def candidates(
+    hits: Sequence[Hit], signals: Sequence[PieceSignals], max_segments: int = MAX_SEGMENTS
+) -> list[Candidate]:
+    """Spans of the top windows with their cheap (passage cosine, lexical) signals."""
+    out: list[Candidate] = []
+    for number, (hit, sig) in enumerate(zip(hits[:max_segments], signals, strict=False), start=1):
+        order = 0
+        for i, piece in enumerate(sig.pieces):
+            for span in _spans(piece):
+                out.append(
+                    Candidate(
+                        number, hit.video_id, order, span.start, span.end, span.text, sig.semantic[i], sig.lexical[i]
+                    )
+                )
+                order += 1
+    return out
+
+
+def _spans(piece: Piece) -> list[Piece]:
+    """The piece itself, or spans of :data:`SPAN_WORDS` words with times interpolated along them."""
+    words = piece.text.split()
+    if len(words) <= SPAN_WORDS:
+        return [piece]
+    step = (piece.end - piece.start) / len(words)
+    return [
+        Piece(
+            piece.start + i * step,
+            piece.start + min(len(words), i + SPAN_WORDS) * step,
+            " ".join(words[i : i + SPAN_WORDS]),
+        )
+        for i in range(0, len(words), SPAN_WORDS)
+    ]
+
+
+def _fuse(orderings: Sequence[Sequence[float]], n: int) -> np.ndarray:
+    """Reciprocal-rank fusion of several score lists (higher is better; ties keep the input order)."""
+    fused = np.zeros(n)
+    for values in orderings:
+        for rank, i in enumerate(sorted(range(n), key=lambda i: (-float(values[i]), i)), start=1):
+            fused[i] += 1.0 / (RRF_K + rank)
+    return fused
+
+
+def extract(
     question: str,
     hits: Sequence[Hit],
+    signals: Sequence[PieceSignals],
     embedder: Embedder,
     *,
-    language: str = "pt",
-    max_segments: int = 3,
-    max_passages: int = 3,
-) -> tuple[str, list[int]]:
-    """(answer text with [n] citations, cited numbers) from the top hits."""
-    candidates = passages(hits, max_segments)
-    if not candidates:
-        return "", []
+    max_words: int = MAX_WORDS,
+) -> Extract:
+    """The quotes that best answer ``question``, best first (see module docstring)."""
+    threshold = ABSTAIN_BELOW if "e5" in embedder.name.lower() else None
+    cands = candidates(hits, signals)
+    if not cands:
+        return Extract([], None, threshold)
+    window = [-float(c.number) for c in cands]
+    cheap = _fuse([[c.semantic for c in cands], [c.lexical for c in cands], window], len(cands))
+    shortlist = [cands[i] for i in np.argsort(-cheap, kind="stable")[:MAX_EMBEDDED]]
     query = embedder.embed_queries([question])[0]
-    vectors = embedder.embed_passages([p.text for p in candidates])
-    scores = vectors @ query
-    best = _non_overlapping(candidates, np.argsort(-scores).tolist(), max_passages)
+    cosines = embedder.embed_passages([c.text for c in shortlist]) @ query
+    for cand, cos in zip(shortlist, cosines, strict=True):
+        cand.cosine = float(cos)
+    fused = _fuse(
+        [
+            [c.cosine for c in shortlist],
+            [c.lexical for c in shortlist],
+            [c.semantic for c in shortlist],
+            [-float(c.number) for c in shortlist],
+        ],
+        len(shortlist),
+    )
+    for cand, score in zip(shortlist, fused, strict=True):
+        cand.score = float(score)
+    ranked = sorted(shortlist, key=lambda c: -c.score)
+    return Extract(_merge(_choose(ranked, max_words)), max(c.cosine for c in shortlist), threshold)
+
+
+def _choose(ranked: list[Candidate], max_words: int) -> list[Candidate]:
+    """Best candidates that fit the word budget and repeat no chosen one."""
+    chosen: list[Candidate] = []
+    used = 0
+    for cand in ranked:
+        words = len(cand.text.split())
+        if used + words > max_words or any(_repeats(cand, c) for c in chosen):
+            continue
+        chosen.append(cand)
+        used += words
+    return chosen
+
+
+def _repeats(a: Candidate, b: Candidate) -> bool:
+    """Same moment of the same video, or mostly the same words."""
+    if a.video_id == b.video_id and min(a.end, b.end) - max(a.start, b.start) > 0.5 * min(
+        a.end - a.start, b.end - b.start
+    ):
+        return True
+    wa, wb = set(a.text.lower().split()), set(b.text.lower().split())
+    return len(wa & wb) >= REPEAT_SHARE * max(1, min(len(wa), len(wb)))
+
+
+def _merge(chosen: list[Candidate]) -> list[Quote]:
+    """Chosen spans, neighbours of one window joined; in order of their best span's relevance."""
+    groups: list[list[Candidate]] = []
+    for cand in sorted(chosen, key=lambda c: (c.number, c.order)):
+        last = groups[-1][-1] if groups else None
+        if last is not None and last.number == cand.number and cand.order == last.order + 1:
+            groups[-1].append(cand)
+        else:
+            groups.append([cand])
+    groups.sort(key=lambda g: -max(c.score for c in g))
+    return [Quote(g[0].number, g[0].start, " ".join(c.text for c in g)) for g in groups]
+
+
+def render(quotes: Sequence[Quote], language: str) -> str:
+    """The label, then one line per quote: its second, the words, its citation."""
     lines = [LABEL.get(language, LABEL["pt"])]
-    lines += [f"- «{candidates[i].text}» [{candidates[i].number}]" for i in best]
-    cited = list(dict.fromkeys(candidates[i].number for i in best))
-    return "\n".join(lines), cited
-
-
-def _non_overlapping(candidates: list[Passage], order: list[int], limit: int) -> list[int]:
-    """Best-scoring spans that do not repeat words of an already chosen neighbour span."""
-    chosen: list[int] = []
-    for i in order:
-        if all(abs(i - j) > 1 or candidates[i].number != candidates[j].number for j in chosen):
-            chosen.append(i)
-        if len(chosen) == limit:
-            break
-    return sorted(chosen, key=lambda i: (candidates[i].number, i))
+    lines += [f"- {hhmmss(q.start)} «{q.text}» [{q.number}]" for q in quotes]
+    return "\n".join(lines)

@@ -16,11 +16,16 @@ question set (README), the median distance to the evidence start falls from
 ~54 s (window start) to ~10 s. Without passages (an old build) the lexical
 signal alone decides, and a window where no question word occurs is cited at
 its start.
+
+The same raw signals (:func:`piece_signals`) choose the sentences of the
+no-LLM answer and of the packed LLM context (:mod:`lecture_rag.generate`),
+so "the sentence that answers" means one thing everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,21 +36,45 @@ from lecture_rag.retrieve.rerank import Query
 LEXICAL_WEIGHT = 0.5
 
 
+@dataclass(slots=True)
+class PieceSignals:
+    """A window's timed pieces with their raw (unscaled, comparable across windows) scores.
+
+    ``semantic``: E5 cosine of the passage holding each piece (zeros without
+    passages). ``lexical``: the IDF-weighted share of the question's terms the
+    piece contains, in [0, 1] (0 when no question term is in the corpus).
+    """
+
+    pieces: list[Piece]
+    semantic: np.ndarray
+    lexical: np.ndarray
+
+    def best(self) -> int:
+        """Index of the piece :func:`cite_hits` cites (within-window scaling, lexical at half weight)."""
+        total = _scaled(self.semantic) + LEXICAL_WEIGHT * _scaled(self.lexical)
+        return int(np.argmax(total)) if total.any() else -1
+
+
 def cite_hits(query: Query, hits: Sequence[Hit]) -> None:
     """Set ``cite_start`` on each hit (in place)."""
+    for hit, signals in zip(hits, piece_signals(query, hits), strict=True):
+        best = signals.best()
+        if best >= 0:
+            hit.cite_start = signals.pieces[best].start
+
+
+def piece_signals(query: Query, hits: Sequence[Hit]) -> list[PieceSignals]:
+    """Each hit's pieces scored against the question (see :class:`PieceSignals`)."""
     analyzer = query.indexes.bm25.analyzer
-    q_terms = set(analyzer(query.text))
-    idf = query.indexes.bm25.idf(q_terms)
+    idf = query.indexes.bm25.idf(set(analyzer(query.text)))
+    weight = sum(idf.values())
+    out = []
     for hit in hits:
         pieces = hit.pieces()
-        if not pieces:
-            continue
-        lexical = np.asarray([_lexical(analyzer(p.text), idf) for p in pieces])
-        semantic = _passage_cosines(query, hit, pieces)
-        total = _scaled(semantic) + LEXICAL_WEIGHT * _scaled(lexical)
-        if not total.any():
-            continue
-        hit.cite_start = pieces[int(np.argmax(total))].start
+        lexical = np.asarray([_lexical(analyzer(p.text), idf) for p in pieces]) / max(weight, 1e-9)
+        semantic = _passage_cosines(query, hit, pieces) if pieces else np.zeros(0)
+        out.append(PieceSignals(pieces, semantic, lexical.reshape(len(pieces))))
+    return out
 
 
 def _lexical(terms: list[str], idf: dict[str, float]) -> float:
@@ -74,6 +103,8 @@ def _passage_cosines(query: Query, hit: Hit, pieces: list[Piece]) -> np.ndarray:
 
 def _scaled(values: np.ndarray) -> np.ndarray:
     """Min-max to [0, 1] within the window; all zeros when the values do not differ."""
+    if values.size == 0:
+        return values
     low, high = float(values.min()), float(values.max())
     if high - low <= 1e-12:
         return np.zeros_like(values, dtype=float)

@@ -31,7 +31,7 @@ from lecture_rag.index.bm25 import fold_accents
 from lecture_rag.index.build import Indexes, load_indexes, publication_version
 from lecture_rag.index.vectors import ids_fingerprint
 from lecture_rag.records import Hit, Segment
-from lecture_rag.retrieve.cite import cite_hits
+from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
 from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
 from lecture_rag.store import Store
 
@@ -171,6 +171,8 @@ class Searcher(Protocol):
         video: str | None = ...,
     ) -> list[Hit]: ...
 
+    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]: ...
+
 
 class Retriever:
     """Answers ``search`` calls over one store; indexes are loaded on first use."""
@@ -262,6 +264,12 @@ class Retriever:
             hit.rank = rank
         cite_hits(asked, hits)
         return hits
+
+    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]:
+        """Each hit's timed pieces scored against ``question`` (see :mod:`lecture_rag.retrieve.cite`)."""
+        text = prepare_query(question)
+        qvec = self.embedder.embed_queries([text])[0]
+        return piece_signals(Query(text, qvec, self.indexes), hits)
 
     def _first_stage(
         self,
@@ -396,6 +404,10 @@ class SharedRetriever:
     def search(self, query: str, **kwargs: Any) -> list[Hit]:
         with self._lock:
             return self._retriever.search(query, **kwargs)
+
+    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]:
+        with self._lock:
+            return self._retriever.piece_signals(question, hits)
 
     def warm_up(self) -> str:
         """Load the indexes and run the embedder once now, so the first question is not the slow one.

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
 from lecture_rag.evaluate.summary import auto_label, run_summary
+from lecture_rag.generate.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
 from lecture_rag.store import RunSummary
 from lecture_rag.web.models import (
@@ -29,8 +30,10 @@ from lecture_rag.web.models import (
     AskRequest,
     ErrorOut,
     HealthOut,
+    LLMCheckOut,
     Mode,
     RecordsOut,
+    RunnerOut,
     SearchOut,
     SessionOut,
 )
@@ -102,8 +105,25 @@ def open_run(resources: Resources, name: str) -> tuple[LabelScheme, list[RunItem
 
 
 @router.get("/health", response_model=HealthOut, summary="Estado do servidor e do acervo")
-def health(res: Res) -> HealthOut:
+def health(
+    res: Res,
+    llm: Annotated[bool, Query(description="também testar o LLM das respostas (uma geração curta)")] = False,
+) -> HealthOut:
     videos, segments = res.counts()
+    checked = None
+    if llm:
+        with res.answer_lock:
+            found = check_llm(res.settings.llm, res.engine.llm)
+        checked = LLMCheckOut(
+            backend=found.backend,
+            model=found.model,
+            answers=found.answers,
+            first_token_s=found.first_token_s,
+            total_s=found.total_s,
+            error=found.error,
+            advice=found.advice,
+            detected=[RunnerOut(name=r.name, base_url=r.base_url, models=list(r.models)) for r in found.detected],
+        )
     return HealthOut(
         status="degraded" if res.problem else "ok",
         videos=videos,
@@ -112,6 +132,7 @@ def health(res: Res) -> HealthOut:
         llm=res.llm_name,
         stale_index=res.retriever.stale,
         problem=res.problem,
+        llm_check=checked,
     )
 
 

