@@ -20,6 +20,26 @@
     $("hits").replaceChildren();
     $("extractive-badge").hidden = true;
     $("extractive-note").hidden = true;
+    $("fallback").hidden = true;
+    $("fallback-answer").replaceChildren();
+  }
+
+  // Why the LLM's answer is flagged, in the words a student understands ("" when it is not).
+  function flagged(answer) {
+    if (answer.error) return "O LLM não respondeu";
+    if (answer.off_language) return "O LLM respondeu em outro idioma";
+    if (answer.invalid_citations && answer.invalid_citations.length) return "O LLM citou trechos que não existem";
+    if (answer.no_citations) return "O LLM não citou os trechos das aulas";
+    return "";
+  }
+
+  // Beside a flagged or failed LLM answer, the extractive one the engine offers (its [n] are the hits).
+  function showFallback(answer) {
+    if (!answer.fallback) return;
+    const why = flagged(answer) || "A resposta do LLM está vazia";
+    $("fallback-why").textContent = `${why}: confira a resposta extrativa abaixo, tirada das aulas.`;
+    LR.renderAnswer($("fallback-answer"), answer.fallback, answer.hits, play);
+    $("fallback").hidden = false;
   }
 
   function showError(message) {
@@ -37,6 +57,7 @@
     $("extractive-note").hidden = !answer.extractive;
     if (answer.error) showError(`O LLM falhou: ${answer.error}`);
     else if (answer.abstained) status.textContent = "As aulas não parecem responder a esta pergunta.";
+    showFallback(answer);
   }
 
   async function ask(event) {

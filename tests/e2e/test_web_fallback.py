@@ -1,0 +1,61 @@
+"""The ask page beside a flagged LLM answer: the extractive answer is offered, in a real browser.
+
+The LLM is a real HTTP server that answers without citing anything (``ScriptedServer``):
+what a small or misconfigured model does. The page must keep the LLM's answer, say why it
+is flagged, and show the extractive quotes with playable citations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.test_web_api import Q_CAVES, WebServer, _start, web_server
+from tests.e2e.test_web_browser import ask_in_page
+from tests.support.browser import Watch, watched_page
+from tests.support.servers import Reply, ScriptedServer
+
+UNCITED = ("As pinturas ", "eram feitas ", "nas cavernas.")
+
+
+@pytest.fixture(scope="module")
+def flagged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """A second ``serve`` over the session's web store, with an LLM that never cites."""
+    shared = web_server(tmp_path_factory)
+    with ScriptedServer([Reply(deltas=UNCITED)]) as llm:
+        env = {
+            "LECTURE_RAG_LLM_BACKEND": "openai",
+            "LECTURE_RAG_LLM_BASE_URL": llm.base_url,
+            "LECTURE_RAG_LLM_MODEL": "scripted-model",
+            "LECTURE_RAG_LLM_CONTEXT_WINDOW": "8192",
+        }
+        log = tmp_path_factory.mktemp("fallback") / "server.log"
+        server = _start(shared.store, log, env)
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
+    with watched_page(browser) as watched:
+        yield watched
+
+
+def test_an_uncited_llm_answer_is_kept_and_the_extractive_one_offered(
+    flagged_server: WebServer, page: tuple[Page, Watch]
+) -> None:
+    pg, watch = page
+    pg.goto(flagged_server.base_url + "/")
+    ask_in_page(pg, Q_CAVES)
+    expect(pg.locator("#answer")).to_have_text("".join(UNCITED))
+    expect(pg.locator("#fallback")).to_be_visible()
+    expect(pg.locator("#fallback-why")).to_contain_text("não citou")
+    fallback = pg.locator("#fallback-answer")
+    expect(fallback).to_contain_text("Resposta extrativa")
+    cite = fallback.locator("a.cite").first
+    expect(cite).to_be_visible()
+    cite.click()
+    expect(pg.locator("#player-frame, #player-video, #player-none").first).to_be_visible()
+    assert watch.dialogs == [] and watch.csp == []
