@@ -211,7 +211,7 @@ class WebSettings(BaseModel):
 
 
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").
-CONTEXT_BUDGET = 600
+CONTEXT_BUDGET = 2400
 
 
 class LLMSettings(BaseModel):
