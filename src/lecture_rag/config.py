@@ -15,7 +15,7 @@ import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -151,6 +151,12 @@ class WebSettings(BaseModel):
     ask_queue: int = Field(32, ge=0, description="questions waiting for a worker; beyond, 503 with Retry-After")
 
 
+# How a judge's verdict form is held: a JSON schema (``response_format``), a GBNF grammar, or
+# nothing (free text, read by the tolerant parser); ``auto`` picks what the backend accepts.
+Structured = Literal["auto", "json_schema", "gbnf", "none"]
+STRUCTURED_MODES: tuple[Structured, ...] = ("auto", "json_schema", "gbnf", "none")
+
+
 class LLMSettings(BaseModel):
     """Answer LLM: ``none`` (extractive), ``openai`` or ``gguf:/path/model.gguf``."""
 
@@ -164,9 +170,19 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(512, ge=1)
     temperature: float = 0.0
     seed: int = 42
-    # Constrain judge output with a GBNF grammar: None = where it is safe (in-process GGUF);
-    # true also sends it to an OpenAI-compatible server (llama.cpp's servers accept "grammar").
+    # How structured outputs (judge verdicts) are held: ``auto`` = GBNF in-process, a JSON schema
+    # (``response_format``) on a server that accepts one, free text otherwise.
+    structured: Structured = "auto"
+    # Older switch, kept for existing configurations: true = ``structured = "gbnf"``, false = ``"none"``;
+    # it applies only while ``structured`` is left at ``auto``.
     grammar: bool | None = None
+
+    @property
+    def transport(self) -> Structured:
+        """The structured-output transport asked for, with the older ``grammar`` switch applied."""
+        if self.structured != "auto" or self.grammar is None:
+            return self.structured
+        return "gbnf" if self.grammar else "none"
 
 
 class JudgeLLMSettings(LLMSettings):
