@@ -278,10 +278,11 @@ def _run_export(path: Path, data: dict[str, Any], scheme: LabelScheme) -> Datase
     return out
 
 
-def refuse_problems(dataset: Dataset, what: str = "linhas malformadas") -> None:
+def refuse_problems(dataset: Dataset) -> None:
     """Stop with every malformed row named (the first ten shown) unless there are none."""
     if not dataset.problems:
         return
+    what = "linhas malformadas" if dataset.kind == "kamalloo" else "itens malformados"
     shown = "; ".join(dataset.problems[:_SHOWN_PROBLEMS])
     more = f" e mais {len(dataset.problems) - _SHOWN_PROBLEMS}" if len(dataset.problems) > _SHOWN_PROBLEMS else ""
     raise DatasetError(
