@@ -153,3 +153,26 @@ def test_fact_position() -> None:
     assert fact_position("Röntgen won it in 1901.", ["Wilhelm Röntgen", "Röntgen"]) == "início"
     assert fact_position("In 1901 the prize went to Wilhelm Conrad Röntgen", ["Röntgen"]) == "fim"
     assert fact_position("Marie Curie", ["Röntgen"]) == "ausente"
+
+
+def test_a_run_exported_as_json_is_a_data_set(tmp_path: Path) -> None:
+    """``lecture-rag report RUN --format json`` output: labelled records become items, with excerpts and references."""
+    from lecture_rag.records import Annotation, Answer, Hit, QuestionMeta, RunItem
+    from lecture_rag.report.run_report import json_report
+
+    hit = Hit(7, "SP_EF_405", 10.0, 130.0, "o paleolítico durou cerca de dois milhões de anos", score=0.9)
+    answer = Answer("quanto durou?", "pt", [hit], [hit], "Cerca de dois milhões de anos [1].")
+    items = [
+        RunItem("q1", 0, "quanto durou?", QuestionMeta("dois milhões de anos"), answer,
+                annotations={"ana": Annotation("C"), "bia": Annotation("correta")}),
+        RunItem("q2", 1, "e depois?", QuestionMeta(), answer),  # no manual label: left out, counted
+        RunItem("q3", 2, "onde?", QuestionMeta(), answer, annotations={"ana": Annotation("talvez")}),
+    ]  # fmt: skip
+    path = tmp_path / "rodada.json"
+    path.write_text(json_report("base", {}, items, {}), encoding="utf-8")
+    data = load_dataset(path, DEFAULT_SCHEME)
+    assert (data.kind, data.name, data.left_out) == ("run", "base", {"registro sem anotação manual": 1})
+    (item,) = data.items
+    assert (item.id, item.label, item.references) == ("q1", "C", ("dois milhões de anos",))
+    assert item.answer.context[0].corpus_id == 7  # the judge sees the excerpts the answer was written from
+    assert data.problems == ["registro 3: rótulo 'talvez' fora do esquema (C, P, I, N)"]
