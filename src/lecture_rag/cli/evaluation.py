@@ -39,6 +39,7 @@ from lecture_rag.cli.terminal import annotate_in_terminal
 from lecture_rag.config import STRUCTURED_MODES, RetrievalMode, Settings
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.agreement import agreement as agreement_of
+from lecture_rag.evaluate.agreement import score_distribution
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
 from lecture_rag.evaluate.judge_eval import FileJudge, Judge, default_name, eval_config, execute_judge_eval
@@ -62,7 +63,7 @@ from lecture_rag.evaluate.questions import (
 )
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
 from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
-from lecture_rag.evaluate.summary import auto_label, judge_vs_people, manual_label, run_summary
+from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.records import Hit, Question
 from lecture_rag.report import run_report
@@ -176,9 +177,14 @@ def _judge_for(settings: Settings, backend: str | None, dataset: Dataset, scheme
 def _agreement_table(items: list[Any], wanted: set[str], scheme: Any) -> dict[str, Any]:
     """Agreement and judge-vs-people numbers over the stored items of this sample."""
     chosen = [i for i in items if i.qid in wanted]
-    report = agreement_of([manual_label(i) for i in chosen], [auto_label(i) for i in chosen], scheme.codes,
-                          ordinal=scheme.ordinal_codes)  # fmt: skip
-    return {"agreement": report.to_dict(), "judge_vs_people": judge_vs_people(chosen, scheme)}
+    manual = [manual_label(i) for i in chosen]
+    report = agreement_of(manual, [auto_label(i) for i in chosen], scheme.codes, ordinal=scheme.ordinal_codes)
+    ar = [judgment_score(i, "answer_relevance") for i in chosen]
+    return {
+        "agreement": report.to_dict(),
+        "judge_vs_people": judge_vs_people(chosen, scheme),
+        "ar_by_people_label": score_distribution(ar, manual) if any(s is not None for s in ar) else None,
+    }
 
 
 @user_errors
@@ -307,6 +313,12 @@ def _print_judges(report: dict[str, Any], data: Dataset) -> None:
             )
             table.add_row(escape(group), str(b["n"]), fmt(b["accuracy"]), fmt(b["kappa"]), accepted)
         console.print(table)
+        for label, dist in (r["ar_by_people_label"] or {}).items():
+            console.print(
+                f"AR com rótulo de pessoas {escape(label)}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
+                f"histograma {dist['histogram']}",
+                highlight=False,
+            )
         sc, cost = j["self_consistency"], j["cost"]
         if sc:
             console.print(
