@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.cli import EXE, cli_env, kill_when, run_cli
 from tests.support.paths import shared
 
@@ -75,6 +77,7 @@ def test_examples_that_are_scored_items_are_refused(store_dir: Path, tmp_path: P
     assert result.returncode == 2 and "está sendo avaliado" in result.stderr
 
 
+@pytest.mark.slow
 def test_json_schema_judge_on_a_real_llama_cpp_server_resumes_after_a_kill(store_dir: Path, llama_server: str) -> None:
     """Structured verdicts through response_format; a killed evaluation redoes only what is missing."""
     env = {
