@@ -213,6 +213,11 @@ class WebSettings(BaseModel):
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").
 CONTEXT_BUDGET = 2400
 
+# How a judge's verdict form is held: a JSON schema (``response_format``), a GBNF grammar, or
+# nothing (free text, read by the tolerant parser); ``auto`` picks what the backend accepts.
+Structured = Literal["auto", "json_schema", "gbnf", "none"]
+STRUCTURED_MODES: tuple[Structured, ...] = ("auto", "json_schema", "gbnf", "none")
+
 
 class LLMSettings(BaseModel):
     """Answer LLM: ``none`` (extractive), ``openai``, ``auto`` (a local runner on its usual port) or ``gguf:PATH``."""
@@ -230,9 +235,19 @@ class LLMSettings(BaseModel):
     context_budget: int = Field(CONTEXT_BUDGET, ge=0)
     temperature: float = 0.0
     seed: int = 42
-    # Constrain judge output with a GBNF grammar: None = where it is safe (in-process GGUF);
-    # true also sends it to an OpenAI-compatible server (llama.cpp's servers accept "grammar").
+    # How structured outputs (judge verdicts) are held: ``auto`` = GBNF in-process, a JSON schema
+    # (``response_format``) on a server that accepts one, free text otherwise.
+    structured: Structured = "auto"
+    # Older switch, kept for existing configurations: true = ``structured = "gbnf"``, false = ``"none"``;
+    # it applies only while ``structured`` is left at ``auto``.
     grammar: bool | None = None
+
+    @property
+    def transport(self) -> Structured:
+        """The structured-output transport asked for, with the older ``grammar`` switch applied."""
+        if self.structured != "auto" or self.grammar is None:
+            return self.structured
+        return "gbnf" if self.grammar else "none"
 
 
 class JudgeLLMSettings(LLMSettings):

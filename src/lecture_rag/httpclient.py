@@ -176,15 +176,24 @@ class OpenAIClient:
     # -- requests ---------------------------------------------------------------------
 
     def send(
-        self, method: str, path: str, *, body: dict[str, Any] | None = None, stream: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        stream: bool = False,
+        retries: int | None = None,
     ) -> httpx.Response:
         """One request to ``base_url + path`` with retries; an error status or network failure raises LLMError.
 
         With ``stream=True`` the caller owns the response and must close it.
+        ``retries`` overrides the client's own count (0 for a probe whose
+        refusal is an answer, not a failure).
         """
         url = self.base_url + path
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        tries = self.retries if retries is None else max(0, retries)
+        for attempt in range(tries + 1):
+            last = attempt == tries
             try:
                 request = self._client.build_request(method, url, json=body)
                 response = self._client.send(request, stream=stream)

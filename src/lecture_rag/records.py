@@ -357,6 +357,11 @@ class Judgment:
     items: list[ItemJudgment] = dataclasses.field(default_factory=list)
     note: str = ""
     applicable: bool = True
+    # What the verdict cost (LLM calls, tokens, seconds) and how its form was held
+    # (``json_schema``, ``gbnf`` or ``none``): judges are measured on cost and on parseability.
+    calls: int = 0
+    timing: Timing = dataclasses.field(default_factory=Timing)
+    transport: str = ""
 
 
 @dataclass(slots=True)

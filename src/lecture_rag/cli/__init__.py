@@ -2,7 +2,8 @@
 
 * :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|remove``
 * :mod:`.query`: ``search``, ``ask``
-* :mod:`.evaluation`: ``eval retrieval``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``, ``compare``
+* :mod:`.evaluation`: ``eval retrieval``, ``eval judges``, ``run``, ``runs``, ``annotate``, ``agreement``,
+  ``report``, ``compare``
 * :mod:`.serve`: ``serve``
 * :mod:`.llm`: ``llm check``
 """
@@ -35,6 +36,7 @@ app.command()(query.ask)
 
 app.add_typer(eval_app, name="eval")
 eval_app.command("retrieval")(evaluation.eval_retrieval)
+eval_app.command("judges")(evaluation.eval_judges)
 app.command("run")(evaluation.run_questions)
 app.command("runs")(evaluation.list_runs)
 app.command()(evaluation.annotate)

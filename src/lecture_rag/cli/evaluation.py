@@ -1,8 +1,10 @@
-"""Evaluation commands: ``eval retrieval``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``, ``compare``."""
+"""Evaluation commands: ``eval retrieval``, ``eval judges``, ``run``, ``runs``, ``annotate``, ``agreement``, ``report``,
+``compare``."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,11 +37,23 @@ from lecture_rag.cli.common import (
     user_errors,
 )
 from lecture_rag.cli.terminal import annotate_in_terminal
-from lecture_rag.config import Reranking, RetrievalMode, Settings
+from lecture_rag.config import STRUCTURED_MODES, Reranking, RetrievalMode, Settings
 from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.agreement import agreement as agreement_of
+from lecture_rag.evaluate.agreement import score_distribution
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
-from lecture_rag.evaluate.judges import config_from_settings, parse_judge_kinds
+from lecture_rag.evaluate.judge_eval import FileJudge, Judge, default_name, eval_config, execute_judge_eval
+from lecture_rag.evaluate.judges import JudgeConfig, config_from_settings, parse_judge_kinds
+from lecture_rag.evaluate.judgesets import (
+    Dataset,
+    draw_order,
+    load_dataset,
+    load_examples,
+    load_file_verdicts,
+    refuse_problems,
+    sample,
+)
 from lecture_rag.evaluate.labels import scheme_from_settings, scheme_of_run
 from lecture_rag.evaluate.questions import (
     ensure_squad_corpus,
@@ -51,7 +65,7 @@ from lecture_rag.evaluate.questions import (
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
 from lecture_rag.evaluate.retrieval import details as question_details
 from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
-from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.records import Hit, Question
@@ -197,6 +211,199 @@ def _print_details(mode: str, rows: list[dict[str, Any]]) -> None:
             fmt(r["offset"], 1), fmt(r["window_offset"], 1),
         )  # fmt: skip
     console.print(table)
+
+
+def _judge_for(settings: Settings, backend: str | None, dataset: Dataset, scheme: Any) -> Judge:
+    """``file:PATH`` (verdicts computed elsewhere) or the configured judge LLM; evaluating no judge is an error."""
+    if backend is not None and backend.strip().lower().startswith("file:"):
+        path = Path(backend.strip()[5:]).expanduser()
+        return FileJudge(f"file:{path.name}", file_sha(path) if path.is_file() else "",
+                         load_file_verdicts(path, dataset, scheme))  # fmt: skip
+    judge = judge_llm(judge_settings(settings, backend))
+    if judge is None:
+        raise LectureRagError(
+            "Nenhum juiz para avaliar: passe --judge-llm openai|gguf:CAMINHO|file:VEREDITOS.tsv ou configure "
+            "LECTURE_RAG_JUDGE_LLM_BACKEND."
+        )
+    return judge
+
+
+def _agreement_table(items: list[Any], wanted: set[str], scheme: Any) -> dict[str, Any]:
+    """Agreement and judge-vs-people numbers over the stored items of this sample."""
+    chosen = [i for i in items if i.qid in wanted]
+    manual = [manual_label(i) for i in chosen]
+    report = agreement_of(manual, [auto_label(i) for i in chosen], scheme.codes, ordinal=scheme.ordinal_codes)
+    ar = [judgment_score(i, "answer_relevance") for i in chosen]
+    return {
+        "agreement": report.to_dict(),
+        "judge_vs_people": judge_vs_people(chosen, scheme),
+        "ar_by_people_label": score_distribution(ar, manual) if any(s is not None for s in ar) else None,
+    }
+
+
+@user_errors
+def eval_judges(
+    dataset_path: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="Respostas rotuladas por pessoas: arquivo ou pasta.")
+    ],
+    judge_llm_backend: Annotated[
+        str | None,
+        typer.Option("--judge-llm", help="Juiz: openai, gguf:CAMINHO ou file:VEREDITOS (padrão: config)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Avaliar só N itens sorteados.")] = None,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", help="Semente do sorteio (--limit).")] = 0,
+    examples: Annotated[
+        Path | None, typer.Option("--examples", help="Exemplos rotulados (JSONL) para o prompt do juiz.")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Pular linhas malformadas (e avisar).")] = False,
+    structured: Annotated[
+        str | None, typer.Option("--structured", help="Forma do veredito: auto, json_schema, gbnf ou none.")
+    ] = None,
+    judges: Annotated[str, typer.Option("--judges", help="label, ou ar,label.")] = "label",
+    repeat: Annotated[int, typer.Option("--repeat", min=0, help="Itens julgados duas vezes (autoconsistência).")] = 20,
+    name: Annotated[str | None, typer.Option("--name", help="Nome da rodada (padrão: derivado).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Itens em paralelo (servidores HTTP).")] = 4,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Medir um juiz contra pessoas: acurácia, κ (IC 95%), matriz de confusão, vieses e custo (retomável)."""
+    settings = settings_for(store)
+    if structured is not None:
+        if structured not in STRUCTURED_MODES:
+            raise LectureRagError(f"--structured {structured!r}: use {', '.join(STRUCTURED_MODES)}.")
+        update = {"structured": structured, "grammar": None}
+        settings = settings.model_copy(update={"judge_llm": settings.judge_llm.model_copy(update=update)})
+    scheme = scheme_from_settings(settings.labels)
+    kinds = parse_judge_kinds(judges)
+    data = load_dataset(dataset_path, scheme)
+    if not skip_bad:
+        refuse_problems(data)
+    items = sample(data.items, limit, sample_seed)
+    if not items:
+        raise LectureRagError(f"{data.path.name}: nenhum item rotulado para avaliar.")
+    calibration = load_examples(examples, scheme, items) if examples else ()
+    judge = _judge_for(settings, judge_llm_backend, data, scheme)
+    if isinstance(judge, FileJudge) and calibration:
+        raise LectureRagError("--examples muda o prompt de um juiz LLM; um juiz file: não tem prompt.")
+    base = config_from_settings(settings.judge_llm)
+    variants = [("sem exemplos", base)] + ([("com exemplos", _with_examples(base, calibration))] if calibration else [])
+    twice = {i.id for i in draw_order(items, sample_seed)[:repeat]}
+    results = []
+    with Store(settings.home) as st:
+        runs = RunStore(st)
+        for label, cfg in variants:
+            config = eval_config(data, judge, kinds, scheme, cfg)
+            run = (name + ("-exemplos" if cfg.examples else "")) if name else default_name(data, config)
+            with runs.running(run):
+                runs.start(run, config)
+                with progress_bar() as bar:
+                    task = bar.add_task(f"Julgando ({label})", total=len(items))
+
+                    def step(done: int, total: int, task: Any = task, bar: Any = bar) -> None:
+                        bar.update(task, completed=done, total=total)
+
+                    stats = execute_judge_eval(
+                        runs, run, items, judge, kinds=kinds, scheme=scheme, config=cfg, repeat=sorted(twice),
+                        concurrency=concurrency, progress=step,
+                    )  # fmt: skip
+            table = _agreement_table(runs.items(run), {i.id for i in items}, scheme)
+            results.append({"variant": label, "run": run, "examples": len(cfg.examples), "stats": stats, **table})
+    report = {
+        "dataset": {
+            "name": data.name,
+            "file": data.path.name,
+            "kind": data.kind,
+            "items": len(data.items),
+            "sample": len(items),
+            "sample_seed": sample_seed if limit else None,
+            "bad_rows": len(data.problems),
+            "left_out": data.left_out,
+        },
+        "judge": judge.name,
+        "results": results,
+    }
+    if as_json:
+        print_json(report)
+        return
+    _print_judges(report, data)
+
+
+def _with_examples(config: JudgeConfig, examples: tuple[Any, ...]) -> JudgeConfig:
+    return replace(config, examples=examples)
+
+
+def _print_judges(report: dict[str, Any], data: Dataset) -> None:
+    d = report["dataset"]
+    console.print(
+        f"[bold]{escape(d['name'])}[/] ({escape(d['file'])}): {d['sample']} de {d['items']} itens"
+        + (f" (sorteio, semente {d['sample_seed']})" if d["sample_seed"] is not None else "")
+        + f" · juiz {escape(report['judge'])}",
+        highlight=False,
+    )
+    for why, n in d["left_out"].items():
+        console.print(f"[dim]Fora da avaliação: {n} ({escape(why)}).[/]", highlight=False)
+    for problem in data.problems[:10]:
+        console.print(f"[yellow]Linha pulada (--skip-bad): {escape(problem)}[/]", highlight=False)
+    for r in report["results"]:
+        a, j = r["agreement"], r["judge_vs_people"]
+        ci = a["kappa_ci95"]
+        console.print(
+            f"\n[bold]{escape(r['variant'])}[/] (rodada {escape(r['run'])}): {a['n']} pares, "
+            f"acurácia {fmt(a['accuracy'])}, κ {fmt(a['kappa'])}"
+            + (f" (IC95% {fmt(ci[0])}–{fmt(ci[1])})" if ci else "")
+            + f", vereditos ilegíveis {j['unparsed']}",
+            highlight=False,
+        )
+        _print_matrix(a)
+        table = Table(title="Vieses: concordância por grupo")
+        for col in ("grupo", "n", "acurácia", "κ", "aceitou o que pessoas rejeitaram"):
+            table.add_column(col, justify="right")
+        groups = [("resposta " + k, v) for k, v in j["by_length"].items()]
+        groups += [("fato correto: " + k, v) for k, v in (j["by_position"] or {}).items()]
+        for group, b in groups:
+            fa = b["false_accept"]
+            accepted = f"{b['accepted_by_judge']}/{b['rejected_by_people']}" + (
+                f" ({fa:.1%})" if fa is not None else ""
+            )
+            table.add_row(escape(group), str(b["n"]), fmt(b["accuracy"]), fmt(b["kappa"]), accepted)
+        console.print(table)
+        for label, dist in (r["ar_by_people_label"] or {}).items():
+            console.print(
+                f"AR com rótulo de pessoas {escape(label)}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
+                f"histograma {dist['histogram']}",
+                highlight=False,
+            )
+        sc, cost = j["self_consistency"], j["cost"]
+        if sc:
+            console.print(
+                f"Autoconsistência: {sc['n']} itens julgados duas vezes, {sc['identical']:.1%} com o mesmo veredito "
+                f"({sc['identical_text']:.1%} com o mesmo texto).",
+                highlight=False,
+            )
+        console.print(
+            f"Custo: {cost['calls']} chamadas, {cost['prompt_tokens']} + {cost['completion_tokens']} tokens, "
+            f"{cost['seconds']:.1f} s"
+            + (f" ({cost['seconds_per_item']:.2f} s por item)" if cost["seconds_per_item"] else ""),
+            highlight=False,
+        )
+    first = escape(report["results"][0]["run"])
+    console.print(f"[dim]Página com gráficos: lecture-rag report {first} --format html -o juiz.html[/]")
+
+
+def _print_matrix(a: dict[str, Any]) -> None:
+    table = Table(title="Matriz de confusão (linhas: pessoas, colunas: juiz)")
+    table.add_column("")
+    for label in a["labels"]:
+        table.add_column(escape(label), justify="right")
+    for label, row in zip(a["labels"], a["confusion"], strict=True):
+        table.add_row(escape(label), *(str(v) for v in row))
+    console.print(table)
+    per = Table(title="Por rótulo (pessoas como referência)")
+    for col in ("rótulo", "precisão", "revocação", "F1", "suporte"):
+        per.add_column(col, justify="right")
+    for s in a["per_label"]:
+        per.add_row(escape(s["label"]), fmt(s["precision"]), fmt(s["recall"]), fmt(s["f1"]), str(s["support"]))
+    console.print(per)
 
 
 @user_errors

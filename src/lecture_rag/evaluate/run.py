@@ -61,6 +61,7 @@ def run_config(
         "llm": engine.llm.name if engine.llm else "none (extrativa)",
         "judge_llm": judge_llm.name if judge_llm else "none",
         "judge_grammar": bool(judge_llm and judge_llm.applies_grammar),
+        "judge_structured": judge_llm.structured if judge_llm else "none",
         "judges": list(kinds),
         "embedder": engine.retriever.embedder.name,
         "temperature": llm_cfg.temperature,

@@ -12,9 +12,16 @@ from typing import Any
 
 from lecture_rag.evaluate.agreement import agreement, inter_annotator, score_distribution
 from lecture_rag.evaluate.judges import KINDS
-from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
+from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
 from lecture_rag.evaluate.retrieval import judge_hits, summarise
 from lecture_rag.records import Question, RunItem
+
+# Kamalloo et al. (2023): judges accept wrong long-form answers; "long" is more than this many words.
+LONG_ANSWER_WORDS = 10
+# The key a second verdict on the same item is stored under (self-consistency): ``auto_label#2``.
+REPEAT = "#2"
+# How the reference answers of an item are joined in its stored expected answer.
+REFERENCE_SEPARATOR = " / "
 
 
 def manual_label(item: RunItem) -> str | None:
@@ -98,4 +105,99 @@ def run_summary(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> d
     out["inter_annotator"] = inter_annotator(by_item, list(scheme.codes)).to_dict() if len(annotators) > 1 else None
     ar = [judgment_score(i, "answer_relevance") for i in items]
     out["ar_by_manual_label"] = score_distribution(ar, manual) if any(m for m in manual) else {}
+    out["judge_vs_people"] = judge_vs_people(items, scheme) if pairs else None
     return out
+
+
+# --------------------------------------------------------------------------- judge vs people
+
+
+def _bucket(pairs: list[tuple[str, str]], scheme: LabelScheme) -> dict[str, Any]:
+    """Agreement inside one group of items, and how often the judge accepted what people rejected."""
+    best, worst = scheme.ordinal_codes[0], scheme.ordinal_codes[-1]
+    rejected = [a for m, a in pairs if m == worst]
+    report = agreement([m for m, _ in pairs], [a for _, a in pairs], scheme.codes, ordinal=(), resamples=0)
+    return {
+        "n": len(pairs),
+        "accuracy": report.accuracy,
+        "kappa": report.kappa,
+        "rejected_by_people": len(rejected),
+        "accepted_by_judge": sum(a == best for a in rejected),
+        "false_accept": sum(a == best for a in rejected) / len(rejected) if rejected else None,
+    }
+
+
+def fact_position(answer: str, references: list[str]) -> str:
+    """Where the first reference answer appears in the answer: ``início`` (first half), ``fim`` or ``ausente``."""
+    text = fold_text(answer)
+    found = [(text.find(fold_text(r)), len(r)) for r in references if fold_text(r)]
+    hits = [(at, size) for at, size in found if at >= 0]
+    if not hits:
+        return "ausente"
+    at, size = min(hits)
+    return "início" if at / max(1, len(text) - size) < 0.5 else "fim"
+
+
+def _self_consistency(items: list[RunItem], kind: str) -> dict[str, Any] | None:
+    twice = [(i.judgments[kind], i.judgments[kind + REPEAT]) for i in items if kind + REPEAT in i.judgments]
+    twice = [(a, b) for a, b in twice if a is not None and b is not None]
+    if not twice:
+        return None
+    same = sum((a.label, a.score_raw) == (b.label, b.score_raw) for a, b in twice)
+    return {
+        "n": len(twice),
+        "identical": same / len(twice),
+        "identical_text": sum(a.raw == b.raw for a, b in twice) / len(twice),
+    }
+
+
+def _cost(items: list[RunItem]) -> dict[str, Any]:
+    judgments = [j for i in items for j in i.judgments.values()]
+    seconds = sum(j.timing.total_s or 0.0 for j in judgments)
+    judged = sum(1 for i in items if any(j.calls for j in i.judgments.values()))
+    return {
+        "calls": sum(j.calls for j in judgments),
+        "prompt_tokens": sum(j.timing.prompt_tokens for j in judgments),
+        "completion_tokens": sum(j.timing.completion_tokens for j in judgments),
+        "seconds": seconds,
+        "seconds_per_item": seconds / judged if judged else None,
+        "transports": dict(Counter(j.transport for j in judgments if j.transport)),
+    }
+
+
+def judge_vs_people(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, Any]:
+    """The automated annotator measured against people, with its biases and its cost.
+
+    * ``by_length``: agreement on short (up to :data:`LONG_ANSWER_WORDS`
+      words) and long answers, and the share of answers people rejected that
+      the judge accepted (Kamalloo et al.: judges accept wrong long answers);
+    * ``by_position``: the same by where the correct fact (a reference
+      answer) appears in the answer, where the items have references;
+    * ``self_consistency``: items judged twice, share with the same verdict;
+    * ``unparsed``: verdicts that could not be read (stored raw, never guessed);
+    * ``cost``: LLM calls, tokens and seconds of every stored judgment.
+    """
+    labelled = [(i, manual_label(i)) for i in items]
+    judged = [(i, m, i.judgments.get("auto_label")) for i, m in labelled if m and i.judgments.get("auto_label")]
+    pairs = [(i, m, auto_label(i)) for i, m, _ in judged]
+    scored = [(i, m, a) for i, m, a in pairs if a]
+    by_length: dict[str, list[tuple[str, str]]] = {"curtas": [], "longas": []}
+    by_position: dict[str, list[tuple[str, str]]] = {"início": [], "fim": [], "ausente": []}
+    for item, m, a in scored:
+        long = len(item.answer.text.split()) > LONG_ANSWER_WORDS
+        by_length["longas" if long else "curtas"].append((m, a))
+        refs = [r for r in (item.meta.answer or "").split(REFERENCE_SEPARATOR) if r.strip()]
+        if refs:
+            by_position[fact_position(item.answer.text, refs)].append((m, a))
+    unparsed = [j for _, _, j in judged if j is not None and not j.parsed]
+    has_position = any(by_position[k] for k in ("início", "fim"))
+    return {
+        "n": len(judged),
+        "long_answer_words": LONG_ANSWER_WORDS,
+        "by_length": {k: _bucket(v, scheme) for k, v in by_length.items()},
+        "by_position": {k: _bucket(v, scheme) for k, v in by_position.items()} if has_position else None,
+        "self_consistency": _self_consistency(items, "auto_label"),
+        "unparsed": len(unparsed),
+        "unparsed_reasons": dict(Counter(j.error for j in unparsed if j.error).most_common(3)),
+        "cost": _cost(items),
+    }

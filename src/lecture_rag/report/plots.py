@@ -61,3 +61,20 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str]) ->
             ax.text(c, r, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
     ax.set_title("Matriz de confusão")
     return _svg(fig)
+
+
+def group_bars(groups: Mapping[str, Mapping[str, Any]], title: str) -> str:
+    """Agreement per group of answers (accuracy, κ, and the share of rejected answers the judge accepted)."""
+    fig, ax = _pyplot().subplots(figsize=(5.2, 3))
+    names = [name for name, g in groups.items() if g["n"]]
+    series = (("acurácia", "accuracy"), ("κ", "kappa"), ("aceitou rejeitadas", "false_accept"))
+    width = 0.8 / len(series)
+    for i, (label, key) in enumerate(series):
+        values = [groups[name][key] if groups[name][key] is not None else 0.0 for name in names]
+        ax.bar([j + i * width for j in range(len(names))], values, width=width, label=label)
+    ax.set_xticks([j + width for j in range(len(names))], [f"{name}\n(n={groups[name]['n']})" for name in names])
+    ax.set_ylim(min(0.0, *(g["kappa"] or 0.0 for g in groups.values())), 1.0)
+    ax.axhline(0, color="#888", linewidth=0.8)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _svg(fig)

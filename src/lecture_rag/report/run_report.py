@@ -26,7 +26,7 @@ from lecture_rag.evaluate.summary import auto_label, judgment_score, manual_labe
 from lecture_rag.links import safe_url
 from lecture_rag.records import RunItem
 from lecture_rag.report.markdown import RecordView, render_records
-from lecture_rag.report.plots import confusion_heatmap, score_histograms
+from lecture_rag.report.plots import confusion_heatmap, group_bars, score_histograms
 from lecture_rag.wire import hide_urls, to_data
 
 NO_JUDGE = "nenhum juiz configurado"
@@ -168,9 +168,14 @@ def html_report(
     env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=True)
     env.filters["safe_url"] = safe_url
     agreement = summary.get("agreement")
+    versus = summary.get("judge_vs_people") or {}
     plots = {
         "histogram": score_histograms(summary["ar_by_manual_label"]) if summary.get("ar_by_manual_label") else "",
         "confusion": confusion_heatmap(agreement["confusion"], agreement["labels"]) if agreement else "",
+        "by_length": group_bars(versus["by_length"], "Por tamanho da resposta") if versus else "",
+        "by_position": group_bars(versus["by_position"], "Pela posição do fato correto")
+        if versus.get("by_position")
+        else "",
     }
     records = [record_view(item) for item in items]
     return env.get_template("run.html.j2").render(

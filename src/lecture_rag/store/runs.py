@@ -130,7 +130,17 @@ class RunStore:
             out.setdefault(str(qid), set()).add(str(kind))
         return out
 
-    def save_item(self, name: str, qid: str, position: int, question: str, meta: QuestionMeta, answer: Answer) -> None:
+    def save_item(
+        self,
+        name: str,
+        qid: str,
+        position: int,
+        question: str,
+        meta: QuestionMeta,
+        answer: Answer,
+        label: tuple[str, str] | None = None,
+    ) -> None:
+        """One item; ``label`` = (annotator, label) stores a person's label with it, in the same transaction."""
         with self.store.transaction() as conn:
             conn.execute(
                 """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
@@ -139,9 +149,20 @@ class RunStore:
                      answered_at=excluded.answered_at""",
                 (name, qid, position, question, dumps(meta), dumps(answer), _now()),
             )
+            if label is not None:
+                conn.execute(
+                    """INSERT INTO annotations(run, qid, annotator, label, comment, created_at) VALUES(?,?,?,?,?,?)
+                       ON CONFLICT(run, qid, annotator) DO UPDATE SET label=excluded.label""",
+                    (name, qid, label[0], label[1], "", _now()),
+                )
 
-    def save_judgments(self, name: str, qid: str, judgments: Sequence[Judgment]) -> None:
-        """All judgments of one question in one transaction (``kind`` is the key)."""
+    def save_judgments(self, name: str, qid: str, judgments: Sequence[Judgment], suffix: str = "") -> None:
+        """All judgments of one question in one transaction (``kind`` is the key).
+
+        ``suffix`` stores another verdict of the same judge on the same item
+        (``auto_label#2``, for self-consistency) beside the first; it comes
+        back under that key in :meth:`items`, where nothing else looks.
+        """
         with self.store.transaction() as conn:
             for j in judgments:
                 conn.execute(
@@ -149,7 +170,7 @@ class RunStore:
                        VALUES(?,?,?,?,?,?,?,?)
                        ON CONFLICT(run, qid, kind) DO UPDATE SET score=excluded.score, label=excluded.label,
                          parsed=excluded.parsed, data=excluded.data, created_at=excluded.created_at""",
-                    (name, qid, j.kind, j.score, j.label, int(j.parsed), dumps(j), _now()),
+                    (name, qid, j.kind + suffix, j.score, j.label, int(j.parsed), dumps(j), _now()),
                 )
 
     def items(self, name: str) -> list[RunItem]:

@@ -310,7 +310,7 @@ def test_prompts_render_and_are_hashed() -> None:
     label_system = render("auto_label.system.j2", labels=DEFAULT_SCHEME.labels, codes="C, P, I, N")
     assert "- P (parcialmente correta):" in label_system
     hashes = prompt_hashes()
-    assert len(hashes) == 10 and "grammars" in hashes  # nine templates and the output grammars
+    assert len(hashes) == 11 and "grammars" in hashes and "schemas" in hashes  # nine templates, grammars, schemas
 
 
 def test_judgment_round_trips_through_json() -> None:

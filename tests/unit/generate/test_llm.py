@@ -6,12 +6,14 @@ The bundled SmolLM2-135M writes poor text, so tests assert mechanics
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.errors import LectureRagError
@@ -452,3 +454,73 @@ def test_server_that_ignores_stream_true() -> None:
         result = llm.complete(MESSAGES, max_tokens=8)
     assert (result.text, result.prompt_tokens, result.completion_tokens) == ("Olá, mundo!", 30, 5)
     assert result.finish_reason == "stop" and result.usage_exact
+
+
+# ----------------------------------------------------------------- structured outputs (json_schema | gbnf | none | auto)
+
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {"justification": {"type": "string", "maxLength": 60}, "label": {"enum": ["C", "I"]}},
+    "required": ["justification", "label"],
+}
+REFUSED = Reply(status=400, body={"error": {"message": "unknown field response_format"}})
+
+
+def test_auto_tries_both_schema_forms_then_writes_free_text() -> None:
+    with ScriptedServer([REFUSED, REFUSED, REFUSED, REFUSED, Reply()]) as server:
+        llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=2, structured="auto")
+        first = llm.complete(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA)
+        second = llm.complete(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA)
+    assert (first.structured, second.structured, first.text) == ("none", "none", "Olá, mundo!")
+    forms = [hit.body.get("response_format", {}).get("type") for hit in server.hits]
+    # each form once with and once without stream_options, no retries of a refusal; then plain, remembered
+    assert forms == ["json_schema", "json_schema", "json_object", "json_object", None, None]
+    assert server.hits[0].body["response_format"]["json_schema"]["schema"] == VERDICT_SCHEMA
+    assert all("grammar" not in hit.body for hit in server.hits)
+
+
+def test_accepted_schema_is_sent_and_reported() -> None:
+    with ScriptedServer([Reply()]) as server:
+        llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, structured="json_schema")
+        done = llm.complete(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA)
+        plain = llm.complete(MESSAGES, max_tokens=8)  # no schema asked: nothing sent
+    assert (done.structured, plain.structured) == ("json_schema", "none")
+    assert server.hits[0].body["response_format"]["type"] == "json_schema"
+    assert "response_format" not in server.hits[1].body
+
+
+def test_explicit_json_schema_refused_everywhere_is_an_error() -> None:
+    with ScriptedServer([REFUSED]) as server:
+        llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, structured="json_schema")
+        with pytest.raises(LLMError, match=r"recusou response_format.*STRUCTURED=auto"):
+            llm.complete(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA)
+
+
+def test_structured_setting_and_the_older_grammar_switch() -> None:
+    assert LLMSettings().transport == "auto"
+    assert LLMSettings(grammar=True).transport == "gbnf" and LLMSettings(grammar=False).transport == "none"
+    assert LLMSettings(grammar=False, structured="json_schema").transport == "json_schema"
+    http = make_llm(LLMSettings(backend="openai", model="m", structured="gbnf"))
+    assert isinstance(http, OpenAICompatibleLLM) and http.applies_grammar and http.structured == "gbnf"
+    with pytest.raises(ValidationError):
+        LLMSettings(structured="xml")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_json_schema_on_a_real_llama_cpp_server(llama_base_url: str) -> None:
+    """llama-cpp-python's server refuses OpenAI's json_schema form (HTTP 500) and holds its own form to the schema."""
+    question: list[ChatMessage] = [{"role": "user", "content": "Is 'Paris' a correct answer to: capital of France?"}]
+    with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, structured="json_schema") as llm:
+        done = llm.complete(question, max_tokens=60, schema=VERDICT_SCHEMA)
+    verdict = json.loads(done.text)
+    assert done.structured == "json_schema" and verdict["label"] in ("C", "I") and len(verdict["justification"]) <= 60
+
+
+@pytest.mark.slow
+def test_gguf_json_schema_in_process(gguf_llm: LlamaCppLLM) -> None:
+    question: list[ChatMessage] = [{"role": "user", "content": "Is 'Paris' a correct answer to: capital of France?"}]
+    held = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, structured="json_schema")
+    held._llama = gguf_llm.load()  # share the loaded weights; only the transport differs
+    done = held.complete(question, max_tokens=60, grammar=DIGIT, schema=VERDICT_SCHEMA)
+    assert done.structured == "json_schema" and json.loads(done.text)["label"] in ("C", "I")
+    assert gguf_llm.complete(question, max_tokens=4, grammar=DIGIT).structured == "gbnf"  # auto: GBNF in-process

@@ -14,18 +14,27 @@ tests) asks for judgments of one answer, so what is tested is what runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.judges.parsing import MAX_SCORE, normalise, parse_label_output, parse_score_output
+from lecture_rag.evaluate.judges.parsing import (
+    MAX_SCORE,
+    normalise,
+    parse_label_output,
+    parse_score_output,
+    verdict_text,
+)
 from lecture_rag.evaluate.judges.prompting import (
     DEFAULT_CONFIG,
     JUDGE_ENV_PREFIX,
     SCORE_GRAMMAR,
+    SCORE_SCHEMA,
     JudgeConfig,
+    LabelExample,
     config_from_settings,
     fit_tokens,
     label_grammar,
+    label_schema,
     prompt_hashes,
     render,
     share_tokens,
@@ -42,8 +51,8 @@ from lecture_rag.evaluate.judges.verdicts import (
     split_claims,
 )
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
-from lecture_rag.generate.llm import LLM
-from lecture_rag.records import Answer, JudgeKind, Judgment
+from lecture_rag.generate.llm import LLM, Metered
+from lecture_rag.records import Answer, JudgeKind, Judgment, Timing
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -53,8 +62,10 @@ __all__ = [
     "MAX_SCORE",
     "NO_JUDGE_ERROR",
     "SCORE_GRAMMAR",
+    "SCORE_SCHEMA",
     "JudgeConfig",
     "JudgeSpec",
+    "LabelExample",
     "answer_relevance",
     "auto_label",
     "config_from_settings",
@@ -63,6 +74,7 @@ __all__ = [
     "groundedness",
     "judge_answer",
     "label_grammar",
+    "label_schema",
     "no_judge",
     "normalise",
     "not_applicable",
@@ -73,18 +85,24 @@ __all__ = [
     "render",
     "share_tokens",
     "split_claims",
+    "verdict_text",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """What every judge may look at: the question, the answer, the run's label scheme and settings."""
+    """What every judge may look at: the question, the answer, the run's label scheme and settings.
+
+    ``references`` are correct answers people gave, where the data has them
+    (answer-judgment sets); the automated annotator compares with them.
+    """
 
     llm: LLM | None
     question: str
     answer: Answer
     scheme: LabelScheme
     config: JudgeConfig
+    references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +132,9 @@ def _groundedness(x: Inputs) -> Judgment:
 
 
 def _auto_label(x: Inputs) -> Judgment:
-    return auto_label(x.llm, x.question, x.answer.text, x.answer.context, x.scheme, config=x.config)
+    return auto_label(
+        x.llm, x.question, x.answer.text, x.answer.context, x.scheme, config=x.config, references=x.references
+    )
 
 
 JUDGES: dict[JudgeKind, JudgeSpec] = {
@@ -149,11 +169,22 @@ def judge_answer(
     question: str | None = None,
     scheme: LabelScheme = DEFAULT_SCHEME,
     config: JudgeConfig = DEFAULT_CONFIG,
+    references: Sequence[str] = (),
 ) -> list[Judgment]:
     """Every requested judgment of one answer, in the order asked; ``llm=None`` says "no judge" for each.
 
     ``question`` is the question as the question file wrote it (default: the
     answer's own, which the engine may have shortened to fit a small window).
+    Each judgment carries what it cost (calls, tokens, seconds) and the
+    transport that held its form.
     """
-    inputs = Inputs(llm, question if question is not None else answer.question, answer, scheme, config)
-    return [JUDGES[kind].run(inputs) for kind in kinds]
+    text = question if question is not None else answer.question
+    out = []
+    for kind in kinds:
+        meter = Metered(llm) if llm is not None else None
+        judgment = JUDGES[kind].run(Inputs(meter, text, answer, scheme, config, tuple(references)))
+        if meter is not None and meter.calls:
+            timing = Timing(None, meter.seconds, meter.prompt_tokens, meter.completion_tokens)
+            judgment = replace(judgment, calls=meter.calls, timing=timing, transport=meter.transport)
+        out.append(judgment)
+    return out

@@ -13,11 +13,17 @@ Parsing decisions (documented once, tested in ``tests/unit/evaluate/test_judges.
 
 The parsers never raise: an unreadable output comes back with ``None`` and
 the reason, and the caller stores the raw text.
+
+A verdict that arrives as JSON (the ``json_schema`` transport) is first
+written in the same text form (:func:`verdict_text`), so the stored chain of
+thought reads the same whatever the transport, and one parser decides.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
 
@@ -38,6 +44,36 @@ _WORD = re.compile(r"[\[(\"'`]*\s*(?P<word>[a-zà-ú]+)\b", re.IGNORECASE)
 _BARE = re.compile(r"^[*_\s]*(?P<num>\d+)(?:\s*/\s*3)?[*_.\s]*$")
 _CRITERIA = re.compile(r"(?<!\w)[*_#\s]*(?:criteria|crit[ée]rios?)\b", re.IGNORECASE)
 _JUSTIFICATION = re.compile(r"(?<!\w)[*_#\s]*(?:justification|justificativa)\b", re.IGNORECASE)
+
+
+# JSON verdict keys and the text form's line names, in the order the text form writes them.
+_SCORE_FIELDS = (("criteria", "Criteria"), ("supporting_evidence", "Supporting Evidence"), ("score", "Score"))
+_LABEL_FIELDS = (("justification", "Justification"), ("label", "Label"))
+
+
+def _line(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def verdict_text(raw: str) -> str:
+    """A JSON verdict in the seed's text form (``Criteria: … Score: N``); any other output unchanged.
+
+    Values are copied as they are (a score of ``2.5`` stays ``2.5`` and the
+    text parser then refuses it), so the conversion never makes a verdict up.
+    """
+    stripped = raw.strip()
+    if not stripped.startswith("{"):
+        return raw
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return raw
+    for fields in (_SCORE_FIELDS, _LABEL_FIELDS):
+        if all(key in data for key, _ in fields):
+            return "\n".join(f"{title}: {_line(data[key])}" for key, title in fields)
+    return raw
 
 
 def _to_int(num: str, den: str | None) -> tuple[int | None, str]:
@@ -78,6 +114,7 @@ def parse_score_output(text: str) -> tuple[int | None, str, str]:
     chosen score (from its last ``Criteria:``), or the whole stripped text
     when there is no score.
     """
+    text = verdict_text(text)
     if not text or not text.strip():
         return None, "", "saída vazia do juiz"
     found: tuple[int, str, str | None] | None = None
@@ -112,6 +149,7 @@ def parse_label_output(text: str, scheme: LabelScheme = DEFAULT_SCHEME) -> tuple
     The last ``Label:`` line that is not a template placeholder (``<one of …>``)
     decides; a label outside the scheme makes the output unparseable.
     """
+    text = verdict_text(text)
     if not text or not text.strip():
         return None, "", "saída vazia do juiz"
     chosen: re.Match[str] | None = None

@@ -39,8 +39,22 @@ _MIN_ROOM = 48
 
 
 @dataclass(frozen=True, slots=True)
+class LabelExample:
+    """One answer labelled by people, shown to the automated annotator as a worked example (calibration)."""
+
+    question: str
+    answer: str
+    label: str
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class JudgeConfig:
-    """Generation settings; deterministic by default so a rerun reproduces the verdicts."""
+    """Generation settings; deterministic by default so a rerun reproduces the verdicts.
+
+    ``examples`` are labelled examples put into the automated annotator's
+    prompt (``eval judges --examples``); none by default.
+    """
 
     max_tokens: int = 660  # covers SCORE_GRAMMAR: 600 characters of lines plus the keys
     label_max_tokens: int = 336  # covers label_grammar's 300 characters plus the keys
@@ -48,6 +62,7 @@ class JudgeConfig:
     seed: int = 42
     max_claims: int = 12
     margin_tokens: int = 48
+    examples: tuple[LabelExample, ...] = ()
 
 
 DEFAULT_CONFIG = JudgeConfig()
@@ -81,6 +96,7 @@ def prompt_hashes(scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, str]:
     return {
         **source_hashes(_templates(), TEMPLATES),
         "grammars": short_hash(SCORE_GRAMMAR + label_grammar(scheme)),
+        "schemas": short_hash(json.dumps([SCORE_SCHEMA, label_schema(scheme)], sort_keys=True)),
     }
 
 
@@ -162,13 +178,48 @@ def label_grammar(scheme: LabelScheme) -> str:
     return f'root ::= "Justification: " line "\\nLabel: " ({codes})\nline ::= [^\\n]{{1,300}}\n'
 
 
-def ask(llm: LLM, system: str, user: str, max_tokens: int, config: JudgeConfig, grammar: str) -> str:
-    """One deterministic judge call; returns the raw text."""
+# The same forms as JSON schemas, for servers that hold output to a schema (``response_format``).
+# The bounds are a little tighter than the grammars' so that keys, quotes and escapes fit the
+# same token budgets; parsing.verdict_text turns a JSON verdict back into the text form above.
+SCORE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "criteria": {"type": "string", "minLength": 1, "maxLength": 180},
+        "supporting_evidence": {"type": "string", "minLength": 1, "maxLength": 380},
+        "score": {"type": "integer", "enum": [0, 1, 2, 3]},
+    },
+    "required": ["criteria", "supporting_evidence", "score"],
+    "additionalProperties": False,
+}
+
+
+def label_schema(scheme: LabelScheme) -> dict[str, Any]:
+    """``{"justification": …, "label": X}`` with X one of the scheme's codes."""
+    return {
+        "type": "object",
+        "properties": {
+            "justification": {"type": "string", "minLength": 1, "maxLength": 280},
+            "label": {"type": "string", "enum": list(scheme.codes)},
+        },
+        "required": ["justification", "label"],
+        "additionalProperties": False,
+    }
+
+
+def ask(
+    llm: LLM, system: str, user: str, max_tokens: int, config: JudgeConfig, grammar: str, schema: dict[str, Any]
+) -> str:
+    """One deterministic judge call, its form asked as a grammar and a schema; returns the raw text."""
     messages: list[ChatMessage] = [
         {"role": "system", "content": system},
         {"role": "user", "content": user},
     ]
     completion = llm.complete(
-        messages, max_tokens=max_tokens, temperature=config.temperature, seed=config.seed, grammar=grammar
+        messages,
+        max_tokens=max_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        grammar=grammar,
+        schema=schema,
     )
     return completion.text

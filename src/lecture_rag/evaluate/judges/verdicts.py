@@ -23,11 +23,13 @@ from lecture_rag.evaluate.judges.parsing import MAX_SCORE, normalise, parse_labe
 from lecture_rag.evaluate.judges.prompting import (
     DEFAULT_CONFIG,
     SCORE_GRAMMAR,
+    SCORE_SCHEMA,
     JudgeConfig,
     ask,
     counter,
     fit_tokens,
     label_grammar,
+    label_schema,
     render,
     room_for,
     share_tokens,
@@ -89,7 +91,7 @@ def answer_relevance(llm: LLM | None, question: str, answer: str, *, config: Jud
     q_text, q_cut = fit_tokens(question, room // 4, count)
     a_text, a_cut = fit_tokens(answer, room - count(q_text), count)
     user = render("answer_relevance.user.j2", question=q_text, answer=a_text)
-    raw = ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR)
+    raw = ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR, SCORE_SCHEMA)
     note = "pergunta ou resposta truncada para caber na janela do juiz" if q_cut or a_cut else ""
     return _scored(kind, raw, llm.name, note)
 
@@ -114,7 +116,7 @@ def context_relevance(
     for index, seg in enumerate(segs, start=1):
         text, cut = fit_tokens(seg.text, room - count(q_text), count)
         user = render("context_relevance.user.j2", question=q_text, context=text)
-        raw = ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR)
+        raw = ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR, SCORE_SCHEMA)
         items.append(_item(index, text, raw, cut, seg.corpus_id))
     return _aggregate(kind, items, llm.name, "trechos")
 
@@ -238,7 +240,9 @@ def groundedness(
     items = []
     for index, statement in enumerate(statements, start=1):
         user = render("groundedness.user.j2", sources=source_texts, statement=statement)
-        items.append(_item(index, statement, ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR), cut))
+        items.append(
+            _item(index, statement, ask(llm, system, user, config.max_tokens, config, SCORE_GRAMMAR, SCORE_SCHEMA), cut)
+        )
     return _aggregate(kind, items, llm.name, "afirmações", note)
 
 
@@ -250,21 +254,32 @@ def auto_label(
     scheme: LabelScheme = DEFAULT_SCHEME,
     *,
     config: JudgeConfig = DEFAULT_CONFIG,
+    references: Sequence[str] = (),
 ) -> Judgment:
-    """The label a human annotator would give (default C/P/I/N), predicted from the rubric."""
+    """The label a human annotator would give (default C/P/I/N), predicted from the rubric.
+
+    ``references`` are correct answers people gave (answer-judgment data
+    sets have them instead of lecture excerpts); ``config.examples`` are
+    labelled examples shown before the item (calibration).
+    """
     kind: JudgeKind = "auto_label"
     if llm is None:
         return no_judge(kind)
     codes = ", ".join(scheme.codes)
-    system = render("auto_label.system.j2", labels=scheme.labels, codes=codes)
-    skeleton = render("auto_label.user.j2", question="", answer="", sources=[])
+    refs = [r for r in references if r.strip()]
+    system = render(
+        "auto_label.system.j2", labels=scheme.labels, codes=codes, references=bool(refs), examples=config.examples
+    )
+    skeleton = render("auto_label.user.j2", question="", answer="", sources=[], references=refs)
     room = room_for(llm, config, config.label_max_tokens, system, skeleton)
     count = counter(llm)
     q_text, q_cut = fit_tokens(question, room // 6, count)
     a_text, a_cut = fit_tokens(answer, room // 3, count)
     sources = share_tokens([s.text for s in segments], room - count(q_text) - count(a_text), count)
-    user = render("auto_label.user.j2", question=q_text, answer=a_text, sources=[t for t, _ in sources])
-    raw = ask(llm, system, user, config.label_max_tokens, config, label_grammar(scheme))
+    user = render(
+        "auto_label.user.j2", question=q_text, answer=a_text, sources=[t for t, _ in sources], references=refs
+    )
+    raw = ask(llm, system, user, config.label_max_tokens, config, label_grammar(scheme), label_schema(scheme))
     label, reasoning, error = parse_label_output(raw, scheme)
     cut = q_cut or a_cut or any(c for _, c in sources)
     note = "textos truncados para caber na janela do juiz" if cut else ""

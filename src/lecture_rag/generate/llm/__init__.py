@@ -18,6 +18,7 @@ from lecture_rag.generate.llm.base import (
     LLM,
     ChatMessage,
     Completion,
+    Metered,
     StreamResult,
     estimate_tokens,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Completion",
     "LLMError",
     "LlamaCppLLM",
+    "Metered",
     "OpenAICompatibleLLM",
     "Runner",
     "StreamResult",
@@ -71,13 +73,12 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
             settings.context_window,
             seed=settings.seed,
             env_prefix=env_prefix,
-            send_grammar=bool(settings.grammar),
+            structured=settings.transport,
         )
     if kind == "gguf" or kind.startswith("gguf:"):
         target = backend[5:].strip()
         path = bundled_gguf_or_error() if target.lower() in ("", "bundled") else Path(target)
-        use_grammar = True if settings.grammar is None else settings.grammar
-        return LlamaCppLLM(path, settings.context_window, seed=settings.seed, use_grammar=use_grammar)
+        return LlamaCppLLM(path, settings.context_window, seed=settings.seed, structured=settings.transport)
     raise LLMError(
         f"backend de LLM desconhecido: '{backend}'. Use none, openai, auto ou gguf:/caminho/modelo.gguf "
         f"(variável {env_prefix}BACKEND)."

@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+from lecture_rag.config import Structured
 
 CHARS_PER_TOKEN_ESTIMATE = 3.0
 
@@ -42,7 +44,8 @@ class Completion:
     the time after the first), the figure that predicts how long an answer
     takes; prompt processing shows up in ``first_token_s`` instead.
     ``usage_exact`` is False when token counts were estimated because the
-    backend did not report them.
+    backend did not report them. ``structured`` says how the output's form
+    was held: ``json_schema``, ``gbnf`` or ``none`` (free text).
     """
 
     text: str
@@ -54,6 +57,7 @@ class Completion:
     tokens_per_s: float
     finish_reason: str
     usage_exact: bool = True
+    structured: str = "none"
 
 
 class StreamResult(Iterator[str]):
@@ -136,6 +140,8 @@ class LLM(Protocol):
 
     # Whether a ``grammar`` given to complete/stream is enforced (recorded in run snapshots).
     applies_grammar: bool
+    # The structured-output transport configured: auto, json_schema, gbnf or none.
+    structured: Structured
     # Whether several threads may generate at once (an HTTP server queues or batches them;
     # an in-process model has one context and serialises them).
     parallel_safe: bool
@@ -153,12 +159,15 @@ class LLM(Protocol):
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Generate the whole answer.
 
-        ``grammar`` is a GBNF grammar the output must follow. Backends that can
-        enforce it do (llama.cpp in-process, or a llama.cpp server when enabled);
-        others ignore it, so callers still parse the text defensively.
+        ``grammar`` (GBNF) and ``schema`` (JSON schema) are two spellings of the
+        output form a caller wants; the backend holds the output to one of them
+        as its ``structured`` transport says (llama.cpp in-process: the grammar;
+        a server: ``response_format`` with the schema where it accepts one) and
+        ignores them otherwise, so callers still parse the text defensively.
         """
         ...
 
@@ -171,6 +180,7 @@ class LLM(Protocol):
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> StreamResult:
         """Generate, yielding text deltas; the completion is on the result afterwards."""
         ...
@@ -195,6 +205,12 @@ def decode_rate(tokens: int, first_s: float, total_s: float) -> float:
     if tokens > 1 and decode_s > 0:
         return (tokens - 1) / decode_s
     return tokens / total_s if total_s > 0 else 0.0
+
+
+def with_structured(raw: Generator[str, None, Completion], how: Callable[[], str]) -> Generator[str, None, Completion]:
+    """``raw``'s deltas, and its completion marked with the transport ``how()`` names once it is known."""
+    completion = yield from raw
+    return replace(completion, structured=how())
 
 
 def measured(
@@ -273,6 +289,7 @@ class CompleteByStreaming:
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> StreamResult:
         raise NotImplementedError
 
@@ -285,7 +302,100 @@ class CompleteByStreaming:
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Completion:
         return self.stream(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, grammar=grammar
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stop=stop,
+            grammar=grammar,
+            schema=schema,
         ).finish()
+
+
+class Metered:
+    """An LLM that counts what goes through :meth:`complete`: calls, tokens, seconds, and the transport used.
+
+    Judges are measured on cost as well as on agreement; wrapping the judge's
+    LLM for one judgment reads that cost without every judge threading
+    completions back to its caller. One meter per judgment (not shared across
+    threads), over a backend that may itself be shared.
+    """
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.applies_grammar = inner.applies_grammar
+        self.parallel_safe = inner.parallel_safe
+        self.structured = inner.structured
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.seconds = 0.0
+        self.transports: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def context_window(self) -> int:
+        return self.inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        done = self.inner.complete(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stop=stop,
+            grammar=grammar,
+            schema=schema,
+        )
+        self.calls += 1
+        self.prompt_tokens += done.prompt_tokens
+        self.completion_tokens += done.completion_tokens
+        self.seconds += done.total_s
+        self.transports.append(done.structured)
+        return done
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> StreamResult:
+        """Passed through unmetered: judges call :meth:`complete`."""
+        return self.inner.stream(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stop=stop,
+            grammar=grammar,
+            schema=schema,
+        )
+
+    @property
+    def transport(self) -> str:
+        """The transports the metered calls used (one name, or several joined by '+')."""
+        return "+".join(dict.fromkeys(self.transports))

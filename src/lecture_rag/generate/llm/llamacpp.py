@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.config import Structured
 from lecture_rag.errors import LLMError
 from lecture_rag.generate.llm.base import (
     ChatMessage,
@@ -17,6 +18,7 @@ from lecture_rag.generate.llm.base import (
     Tail,
     check_messages,
     measured,
+    with_structured,
 )
 
 GGUF_INSTALL_HINT = "pip install 'lecture-rag[gguf]'"
@@ -69,9 +71,12 @@ class LlamaCppLLM(CompleteByStreaming):
         threads: int = 0,
         seed: int | None = 42,
         use_grammar: bool = True,
+        structured: Structured | None = None,
     ) -> None:
         self.model_path = check_gguf_file(Path(model_path))
-        self.applies_grammar = use_grammar
+        # ``use_grammar`` is the older spelling of structured="auto" (GBNF here) or "none".
+        self.structured: Structured = structured or ("auto" if use_grammar else "none")
+        self.applies_grammar = self.structured in ("auto", "gbnf")
         _require_llama_cpp()  # fail at configuration time, not at the first question
         self._n_ctx = context_window
         self._threads = threads or os.cpu_count() or 1
@@ -129,6 +134,7 @@ class LlamaCppLLM(CompleteByStreaming):
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> StreamResult:
         msgs = check_messages(messages, max_tokens)
         llama = self.load()
@@ -136,8 +142,12 @@ class LlamaCppLLM(CompleteByStreaming):
         # llama-cpp-python parses the grammar lazily, when generation starts.
         enforced = grammar if self.applies_grammar else None
         held = _require_llama_cpp().LlamaGrammar.from_string(enforced, verbose=False) if enforced else None
-        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), held)
-        return StreamResult(measured(raw, start, self.count_tokens, lambda: 0))
+        response_format = None
+        if schema is not None and self.structured == "json_schema":
+            response_format = {"type": "json_object", "schema": dict(schema)}  # llama.cpp turns it into a grammar
+        applied = "json_schema" if response_format else "gbnf" if held is not None else "none"
+        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), held, response_format)
+        return StreamResult(with_structured(measured(raw, start, self.count_tokens, lambda: 0), lambda: applied))
 
     def _generate(
         self,
@@ -148,6 +158,7 @@ class LlamaCppLLM(CompleteByStreaming):
         seed: int | None,
         stop: list[str],
         grammar: Any = None,
+        response_format: dict[str, Any] | None = None,
     ) -> Generator[str, None, Tail]:
         """Run llama.cpp's streaming chat completion under the generation lock."""
         self._acquire()
@@ -166,6 +177,7 @@ class LlamaCppLLM(CompleteByStreaming):
                 stop=stop,
                 stream=True,
                 grammar=grammar,
+                response_format=response_format,
             )
             for chunk in self._chunks(chunks):
                 choice = chunk["choices"][0]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from lecture_rag.config import Structured
 from lecture_rag.errors import LLMError
 from lecture_rag.generate.llm.base import (
     ChatMessage,
@@ -20,12 +21,30 @@ from lecture_rag.generate.llm.base import (
     check_messages,
     estimate_tokens,
     measured,
+    with_structured,
 )
 from lecture_rag.httpclient import HTTPStatusError, Names, OpenAIClient, server_root
 
 DEFAULT_ENV_PREFIX = "LECTURE_RAG_LLM_"
 # Statuses with which servers reject a request body field they do not know (vLLM: 400, some proxies: 422).
 _REJECTED_FIELD = frozenset({400, 422})
+# ...and a response_format they do not know: llama-cpp-python's server answers its validation error with 500.
+_REJECTED_FORMAT = _REJECTED_FIELD | {500}
+
+
+def response_formats(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The two spellings of "answer with this JSON schema", most standard first.
+
+    OpenAI, vLLM, Ollama and llama.cpp's ``llama-server`` take OpenAI's
+    ``json_schema`` form; llama-cpp-python's server (and Anyscale-style APIs)
+    take ``json_object`` with a ``schema``. ``strict`` is left out: OpenAI's
+    strict mode refuses the length bounds that keep a verdict inside its
+    token budget, and the other servers enforce the schema anyway.
+    """
+    return [
+        {"type": "json_schema", "json_schema": {"name": "verdict", "schema": dict(schema)}},
+        {"type": "json_object", "schema": dict(schema)},
+    ]
 
 
 class OpenAICompatibleLLM(CompleteByStreaming):
@@ -53,6 +72,7 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         env_prefix: str = DEFAULT_ENV_PREFIX,
         send_grammar: bool = False,
         max_connections: int | None = None,
+        structured: Structured | None = None,
     ) -> None:
         self._http = OpenAIClient(
             base_url,
@@ -65,7 +85,12 @@ class OpenAICompatibleLLM(CompleteByStreaming):
             max_connections=max_connections,
         )
         self.base_url = self._http.base_url
-        self.applies_grammar = send_grammar
+        # ``send_grammar`` is the older spelling of structured="gbnf".
+        self.structured: Structured = structured or ("gbnf" if send_grammar else "none")
+        self.applies_grammar = self.structured == "gbnf"
+        # Index into response_formats() of the form this server accepted; None: not probed yet;
+        # len(forms): it accepted none (``auto`` then writes free text).
+        self._format: int | None = None
         self._context_window = context_window
         self._seed = seed
         self._env = env_prefix
@@ -129,6 +154,7 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> StreamResult:
         """Send the request now (so connection errors surface here) and stream the body."""
         msgs = check_messages(messages, max_tokens)
@@ -144,16 +170,50 @@ class OpenAICompatibleLLM(CompleteByStreaming):
             body["seed"] = chosen_seed
         if stop:
             body["stop"] = list(stop)
+        applied = "none"
         if grammar and self.applies_grammar:
             body["grammar"] = grammar  # llama.cpp's servers; other servers may reject unknown fields
+            applied = "gbnf"
         start = time.perf_counter()
-        response = self._post_chat(body)
+        if schema is not None and self.structured in ("auto", "json_schema"):
+            response, applied = self._post_with_schema(body, schema)
+        else:
+            response = self._post_chat(body)
         raw = self._read_stream(response)
-        return StreamResult(
-            measured(raw, start, self.count_tokens, lambda: self._estimate_prompt(msgs)), release=response.close
-        )
+        events = measured(raw, start, self.count_tokens, lambda: self._estimate_prompt(msgs))
+        return StreamResult(with_structured(events, lambda: applied), release=response.close)
 
-    def _post_chat(self, body: dict[str, Any]) -> httpx.Response:
+    def _post_with_schema(self, body: dict[str, Any], schema: Mapping[str, Any]) -> tuple[httpx.Response, str]:
+        """POST asking for ``schema`` in the first spelling the server accepts; (response, transport used).
+
+        Each spelling is tried once, without retries, until one is accepted;
+        the answer is remembered, so later calls send the accepted one with the
+        usual retries. A server that accepts none gets free text under
+        ``auto``; under ``json_schema`` that is an error, since the user asked
+        for the schema explicitly.
+        """
+        forms = response_formats(schema)
+        start = self._format or 0
+        for index in range(start, len(forms)):
+            confirmed = self._format == index
+            try:
+                response = self._post_chat({**body, "response_format": forms[index]}, probe=not confirmed)
+            except HTTPStatusError as exc:
+                if confirmed or exc.status not in _REJECTED_FORMAT:
+                    raise
+                continue
+            self._format = index
+            return response, "json_schema"
+        self._format = len(forms)
+        if self.structured == "json_schema":
+            raise LLMError(
+                f"o LLM em {self.base_url} recusou response_format com esquema JSON (nas duas formas conhecidas). "
+                f"Use {self._env}STRUCTURED=auto (texto livre quando o servidor não aceita), gbnf (servidores "
+                "llama.cpp) ou none."
+            )
+        return self._post_chat(body), "none"
+
+    def _post_chat(self, body: dict[str, Any], *, probe: bool = False) -> httpx.Response:
         """POST asking for usage in the stream; if the server rejects the request, once more without it.
 
         Servers that do not know ``stream_options`` refuse the whole body with
