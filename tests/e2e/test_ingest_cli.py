@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lecture_rag.index.passages import split_passages
+from lecture_rag.store import Store
 from tests.support.cli import kill_when, run_cli
 from tests.support.paths import shared
 
@@ -168,6 +170,9 @@ def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: P
     shown = run_cli("corpus", "show", "SP_EF_377", "--json", store=store)
     assert shown.returncode == 0 and len(json.loads(shown.stdout)) == 15
 
+    with Store(store, create=False) as st:  # the removed lecture's ~25 s passages are cached too
+        passages = sum(len(split_passages(seg, 25.0)) for seg in st.segments("SP_EF_377"))
+    assert passages > 2 * 15
     removed = run_cli("corpus", "remove", "SP_EF_377", "nao-existe", store=store)
     assert removed.returncode == 2 and "Removido: SP_EF_377" in removed.stdout and "nao-existe" in removed.stderr
     assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["SP_EF_405"]
@@ -177,7 +182,8 @@ def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: P
     assert {h["video_id"] for h in json.loads(found.stdout)} == {"SP_EF_405"}
 
     pruned = run_cli("index", "--prune-cache", store=store)
-    assert pruned.returncode == 0 and "cache_pruned=15" in pruned.stdout  # the removed lecture's windows
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"cache_pruned={15 + passages}" in pruned.stdout  # the removed lecture's windows and passages
     assert "cache_pruned=0" in run_cli("index", "--prune-cache", store=store).stdout
     assert "skipped=True" in pruned.stdout  # the index itself was already current
 
