@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Watch, watched_page
 from tests.support.cli import run_cli
 from tests.support.paths import shared
 from tests.support.servers import llama_server as serve
@@ -48,3 +48,10 @@ def browser() -> Iterator[Browser]:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
+    """A fresh page in the module's browser, watched for dialogs and CSP violations."""
+    with watched_page(browser) as watched:
+        yield watched

@@ -42,7 +42,7 @@ from tests.e2e.test_web_api import (
     verdicts,
     web_server,
 )
-from tests.support.browser import VIEWPORT, Watch, watched_page
+from tests.support.browser import VIEWPORT, Watch
 from tests.support.paths import REPO
 
 DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -62,12 +62,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
         DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         return DOC_SCREENSHOTS
     return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
-    with watched_page(browser) as watched:
-        yield watched
 
 
 def load_ms(pg: Page) -> float:

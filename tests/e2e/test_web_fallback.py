@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.test_web_api import Q_CAVES, WebServer, _start, web_server
 from tests.e2e.test_web_browser import ask_in_page
-from tests.support.browser import Watch, watched_page
+from tests.support.browser import Watch
 from tests.support.servers import Reply, ScriptedServer
 
 UNCITED = ("As pinturas ", "eram feitas ", "nas cavernas.")
@@ -35,12 +35,6 @@ def flagged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServ
         server = _start(shared.store, log, env)
         yield server
         server.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
-    with watched_page(browser) as watched:
-        yield watched
 
 
 def test_an_uncited_llm_answer_is_kept_and_the_extractive_one_offered(

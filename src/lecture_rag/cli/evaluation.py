@@ -390,14 +390,19 @@ def _print_judges(report: dict[str, Any], data: Dataset) -> None:
     console.print(f"[dim]Página com gráficos: lecture-rag report {first} --format html -o juiz.html[/]")
 
 
-def _print_matrix(a: dict[str, Any]) -> None:
-    table = Table(title="Matriz de confusão (linhas: pessoas, colunas: juiz)")
+def _confusion_table(a: dict[str, Any], rows: str, columns: str) -> Table:
+    """The confusion matrix of an agreement report (``rows`` and ``columns`` name who labelled)."""
+    table = Table(title=f"Matriz de confusão (linhas: {rows}, colunas: {columns})")
     table.add_column("")
     for label in a["labels"]:
         table.add_column(escape(label), justify="right")
     for label, row in zip(a["labels"], a["confusion"], strict=True):
         table.add_row(escape(label), *(str(v) for v in row))
-    console.print(table)
+    return table
+
+
+def _print_matrix(a: dict[str, Any]) -> None:
+    console.print(_confusion_table(a, "pessoas", "juiz"))
     per = Table(title="Por rótulo (pessoas como referência)")
     for col in ("rótulo", "precisão", "revocação", "F1", "suporte"):
         per.add_column(col, justify="right")
@@ -554,13 +559,7 @@ def _print_summary(run: str, s: dict[str, Any]) -> None:
             + (f" (IC95% {fmt(ci[0])}–{fmt(ci[1])})" if ci else "")
             + f", κ ponderado linear {fmt(a['weighted']['linear'])}"
         )
-        table = Table(title="Matriz de confusão (linhas: manual, colunas: automatizada)")
-        table.add_column("")
-        for label in a["labels"]:
-            table.add_column(escape(label), justify="right")
-        for label, row in zip(a["labels"], a["confusion"], strict=True):
-            table.add_row(escape(label), *(str(v) for v in row))
-        console.print(table)
+        console.print(_confusion_table(a, "manual", "automatizada"))
         for note in a.get("notes", []):
             console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if s.get("inter_annotator"):
