@@ -184,7 +184,7 @@ def test_video_without_url_shows_the_time_and_says_there_is_no_link(
     pg.locator("#hits > li").nth(index).locator("button.play").click()
     message = pg.locator("#player-none")
     expect(message).to_contain_text("não tem link")
-    expect(message).to_contain_text(expected["hits"][index]["inicio"])
+    expect(message).to_contain_text(hhmmss(expected["hits"][index]["cite_start"]))  # the cited sentence's second
     assert pg.locator("#player iframe, #player video").count() == 0
 
 
