@@ -30,10 +30,8 @@ from lecture_rag.web.models import (
     AskRequest,
     ErrorOut,
     HealthOut,
-    LLMCheckOut,
     Mode,
     RecordsOut,
-    RunnerOut,
     SearchOut,
     SessionOut,
 )
@@ -113,17 +111,7 @@ def health(
     checked = None
     if llm:
         with res.answer_lock:
-            found = check_llm(res.settings.llm, res.engine.llm)
-        checked = LLMCheckOut(
-            backend=found.backend,
-            model=found.model,
-            answers=found.answers,
-            first_token_s=found.first_token_s,
-            total_s=found.total_s,
-            error=found.error,
-            advice=found.advice,
-            detected=[RunnerOut(name=r.name, base_url=r.base_url, models=list(r.models)) for r in found.detected],
-        )
+            checked = check_llm(res.settings.llm, res.engine.llm)
     return HealthOut(
         status="degraded" if res.problem else "ok",
         videos=videos,

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lecture_rag.config import RetrievalMode
+from lecture_rag.generate.llm.check import LLMCheck
 from lecture_rag.records import Annotation, Answer, Hit, Judgment
 
 MAX_QUESTION_CHARS = 10_000
@@ -138,25 +139,6 @@ class AnnotationSaved(BaseModel):
     total: int
 
 
-class RunnerOut(BaseModel):
-    name: str
-    base_url: str
-    models: list[str]
-
-
-class LLMCheckOut(BaseModel):
-    """``GET /api/health?llm=true``: the answer LLM probed with one tiny generation (as ``lecture-rag llm check``)."""
-
-    backend: str
-    model: str = ""
-    answers: bool | None = Field(None, description="null: no LLM configured (extractive answers)")
-    first_token_s: float | None = None
-    total_s: float | None = None
-    error: str = ""
-    advice: str = Field("", description="what to do, in Portuguese")
-    detected: list[RunnerOut] = Field(default_factory=list, description="local runners found on their usual ports")
-
-
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     videos: int
@@ -165,7 +147,8 @@ class HealthOut(BaseModel):
     llm: str
     stale_index: bool
     problem: str = ""
-    llm_check: LLMCheckOut | None = None
+    # ``?llm=true``: the answer LLM probed with one tiny generation, the same record ``lecture-rag llm check`` prints
+    llm_check: LLMCheck | None = None
 
 
 class ErrorOut(BaseModel):
