@@ -46,7 +46,7 @@ from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
 from lecture_rag.index.embed import embed_corpus
-from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, split_passages
+from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_texts
 from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
 from lecture_rag.store.failures import os_failure, read_only_error
@@ -386,7 +386,7 @@ def prune_embedding_cache(store: Store, embedder: Embedder, settings: Settings) 
     """
     keep = {text_hash(text) for chunk in store.iter_texts() for _, text in chunk}
     seconds = settings.retrieval.passage_seconds
-    keep |= {text_hash(p.text) for segment in store.segments() for p in split_passages(segment, seconds)}
+    keep |= {text_hash(text) for _, text in passage_texts(store, store.corpus_ids(), seconds)}
     with EmbeddingCache(cache_path(store.home)) as cache:
         return cache.prune(embedder.name, keep)
 

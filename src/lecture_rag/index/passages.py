@@ -97,7 +97,7 @@ class PassageIndex:
         progress: Progress | None = None,
     ) -> PassageIndex:
         """Cut, embed (through the embedding cache) and index the passages of the ``live`` windows."""
-        pairs = list(_passages(store, live, seconds))
+        pairs = list(passage_texts(store, live, seconds))
         ids, vectors = embed_texts(store, _chunks(pairs), embedder, batch_size=batch_size, progress=progress)
         vindex = VectorIndex.build(ids, vectors, embedder_name=embedder.name, hnsw_threshold=1 << 62)
         bm25 = BM25Index.build_from_pairs(pairs, fingerprint=fingerprint)
@@ -133,7 +133,8 @@ class PassageIndex:
         return self.vectors.cosines(ids, qvec), self.bm25.scores_for(query, ids)
 
 
-def _passages(store: Store, live: Iterable[int], seconds: float) -> Iterator[tuple[int, str]]:
+def passage_texts(store: Store, live: Iterable[int], seconds: float) -> Iterator[tuple[int, str]]:
+    """(passage id, text) of the ``live`` windows, read from the store 500 windows at a time."""
     ids = sorted(int(i) for i in live)
     for start in range(0, len(ids), 500):
         segments = store.get_segments(ids[start : start + 500])

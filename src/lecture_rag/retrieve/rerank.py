@@ -36,7 +36,7 @@ import numpy as np
 from lecture_rag.config import Reranking
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.build import Indexes
-from lecture_rag.index.passages import passage_id, split_passages
+from lecture_rag.index.passages import group_pieces, passage_id
 from lecture_rag.records import Hit
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def best_passage_scores(query: Query, hits: Sequence[Hit]) -> tuple[np.ndarray, 
     owner: list[int] = []
     pids: list[int] = []
     for i, hit in enumerate(hits):
-        n = len(split_passages(hit, passages.seconds))
+        n = len(group_pieces(hit.pieces(), passages.seconds, hit.end - hit.start))  # no passage text needed
         owner.extend([i] * n)
         pids.extend(passage_id(hit.corpus_id, j) for j in range(n))
     if not pids:
