@@ -190,6 +190,22 @@ class RetrievalSettings(BaseModel):
     cross_encoder_model: str = ""
 
 
+class StoreSettings(BaseModel):
+    """Where the shared state lives: the store directory's SQLite files (default) or a PostgreSQL database.
+
+    ``url`` (``postgresql://user:pass@host/db``, also ``LECTURE_RAG_DATABASE_URL``)
+    moves the corpus, the embedding cache, runs, judgments and annotations into
+    PostgreSQL, so several processes on several machines share them; search
+    indexes stay per process, in the store directory (``--store``), derived from it.
+    """
+
+    url: str = Field("", description="postgresql://... ('' = SQLite in the store directory)")
+    pool_size: int = Field(8, ge=1, le=200, description="PostgreSQL connections one process keeps open at most")
+    index_poll_seconds: float = Field(
+        2.0, gt=0, le=3600, description="how often a web replica checks whether the corpus changed"
+    )
+
+
 class WebSettings(BaseModel):
     """The web server (``lecture-rag serve``): who may reach it, and how much it takes at once.
 
@@ -325,6 +341,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
@@ -417,7 +434,7 @@ def _check_config_file(path: Path) -> None:
 
 
 class _FlatLLMEnv(PydanticBaseSettingsSource):
-    """Accept the documented flat names ``LECTURE_RAG_LLM_BASE_URL`` etc.
+    """Accept the documented flat names ``LECTURE_RAG_LLM_BASE_URL`` etc., and ``LECTURE_RAG_DATABASE_URL``.
 
     pydantic-settings only understands ``LECTURE_RAG_LLM__BASE_URL`` for nested
     fields; the brief promises the single-underscore form, so map it here.
@@ -438,6 +455,9 @@ class _FlatLLMEnv(PydanticBaseSettingsSource):
             }
             if values:
                 out[section] = values
+        url = os.environ.get("LECTURE_RAG_DATABASE_URL")
+        if url is not None:
+            out["store"] = {"url": url}
         return out
 
 

@@ -38,7 +38,7 @@ from lecture_rag.generate.llm import LLM, make_llm
 from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.index.build import build_indexes, prune_embedding_cache
 from lecture_rag.retrieve import Retriever
-from lecture_rag.store import RunStore, Store
+from lecture_rag.store import RunStore, open_store
 from lecture_rag.wire import to_data
 
 console = Console()
@@ -138,13 +138,13 @@ def print_json(data: Any) -> None:
 @contextmanager
 def run_store(store: Path | None) -> Iterator[RunStore]:
     """The evaluation runs of the store of this invocation (which must exist)."""
-    with Store(settings_for(store).home, create=False) as st:
+    with open_store(settings_for(store), create=False) as st:
         yield RunStore(st)
 
 
 def open_retriever(settings: Settings) -> Retriever:
     """The retriever over the store of ``settings`` with the configured embedder and reranker."""
-    store = Store(settings.home, create=False)
+    store = open_store(settings, create=False)
     return Retriever(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
 
 
@@ -169,7 +169,7 @@ def judge_llm(settings: Settings) -> LLM | None:
 def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False) -> dict[str, Any]:
     """Embed what the cache lacks and publish fresh indexes, with a progress bar."""
     embedder = make_embedder(settings.embedder)
-    with Store(settings.home, create=False) as st, progress_bar() as bar:
+    with open_store(settings, create=False) as st, progress_bar() as bar:
         task = bar.add_task("Indexando", total=None)
 
         def on_progress(done: int, total: int) -> None:

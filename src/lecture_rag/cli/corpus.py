@@ -25,7 +25,7 @@ from lecture_rag.errors import LectureRagError
 from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
 from lecture_rag.ingest.remote import ingest_urls, is_url
 from lecture_rag.links import hhmmss
-from lecture_rag.store import Store
+from lecture_rag.store import Store, open_store
 
 
 @user_errors
@@ -71,7 +71,7 @@ def ingest(
     urls = [s for s in sources if is_url(s)]
     paths = [Path(s) for s in sources if not is_url(s)]
     report = IngestReport()
-    with Store(settings.home) as st, progress_bar() as bar:
+    with open_store(settings) as st, progress_bar() as bar:
         if paths:
             report = _ingest_files(st, bar, paths, options)
         if urls:
@@ -178,7 +178,7 @@ def corpus_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Listar as aulas do acervo."""
-    with Store(settings_for(store).home, create=False) as st:
+    with open_store(settings_for(store), create=False) as st:
         videos = st.list_videos()
     if as_json:
         print_json(videos)
@@ -199,7 +199,7 @@ def corpus_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Mostrar os segmentos de uma aula."""
-    with Store(settings_for(store).home, create=False) as st:
+    with open_store(settings_for(store), create=False) as st:
         video = st.get_video(video_id)
         if video is None:
             raise LectureRagError(f"Vídeo '{video_id}' não está no acervo. Veja 'lecture-rag corpus list'.")
@@ -231,7 +231,7 @@ def corpus_remove(
     """Remover aulas (e seus segmentos) do acervo; reindexa (rápido: os vetores estão no cache)."""
     settings = settings_for(store)
     missing = []
-    with Store(settings.home, create=False) as st:
+    with open_store(settings, create=False) as st:
         for vid in video_ids:
             if st.remove_video(vid):
                 console.print(f"Removido: {escape(vid)}", highlight=False)

@@ -72,7 +72,7 @@ from lecture_rag.records import Hit, Question
 from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker
-from lecture_rag.store import RunStore, Store
+from lecture_rag.store import RunStore, open_store
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
 # paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
@@ -86,9 +86,10 @@ def _squad_settings(settings: Settings, questions: Path) -> tuple[Settings, list
     """A store of its own for a SQuAD file (keyed by the file's content), ingested and indexed."""
     paragraphs, qs = load_squad(questions)
     home = settings.home / EVAL_CORPORA / f"squad-{file_sha(questions)}"
-    with Store(home) as st:
+    # A scratch corpus of this machine's own, whatever the shared store is.
+    squad = settings.model_copy(update={"home": home, "store": settings.store.model_copy(update={"url": ""})})
+    with open_store(squad) as st:
         ensure_squad_corpus(st, paragraphs, str(questions.resolve()))
-    squad = settings.model_copy(update={"home": home})
     index_corpus(squad, rebuild=False)
     return squad, qs
 
@@ -289,7 +290,7 @@ def eval_judges(
     variants = [("sem exemplos", base)] + ([("com exemplos", _with_examples(base, calibration))] if calibration else [])
     twice = {i.id for i in draw_order(items, sample_seed)[:repeat]}
     results = []
-    with Store(settings.home) as st:
+    with open_store(settings) as st:
         runs = RunStore(st)
         for label, cfg in variants:
             config = eval_config(data, judge, kinds, scheme, cfg)

@@ -48,7 +48,7 @@ from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
 from lecture_rag.index.embed import embed_corpus
 from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_texts
 from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
-from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
+from lecture_rag.store import Store, text_hash
 from lecture_rag.store.failures import os_failure, read_only_error
 
 ProgressFn = Callable[[int, int], None]
@@ -387,7 +387,7 @@ def prune_embedding_cache(store: Store, embedder: Embedder, settings: Settings) 
     keep = {text_hash(text) for chunk in store.iter_texts() for _, text in chunk}
     seconds = settings.retrieval.passage_seconds
     keep |= {text_hash(text) for _, text in passage_texts(store, store.corpus_ids(), seconds)}
-    with EmbeddingCache(cache_path(store.home)) as cache:
+    with store.embedding_cache() as cache:
         return cache.prune(embedder.name, keep)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import LectureRagError
-from lecture_rag.store import EmbeddingCache, Store, cache_path, text_hash
+from lecture_rag.store import EmbeddingCache, Store, text_hash
 
 Progress = Callable[[int, int], None]
 
@@ -69,7 +69,7 @@ def embed_texts(
     if batch_size < 1:
         raise LectureRagError("batch_size precisa ser pelo menos 1.")
     own_cache = cache is None
-    cache = cache or EmbeddingCache(cache_path(store.home))
+    cache = cache or store.embedding_cache()
     try:
         return _embed(chunks, embedder, cache, batch_size, progress)
     finally:

@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
@@ -56,6 +57,9 @@ from lecture_rag.store.failures import (
 )
 from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 
+if TYPE_CHECKING:
+    from lecture_rag.store.cache import EmbeddingCache
+
 DB_NAME = "lecture-rag.sqlite3"
 LOCKS_DIRNAME = "locks"
 WHAT = "o acervo"
@@ -63,6 +67,7 @@ _OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be
 _SUPERSEDED_SINCE = 3
 _SINCE_4 = ("transcript_source", "channel", "upload_date")  # video columns of schema version 4
 _MARKS_SINCE = 5
+CORPUS_VERSION = "corpus_version"
 
 
 class EmptyVideoError(StoreError):
@@ -291,6 +296,7 @@ class Store:
                 raise EmptyVideoError(f"{video.video_id}: nenhum segmento para gravar")
             if not video.duration:
                 conn.execute("UPDATE videos SET duration=? WHERE video_id=?", (last_end, video.video_id))
+            _bump_corpus_version(conn)
         return ids
 
     def remove_video(self, video_id: str) -> bool:
@@ -298,7 +304,24 @@ class Store:
         with self.transaction() as conn:
             _supersede(conn, video_id, datetime.now(UTC).isoformat(timespec="seconds"))
             cur = conn.execute("DELETE FROM videos WHERE video_id=?", (video_id,))
+            if cur.rowcount:
+                _bump_corpus_version(conn)
         return cur.rowcount > 0
+
+    def corpus_version(self) -> int:
+        """A counter that every change of the corpus (ingest, re-ingest, removal) raises, in its own transaction.
+
+        Why: a long-lived process (a web replica) learns that its search index
+        is out of date with one tiny read, instead of listing millions of ids.
+        """
+        value = self.get_meta(CORPUS_VERSION)
+        return int(value) if value else 0
+
+    def embedding_cache(self) -> EmbeddingCache:
+        """The embedding cache that belongs to this store (the caller closes it)."""
+        from lecture_rag.store.cache import EmbeddingCache, cache_path
+
+        return EmbeddingCache(cache_path(self.home))
 
     def superseded_ids(self) -> list[int]:
         """Corpus ids of superseded segments (replaced or removed, not yet purged), ascending."""
@@ -424,6 +447,14 @@ def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> 
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _bump_corpus_version(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES(?, '1') "
+        "ON CONFLICT(key) DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        (CORPUS_VERSION,),
+    )
 
 
 def _supersede(conn: sqlite3.Connection, video_id: str, when: str) -> None:

@@ -27,7 +27,7 @@ from lecture_rag.generate.language import warm_up as warm_up_language
 from lecture_rag.generate.llm import LLM, make_llm
 from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.retrieve import Retriever, SharedRetriever
-from lecture_rag.store import RunStore, Store
+from lecture_rag.store import RunStore, Store, open_store
 from lecture_rag.web.security import Access, Sessions
 
 
@@ -83,7 +83,7 @@ class Resources:
     @classmethod
     def load(cls, settings: Settings, token: str, access: Access) -> Resources:
         """Open the store, the embedder, the indexes and the LLM once, and warm what is lazy elsewhere."""
-        store = Store(settings.home, create=False)
+        store = open_store(settings, create=False)
         reranker = make_reranker(settings)
         retriever = SharedRetriever(Retriever(store, make_embedder(settings.embedder), settings, reranker=reranker))
         llm: LLM | None = make_llm(settings.llm)
