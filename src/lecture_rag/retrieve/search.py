@@ -174,8 +174,28 @@ class Searcher(Protocol):
     def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The build a retriever searches, as one value so that swapping it is one assignment.
+
+    ``stamp``: the pointer's :func:`~lecture_rag.index.build.publication_version`
+    read before the build was loaded (a build published meanwhile reads as a change).
+    ``stale``: the store held segments this build does not.
+    """
+
+    indexes: Indexes
+    stamp: tuple[int, int] | None
+    stale: bool = False
+
+
 class Retriever:
-    """Answers ``search`` calls over one store; indexes are loaded on first use."""
+    """Answers ``search`` calls over one store; indexes are loaded on first use.
+
+    ``follow_pointer``: a query that finds a newer build published (by ``index``,
+    in this process's store folder) loads it first. A web replica turns that off
+    and lets its :class:`~lecture_rag.retrieve.watch.IndexWatcher` load new builds
+    in the background and :meth:`swap` them in, so no query waits for a load.
+    """
 
     def __init__(
         self,
@@ -186,15 +206,15 @@ class Retriever:
         indexes: Indexes | None = None,
         dedup_jaccard: float = DEDUP_JACCARD,
         reranker: Reranker | None = None,
+        follow_pointer: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
+        self.follow_pointer = follow_pointer
         self.dedup_policy = DedupPolicy(overlap=settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
-        self._indexes = indexes
-        self._loaded_version = None if indexes is None else publication_version(store.home)
-        self.stale = False
+        self._served = None if indexes is None else Served(indexes, publication_version(store.home))
 
     @property
     def indexes(self) -> Indexes:
@@ -204,28 +224,54 @@ class Retriever:
         process: a build is published by replacing one pointer file atomically,
         so a changed stamp means a new pair of indexes (one stat per query).
         """
-        version = publication_version(self.store.home)
-        if self._indexes is None or (version is not None and version != self._loaded_version):
-            if self.store.segment_count() == 0:
-                raise StoreError(
-                    f"O acervo em {self.store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' "
-                    "para adicionar aulas antes de buscar."
-                )
-            self._indexes = load_indexes(
-                self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold
-            )
-            self._loaded_version = version
-            self._check_fresh(self._indexes)
-        return self._indexes
+        served = self._served  # one read: a concurrent swap never mixes two builds
+        if served is None or (
+            self.follow_pointer
+            and (stamp := publication_version(self.store.home)) is not None
+            and stamp != served.stamp
+        ):
+            indexes, stamp = self.load_published()
+            served = Served(indexes, stamp, self.check_stale(indexes))
+            self._served = served
+        return served.indexes
 
-    def _check_fresh(self, indexes: Indexes) -> None:
+    @property
+    def served(self) -> Served | None:
+        """The build searched now (None before the first load)."""
+        return self._served
+
+    @property
+    def stale(self) -> bool:
+        served = self._served
+        return served is not None and served.stale
+
+    def load_published(self) -> tuple[Indexes, tuple[int, int] | None]:
+        """The published build of this store folder, loaded and checked, with the pointer's stamp.
+
+        Changes nothing this retriever searches: a caller loads outside any lock, then :meth:`swap`.
+        """
+        stamp = publication_version(self.store.home)
+        if self.store.segment_count() == 0:
+            raise StoreError(
+                f"O acervo em {self.store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' "
+                "para adicionar aulas antes de buscar."
+            )
+        indexes = load_indexes(self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold)
+        return indexes, stamp
+
+    def swap(self, served: Served) -> None:
+        """Search ``served`` from now on: one reference assignment, so a search under way ends on the old build."""
+        self._served = served
+
+    def check_stale(self, indexes: Indexes) -> bool:
         """An index older than the store still answers, but the user should reindex."""
-        self.stale = ids_fingerprint(self.store.corpus_ids()) != indexes.fingerprint
-        if self.stale:
+        stale = ids_fingerprint(self.store.corpus_ids()) != indexes.fingerprint
+        if stale:
             log.warning(
                 "O índice não reflete o acervo atual (aulas foram ingeridas ou removidas depois da "
                 "indexação). Rode 'lecture-rag index' para incluí-las na busca."
             )
+        return stale
 
     def search(
         self,

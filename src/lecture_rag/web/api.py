@@ -108,6 +108,7 @@ def health(
     llm: Annotated[bool, Query(description="também testar o LLM das respostas (uma geração curta)")] = False,
 ) -> HealthOut:
     videos, segments = res.counts()
+    index = res.watcher.status()
     checked = None
     if llm:
         with res.answer_lock:
@@ -118,8 +119,9 @@ def health(
         segments=segments,
         embedder=res.retriever.embedder.name,
         llm=res.llm_name,
-        stale_index=res.retriever.stale,
+        stale_index=index.corpus_version != index.store_version,
         problem=res.problem,
+        index=index,
         llm_check=checked,
     )
 

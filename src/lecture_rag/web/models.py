@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lecture_rag.config import RetrievalMode
 from lecture_rag.generate.llm.check import LLMCheck
 from lecture_rag.records import Annotation, Answer, Hit, Judgment
+from lecture_rag.retrieve import IndexStatus
 
 MAX_QUESTION_CHARS = 10_000
 MAX_COMMENT_CHARS = 2_000
@@ -147,6 +148,8 @@ class HealthOut(BaseModel):
     llm: str
     stale_index: bool
     problem: str = ""
+    # The index build this process searches and the corpus version it reflects (several replicas: one each)
+    index: IndexStatus = Field(default_factory=IndexStatus)
     # ``?llm=true``: the answer LLM probed with one tiny generation, the same record ``lecture-rag llm check`` prints
     llm_check: LLMCheck | None = None
 

@@ -26,7 +26,7 @@ from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.language import warm_up as warm_up_language
 from lecture_rag.generate.llm import LLM, make_llm
 from lecture_rag.generate.rerank import make_reranker
-from lecture_rag.retrieve import Retriever, SharedRetriever
+from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
 from lecture_rag.store import RunStore, Store, open_store
 from lecture_rag.web.security import Access, Sessions
 
@@ -72,20 +72,29 @@ class Resources:
     store: Store
     runs: RunStore
     retriever: SharedRetriever
+    watcher: IndexWatcher
     engine: AnswerEngine
     answer_lock: AbstractContextManager[Any]
     executor: ThreadPoolExecutor
     slots: AnswerSlots
     access: Access = field(default_factory=Access)
     sessions: Sessions = field(default_factory=Sessions)
-    problem: str = ""
+    warm_up_problem: str = ""
 
     @classmethod
     def load(cls, settings: Settings, token: str, access: Access) -> Resources:
-        """Open the store, the embedder, the indexes and the LLM once, and warm what is lazy elsewhere."""
+        """Open the store, the embedder, the indexes and the LLM once, and warm what is lazy elsewhere.
+
+        The index watcher starts here: it loads the published build (building
+        one first when this store folder has none) and then follows the store.
+        """
         store = open_store(settings, create=False)
         reranker = make_reranker(settings)
-        retriever = SharedRetriever(Retriever(store, make_embedder(settings.embedder), settings, reranker=reranker))
+        # Queries never load a build themselves: the watcher loads and swaps it in the background.
+        base = Retriever(store, make_embedder(settings.embedder), settings, reranker=reranker, follow_pointer=False)
+        watcher = IndexWatcher(base, settings)
+        watcher.start()
+        retriever = SharedRetriever(base)
         llm: LLM | None = make_llm(settings.llm)
         engine = AnswerEngine(retriever, llm, settings.llm)
         answer_lock: AbstractContextManager[Any] = (
@@ -95,9 +104,10 @@ class Resources:
         executor = ThreadPoolExecutor(max_workers=web.answer_workers, thread_name_prefix="answer")
         slots = AnswerSlots(web.answer_workers + web.ask_queue)
         resources = cls(
-            settings, token, store, RunStore(store), retriever, engine, answer_lock, executor, slots, access
+            settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access
         )
-        resources.problem = retriever.warm_up()
+        if base.served is not None:  # else the watcher's status says why there is nothing to search
+            resources.warm_up_problem = retriever.warm_up()
         warm_up_language()  # the first questions arrive together; nothing left to initialise then
         return resources
 
@@ -106,11 +116,19 @@ class Resources:
         llm = self.engine.llm
         return llm.name if llm is not None else "nenhum (respostas extrativas)"
 
+    @property
+    def problem(self) -> str:
+        """What keeps questions from being answered now ('' when nothing does)."""
+        if self.watcher.retriever.served is None:
+            return self.watcher.status().error or "Nenhum índice carregado ainda."
+        return self.warm_up_problem
+
     def counts(self) -> tuple[int, int]:
         """(videos, segments) in the store (this thread's own connection: no wait behind a search)."""
         return len(self.store.list_videos()), self.store.segment_count()
 
     def close(self) -> None:
+        self.watcher.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         closer = getattr(self.engine.llm, "close", None)
         if callable(closer):

