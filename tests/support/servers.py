@@ -270,3 +270,61 @@ def _plain_completion(model: str, reply: Reply) -> dict[str, Any]:
     if reply.usage:
         data["usage"] = reply.usage
     return data
+
+
+@dataclass
+class ServeProcess:
+    """A running ``lecture-rag serve`` (the command a user runs), its address and its log."""
+
+    base_url: str
+    store: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(self.base_url + "/api/health", timeout=30)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+
+def start_serve(
+    store: Path, log: Path, token: str, *, env: dict[str, str] | None = None, startup_s: float = 180.0
+) -> ServeProcess:
+    """``lecture-rag serve --store STORE`` on a free port with ``token``; returns once ``/api/health`` answers.
+
+    The child gets this process's environment without any ``LECTURE_RAG_*`` setting, then ``env``.
+    """
+    port = free_port()
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
+    child_env.update({"LECTURE_RAG_TOKEN": token, "COLUMNS": "200", **(env or {})})
+    exe = str(Path(sys.executable).parent / "lecture-rag")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [exe, "serve", "--store", str(store), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+        )
+    server = ServeProcess(f"http://127.0.0.1:{port}", store, proc, log)
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve saiu com {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(server.base_url + "/api/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise AssertionError(f"serve não respondeu em {startup_s} s: {log.read_text(errors='replace')[-3000:]}")
