@@ -18,7 +18,9 @@ from tests.support.stores import MakeStore
 
 
 def _drafts(n: int, word: str = "fala") -> list[SegmentDraft]:
-    return [SegmentDraft(i * 120.0 + 0.25, i * 120.0 + 119.5, f"{word} {i}", ((i * 120.0 + 0.25, 0),)) for i in range(n)]
+    return [
+        SegmentDraft(i * 120.0 + 0.25, i * 120.0 + 119.5, f"{word} {i}", ((i * 120.0 + 0.25, 0),)) for i in range(n)
+    ]
 
 
 def _answer(text: str) -> Answer:
@@ -151,7 +153,9 @@ def test_a_newer_postgres_schema_is_refused_untouched(pg_url: str, tmp_path: Pat
     with pytest.raises(StoreError, match="mais novo"):
         Store(tmp_path, database=PostgresDatabase(pg_url))
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION + 1),)
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION + 1),
+        )
 
 
 def test_an_older_postgres_schema_waits_for_db_upgrade(pg_url: str, tmp_path: Path) -> None:
