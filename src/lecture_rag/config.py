@@ -200,7 +200,7 @@ class StoreSettings(BaseModel):
     """
 
     url: str = Field("", description="postgresql://... ('' = SQLite in the store directory)")
-    pool_size: int = Field(8, ge=1, le=200, description="PostgreSQL connections one process keeps open at most")
+    pool_size: int = Field(8, ge=2, le=200, description="PostgreSQL connections one process keeps open at most")
     index_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="how often a web replica checks whether the corpus changed"
     )

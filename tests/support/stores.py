@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
-from lecture_rag.store import DB_NAME
+from lecture_rag.store import DB_NAME, Store
 from lecture_rag.store.schema import MIGRATIONS
+
+#: The ``make_store`` fixture: open a store on the test's backend (SQLite or PostgreSQL).
+MakeStore = Callable[..., Store]
 
 
 def previous_release_store(home: Path, version: int = 2) -> Path:

@@ -6,13 +6,14 @@
   ``report``, ``compare``
 * :mod:`.serve`: ``serve``
 * :mod:`.llm`: ``llm check``
+* :mod:`.db`: ``db upgrade``, ``db status``
 """
 
 from __future__ import annotations
 
 import typer
 
-from lecture_rag.cli import corpus, evaluation, llm, query, serve
+from lecture_rag.cli import corpus, db, evaluation, llm, query, serve
 
 app = typer.Typer(
     name="lecture-rag",
@@ -23,6 +24,7 @@ app = typer.Typer(
 corpus_app = typer.Typer(help="Ver e gerenciar o acervo de aulas.", no_args_is_help=True)
 eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_is_help=True)
 llm_app = typer.Typer(help="O LLM das respostas.", no_args_is_help=True)
+db_app = typer.Typer(help="O banco do acervo (SQLite ou PostgreSQL): esquema e estado.", no_args_is_help=True)
 
 app.command()(corpus.ingest)
 app.command()(corpus.index)
@@ -48,6 +50,10 @@ app.command()(serve.serve)
 
 app.add_typer(llm_app, name="llm")
 llm_app.command("check")(llm.llm_check)
+
+app.add_typer(db_app, name="db")
+db_app.command("upgrade")(db.db_upgrade)
+db_app.command("status")(db.db_status)
 
 
 def main() -> None:  # pragma: no cover - console entry point

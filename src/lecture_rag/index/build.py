@@ -22,7 +22,7 @@ published build against the checksums in its manifests: a damaged build is
 rebuilt, not skipped. A build that cannot be written (full disk, read-only
 folder) leaves the published pair in use, removes what it wrote and says why.
 Publishing a build purges the superseded segments (re-ingested or removed
-lectures, see :mod:`lecture_rag.store.sqlite`) that it no longer references.
+lectures, see :mod:`lecture_rag.store.corpus`) that it no longer references.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunItem
-from lecture_rag.store.sqlite import Store
+from lecture_rag.store.corpus import Store
 from lecture_rag.wire import dumps, loads
 
 # A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
@@ -58,7 +58,7 @@ class RunStore:
 
     # -- runs ---------------------------------------------------------------
     def get_config(self, name: str) -> dict[str, Any] | None:
-        row = self.store.conn.execute("SELECT config FROM runs WHERE name=?", (name,)).fetchone()
+        row = self.store.db.execute("SELECT config FROM runs WHERE name=?", (name,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def require(self, name: str) -> dict[str, Any]:
@@ -70,10 +70,10 @@ class RunStore:
         return config
 
     def names(self) -> list[str]:
-        return [str(r[0]) for r in self.store.conn.execute("SELECT name FROM runs ORDER BY created_at, name")]
+        return [str(r[0]) for r in self.store.db.execute("SELECT name FROM runs ORDER BY created_at, name")]
 
     def summaries(self) -> list[RunSummary]:
-        rows = self.store.conn.execute(
+        rows = self.store.db.execute(
             """SELECT r.name, r.created_at, r.config,
                       (SELECT COUNT(*) FROM run_items i WHERE i.run=r.name),
                       (SELECT COUNT(DISTINCT qid) FROM annotations a WHERE a.run=r.name)
@@ -117,16 +117,16 @@ class RunStore:
             f"A rodada '{name}' já está sendo executada por outro processo. Espere ele terminar "
             "(ou interrompa-o) e rode de novo: o que ele já gravou é retomado, não refeito."
         )
-        with self.store.exclusive(f"run:{name}", busy):
+        with self.store.exclusive(f"run:{name}", busy, shared=True):
             yield
 
     # -- items and judgments ------------------------------------------------
     def answered(self, name: str) -> set[str]:
-        return {str(r[0]) for r in self.store.conn.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
+        return {str(r[0]) for r in self.store.db.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
 
     def judged(self, name: str) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for qid, kind in self.store.conn.execute("SELECT qid, kind FROM judgments WHERE run=?", (name,)):
+        for qid, kind in self.store.db.execute("SELECT qid, kind FROM judgments WHERE run=?", (name,)):
             out.setdefault(str(qid), set()).add(str(kind))
         return out
 
@@ -176,18 +176,18 @@ class RunStore:
     def items(self, name: str) -> list[RunItem]:
         """Every item of the run in question-file order, with its judgments and annotations."""
         self.require(name)
-        conn = self.store.conn
+        db = self.store.db
         items = {
             str(r[0]): RunItem(str(r[0]), int(r[1]), str(r[2]), loads(QuestionMeta, r[3]), loads(Answer, r[4]))
-            for r in conn.execute(
+            for r in db.execute(
                 "SELECT qid, position, question, meta, answer FROM run_items WHERE run=? ORDER BY position",
                 (name,),
             )
         }
-        for qid, kind, data in conn.execute("SELECT qid, kind, data FROM judgments WHERE run=?", (name,)):
+        for qid, kind, data in db.execute("SELECT qid, kind, data FROM judgments WHERE run=?", (name,)):
             if qid in items:
                 items[qid].judgments[kind] = loads(Judgment, data)
-        for qid, annotator, label, comment, at in conn.execute(
+        for qid, annotator, label, comment, at in db.execute(
             "SELECT qid, annotator, label, comment, created_at FROM annotations WHERE run=? ORDER BY created_at",
             (name,),
         ):

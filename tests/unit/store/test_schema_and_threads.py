@@ -12,6 +12,7 @@ from lecture_rag.errors import StoreError
 from lecture_rag.records import Answer, QuestionMeta, Video
 from lecture_rag.store import DB_NAME, RunStore, SegmentDraft, Store
 from lecture_rag.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.support.stores import MakeStore
 
 RUN_TABLES = {"runs", "run_items", "judgments", "annotations"}
 
@@ -70,7 +71,7 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
 
     def reader() -> None:
         writing.wait(10)
-        seen["conn"] = store.conn
+        seen["conn"] = store.db.conn
         seen["count"] = store.segment_count()
         checked.set()
 
@@ -82,21 +83,21 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
         assert checked.wait(10)
         raise RuntimeError("roll back")
     worker.join(10)
-    assert seen["conn"] is not store.conn
+    assert seen["conn"] is not store.db.conn
     assert seen["count"] == 1  # the uncommitted row was invisible to the other thread
     assert store.segment_count() == 1
     store.close()
 
 
-def test_two_starts_of_one_new_run_at_once_never_collide(tmp_path: Path) -> None:
+def test_two_starts_of_one_new_run_at_once_never_collide(make_store: MakeStore) -> None:
     """Two processes creating the same run used to end in a raw IntegrityError traceback."""
-    Store(tmp_path).close()
+    make_store().close()
     config = {"k": 10, "mode": "dense"}
     barrier = threading.Barrier(4)
     results: list[object] = []
 
     def start() -> None:
-        with Store(tmp_path, create=False) as store:
+        with make_store(create=False) as store:
             barrier.wait(10)
             try:
                 results.append(RunStore(store).start("base", config))
@@ -111,8 +112,8 @@ def test_two_starts_of_one_new_run_at_once_never_collide(tmp_path: Path) -> None
     assert sorted(map(repr, results)) == sorted(["True", "False", "False", "False"])
 
 
-def test_a_run_held_by_another_process_is_refused_clearly(tmp_path: Path) -> None:
-    with Store(tmp_path) as one, Store(tmp_path, create=False) as two:
+def test_a_run_held_by_another_process_is_refused_clearly(make_store: MakeStore) -> None:
+    with make_store() as one, make_store(create=False) as two:
         with (
             RunStore(one).running("base"),
             pytest.raises(StoreError, match="já está sendo executada"),
@@ -123,8 +124,8 @@ def test_a_run_held_by_another_process_is_refused_clearly(tmp_path: Path) -> Non
             pass
 
 
-def test_run_items_come_back_as_records(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def test_run_items_come_back_as_records(make_store: MakeStore) -> None:
+    with make_store() as store:
         runs = RunStore(store)
         runs.start("r", {"k": 1})
         answer = Answer("O que é?", "pt", [], [], "Não encontrei a resposta nas aulas.", abstained=True)

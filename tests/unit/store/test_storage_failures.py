@@ -55,17 +55,17 @@ def test_a_full_store_says_so_and_keeps_the_previous_version(tmp_path: Path) -> 
     """
     with Store(tmp_path) as st:
         old = st.replace_video(Video("v1", title="Aula 1"), _drafts(3))
-        pages = int(st.conn.execute("PRAGMA page_count").fetchone()[0])
-        st.conn.execute(f"PRAGMA max_page_count={pages + 2}")
+        pages = int(st.db.conn.execute("PRAGMA page_count").fetchone()[0])
+        st.db.conn.execute(f"PRAGMA max_page_count={pages + 2}")
         with pytest.raises(StoreError) as err:
             st.replace_video(Video("v1", title="Aula 1"), _drafts(400, "nova", size=500))
         message = str(err.value)
         assert "espaço" in message and "intacto" in message, message
         assert "cannot rollback" not in message and "corrompido" not in message
-        assert not st.conn.in_transaction
+        assert not st.db.conn.in_transaction
         assert [s.corpus_id for s in st.segments("v1")] == old
         assert [s.text for s in st.segments("v1")] == [d.text for d in _drafts(3)]
-        st.conn.execute("PRAGMA max_page_count=1073741823")
+        st.db.conn.execute("PRAGMA max_page_count=1073741823")
         st.replace_video(Video("v2"), _drafts(2, "depois"))  # the connection is usable again
         assert st.segment_count() == 5
     assert _integrity(tmp_path / DB_NAME) == "ok"
@@ -155,12 +155,12 @@ def _vectors(n: int, dim: int = 8) -> list[tuple[bytes, np.ndarray]]:
 def test_a_write_protected_cache_is_not_called_corrupt(tmp_path: Path, write_protected: list[Path]) -> None:
     """Before, a cache that could not be written was "corrompido: apague o arquivo", which destroys a good cache."""
     path = tmp_path / "embeddings.sqlite3"
-    with EmbeddingCache(path) as cache:
+    with EmbeddingCache.open_file(path) as cache:
         eid = cache.embedder_id("e5", 8)
         cache.put_many(eid, _vectors(3))
     before = path.read_bytes()
     _protect(write_protected, path, tmp_path)
-    with EmbeddingCache(path) as cache:
+    with EmbeddingCache.open_file(path) as cache:
         assert cache.count("e5") == 3  # reading works
         with pytest.raises(StoreError) as err:
             cache.put_many(eid, _vectors(5))
@@ -176,7 +176,7 @@ _FILL_CACHE_UNDER_LIMIT = textwrap.dedent(
     from pathlib import Path
     from lecture_rag.store import EmbeddingCache, text_hash
     rng = np.random.default_rng(0)
-    with EmbeddingCache(Path(sys.argv[1])) as cache:
+    with EmbeddingCache.open_file(Path(sys.argv[1])) as cache:
         eid = cache.embedder_id("e5", 384)
         try:
             for start in range(0, 400, 16):
@@ -190,14 +190,14 @@ _FILL_CACHE_UNDER_LIMIT = textwrap.dedent(
 
 def test_a_full_disk_under_the_cache_is_not_called_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "embeddings.sqlite3"
-    with EmbeddingCache(path) as cache:
+    with EmbeddingCache.open_file(path) as cache:
         cache.put_many(cache.embedder_id("e5", 384), [])
     result = run_with_file_limit([sys.executable, "-c", _FILL_CACHE_UNDER_LIMIT, str(path)], 40_000)
     out = result.stdout + result.stderr
     assert out.startswith("StorageError: "), out
     assert "espaço" in out and "corrompido" not in out and "apague" not in out, out
     assert _integrity(path) == "ok"
-    with EmbeddingCache(path) as cache:
+    with EmbeddingCache.open_file(path) as cache:
         assert cache.count("e5") % 16 == 0  # whole batches only
 
 
@@ -205,7 +205,7 @@ def test_a_really_corrupt_cache_is_called_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "embeddings.sqlite3"
     path.write_bytes(b"lixo" * 4096)
     with pytest.raises(StoreError, match="corrompido"):
-        EmbeddingCache(path)
+        EmbeddingCache.open_file(path)
     assert os.path.getsize(path) == 4 * 4096  # and it is left for the user to move or delete
 
 

@@ -10,15 +10,15 @@ import pytest
 from lecture_rag.records import Video
 from lecture_rag.store import EmptyVideoError, SegmentDraft, Store
 from lecture_rag.store.schema import SCHEMA_VERSION
-from tests.support.stores import previous_release_store
+from tests.support.stores import MakeStore, previous_release_store
 
 
 def _drafts(n: int, word: str) -> list[SegmentDraft]:
     return [SegmentDraft(i * 120.0, i * 120.0 + 119.0, f"{word} {i}") for i in range(n)]
 
 
-def test_replaced_segments_stay_resolvable_until_purged(tmp_path: Path) -> None:
-    with Store(tmp_path) as st:
+def test_replaced_segments_stay_resolvable_until_purged(make_store: MakeStore) -> None:
+    with make_store() as st:
         old = st.replace_video(Video("v1", title="Antiga", url="https://youtu.be/dQw4w9WgXcQ"), _drafts(2, "velha"))
         new = st.replace_video(Video("v1", title="Nova"), _drafts(3, "nova"))
         assert min(new) > max(old)  # ids are still never reused
@@ -34,14 +34,14 @@ def test_replaced_segments_stay_resolvable_until_purged(tmp_path: Path) -> None:
         assert kept[old[0]].video_url == "https://youtu.be/dQw4w9WgXcQ"
         assert st.corpus_ids(["v1"], superseded=True) == sorted(old + new)
         assert st.superseded_ids() == old
-        assert st.purge_superseded(keep=[old[1]]) == 1  # still referenced by the published index: kept
+        assert st.purge_superseded(keep=[old[1]], grace=0) == 1  # still referenced by the published index: kept
         assert st.superseded_ids() == [old[1]]
-        assert st.purge_superseded(keep=[]) == 1
+        assert st.purge_superseded(keep=[], grace=0) == 1
         assert st.get_segments(old, superseded=True) == {}
 
 
-def test_a_removed_lecture_stays_resolvable_until_purged(tmp_path: Path) -> None:
-    with Store(tmp_path) as st:
+def test_a_removed_lecture_stays_resolvable_until_purged(make_store: MakeStore) -> None:
+    with make_store() as st:
         gone = st.replace_video(Video("a", course="MAC0460"), _drafts(2, "a"))
         st.replace_video(Video("b"), _drafts(1, "b"))
         assert st.remove_video("a") is True
@@ -49,12 +49,12 @@ def test_a_removed_lecture_stays_resolvable_until_purged(tmp_path: Path) -> None
         kept = st.get_segments(gone, superseded=True)
         assert [kept[i].video_id for i in gone] == ["a", "a"] and kept[gone[0]].course == "MAC0460"
         assert st.remove_video("a") is False
-        st.purge_superseded(keep=[])
+        st.purge_superseded(keep=[], grace=0)
         assert st.get_segments(gone, superseded=True) == {}
 
 
-def test_a_failed_replacement_supersedes_nothing(tmp_path: Path) -> None:
-    with Store(tmp_path) as st:
+def test_a_failed_replacement_supersedes_nothing(make_store: MakeStore) -> None:
+    with make_store() as st:
         old = st.replace_video(Video("v1"), _drafts(2, "velha"))
         with pytest.raises(EmptyVideoError):  # the transaction is rolled back whole
             st.replace_video(Video("v1"), [])

@@ -1,0 +1,245 @@
+"""The shared database: PostgreSQL, for many processes on many machines (web replicas, batch workers, CLIs).
+
+Why PostgreSQL beside SQLite: one SQLite file serialises every writer on one
+machine; a university's annotators, replicas and batch jobs write at once
+from several. The SQL is the store's own (written once, ``?`` placeholders,
+translated here); what this module adds is PostgreSQL's way of doing what
+SQLite does by being a file:
+
+- connections come from a pool (``[store] pool_size`` per process), checked
+  before use, so a server restart costs one failed statement, not a dead process;
+- reads run in autocommit; a transaction holds one pooled connection;
+- an *exclusive* transaction (corpus writes, migrations) first takes one
+  transaction-scoped advisory lock, so corpus writes are serialised across
+  processes exactly as SQLite's single writer serialises them (two ingests of
+  one lecture never interleave their segments);
+- named locks (one run of a name at a time) are session advisory locks on a
+  connection of their own, released by the server when the holder dies;
+- a server that cannot be reached, a wrong password, a missing database, a
+  full disk become one :class:`~lecture_rag.errors.StoreError` that names the
+  server (never the password) and says what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lecture_rag.errors import StoreError
+from lecture_rag.store.database import Dialect, Params, is_database_url
+from lecture_rag.store.failures import StorageError
+
+CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it does not answer
+EXCLUSIVE_KEY = 0x6C725F636F7270  # advisory lock of exclusive transactions ("lr_corp")
+
+
+class Row(tuple[Any, ...]):
+    """A row readable by position and by column name, as ``sqlite3.Row`` is (one shape for both databases)."""
+
+    _names: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {col.name: i for i, col in enumerate(cursor.description or ())}
+
+    def make(values: Sequence[Any]) -> Row:
+        row = Row(values)
+        row._names = names
+        return row
+
+    return make
+
+
+class Result:
+    """The rows of one statement, read whole before its connection goes back to the pool."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """SQLite's ``?`` placeholders in psycopg's spelling (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _run(conn: psycopg.Connection[Any], sql: str, params: Params) -> Result:
+    cur = conn.execute(translate(sql), tuple(params))
+    rows = cur.fetchall() if cur.description is not None else []
+    return Result(rows, cur.rowcount)
+
+
+class _Transaction:
+    """The connection of one open transaction, with the store's SQL spelling."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = (), /) -> Result:
+        return _run(self._conn, sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Params], /) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(translate(sql), [tuple(r) for r in rows])
+
+
+def safe_url(url: str) -> str:
+    """The URL as messages show it: scheme, user, server and database, never the password."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number: shown as written
+        port = ":" + parts.netloc.rsplit(":", 1)[-1]
+    user = f"{parts.username}@" if parts.username else ""
+    shown = f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+    if not parts.hostname and "host=" in parts.query:  # a Unix socket folder
+        shown += f" (socket em {parts.query.split('host=', 1)[1].split('&', 1)[0]})"
+    return shown
+
+
+def check_url(url: str) -> None:
+    """Refuse what cannot be a PostgreSQL URL before trying to connect (a typo, another database's scheme)."""
+    if not is_database_url(url):
+        raise StoreError(
+            f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else url!r}. "
+            "Use postgresql://USUÁRIO:SENHA@SERVIDOR:PORTA/BANCO em LECTURE_RAG_DATABASE_URL ou em [store] url "
+            "(ou deixe vazio para o SQLite do diretório do acervo). Nada foi gravado."
+        )
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a non-numeric port raises here
+    except ValueError as exc:
+        raise StoreError(f"URL de banco de dados malformada ({exc}): {safe_url(url)}. Nada foi gravado.") from None
+    if not parts.path.strip("/"):
+        raise StoreError(
+            f"A URL {safe_url(url)} não diz qual banco usar: termine-a com /NOME_DO_BANCO. Nada foi gravado."
+        )
+
+
+class PostgresDatabase:
+    """A PostgreSQL database reached through a connection pool."""
+
+    dialect: Dialect = "postgresql"
+    read_only = False
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        """Check the URL, reach the server once (to name what is wrong precisely), then open the pool."""
+        check_url(url)
+        self.url = url
+        self.where = safe_url(url)
+        with self._errors():
+            probe = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+            probe.close()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "row_factory": _row_factory, "connect_timeout": CONNECT_TIMEOUT},
+            check=ConnectionPool.check_connection,
+            open=False,
+            timeout=60,
+            name="lecture-rag",
+        )
+        with self._errors():
+            self._pool.open(wait=True, timeout=30)
+
+    def execute(self, sql: str, params: Params = (), /) -> Result:
+        with self._errors(), self._pool.connection() as conn:
+            return _run(conn, sql, params)
+
+    def has_table(self, name: str) -> bool:
+        row = self.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[_Transaction]:
+        """One atomic unit of work on one pooled connection; ``exclusive`` serialises it with every other."""
+        with self._errors(), self._pool.connection() as conn, conn.transaction():
+            if exclusive:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_KEY,))
+            yield _Transaction(conn)
+
+    @contextmanager
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
+        """A session advisory lock named ``what``, on a connection of its own (the server frees it if we die)."""
+        key = int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
+        with self._errors():
+            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+        try:
+            with self._errors():
+                if wait:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                else:
+                    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                    if not (got and got[0]):
+                        raise StoreError(busy)
+            yield
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Name what went wrong with the server; a statement's own error (a bug, a constraint) passes as it is."""
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise StorageError(
+                f"O banco {self.where} não respondeu a tempo ({exc}). Confira se o servidor PostgreSQL está no ar "
+                "e aceita conexões; nada foi gravado pela operação interrompida."
+            ) from exc
+        except psycopg.errors.DiskFull as exc:
+            raise StorageError(
+                f"O servidor PostgreSQL {self.where} está sem espaço em disco ({exc}). A operação foi desfeita; "
+                "libere espaço no servidor e rode o comando de novo."
+            ) from exc
+        except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
+            raise StorageError(
+                f"O banco {self.where} não aceita gravação por este usuário ({exc}). Use um usuário com permissão "
+                "de escrita (ou o servidor primário, não uma réplica de leitura); nada foi gravado."
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise StorageError(_connection_problem(self.where, exc)) from exc
+
+
+def _connection_problem(where: str, exc: psycopg.OperationalError) -> str:
+    """One message per way a server can be unreachable, from libpq's words."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = str(exc).lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        fix = "confira o usuário e a senha na URL"
+    elif "does not exist" in lowered and "database" in lowered:
+        fix = "crie o banco (createdb NOME) ou corrija o nome no fim da URL"
+    elif "timeout" in lowered or "timed out" in lowered:
+        fix = "o servidor não respondeu: confira o endereço, a porta e o firewall"
+    else:
+        fix = "confira se o servidor PostgreSQL está no ar e se o endereço e a porta da URL estão certos"
+    return f"Não foi possível usar o banco {where}: {text}. O que fazer: {fix}. Nada foi gravado."
