@@ -10,7 +10,10 @@ ingests while the replicas answer, and HTTP clients in threads. Checked:
   replicas' searches within a bounded time, and no search fails meanwhile
   (each replica rebuilds or loads the new build in the background and swaps it in).
 
-The replicas share the store folder of SQLite (the zero-setup store).
+Both stores: SQLite, where the replicas share one store folder (its database
+and its index builds), and a real PostgreSQL, where each replica (and the
+CLI) has a local folder of its own for its index builds and the database is
+all they share.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.postgres import PgServer
 from tests.support.servers import ServeProcess, start_serve
 
 pytestmark = pytest.mark.slow
@@ -79,7 +83,7 @@ class Cluster:
     """Two replicas and what a third process needs to reach the same store."""
 
     root: Path
-    store: Path
+    store: Path  # the CLI's store folder
     replicas: list[ServeProcess]
     env: dict[str, str] = field(default_factory=dict)  # the store settings every process shares
 
@@ -89,10 +93,17 @@ class Cluster:
         return result
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("replicas")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The CLI ingests a lecture and answers a run; then two replicas start (each on its own folder on PostgreSQL)."""
+    root = tmp_path_factory.mktemp(f"replicas-{request.param}")
     store = root / "store"
+    env = {"LECTURE_RAG_STORE__INDEX_POLL_SECONDS": str(POLL_S)}
+    folders = [store, store]
+    if request.param == "postgresql":
+        pg: PgServer = request.getfixturevalue("pg_server")
+        env["LECTURE_RAG_DATABASE_URL"] = pg.new_database()
+        folders = [root / "replica-0", root / "replica-1"]  # empty: each replica builds its own index at start
     (root / "fotossintese.srt").write_text(srt(PHOTO), encoding="utf-8")
     questions = root / "perguntas.jsonl"
     questions.write_text(
@@ -102,14 +113,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         ),
         encoding="utf-8",
     )
-    env = {"LECTURE_RAG_STORE__INDEX_POLL_SECONDS": str(POLL_S)}
     boot = Cluster(root, store, [], env)
     boot.cli("ingest", str(root / "fotossintese.srt"), "--video-id", "bio-fotossintese")
     boot.cli("run", str(questions), "--name", RUN, "--llm", "none", "--judge-llm", "none", "--k", "3")
     replicas: list[ServeProcess] = []
     try:
-        for n in range(2):
-            replicas.append(start_serve(store, root / f"replica-{n}.log", TOKEN, env=env))
+        for n, folder in enumerate(folders):
+            replicas.append(start_serve(folder, root / f"replica-{n}.log", TOKEN, env=env))
         yield Cluster(root, store, replicas, env)
     finally:
         for replica in replicas:
@@ -205,8 +215,9 @@ def test_an_ingest_by_a_third_process_reaches_both_replicas_with_no_failed_searc
         thread.start()
     try:
         waits = {}
-        # 1) ingest without indexing: each replica notices the corpus version and builds (one builds, the other
-        #    finds that build up to date, as they share the folder); 2) a plain ingest publishes the build itself.
+        # 1) ingest without indexing: each replica notices the corpus version and builds (on SQLite one builds and
+        #    the other finds that build up to date, as they share the folder); 2) a plain ingest publishes the
+        #    build itself (into the replicas' folder on SQLite: they load it; on PostgreSQL each builds its own).
         for (video_id, _, cues), flags in ((VOLCANOES, ["--no-index"]), (MUSIC, [])):
             source = cluster.root / f"{video_id}.srt"
             source.write_text(srt(cues), encoding="utf-8")
@@ -219,7 +230,10 @@ def test_an_ingest_by_a_third_process_reaches_both_replicas_with_no_failed_searc
     assert set(statuses) == {200}, statuses  # not one failed search during two swaps on each replica
     assert statuses[200] > 20
     print(f"visible after {waits} s; {statuses[200]} searches, all 200")
-    for replica, old in zip(cluster.replicas, before, strict=True):
-        index = replica.health()["index"]
+    after = [replica.health()["index"] for replica in cluster.replicas]
+    for index, old in zip(after, before, strict=True):
         assert index["build"] != old["build"] and index["swaps"] >= old["swaps"] + 1 and index["error"] == ""
         assert index["corpus_version"] == index["store_version"] == old["store_version"] + 2
+    folders = {replica.store for replica in cluster.replicas}
+    # one folder: one build, both load it; a folder each (PostgreSQL): each replica built its own
+    assert len({index["build"] for index in after}) == len(folders)

@@ -28,7 +28,7 @@ from lecture_rag.config import RetrievalMode, RetrievalSettings, Settings
 from lecture_rag.embed import Embedder, LockedEmbedder
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.index.bm25 import fold_accents
-from lecture_rag.index.build import Indexes, load_indexes, publication_version
+from lecture_rag.index.build import Indexes, build_indexes, load_indexes, publication_version, published
 from lecture_rag.index.vectors import ids_fingerprint
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
@@ -223,6 +223,9 @@ class Retriever:
         A long-lived retriever (the web app) picks up a rebuild made by another
         process: a build is published by replacing one pointer file atomically,
         so a changed stamp means a new pair of indexes (one stat per query).
+        On a shared store (PostgreSQL) a process whose own folder holds no
+        build yet builds one first: the indexes are per process, derived from
+        the store, and the vectors mostly come from the shared embedding cache.
         """
         served = self._served  # one read: a concurrent swap never mixes two builds
         if served is None or (
@@ -230,6 +233,8 @@ class Retriever:
             and (stamp := publication_version(self.store.home)) is not None
             and stamp != served.stamp
         ):
+            if served is None and self.store.shared and published(self.store.home) is None:
+                build_indexes(self.store, self.embedder, self.settings)
             indexes, stamp = self.load_published()
             served = Served(indexes, stamp, self.check_stale(indexes))
             self._served = served

