@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ class IndexStatus:
     store_version: int = -1  # the store's corpus version now; ahead of corpus_version until the next swap
     loaded_at: str = ""  # when the build was swapped in (UTC, ISO 8601)
     swaps: int = 0  # builds swapped in since the process started
+    refresh_s: float = 0.0  # seconds the last load took, from the poll that saw the change (build included)
     poll_seconds: float = 0.0  # how often the corpus version is checked
     error: str = ""  # why the last refresh failed ('' = it did not); the build loaded before stays in use
 
@@ -99,7 +101,7 @@ class IndexWatcher:
                 self.retriever.swap(served)
                 if not served.stale:
                     self._known = version
-                self._loaded(indexes.build, version if not served.stale else -1, loaded=True, replaced=False)
+                self._loaded(indexes.build, version if not served.stale else -1, took=0.0, replaced=False)
         except LectureRagError as exc:
             self._failed(exc)
         if self.retriever.served is None:
@@ -136,6 +138,7 @@ class IndexWatcher:
                 return False
 
     def _check(self) -> bool:
+        began = time.perf_counter()
         version = self.store.corpus_version()
         if version != self._known:
             build_indexes(self.store, self._build_embedder(), self.settings)
@@ -149,7 +152,8 @@ class IndexWatcher:
         self._known = version
         current = self.retriever.served
         build = current.indexes.build if current is not None else ""
-        self._loaded(build, version, loaded=load, replaced=load and served is not None)
+        took = time.perf_counter() - began if load else None
+        self._loaded(build, version, took=took, replaced=load and served is not None)
         return load and served is not None
 
     def _build_embedder(self) -> Embedder:
@@ -166,15 +170,15 @@ class IndexWatcher:
             now = -1
         return replace(self._status, store_version=now)
 
-    def _loaded(self, build: str, version: int, *, loaded: bool, replaced: bool) -> None:
+    def _loaded(self, build: str, version: int, *, took: float | None, replaced: bool) -> None:
+        """Record a successful poll; ``took``: seconds it spent building and loading (None: nothing loaded)."""
         status = self._status
+        if took is not None:
+            status = replace(
+                status, loaded_at=datetime.now(UTC).isoformat(timespec="milliseconds"), refresh_s=round(took, 3)
+            )
         self._status = replace(
-            status,
-            build=build,
-            corpus_version=version,
-            loaded_at=datetime.now(UTC).isoformat(timespec="seconds") if loaded else status.loaded_at,
-            swaps=status.swaps + int(replaced),
-            error="",
+            status, build=build, corpus_version=version, swaps=status.swaps + int(replaced), error=""
         )
 
     def _failed(self, exc: BaseException) -> None:
