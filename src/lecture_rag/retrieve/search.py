@@ -192,9 +192,11 @@ class Retriever:
     """Answers ``search`` calls over one store; indexes are loaded on first use.
 
     ``follow_pointer``: a query that finds a newer build published (by ``index``,
-    in this process's store folder) loads it first. A web replica turns that off
-    and lets its :class:`~lecture_rag.retrieve.watch.IndexWatcher` load new builds
-    in the background and :meth:`swap` them in, so no query waits for a load.
+    in this process's store folder) loads it first, and on a shared store a
+    first query builds this folder's index if it has none. A web replica turns
+    that off and lets its :class:`~lecture_rag.retrieve.watch.IndexWatcher`
+    build and load in the background and :meth:`swap` builds in, so no query
+    waits for a build or a load (only a query with nothing loaded yet tries to load).
     """
 
     def __init__(
@@ -233,7 +235,7 @@ class Retriever:
             and (stamp := publication_version(self.store.home)) is not None
             and stamp != served.stamp
         ):
-            if served is None and self.store.shared and published(self.store.home) is None:
+            if served is None and self.follow_pointer and self.store.shared and published(self.store.home) is None:
                 build_indexes(self.store, self.embedder, self.settings)
             indexes, stamp = self.load_published()
             served = Served(indexes, stamp, self.check_stale(indexes))
