@@ -18,9 +18,10 @@ import psycopg
 import pytest
 
 from lecture_rag.store.schema import SCHEMA_VERSION, migrations
-from tests.support.cli import run_cli
+from tests.support.cli import EXE, cli_env, kill_when, run_cli
 from tests.support.paths import QUESTIONS, shared
 from tests.support.postgres import PgServer
+from tests.support.transcripts import big_srt
 
 LECTURES = ("sentences_SP_EF_377.csv", "sentences_SP_EF_405.csv")
 
@@ -93,6 +94,34 @@ def test_run_annotations_and_agreement_on_the_shared_database(team: Team, tmp_pa
         "ingest", "run", str(questions), "--name", "pg", "--llm", "none", "--judge-llm", "none", "--k", "2"
     )
     assert "3 já prontas" in again.stdout
+
+
+def test_a_killed_ingest_leaves_the_database_consistent_and_a_rerun_completes(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """Killed mid-file: the lecture being written is absent (one transaction per video), the rest whole."""
+    url = pg_server.new_database()
+    folder = tmp_path / "aulas"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\ncurta\n", encoding="utf-8")
+    big_srt(folder / "c_grande.srt", 200_000)
+    env = {"LECTURE_RAG_DATABASE_URL": url}
+    proc = subprocess.Popen(
+        [EXE, "ingest", str(folder), "--no-index", "--store", str(tmp_path / "s")],
+        env=cli_env(env=env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    kill_when(proc, url, "SELECT COUNT(*) FROM videos", 2, timeout=60)
+    proc.wait(10)
+    assert _rows(url, "SELECT video_id FROM videos ORDER BY video_id") == [("a",), ("b",)]
+    orphans = "SELECT COUNT(*) FROM segments s WHERE NOT EXISTS (SELECT 1 FROM videos v WHERE v.video_id=s.video_id)"
+    assert _rows(url, orphans) == [(0,)]
+    result = run_cli("ingest", str(folder), "--no-index", store=tmp_path / "s", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("sem mudança") == 2
+    assert _rows(url, "SELECT COUNT(*) FROM videos") == [(3,)]
 
 
 def test_a_newer_schema_is_refused_with_nothing_written(pg_server: PgServer, tmp_path: Path) -> None:
