@@ -97,6 +97,7 @@ class Resources:
         resources = cls(
             settings, token, store, RunStore(store), retriever, engine, answer_lock, executor, slots, access
         )
+        resources.sessions = Sessions.for_token(token)
         resources.problem = retriever.warm_up()
         warm_up_language()  # the first questions arrive together; nothing left to initialise then
         return resources
