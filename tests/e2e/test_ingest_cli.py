@@ -16,6 +16,7 @@ from lecture_rag.index.passages import split_passages
 from lecture_rag.store import Store
 from tests.support.cli import kill_when, run_cli
 from tests.support.paths import shared
+from tests.support.transcripts import big_srt
 
 
 def _csv_duration(path: Path) -> float:
@@ -188,26 +189,12 @@ def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: P
     assert "skipped=True" in pruned.stdout  # the index itself was already current
 
 
-def _srt_time(ms: int) -> str:
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
-def _big_srt(path: Path, cues: int) -> None:
-    """Half-second cues: 200,000 of them are ~28 h of speech, ~12 MB."""
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(cues):
-            handle.write(
-                f"{i + 1}\n{_srt_time(i * 500)} --> {_srt_time(i * 500 + 450)}\n"
-                f"fala número {i} sobre aprendizado de máquina\n\n"
-            )
-
-
 def test_killed_ingest_leaves_store_consistent_and_rerun_completes(tmp_path: Path) -> None:
     d = tmp_path / "aulas"
     d.mkdir()
     for name in ("a", "b"):
         (d / f"{name}.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\ncurta\n", encoding="utf-8")
-    _big_srt(d / "c_grande.srt", 200_000)  # ~110 h of cues, several seconds to ingest
+    big_srt(d / "c_grande.srt", 200_000)
     store = tmp_path / "s"
     exe = Path(sys.executable).parent / "lecture-rag"
     proc = subprocess.Popen(

@@ -237,3 +237,20 @@ def test_an_ingest_by_a_third_process_reaches_both_replicas_with_no_failed_searc
     folders = {replica.store for replica in cluster.replicas}
     # one folder: one build, both load it; a folder each (PostgreSQL): each replica built its own
     assert len({index["build"] for index in after}) == len(folders)
+
+
+def test_a_browser_session_opened_on_one_replica_writes_through_the_other(cluster: Cluster) -> None:
+    first, second = cluster.replicas
+    with httpx.Client(base_url=first.base_url, timeout=60) as browser:
+        opened = browser.post("/login", data={"token": TOKEN, "next": f"/runs/{RUN}/annotate"})
+        assert opened.status_code == 303
+        cookies = browser.cookies
+    with httpx.Client(base_url=second.base_url, timeout=60, cookies=cookies) as elsewhere:
+        token = elsewhere.get("/api/session").json()["token"]  # what the annotation page does, on the other replica
+        saved = elsewhere.post(
+            f"/api/runs/{RUN}/annotations",
+            json=annotation("q03", "navegador"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert saved.status_code == 200, saved.text
+    assert ("q03", "navegador") in {(qid, who) for qid, who, _, _ in annotations_seen(first)}

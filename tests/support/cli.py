@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 EXE = str(Path(sys.executable).parent / "lecture-rag")
 
 
@@ -53,28 +55,41 @@ def run_cli(
     return run_command([EXE, *args], store=store, env=env, timeout=timeout, input=input)
 
 
-def wait_for_count(proc: subprocess.Popen[Any], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
-    """Poll ``count_sql`` on the SQLite file ``db`` until it reaches ``at_least``.
+def count_rows(db: Path | str, count_sql: str) -> int:
+    """``count_sql`` on the SQLite file ``db`` or the PostgreSQL database at URL ``db``; missing tables count as 0."""
+    if isinstance(db, str):
+        try:
+            with psycopg.connect(db, connect_timeout=5) as conn:
+                row = conn.execute(count_sql).fetchone()
+                return int(row[0]) if row else 0
+        except psycopg.Error:
+            return 0
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(db)
+        try:
+            return int(conn.execute(count_sql).fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_for_count(proc: subprocess.Popen[Any], db: Path | str, count_sql: str, at_least: int, timeout: float) -> None:
+    """Poll ``count_sql`` on ``db`` (SQLite file or PostgreSQL URL) until it reaches ``at_least``.
 
     Returns then, or at ``timeout``, or as soon as the process ends by itself;
     a database or table that does not exist yet counts as zero.
     """
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                conn = sqlite3.connect(db)
-                try:
-                    if conn.execute(count_sql).fetchone()[0] >= at_least:
-                        return
-                finally:
-                    conn.close()
-            except sqlite3.OperationalError:
-                pass
+        if count_rows(db, count_sql) >= at_least:
+            return
         time.sleep(0.02)
 
 
-def kill_when(proc: subprocess.Popen[Any], db: Path, count_sql: str, at_least: int, timeout: float) -> None:
+def kill_when(proc: subprocess.Popen[Any], db: Path | str, count_sql: str, at_least: int, timeout: float) -> None:
     """SIGKILL ``proc`` as soon as ``count_sql`` on ``db`` reaches ``at_least``: a real CLI run interrupted mid-work."""
     wait_for_count(proc, db, count_sql, at_least, timeout)
     proc.send_signal(signal.SIGKILL)

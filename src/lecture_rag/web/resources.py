@@ -106,6 +106,7 @@ class Resources:
         resources = cls(
             settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access
         )
+        resources.sessions = Sessions.for_token(token)
         if base.served is not None:  # else the watcher's status says why there is nothing to search
             resources.warm_up_problem = retriever.warm_up()
         warm_up_language()  # the first questions arrive together; nothing left to initialise then

@@ -12,8 +12,9 @@ The model, briefly (the README says it for users):
   foreign site cannot forge a write (no CSRF);
 * the token is never put in a URL. ``serve`` prints a one-time login link
   (``/login?code=…``); opening it (or typing the token at ``/login``)
-  starts a browser session: an HttpOnly, SameSite=Strict cookie, and the
-  code is dead after that first use. A page of a session fetches the token
+  starts a browser session: an HttpOnly, SameSite=Strict cookie, signed with
+  a key derived from the token (so every replica given the same token
+  accepts it), and the code is dead after that first use. A page of a session fetches the token
   from ``/api/session`` into ``sessionStorage`` for its write headers;
 * on a server shared beyond this machine, reading runs and annotations
   (API and pages) needs the token or a session too; asking does not;
@@ -29,6 +30,9 @@ The model, briefly (the README says it for users):
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import secrets
@@ -147,21 +151,39 @@ def access_for(host: str, web: WebSettings) -> Access:
     return Access(tuple(dict.fromkeys([*LOOPBACK_HOSTS, *listed])), read)
 
 
+SESSION_MAX_AGE_S = 24 * 3600  # a login lasts a working day
+
+
 @dataclass
 class Sessions:
-    """One-time login codes and the browser sessions they open, in memory (a restart logs everyone out).
+    """One-time login codes, and the browser sessions they open as signed cookies.
 
     A code is good for one login, then dead; codes minted for the start-up
-    message live until used, others for :data:`LOGIN_CODE_TTL_S`. At most
-    ``max_sessions`` sessions are kept (the oldest go first).
+    message live until used, others for :data:`LOGIN_CODE_TTL_S`. Codes are
+    this process's own (each replica prints its own link).
+
+    A session is not remembered: its cookie carries when it was opened and
+    an HMAC of that under ``key``, so any replica that shares the key (all
+    replicas given the same token: :meth:`for_token`) accepts a session
+    another one opened, with nothing shared between them but the token. A
+    session lasts :data:`SESSION_MAX_AGE_S`; logging out deletes the cookie
+    and revokes it in this process (up to ``max_revoked`` of them). Without a
+    key (tests, one process) a random one is drawn: a restart logs everyone out.
     """
 
-    max_sessions: int = 1000
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    max_age: float = SESSION_MAX_AGE_S
     max_codes: int = 100
-    clock: Callable[[], float] = time.monotonic
+    max_revoked: int = 10_000
+    clock: Callable[[], float] = time.time
     _codes: dict[str, float | None] = field(default_factory=dict)  # code → expiry (None: until used)
-    _sessions: dict[str, float] = field(default_factory=dict)  # session id → created
+    _revoked: dict[str, None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def for_token(cls, token: str) -> Sessions:
+        """Sessions whose cookies every replica with this token accepts (the key is derived from the token)."""
+        return cls(key=hmac.new(token.encode(), b"lecture-rag session cookie", hashlib.sha256).digest())
 
     def new_code(self, ttl: float | None = LOGIN_CODE_TTL_S) -> str:
         code = secrets.token_urlsafe(24)
@@ -172,7 +194,7 @@ class Sessions:
         return code
 
     def redeem(self, code: str) -> str | None:
-        """A new session id for a live ``code`` (which dies now), or None."""
+        """A new session for a live ``code`` (which dies now), or None."""
         with self._lock:
             if code not in self._codes:
                 return None
@@ -182,22 +204,32 @@ class Sessions:
         return self.open()
 
     def open(self) -> str:
-        session = secrets.token_urlsafe(32)
-        with self._lock:
-            while len(self._sessions) >= self.max_sessions:
-                self._sessions.pop(next(iter(self._sessions)))
-            self._sessions[session] = self.clock()
-        return session
+        body = f"{int(self.clock())}.{secrets.token_urlsafe(12)}"
+        return f"{body}.{self._mac(body)}"
 
     def valid(self, session: str | None) -> bool:
-        if not session:
+        if not session or session.count(".") != 2:
+            return False
+        body, mac = session.rsplit(".", 1)
+        if not secrets.compare_digest(mac.encode(), self._mac(body).encode()):
+            return False
+        opened = body.split(".", 1)[0]
+        if not opened.isdigit() or not 0 <= self.clock() - int(opened) <= self.max_age:
             return False
         with self._lock:
-            return session in self._sessions
+            return session not in self._revoked
 
     def close(self, session: str | None) -> None:
+        if not session:
+            return
         with self._lock:
-            self._sessions.pop(session or "", None)
+            while len(self._revoked) >= self.max_revoked:
+                self._revoked.pop(next(iter(self._revoked)))
+            self._revoked[session] = None
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self.key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def token_matches(given: str, expected: str) -> bool:

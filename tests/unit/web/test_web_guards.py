@@ -13,7 +13,7 @@ import pytest
 from lecture_rag.config import WebSettings
 from lecture_rag.errors import ConfigError
 from lecture_rag.web.resources import AnswerSlots
-from lecture_rag.web.security import LOOPBACK_HOSTS, Sessions, access_for, safe_next
+from lecture_rag.web.security import LOOPBACK_HOSTS, SESSION_MAX_AGE_S, Sessions, access_for, safe_next
 from lecture_rag.web.server import RepeatedLogFilter
 
 
@@ -88,12 +88,33 @@ def test_a_login_code_works_once_and_expires() -> None:
     assert not sessions.valid("inventada") and not sessions.valid(None) and sessions.redeem("") is None
 
 
-def test_sessions_and_codes_are_bounded() -> None:
-    sessions = Sessions(max_sessions=3, max_codes=2)
-    opened = [sessions.open() for _ in range(5)]
-    assert [sessions.valid(s) for s in opened] == [False, False, True, True, True]
+def test_codes_are_bounded() -> None:
+    sessions = Sessions(max_codes=2)
     codes = [sessions.new_code() for _ in range(3)]
     assert sessions.redeem(codes[0]) is None and sessions.redeem(codes[2]) is not None
+
+
+def test_a_session_is_good_on_every_replica_with_the_same_token_and_nowhere_else() -> None:
+    clock = Clock()
+    clock.now = 1_000_000
+    one, two = Sessions.for_token("segredo"), Sessions.for_token("segredo")
+    one.clock = two.clock = clock
+    session = one.open()
+    assert two.valid(session)  # opened by one replica, accepted by another: nothing shared but the token
+    assert not Sessions.for_token("outro").valid(session)
+    body, mac = session.rsplit(".", 1)
+    forged = f"{int(body.split('.')[0]) + 3600}.{body.split('.', 1)[1]}.{mac}"
+    assert not two.valid(forged) and not two.valid(session + "x") and not two.valid("a.b")
+    clock.now += SESSION_MAX_AGE_S + 1
+    assert not two.valid(session)  # a working day, then log in again
+
+
+def test_logging_out_revokes_the_session_here() -> None:
+    sessions = Sessions(max_revoked=2)
+    opened = [sessions.open() for _ in range(3)]
+    for session in opened:
+        sessions.close(session)
+    assert [sessions.valid(s) for s in opened] == [True, False, False]  # the oldest revocation was dropped
 
 
 def test_this_machine_only_needs_nothing_and_reads_freely() -> None:
