@@ -126,7 +126,7 @@ class RayEngine:
         """Feed the stage's actors and yield each result as it finishes (or in order); see :class:`Engine`."""
         if not items:
             return
-        actors = self._pool(stage)
+        actors = self._pool(stage, min(self.workers, len(items)))
         queue = deque(enumerate(items))
         pending: dict[Any, tuple[int, Any]] = {}
         finished = False
@@ -181,13 +181,16 @@ class RayEngine:
             raise value
         return value
 
-    def _pool(self, stage: Stage[R, T, U]) -> list[Any]:
+    def _pool(self, stage: Stage[R, T, U], wanted: int) -> list[Any]:
+        """The stage's actors, at least ``wanted`` of them (no more than there are items: each loads a model)."""
         if stage.name not in self._pools:
             self._release_all()
-            threads = max(1, int(self._share))
-            options = _RemoteWorker.options(num_cpus=self._share)
-            self._pools[stage.name] = [options.remote(stage.setup, threads) for _ in range(self.workers)]
-        return self._pools[stage.name]
+            self._pools[stage.name] = []
+        pool = self._pools[stage.name]
+        options = _RemoteWorker.options(num_cpus=self._share)
+        while len(pool) < wanted:
+            pool.append(options.remote(stage.setup, max(1, int(self._share))))
+        return pool
 
     def _release(self, name: str) -> None:
         for actor in self._pools.pop(name, []):
