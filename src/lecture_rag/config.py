@@ -206,6 +206,33 @@ class StoreSettings(BaseModel):
     )
 
 
+class BatchSettings(BaseModel):
+    """Where batch work runs (ingest's transcription and embedding, ``index``, ``run``): here or on Ray.
+
+    ``local`` is one process on this machine, as always. ``ray`` hands the
+    stage functions to Ray actors (each loads its model once) while this
+    process alone writes the store, so a killed job resumes. ``ray_address``
+    empty means ``RAY_ADDRESS``, and without it a Ray started on this machine
+    for the command; ``workers`` 0 means one per CPU of the cluster.
+    """
+
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str = Field("", description="host:port of a Ray cluster ('' = RAY_ADDRESS, else a local Ray)")
+    workers: int = Field(0, ge=0, le=4096, description="Ray actors per stage (0 = the cluster's CPUs)")
+    connect_timeout: float = Field(20.0, gt=0, le=600, description="seconds to reach the Ray cluster")
+
+    def with_flags(self, **flags: Any) -> BatchSettings:
+        """These settings with the CLI flags that were given (None = not given), checked again."""
+        given = {key: value for key, value in flags.items() if value is not None}
+        if not given:
+            return self
+        try:
+            return BatchSettings.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"Opção de execução inválida ({problems}). Corrija o valor e tente de novo.") from None
+
+
 class WebSettings(BaseModel):
     """The web server (``lecture-rag serve``): who may reach it, and how much it takes at once.
 
@@ -347,6 +374,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     judge_llm: JudgeLLMSettings = Field(default_factory=JudgeLLMSettings)
     labels: list[LabelSettings] = Field(default_factory=default_labels)

@@ -30,6 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lecture_rag.batch import LOCAL, Engine
 from lecture_rag.config import Reranking, RetrievalMode, Settings, load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
@@ -51,6 +52,13 @@ class AskFormat(StrEnum):
     TEXT = "text"
     MARKDOWN = "markdown"
     JSON = "json"
+
+
+class EngineChoice(StrEnum):
+    """Where batch work runs (``[batch] engine``)."""
+
+    LOCAL = "local"
+    RAY = "ray"
 
 
 class ReportFormat(StrEnum):
@@ -87,6 +95,25 @@ LLMOpt = Annotated[
 JudgeLLMOpt = Annotated[
     str | None, typer.Option("--judge-llm", help="Juiz: none, openai ou gguf:CAMINHO (padrão: config).")
 ]
+EngineOpt = Annotated[
+    EngineChoice | None,
+    typer.Option(
+        "--engine",
+        help="Onde rodar o trabalho em lote: local (este processo) ou ray (padrão: \\[batch] engine, local).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Cluster Ray (HOST:PORTA, ray://HOST:PORTA ou auto; implica --engine ray). Padrão: \\[batch] ray_address, "
+        "senão RAY_ADDRESS, senão um Ray local nesta máquina.",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, max=4096, help="Atores do Ray por etapa (padrão: um por CPU do cluster)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Saída em JSON.")]
 RunArg = Annotated[str, typer.Argument(help="Nome da rodada.")]
 
@@ -111,6 +138,23 @@ def settings_for(store: Path | None, *, rerank: Reranking | None = None) -> Sett
     if rerank is None:
         return settings
     return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"rerank": rerank})})
+
+
+def with_batch(
+    settings: Settings, engine: EngineChoice | None, ray_address: str | None, workers: int | None
+) -> Settings:
+    """Settings with ``--engine``, ``--ray-address`` and ``--workers`` applied to ``[batch]``.
+
+    ``--ray-address`` alone means Ray; with ``--engine local`` it is a contradiction, refused.
+    """
+    if ray_address is not None and engine is EngineChoice.LOCAL:
+        raise LectureRagError("--ray-address só vale com --engine ray: tire uma das duas opções.")
+    if ray_address is not None and engine is None:
+        engine = EngineChoice.RAY
+    batch = settings.batch.with_flags(
+        engine=None if engine is None else str(engine), ray_address=ray_address, workers=workers
+    )
+    return settings.model_copy(update={"batch": batch})
 
 
 def retrieval_choice(settings: Settings, k: int | None, mode: RetrievalMode | None) -> tuple[int, RetrievalMode]:
@@ -148,10 +192,16 @@ def open_retriever(settings: Settings) -> Retriever:
     return Retriever(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
 
 
+def answer_settings(settings: Settings, backend: str | None) -> Settings:
+    """Settings with ``--llm`` (none | openai | gguf:PATH) applied to ``[llm]``."""
+    if backend is None:
+        return settings
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update={"backend": backend})})
+
+
 def answer_llm(settings: Settings, backend: str | None) -> LLM | None:
     """The answer LLM from ``--llm`` (none | openai | gguf:PATH) over the configured one."""
-    cfg = settings.llm if backend is None else settings.llm.model_copy(update={"backend": backend})
-    return make_llm(cfg)
+    return make_llm(answer_settings(settings, backend).llm)
 
 
 def judge_settings(settings: Settings, backend: str | None) -> Settings:
@@ -166,8 +216,10 @@ def judge_llm(settings: Settings) -> LLM | None:
     return make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX)
 
 
-def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False) -> dict[str, Any]:
-    """Embed what the cache lacks and publish fresh indexes, with a progress bar."""
+def index_corpus(
+    settings: Settings, *, rebuild: bool, prune_cache: bool = False, engine: Engine = LOCAL
+) -> dict[str, Any]:
+    """Embed what the cache lacks (batches run by ``engine``) and publish fresh indexes, with a progress bar."""
     embedder = make_embedder(settings.embedder)
     with open_store(settings, create=False) as st, progress_bar() as bar:
         task = bar.add_task("Indexando", total=None)
@@ -175,7 +227,9 @@ def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        stats: dict[str, Any] = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress)
+        stats: dict[str, Any] = build_indexes(
+            st, embedder, settings, rebuild=rebuild, progress=on_progress, engine=engine
+        )
         if prune_cache:
             stats["cache_pruned"] = prune_embedding_cache(st, embedder, settings)
     return stats

@@ -10,9 +10,13 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from lecture_rag.batch import Engine, LocalEngine, open_engine
 from lecture_rag.cli.common import (
+    EngineOpt,
     JsonOpt,
+    RayAddressOpt,
     StoreOpt,
+    WorkersOpt,
     console,
     err_console,
     index_corpus,
@@ -20,6 +24,7 @@ from lecture_rag.cli.common import (
     progress_bar,
     settings_for,
     user_errors,
+    with_batch,
 )
 from lecture_rag.errors import LectureRagError
 from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
@@ -57,9 +62,12 @@ def ingest(
     window: Annotated[float | None, typer.Option(help="Duração alvo dos segmentos, em segundos.")] = None,
     overlap: Annotated[float | None, typer.Option(help="Sobreposição entre segmentos, em segundos.")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Não indexar depois de ingerir.")] = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC), áudio/vídeo ou URLs (yt-dlp)."""
-    settings = settings_for(store)
+    settings = with_batch(settings_for(store), engine, ray_address, workers)
     options = IngestOptions(
         segmentation=settings.segmentation.with_flags(window=window, overlap=overlap),
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
@@ -71,23 +79,26 @@ def ingest(
     urls = [s for s in sources if is_url(s)]
     paths = [Path(s) for s in sources if not is_url(s)]
     report = IngestReport()
-    with open_store(settings) as st, progress_bar() as bar:
-        if paths:
-            report = _ingest_files(st, bar, paths, options)
-        if urls:
-            remote = _ingest_urls(st, bar, urls, options)
-            report.done += remote.done
-            report.failed += remote.failed
-    _print_ingest_report(report)
-    if report.done and not no_index:
-        index_corpus(settings, rebuild=False)
+    with open_engine(settings.batch) as batch:  # before the store: a cluster that does not answer writes nothing
+        with open_store(settings) as st, progress_bar() as bar:
+            if paths:
+                report = _ingest_files(st, bar, paths, options, batch)
+            if urls:
+                remote = _ingest_urls(st, bar, urls, options)
+                report.done += remote.done
+                report.failed += remote.failed
+        _print_ingest_report(report)
+        if report.done and not no_index:
+            index_corpus(settings, rebuild=False, engine=batch)
     if report.failed:
         raise typer.Exit(1)
 
 
-def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions) -> IngestReport:
+def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:
+    """Files through ``engine``: transcription progress in seconds of audio here, in files on other engines."""
     files_task = bar.add_task("Ingerindo", total=None)
-    media_task = bar.add_task("Transcrevendo", total=None, visible=False)
+    label = "Transcrevendo" if isinstance(engine, LocalEngine) else f"Transcrevendo arquivos ({engine.name})"
+    media_task = bar.add_task(label, total=None, visible=False)
 
     def on_file(path: Path) -> None:
         bar.update(files_task, description=f"Ingerindo {escape(path.name)}")
@@ -96,7 +107,7 @@ def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOp
     def on_media(done: float, total: float) -> None:
         bar.update(media_task, completed=done, total=total, visible=True)
 
-    report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media)
+    report = ingest_paths(st, paths, options, on_file=on_file, progress=on_media, engine=engine)
     bar.update(files_task, description="Ingestão", total=len(report.done) + len(report.failed))
     return report
 
@@ -166,9 +177,14 @@ def index(
     prune_cache: Annotated[
         bool, typer.Option("--prune-cache", help="Apagar do cache vetores de textos que saíram do acervo.")
     ] = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
-    stats = index_corpus(settings_for(store), rebuild=rebuild, prune_cache=prune_cache)
+    settings = with_batch(settings_for(store), engine, ray_address, workers)
+    with open_engine(settings.batch) as batch:
+        stats = index_corpus(settings, rebuild=rebuild, prune_cache=prune_cache, engine=batch)
     console.print(" ".join(f"{k}={v}" for k, v in stats.items()), highlight=False)
 
 

@@ -12,17 +12,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from lecture_rag.batch import Engine, open_engine
 from lecture_rag.cli.common import (
+    EngineOpt,
     JsonOpt,
     JudgeLLMOpt,
     KOpt,
     LLMOpt,
     ModeOpt,
+    RayAddressOpt,
     ReportFormat,
     RerankOpt,
     RunArg,
     StoreOpt,
+    WorkersOpt,
     answer_llm,
+    answer_settings,
     console,
     fmt,
     index_corpus,
@@ -35,6 +40,7 @@ from lecture_rag.cli.common import (
     run_store,
     settings_for,
     user_errors,
+    with_batch,
 )
 from lecture_rag.cli.terminal import annotate_in_terminal
 from lecture_rag.config import STRUCTURED_MODES, Reranking, RetrievalMode, Settings
@@ -54,7 +60,7 @@ from lecture_rag.evaluate.judgesets import (
     refuse_problems,
     sample,
 )
-from lecture_rag.evaluate.labels import scheme_from_settings, scheme_of_run
+from lecture_rag.evaluate.labels import LabelScheme, scheme_from_settings, scheme_of_run
 from lecture_rag.evaluate.questions import (
     ensure_squad_corpus,
     evidence_warning,
@@ -68,7 +74,7 @@ from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sh
 from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.rerank import make_reranker
-from lecture_rag.records import Hit, Question
+from lecture_rag.records import Hit, JudgeKind, Question
 from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker
@@ -428,19 +434,43 @@ def run_questions(
         str, typer.Option("--judges", help="Juízes a rodar: ar, cr, g, label (separados por vírgula).")
     ] = "ar,cr,g,label",
     rerank: RerankOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Responder e avaliar todas as perguntas de um arquivo (retomável)."""
     settings = judge_settings(settings_for(store, rerank=rerank), judge_llm_backend)
+    settings = with_batch(answer_settings(settings, llm), engine, ray_address, workers)
     k, mode = retrieval_choice(settings, k, mode)
     kinds = parse_judge_kinds(judges)
     scheme = scheme_from_settings(settings.labels)
     qs = load_questions(questions)
     check_question_labels(qs, scheme)
+    with open_engine(settings.batch) as batch:  # before the store: a cluster that does not answer writes nothing
+        _run_on(
+            batch, settings, questions, qs, name, k=k, mode=mode, kinds=kinds, scheme=scheme, concurrency=concurrency
+        )
+
+
+def _run_on(
+    batch: Engine,
+    settings: Settings,
+    questions: Path,
+    qs: list[Question],
+    name: str,
+    *,
+    k: int,
+    mode: RetrievalMode,
+    kinds: tuple[JudgeKind, ...],
+    scheme: LabelScheme,
+    concurrency: int,
+) -> None:
+    """The run itself, its answers and judgments made by ``batch`` (this process writes them)."""
     retriever = SharedRetriever(open_retriever(settings))
     warning = evidence_warning(qs, retriever.store)
     if warning:
         typer.echo(warning, err=True)  # one plain line: video ids are not markup
-    engine = AnswerEngine(retriever, answer_llm(settings, llm), settings.llm)
+    engine = AnswerEngine(retriever, answer_llm(settings, None), settings.llm)
     judge = judge_llm(settings)
     judge_config = config_from_settings(settings.judge_llm)
     config = run_config(
@@ -469,10 +499,13 @@ def run_questions(
                 scheme=scheme,
                 judge_config=judge_config,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                batch=batch,
+                settings=settings,
             )
+    where = "" if batch.name == "local" else f", {batch.name}"
     console.print(
         f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
-        f"{stats.errors} com erro do LLM ({stats.workers} em paralelo). Veja: lecture-rag report {escape(name)}",
+        f"{stats.errors} com erro do LLM ({stats.workers} em paralelo{where}). Veja: lecture-rag report {escape(name)}",
         highlight=False,
     )
 

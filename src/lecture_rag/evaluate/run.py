@@ -4,25 +4,42 @@ A run is identified by its name; its configuration snapshot (models, k, mode,
 the answer and judge generation settings, prompt hashes, question file hash)
 is stored with it, so two experiments can never be mixed under one name.
 Work is saved per question, so a killed run resumes with only what is missing.
+
+The questions are answered and judged by a batch engine (:mod:`lecture_rag.batch`):
+the local one uses this process's answer engine on ``--concurrency`` threads;
+the Ray one (``--engine ray``) sends each question to actors that each build
+their own answerer once (:func:`run_worker`). Either way this process alone
+writes, one question per transaction, as answers come back.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lecture_rag.config import RetrievalMode
+from lecture_rag.batch import LOCAL, Engine, LocalEngine, Stage
+from lecture_rag.config import RetrievalMode, Settings
+from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.judges import DEFAULT_CONFIG, KINDS, JudgeConfig, judge_answer, prompt_hashes
+from lecture_rag.evaluate.judges import (
+    DEFAULT_CONFIG,
+    JUDGE_ENV_PREFIX,
+    KINDS,
+    JudgeConfig,
+    judge_answer,
+    prompt_hashes,
+)
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
-from lecture_rag.generate.llm import LLM
+from lecture_rag.generate.llm import LLM, make_llm
+from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.records import Answer, JudgeKind, Judgment, Question, QuestionMeta
-from lecture_rag.store import RunStore
+from lecture_rag.retrieve import Retriever
+from lecture_rag.store import RunStore, open_store
 
 IMPORT_ANNOTATOR = "arquivo-de-perguntas"
 
@@ -100,7 +117,63 @@ def workers_for(concurrency: int, *llms: LLM | None) -> int:
     return max(1, concurrency) if parallel else 1
 
 
-_Done = tuple[int, Question, Answer | None, Answer, list[Judgment]]
+@dataclass(slots=True)
+class Answerer:
+    """What answers and judges the questions of a run: an answer engine and the judge LLM (None: no judge)."""
+
+    engine: AnswerEngine
+    judge: LLM | None
+
+
+def run_worker(settings: Settings, cpus: int) -> Answerer:
+    """The answerer of a worker process (a Ray actor), built once from the run's settings.
+
+    ``settings`` carry the run's flags (``--llm``, ``--judge-llm``,
+    ``--rerank``) so every worker answers as this process would. The store is
+    opened read-only (only the driver writes) and the published index is
+    loaded from ``settings.home``: on a cluster of several machines that
+    folder must be readable at the same path on each (a shared disk), with
+    the corpus in PostgreSQL or on that same disk.
+    """
+    embedder = settings.embedder
+    if cpus > 0 and embedder.threads == 0:
+        embedder = embedder.model_copy(update={"threads": cpus})
+    store = open_store(settings, create=False, read_only=True)
+    retriever = Retriever(store, make_embedder(embedder), settings, reranker=make_reranker(settings))
+    engine = AnswerEngine(retriever, make_llm(settings.llm), settings.llm)
+    return Answerer(engine, make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """How every question of a run is answered and judged (the same for all; sent to each worker)."""
+
+    k: int
+    mode: RetrievalMode
+    scheme: LabelScheme
+    judge_config: JudgeConfig
+
+
+#: One question to do: its position in the file, the question, the judges it lacks, its stored answer if any.
+Todo = tuple[int, Question, list[JudgeKind], Answer | None]
+#: What comes back: the new answer (None when it was stored already), the answer judged, the judgments.
+Done = tuple[Answer | None, Answer, list[Judgment]]
+
+
+def answer_and_judge(plan: RunPlan, answerer: Answerer, todo: Todo) -> Done:
+    """The stage function: answer the question unless its answer is stored, then run the judges it lacks."""
+    _, q, missing, answer = todo
+    new_answer = None
+    if answer is None:
+        new_answer = answer = answerer.engine.answer(q.question, k=plan.k, mode=plan.mode)
+    judgments = judge_answer(
+        answerer.judge, answer, missing, question=q.question, scheme=plan.scheme, config=plan.judge_config
+    )
+    return new_answer, answer, judgments
+
+
+def _no_settings(cpus: int) -> Answerer:
+    raise LectureRagError("Uma rodada em outros processos precisa das configurações para montar o respondedor.")
 
 
 def execute_run(
@@ -117,51 +190,50 @@ def execute_run(
     kinds: Sequence[JudgeKind] = KINDS,
     scheme: LabelScheme = DEFAULT_SCHEME,
     judge_config: JudgeConfig = DEFAULT_CONFIG,
+    batch: Engine = LOCAL,
+    settings: Settings | None = None,
 ) -> RunStats:
     """Answer and judge what is missing for each question of the run.
 
-    Worker threads answer and judge; this thread alone writes, each
-    question in its own transaction. With more than one worker the
-    engine's retriever must be shareable between threads
-    (:class:`~lecture_rag.retrieve.SharedRetriever`).
+    ``batch`` answers and judges: the local engine with ``engine`` and
+    ``judge_llm`` on worker threads (with more than one, the engine's
+    retriever must be shareable between threads,
+    :class:`~lecture_rag.retrieve.SharedRetriever`), another engine in
+    workers built from ``settings`` (:func:`run_worker`). This thread alone
+    writes, each question in its own transaction, as its answer comes back.
     """
     answered = runs.answered(name)
     judged = runs.judged(name)
-    stats = RunStats(total=len(questions), workers=workers_for(concurrency, engine.llm, judge_llm))
-    todo: list[tuple[int, Question, list[JudgeKind]]] = []
+    local = isinstance(batch, LocalEngine)
+    workers = workers_for(concurrency, engine.llm, judge_llm) if local else batch.workers
+    stats = RunStats(total=len(questions), workers=workers)
+    existing = {item.qid: item.answer for item in runs.items(name)} if answered else {}
+    todo: list[Todo] = []
     for position, q in enumerate(questions):
         missing = [kind for kind in kinds if kind not in judged.get(q.id, set())]
         if q.id in answered and not missing:
             stats.skipped += 1
         else:
-            todo.append((position, q, missing))
+            todo.append((position, q, missing, existing.get(q.id)))
     done = stats.skipped
     if progress:
         progress(done, stats.total)
-    existing = {item.qid: item.answer for item in runs.items(name)} if answered else {}
-
-    def work(position: int, q: Question, missing: list[JudgeKind]) -> _Done:
-        answer = existing.get(q.id)
-        new_answer = None
-        if answer is None:
-            new_answer = answer = engine.answer(q.question, k=k, mode=mode)
-        judgments = judge_answer(judge_llm, answer, missing, question=q.question, scheme=scheme, config=judge_config)
-        return position, q, new_answer, answer, judgments
-
-    with ThreadPoolExecutor(max_workers=stats.workers) as pool:
-        futures = [pool.submit(work, *item) for item in todo]
-        for future in as_completed(futures):
-            position, q, new_answer, answer, judgments = future.result()
-            if new_answer is not None:
-                meta = QuestionMeta(q.answer, list(q.evidence), q.type)
-                runs.save_item(name, q.id, position, q.question, meta, new_answer)
-                stats.answered += 1
-                if q.label:
-                    runs.annotate(name, q.id, IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label)
-            runs.save_judgments(name, q.id, judgments)
-            stats.judged += 1
-            stats.errors += int(bool(answer.error))
-            done += 1
-            if progress:
-                progress(done, stats.total)
+    setup = partial(run_worker, settings) if settings is not None else _no_settings
+    stage = Stage("run", setup, partial(answer_and_judge, RunPlan(k, mode, scheme, judge_config)))
+    for index, (new_answer, answer, judgments) in batch.map(
+        stage, todo, local=Answerer(engine, judge_llm), threads=stats.workers
+    ):
+        position, q, _, _ = todo[index]
+        if new_answer is not None:
+            meta = QuestionMeta(q.answer, list(q.evidence), q.type)
+            runs.save_item(name, q.id, position, q.question, meta, new_answer)
+            stats.answered += 1
+            if q.label:
+                runs.annotate(name, q.id, IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label)
+        runs.save_judgments(name, q.id, judgments)
+        stats.judged += 1
+        stats.errors += int(bool(answer.error))
+        done += 1
+        if progress:
+            progress(done, stats.total)
     return stats

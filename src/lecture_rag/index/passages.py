@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lecture_rag.batch import LOCAL, Engine
+from lecture_rag.config import EmbedderSettings
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
@@ -95,10 +97,14 @@ class PassageIndex:
         fingerprint: str,
         batch_size: int,
         progress: Progress | None = None,
+        engine: Engine = LOCAL,
+        settings: EmbedderSettings | None = None,
     ) -> PassageIndex:
-        """Cut, embed (through the embedding cache) and index the passages of the ``live`` windows."""
+        """Cut, embed (through the embedding cache, batches run by ``engine``) and index the live windows' passages."""
         pairs = list(passage_texts(store, live, seconds))
-        ids, vectors = embed_texts(store, _chunks(pairs), embedder, batch_size=batch_size, progress=progress)
+        ids, vectors = embed_texts(
+            store, _chunks(pairs), embedder, batch_size=batch_size, progress=progress, engine=engine, settings=settings
+        )
         vindex = VectorIndex.build(ids, vectors, embedder_name=embedder.name, hnsw_threshold=1 << 62)
         bm25 = BM25Index.build_from_pairs(pairs, fingerprint=fingerprint)
         bm25.manifest["passage_seconds"] = float(seconds)

@@ -3,6 +3,11 @@
 Each video is written in its own transaction, so a bad file or a killed
 process never damages what is already stored, and a rerun redoes only the
 files whose content (or segmentation settings) changed.
+
+With an engine other than the local one (``--engine ray``), the media files
+to transcribe go to the engine's workers all at once, and this process
+writes every file, in the same order as a local run (so corpus ids come out
+the same), as soon as its transcript is back.
 """
 
 from __future__ import annotations
@@ -15,11 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.batch import LOCAL, Engine, LocalEngine, Stage
 from lecture_rag.config import SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
 from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
-from lecture_rag.ingest.transcribe import MEDIA_SUFFIXES, model_label, transcribe, whisper_language
+from lecture_rag.ingest.transcribe import (
+    MEDIA_SUFFIXES,
+    MediaItem,
+    model_label,
+    transcribe,
+    transcribe_file,
+    transcription_stage,
+    whisper_language,
+)
 from lecture_rag.records import Cue, Video
 from lecture_rag.store import EmptyVideoError, StorageError, Store
 
@@ -251,6 +265,50 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
     )
 
 
+@dataclass(slots=True)
+class FilePlan:
+    """What ingesting one file takes, worked out before its transcript is read or transcribed."""
+
+    path: Path
+    meta: VideoMeta
+    video_id: str
+    language: str
+    digest: str
+    unchanged: FileResult | None  # the no-op's result when this content is already stored
+
+    @property
+    def media(self) -> bool:
+        return _is_media(self.path)
+
+
+def plan_file(store: Store, path: Path, meta: VideoMeta, options: IngestOptions) -> FilePlan:
+    """The file's video id, language and content hash, and whether it is already stored as it is."""
+    video_id = safe_video_id(meta.video_id) or derive_video_id(path)
+    language = meta.language or options.transcription.language
+    if _is_media(path):
+        language = whisper_language(language)  # the language Whisper is told is the one stored
+    digest = content_hash(path, options, language)
+    return FilePlan(path, meta, video_id, language, digest, unchanged_result(store, path, video_id, digest))
+
+
+def write_file(store: Store, plan: FilePlan, cues: Iterable[Cue], options: IngestOptions) -> FileResult:
+    """Store the file's cues as its video, in one transaction."""
+    path, meta = plan.path, plan.meta
+    video = Video(
+        video_id=plan.video_id,
+        title=meta.title or path.stem,
+        course=meta.course or "",
+        url=meta.url or "",
+        language=plan.language,
+        source_path=str(path.resolve()),
+        source_hash=plan.digest,
+        transcript_source=whisper_source(options) if plan.media else f"file:{detect_format(path)}",
+    )
+    result = store_cues(store, video, cues, options, path.name)
+    result.path = path
+    return result
+
+
 def ingest_file(
     store: Store,
     path: Path,
@@ -259,28 +317,10 @@ def ingest_file(
     progress: ProgressFn | None = None,
 ) -> FileResult:
     """Ingest one file; a no-op when the same content was ingested with the same settings."""
-    video_id = safe_video_id(meta.video_id) or derive_video_id(path)
-    language = meta.language or options.transcription.language
-    if _is_media(path):
-        language = whisper_language(language)  # the language Whisper is told is the one stored
-    digest = content_hash(path, options, language)
-    unchanged = unchanged_result(store, path, video_id, digest)
-    if unchanged:
-        return unchanged
-    cues = _cues_of(path, options, progress, language)
-    video = Video(
-        video_id=video_id,
-        title=meta.title or path.stem,
-        course=meta.course or "",
-        url=meta.url or "",
-        language=language,
-        source_path=str(path.resolve()),
-        source_hash=digest,
-        transcript_source=whisper_source(options) if _is_media(path) else f"file:{detect_format(path)}",
-    )
-    result = store_cues(store, video, cues, options, path.name)
-    result.path = path
-    return result
+    plan = plan_file(store, path, meta, options)
+    if plan.unchanged:
+        return plan.unchanged
+    return write_file(store, plan, _cues_of(path, options, progress, plan.language), options)
 
 
 def unchanged_result(store: Store, source: Path | str, video_id: str, digest: str) -> FileResult | None:
@@ -299,6 +339,7 @@ def ingest_paths(
     *,
     on_file: Callable[[Path], None] | None = None,
     progress: ProgressFn | None = None,
+    engine: Engine = LOCAL,
 ) -> IngestReport:
     """Ingest files and directories; one bad file never stops the others.
 
@@ -306,38 +347,135 @@ def ingest_paths(
     failure: a bad transcript or bad metadata (its message), and also an
     error nobody foresaw (a defect met on one file must not hide the rest of
     the batch, its report, or the indexing of the good files).
+
+    The local engine streams each transcription into the store as it is
+    heard (``progress`` in seconds of audio); another engine transcribes the
+    media files in its workers (``progress`` in files) and this process
+    stores each file as its turn comes (:func:`_ingest_on`).
     """
     files, problems = discover(paths)
     report = IngestReport(failed=list(problems))
-    single = len(files) == 1 and not problems
-    manifests: dict[Path, dict[str, VideoMeta]] = {}
+    metas = _Metas(options, single=len(files) == 1 and not problems)
+    if not isinstance(engine, LocalEngine):
+        return _ingest_on(engine, store, files, metas, options, report, on_file, progress)
     for path in files:
         if on_file:
             on_file(path)
         try:
-            if path.parent not in manifests:
-                manifests[path.parent] = _manifest(path.parent)
-            meta = file_meta(path, manifests[path.parent])
-            if single:
-                meta = options.meta.merged(meta)
-            else:
-                meta = VideoMeta(course=options.meta.course, language=options.meta.language).merged(meta)
-            report.done.append(ingest_file(store, path, meta, options, progress))
+            report.done.append(ingest_file(store, path, metas.of(path), options, progress))
         except StorageError:
             raise  # a full disk or a read-only store fails every file alike: stop the batch, say why
-        except LectureRagError as exc:
-            report.failed.append((path, str(exc)))
-        except (OSError, UnicodeError, ValueError) as exc:
-            report.failed.append((path, f"não foi possível ler o arquivo: {_short(exc)}"))
-        except Exception as exc:  # anything else is a defect: report it and go on
-            report.failed.append(
-                (
-                    path,
-                    f"erro inesperado ({type(exc).__name__}: {_short(exc)}); o arquivo não foi ingerido e os "
-                    "demais seguem. Confira o arquivo; se ele estiver certo, relate o problema junto com ele",
-                )
-            )
+        except Exception as exc:
+            report.failed.append((path, _reason(exc)))
     return report
+
+
+class _Metas:
+    """Each file's metadata: its sidecar and folder manifest (read once per folder), with the flags applied."""
+
+    def __init__(self, options: IngestOptions, *, single: bool) -> None:
+        self._options = options
+        self._single = single
+        self._manifests: dict[Path, dict[str, VideoMeta]] = {}
+
+    def of(self, path: Path) -> VideoMeta:
+        if path.parent not in self._manifests:
+            self._manifests[path.parent] = _manifest(path.parent)
+        meta = file_meta(path, self._manifests[path.parent])
+        if self._single:
+            return self._options.meta.merged(meta)
+        return VideoMeta(course=self._options.meta.course, language=self._options.meta.language).merged(meta)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file failed, for the report: its message, or what went wrong reading it, or a defect."""
+    if isinstance(exc, LectureRagError):
+        return str(exc)
+    if isinstance(exc, OSError | UnicodeError | ValueError):
+        return f"não foi possível ler o arquivo: {_short(exc)}"
+    return (  # anything else is a defect: report it and go on
+        f"erro inesperado ({type(exc).__name__}: {_short(exc)}); o arquivo não foi ingerido e os "
+        "demais seguem. Confira o arquivo; se ele estiver certo, relate o problema junto com ele"
+    )
+
+
+def _ingest_on(
+    engine: Engine,
+    store: Store,
+    files: list[Path],
+    metas: _Metas,
+    options: IngestOptions,
+    report: IngestReport,
+    on_file: Callable[[Path], None] | None,
+    progress: ProgressFn | None,
+) -> IngestReport:
+    """Plan every file, transcribe the media ones on ``engine``, then store each file in order.
+
+    Files are stored in the order a local run stores them (transcripts come
+    back in that order), so the same files get the same corpus ids; each is
+    its own transaction, so a killed job keeps every file stored before it.
+    """
+    plans = [_plan_or_error(store, path, metas, options) for path in files]
+    media = [p for p in plans if isinstance(p, FilePlan) and p.unchanged is None and p.media]
+    stage = _transcripts_or_errors(options.transcription)
+    transcripts = engine.map(stage, [(str(p.path), p.language) for p in media], ordered=True)
+    if progress is not None and media:
+        progress(0, len(media))
+    heard = 0
+    for plan in plans:
+        path = plan.path if isinstance(plan, FilePlan) else plan[0]
+        if on_file:
+            on_file(path)
+        cues: _Heard | None = None
+        if isinstance(plan, FilePlan) and plan.unchanged is None and plan.media:
+            _, cues = next(transcripts)  # an engine failure (a worker lost) stops the batch: not this file's fault
+            heard += 1
+            if progress is not None:
+                progress(heard, len(media))
+        try:
+            report.done.append(_store_planned(store, plan, cues, options))
+        except StorageError:
+            raise
+        except Exception as exc:
+            report.failed.append((path, _reason(exc)))
+    return report
+
+
+_Planned = FilePlan | tuple[Path, Exception]  # a file's plan, or why it could not be planned
+_Heard = list[Cue] | Exception  # a media file's transcript, or why it failed
+
+
+def _plan_or_error(store: Store, path: Path, metas: _Metas, options: IngestOptions) -> _Planned:
+    try:
+        return plan_file(store, path, metas.of(path), options)
+    except StorageError:
+        raise
+    except Exception as exc:  # reported in its turn, like a local run does
+        return path, exc
+
+
+def _store_planned(store: Store, plan: _Planned, cues: _Heard | None, options: IngestOptions) -> FileResult:
+    """One planned file into the store: its transcript from the worker, or its captions read here."""
+    if isinstance(plan, tuple):
+        raise plan[1]
+    if plan.unchanged:
+        return plan.unchanged
+    if isinstance(cues, Exception):
+        raise cues
+    return write_file(store, plan, read_cues(plan.path, column=options.column) if cues is None else cues, options)
+
+
+def _transcripts_or_errors(settings: TranscriptionSettings) -> Stage[TranscriptionSettings, MediaItem, Any]:
+    """The transcription stage, with a file's failure sent back as a value: it fails that file, not the batch."""
+    stage = transcription_stage(settings)
+    return Stage(stage.name, stage.setup, _transcript_or_error)
+
+
+def _transcript_or_error(settings: TranscriptionSettings, item: MediaItem) -> _Heard:
+    try:
+        return transcribe_file(settings, item)
+    except Exception as exc:
+        return exc
 
 
 def _manifest(directory: Path) -> dict[str, VideoMeta]:

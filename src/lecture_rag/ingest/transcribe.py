@@ -19,6 +19,11 @@ because long audio otherwise falls into repetition loops; word timestamps on,
 so cues start and end at words and a cited second is where the word is.
 faster-whisper is an optional extra, imported lazily: importing this module
 (for :data:`MEDIA_SUFFIXES`, say) never requires it.
+
+With ``--engine ray`` (:mod:`lecture_rag.batch`), :func:`transcription_stage`
+runs :func:`transcribe` on whole files inside Ray actors: each actor loads
+the model once (the per-process cache below) with its share of the cores as
+threads, and sends the file's cues back to the process that stores them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lecture_rag.batch import Stage
 from lecture_rag.config import TranscriptionSettings
 from lecture_rag.errors import IngestError
 from lecture_rag.ingest.whisper_base import BASE, bundled_base
@@ -322,3 +328,30 @@ def transcribe(
     if progress is not None:
         progress(0.0, total)
     return _cues(segments, total, progress)
+
+
+#: A media file to transcribe in a worker: its path (readable there) and the Whisper language code.
+MediaItem = tuple[str, str]
+
+
+def transcription_stage(settings: TranscriptionSettings) -> Stage[TranscriptionSettings, MediaItem, list[Cue]]:
+    """Whole files to cues in a worker: the model loads on the worker's first file, once per process."""
+    setup = functools.partial(worker_settings, settings)
+    return Stage(f"whisper:{model_label(settings.model)}", setup, transcribe_file)
+
+
+def worker_settings(settings: TranscriptionSettings, cpus: int) -> TranscriptionSettings:
+    """The settings of a worker with ``cpus`` cores: that many threads, unless the settings fix a number.
+
+    Loading is left to the first file, so a model that cannot load fails each
+    file with its reason, as it does in a local run.
+    """
+    if cpus > 0 and settings.threads == 0:
+        return settings.model_copy(update={"threads": cpus})
+    return settings
+
+
+def transcribe_file(settings: TranscriptionSettings, item: MediaItem) -> list[Cue]:
+    """The stage function: every cue of one file (the driver stores them in one transaction)."""
+    path, language = item
+    return list(transcribe(Path(path), settings, language=language))
