@@ -1,15 +1,19 @@
-.PHONY: install test test-fast test-slow lint imports bench
+.PHONY: install test test-slow test-all lint imports bench
 
 install:
 	./scripts/setup
 
-# The full suite (model tests included), as CI runs it.
+# The default suite: every test but the slow ones (~15 min on 2 cores). CI runs it, then test-slow.
 test:
-	.venv/bin/python -m pytest -q
-
-# Quick loop while coding: skips tests that load models or compile.
-test-fast:
 	.venv/bin/python -m pytest -q -m "not slow"
+
+# The slow tests: big models, Ray clusters, several web replicas at once (CI runs them too).
+test-slow:
+	.venv/bin/python -m pytest -q -m slow
+
+# Everything in one pytest run.
+test-all:
+	.venv/bin/python -m pytest -q
 
 # Style, format, types, and the layers of the data flow (contract in pyproject.toml).
 lint:
