@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.paths import QUESTIONS, shared
+from tests.support.servers import ServeProcess, start_serve
 
 RUN = "aula-web"
 TOKEN = "token-de-teste-4f7c1a"
@@ -61,31 +58,8 @@ INDUSTRY_CUES = [
 ]
 # (qid, question); the first is about the SRT with the payloads, the others come from the NURC set.
 RUN_QUESTIONS = [("web-foto", Q_PHOTO), ("nurc-048", None), ("nurc-049", None), ("nurc-050", None), ("nurc-051", None)]
-SERVE = (
-    "import sys; from pathlib import Path; from lecture_rag.config import load_settings; "
-    "from lecture_rag.web.app import serve; "
-    "serve(load_settings(Path(sys.argv[1])), '127.0.0.1', int(sys.argv[2]), sys.argv[3])"
-)
-
-
-@dataclass
-class WebServer:
-    """A running ``serve`` subprocess over the session's store."""
-
-    base_url: str
-    token: str
-    store: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+#: The session's shared server (the ``lecture-rag serve`` command; see :func:`tests.support.servers.start_serve`).
+WebServer = ServeProcess
 
 
 _SHARED: dict[str, WebServer] = {}
@@ -163,35 +137,9 @@ def verdicts(store: Path) -> dict[str, Verdict]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(store: Path, log: Path, env: dict[str, str] | None = None) -> WebServer:
     """A ``serve`` process over ``store`` on a free port; ``env`` adds settings (``LECTURE_RAG_WEB__…``)."""
-    extra = env or {}
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
-    env["LECTURE_RAG_HOME"] = str(store)
-    env.update(extra)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(store), str(port), TOKEN], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    server = WebServer(f"http://127.0.0.1:{port}", TOKEN, store, proc, log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"o servidor saiu: {log.read_text(errors='replace')}"
-        try:
-            if httpx.get(server.base_url + "/api/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise AssertionError(f"o servidor não respondeu em 120 s: {log.read_text(errors='replace')}")
+    return start_serve(store, log, TOKEN, env=env, startup_s=120)
 
 
 def web_server(tmp_path_factory: pytest.TempPathFactory) -> WebServer:

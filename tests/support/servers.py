@@ -274,9 +274,10 @@ def _plain_completion(model: str, reply: Reply) -> dict[str, Any]:
 
 @dataclass
 class ServeProcess:
-    """A running ``lecture-rag serve`` (the command a user runs), its address and its log."""
+    """A running ``lecture-rag serve`` (the command a user runs): its address, token, store and log."""
 
     base_url: str
+    token: str
     store: Path
     process: subprocess.Popen[bytes]
     log: Path
@@ -315,7 +316,7 @@ def start_serve(
             stderr=subprocess.STDOUT,
             env=child_env,
         )
-    server = ServeProcess(f"http://127.0.0.1:{port}", store, proc, log)
+    server = ServeProcess(f"http://127.0.0.1:{port}", token, store, proc, log)
     deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
