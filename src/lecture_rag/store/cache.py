@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lecture_rag.store.database import Database
-from lecture_rag.store.failures import open_error, read_only_error, write_protected
+from lecture_rag.store.failures import open_error, read_only_error
 from lecture_rag.store.schema import ddl
 from lecture_rag.store.sqlite import SqliteDatabase
 
@@ -75,12 +75,9 @@ class EmbeddingCache:
     def open_file(cls, path: Path) -> EmbeddingCache:
         """The cache in one SQLite file (the store directory's, :func:`cache_path`)."""
         path = Path(path)
-        exists = path.exists()
-        protected = write_protected(path, path.parent)
-        if protected and not exists:
+        db = SqliteDatabase.at(path, WHAT)
+        if db.read_only and not path.exists():
             raise read_only_error(WHAT, path, "não é possível criá-lo")
-        wal = path.with_name(path.name + "-wal")
-        db = SqliteDatabase(path, WHAT, read_only=protected, immutable=protected and not wal.exists())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return cls(db)

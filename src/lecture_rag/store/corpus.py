@@ -42,7 +42,7 @@ from lecture_rag.errors import StoreError
 from lecture_rag.records import Marks, Segment, Video
 from lecture_rag.store.cache import EmbeddingCache, cache_path
 from lecture_rag.store.database import Connection, Database, Row
-from lecture_rag.store.failures import open_error, os_errors, read_only_error, write_protected
+from lecture_rag.store.failures import open_error, os_errors, read_only_error
 from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 from lecture_rag.store.sqlite import SqliteDatabase, file_lock
 
@@ -124,14 +124,11 @@ class Store:
             raise StoreError(
                 f"Nenhum acervo em {self.home}: rode 'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
             )
-        protected = write_protected(self.db_path, self.home)
-        self.read_only = read_only or protected
+        self.db = SqliteDatabase.at(self.db_path, WHAT, read_only=read_only)
+        self.db.where = str(self.home)
+        self.read_only = self.db.read_only
         if self.read_only and not exists:
             raise read_only_error(WHAT, self.home, "não é possível criar o acervo")
-        # Nothing can write a protected store: with no WAL file left, SQLite need not even create its -shm.
-        immutable = protected and not self.db_path.with_name(DB_NAME + "-wal").exists()
-        self.db = SqliteDatabase(self.db_path, WHAT, read_only=self.read_only, immutable=immutable)
-        self.db.where = str(self.home)
         try:
             with os_errors(WHAT, self.home):
                 self.home.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
 from lecture_rag.store.database import Dialect, Params
-from lecture_rag.store.failures import os_errors, rollback, sqlite_errors
+from lecture_rag.store.failures import os_errors, rollback, sqlite_errors, write_protected
 
 LOCKS_DIRNAME = "locks"
 
@@ -45,6 +45,19 @@ class SqliteDatabase:
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._open_lock = threading.Lock()
+
+    @classmethod
+    def at(cls, path: Path, what: str, *, read_only: bool = False) -> SqliteDatabase:
+        """The database file ``path``, read-only when asked or when it (or its folder) is write-protected.
+
+        Nothing can write a protected file: with no WAL file left beside it,
+        it is also opened immutable, so SQLite need not even create its ``-shm``.
+        No connection is opened yet (the first use opens this thread's).
+        """
+        path = Path(path)
+        protected = write_protected(path, path.parent)
+        immutable = protected and not path.with_name(path.name + "-wal").exists()
+        return cls(path, what, read_only=read_only or protected, immutable=immutable)
 
     @property
     def conn(self) -> sqlite3.Connection:
