@@ -237,8 +237,7 @@ class Retriever:
         ):
             if served is None and self.follow_pointer and self.store.shared and published(self.store.home) is None:
                 build_indexes(self.store, self.embedder, self.settings)
-            indexes, stamp = self.load_published()
-            served = Served(indexes, stamp, self.check_stale(indexes))
+            served = self.load_served()
             self._served = served
         return served.indexes
 
@@ -265,6 +264,11 @@ class Retriever:
             )
         indexes = load_indexes(self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold)
         return indexes, stamp
+
+    def load_served(self) -> Served:
+        """The published build, loaded and checked against the store, ready to :meth:`swap` in."""
+        indexes, stamp = self.load_published()
+        return Served(indexes, stamp, self.check_stale(indexes))
 
     def swap(self, served: Served) -> None:
         """Search ``served`` from now on: one reference assignment, so a search under way ends on the old build."""

@@ -96,12 +96,11 @@ class IndexWatcher:
         version = self.store.corpus_version()  # read before loading: a change meanwhile reads as one later
         try:
             if self.retriever.served is None and published(self.store.home) is not None:
-                indexes, stamp = self.retriever.load_published()
-                served = Served(indexes, stamp, self.retriever.check_stale(indexes))
+                served = self.retriever.load_served()
                 self.retriever.swap(served)
                 if not served.stale:
                     self._known = version
-                self._loaded(indexes.build, version if not served.stale else -1, took=0.0, replaced=False)
+                self._loaded(served.indexes.build, version if not served.stale else -1, took=0.0, replaced=False)
         except LectureRagError as exc:
             self._failed(exc)
         if self.retriever.served is None:

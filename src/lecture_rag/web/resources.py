@@ -104,9 +104,9 @@ class Resources:
         executor = ThreadPoolExecutor(max_workers=web.answer_workers, thread_name_prefix="answer")
         slots = AnswerSlots(web.answer_workers + web.ask_queue)
         resources = cls(
-            settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access
-        )
-        resources.sessions = Sessions.for_token(token)
+            settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access,
+            sessions=Sessions.for_token(token),
+        )  # fmt: skip
         if base.served is not None:  # else the watcher's status says why there is nothing to search
             resources.warm_up_problem = retriever.warm_up()
         warm_up_language()  # the first questions arrive together; nothing left to initialise then
