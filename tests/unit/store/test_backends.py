@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import psycopg
@@ -16,11 +18,37 @@ from lecture_rag.store.postgres import PostgresDatabase
 from lecture_rag.store.schema import SCHEMA_VERSION, OutdatedSchemaError
 from tests.support.stores import MakeStore
 
+T = TypeVar("T")
+
 
 def _drafts(n: int, word: str = "fala") -> list[SegmentDraft]:
     return [
         SegmentDraft(i * 120.0 + 0.25, i * 120.0 + 119.5, f"{word} {i}", ((i * 120.0 + 0.25, 0),)) for i in range(n)
     ]
+
+
+def _at_once(make_store: MakeStore, work: Callable[[Store, T], None], args: list[T]) -> list[BaseException]:
+    """``work(store, arg)`` for each arg in a thread of its own with its own store, all released at once.
+
+    Returns what the threads raised (the tests expect nothing).
+    """
+    barrier = threading.Barrier(len(args))
+    errors: list[BaseException] = []
+
+    def run(arg: T) -> None:
+        with make_store(create=False) as st:
+            barrier.wait(10)
+            try:
+                work(st, arg)
+            except BaseException as exc:  # collected for the test to assert on
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
 
 
 def _answer(text: str) -> Answer:
@@ -52,24 +80,12 @@ def test_the_corpus_version_rises_with_every_change(make_store: MakeStore) -> No
 def test_concurrent_ingests_of_one_lecture_never_interleave(make_store: MakeStore) -> None:
     """Corpus writes are exclusive on both databases: the last version wins whole, nothing collides."""
     make_store().close()
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
 
-    def ingest(word: str) -> None:
-        with make_store(create=False) as st:
-            barrier.wait(10)
-            try:
-                for _ in range(3):
-                    st.replace_video(Video("v1"), _drafts(5, word))
-            except BaseException as exc:  # the test collects what each writer raised
-                errors.append(exc)
+    def ingest(st: Store, word: str) -> None:
+        for _ in range(3):
+            st.replace_video(Video("v1"), _drafts(5, word))
 
-    threads = [threading.Thread(target=ingest, args=(w,)) for w in ("a", "b", "c", "d")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert _at_once(make_store, ingest, ["a", "b", "c", "d"]) == []
     with make_store(create=False) as st:
         texts = [s.text for s in st.segments("v1")]
         assert len(texts) == 5 and len({t.split()[0] for t in texts}) == 1
@@ -102,26 +118,15 @@ def test_many_annotators_at_once_lose_no_write(make_store: MakeStore) -> None:
         runs.start("r", {"k": 5})
         for i in range(10):
             runs.save_item("r", f"q{i}", i, "?", QuestionMeta(), _answer("resposta"))
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
 
-    def label(annotator: str, final: str) -> None:
-        with make_store(create=False) as st:
-            runs = RunStore(st)
-            barrier.wait(10)
-            try:
-                for rnd in range(3):
-                    for i in range(10):
-                        runs.annotate("r", f"q{i}", annotator, final if rnd == 2 else "N", f"rodada {rnd}")
-            except BaseException as exc:  # collected and asserted below
-                errors.append(exc)
+    def label(st: Store, who: tuple[str, str]) -> None:
+        annotator, final = who
+        runs = RunStore(st)
+        for rnd in range(3):
+            for i in range(10):
+                runs.annotate("r", f"q{i}", annotator, final if rnd == 2 else "N", f"rodada {rnd}")
 
-    threads = [threading.Thread(target=label, args=(name, lab)) for name, lab in [("ana", "C"), ("bia", "I")] * 2]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert _at_once(make_store, label, [("ana", "C"), ("bia", "I")] * 2) == []
     with make_store(create=False) as st:
         items = RunStore(st).items("r")
     assert len(items) == 10
