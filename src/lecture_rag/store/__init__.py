@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from lecture_rag.config import Settings
 from lecture_rag.store.cache import CACHE_NAME, EmbeddingCache, cache_path, text_hash
-from lecture_rag.store.corpus import DB_NAME, EmptyVideoError, SegmentDraft, Store
+from lecture_rag.store.corpus import DB_NAME, WHAT, EmptyVideoError, SegmentDraft, Store
 from lecture_rag.store.database import Database, is_database_url
-from lecture_rag.store.failures import StorageError
+from lecture_rag.store.failures import StorageError, read_only_error
 from lecture_rag.store.runs import RunStore, RunSummary
 from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 from lecture_rag.store.sqlite import SqliteDatabase
@@ -55,12 +55,14 @@ def upgrade_store(settings: Settings) -> tuple[int, int]:
         file = settings.home / DB_NAME
         before = 0
         if file.exists():
-            probe = SqliteDatabase(file, "o acervo", read_only=True)
+            probe = SqliteDatabase.at(file, WHAT, read_only=True)
             try:
                 before = schema_version(probe)
             finally:
                 probe.close()
-        Store(settings.home).close()
+        with Store(settings.home) as store:  # opening upgrades it, unless it is write-protected
+            if store.read_only and before < SCHEMA_VERSION:
+                raise read_only_error(WHAT, store.home, f"ele está no esquema {before} e atualizar grava no banco")
         return before, SCHEMA_VERSION
     try:
         before = migrate(database, upgrade=True)

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lecture_rag.config import load_settings
 from lecture_rag.errors import StoreError
 from lecture_rag.records import Video
-from lecture_rag.store import DB_NAME, EmbeddingCache, SegmentDraft, Store, text_hash
+from lecture_rag.store import DB_NAME, EmbeddingCache, SegmentDraft, StorageError, Store, text_hash, upgrade_store
 from lecture_rag.store.failures import os_failure
 from tests.support.limits import run_with_file_limit
 from tests.support.stores import previous_release_store
@@ -217,6 +218,16 @@ def test_a_read_only_store_of_the_previous_schema_is_read_as_it_is(tmp_path: Pat
         [seg] = st.segments("v1")
         assert st.get_segments([seg.corpus_id], superseded=True)[seg.corpus_id].text == "olá"
         assert st.corpus_ids(["v1"], superseded=True) == [seg.corpus_id] and st.superseded_ids() == []
+    with sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_db_upgrade_of_a_write_protected_old_store_says_it_cannot(tmp_path: Path, write_protected: list[Path]) -> None:
+    """It used to report the upgrade as done while the read-only store stayed at its old schema."""
+    db = previous_release_store(tmp_path, version=2)
+    _protect(write_protected, db, tmp_path)
+    with pytest.raises(StorageError, match="somente leitura"):
+        upgrade_store(load_settings(tmp_path))
     with sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
 
