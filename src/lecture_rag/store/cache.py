@@ -65,7 +65,9 @@ class EmbeddingCache:
     def __init__(self, db: Database, *, owned: bool = True) -> None:
         self.db = db
         self._owned = owned
-        if not db.read_only:
+        # Created once; on a server, under the exclusive lock (two processes creating them at once would
+        # collide), which is why existing tables are not created again on every open.
+        if not db.read_only and not (db.has_table("embedders") and db.has_table("vectors")):
             with db.transaction(exclusive=db.dialect != "sqlite") as conn:
                 for statement in _SCHEMA:
                     conn.execute(ddl(statement, db.dialect))
