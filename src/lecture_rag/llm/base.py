@@ -353,6 +353,7 @@ class Metered:
         return self.inner.stream(request)
 
     def close(self) -> None:
+        """Closes the backend: a meter owns nothing of its own (judges never close theirs)."""
         self.inner.close()
 
     @property

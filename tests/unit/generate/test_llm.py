@@ -6,6 +6,7 @@ The bundled SmolLM2-135M writes poor text, so tests assert mechanics
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -25,10 +26,12 @@ from lecture_rag.llm import (
     Completion,
     LlamaCppLLM,
     LLMError,
+    Metered,
     OpenAICompatibleLLM,
     Request,
     bundled_gguf,
     bundled_gguf_or_error,
+    chat,
     estimate_tokens,
     make_llm,
 )
@@ -290,6 +293,35 @@ def test_base_url_normalisation() -> None:
     assert normalise_base_url("https://api.example.com/openai/v1", names) == "https://api.example.com/openai/v1"
     with pytest.raises(LLMError, match="URL do LLM inválida"):
         normalise_base_url("localhost:8080", names)
+
+
+def test_request_is_one_checked_immutable_value() -> None:
+    request = Request(MESSAGES, max_tokens=8, stop=["\n"])
+    assert request.messages == tuple(MESSAGES) and request.stop == ("\n",)
+    assert (request.temperature, request.seed, request.grammar, request.schema) == (0.0, None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.max_tokens = 9  # type: ignore[misc]
+    with pytest.raises(ValueError, match="messages"):
+        Request([], max_tokens=8)
+    with pytest.raises(ValueError, match="max_tokens"):
+        Request(MESSAGES, max_tokens=0)
+    assert chat("s", "u") == [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def test_metered_passes_the_request_through_and_closes_its_backend() -> None:
+    with ScriptedServer([Reply(usage={"prompt_tokens": 21, "completion_tokens": 4})]) as server:
+        inner = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
+        meter = Metered(inner)
+        assert isinstance(meter, LLM)
+        done = meter.complete(Request(MESSAGES, max_tokens=8, stop=["\n\n"], seed=11, temperature=0.5))
+        meter.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            inner.complete(Request(MESSAGES, max_tokens=8))
+    body = server.hits[0].body
+    assert (body["stop"], body["seed"], body["max_tokens"], body["temperature"]) == (["\n\n"], 11, 8, 0.5)
+    assert (meter.calls, meter.prompt_tokens, meter.completion_tokens) == (1, 21, 4)
+    assert done.completion_tokens == 4
+    assert len(server.hits) == 1
 
 
 def test_estimate_overestimates_real_tokenizer_counts() -> None:
