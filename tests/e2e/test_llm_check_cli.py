@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lecture_rag.generate.llm import USUAL_PORTS, detect_runners
+from lecture_rag.llm import USUAL_PORTS, detect_runners
 from tests.support.cli import run_cli
 from tests.support.servers import llama_server, port_is_free
 

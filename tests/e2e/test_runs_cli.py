@@ -241,7 +241,7 @@ def test_annotation_import_terminal_agreement_and_reports(nurc_indexed: Path, tm
 @pytest.mark.slow
 def test_run_with_bundled_model_as_answerer_and_judge(nurc_indexed: Path, tmp_path: Path) -> None:
     """The tiny bundled model answers and drives every judge: structure is checked, not eloquence."""
-    from lecture_rag.generate.llm import bundled_gguf
+    from lecture_rag.llm import bundled_gguf
 
     model = bundled_gguf()
     assert model is not None

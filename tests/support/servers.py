@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from lecture_rag.generate.llm import bundled_gguf
+from lecture_rag.llm import bundled_gguf
 
 
 def free_port() -> int:

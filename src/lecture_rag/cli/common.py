@@ -35,10 +35,10 @@ from lecture_rag.config import Reranking, RetrievalMode, Settings, load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
-from lecture_rag.generate.llm import LLM, make_llm
-from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.index.build import build_indexes, prune_embedding_cache
+from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, open_store
 from lecture_rag.wire import to_data
 

@@ -73,11 +73,10 @@ from lecture_rag.evaluate.retrieval import details as question_details
 from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
 from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
 from lecture_rag.generate.answer import AnswerEngine
-from lecture_rag.generate.rerank import make_reranker
 from lecture_rag.records import Hit, JudgeKind, Question
 from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SharedRetriever
-from lecture_rag.retrieve.rerank import Reranker
+from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their

@@ -7,8 +7,8 @@ from rich.markup import escape
 
 from lecture_rag.cli.common import JsonOpt, LLMOpt, StoreOpt, console, print_json, settings_for, user_errors
 from lecture_rag.errors import LLMError
-from lecture_rag.generate.llm import LLM, make_llm
-from lecture_rag.generate.llm.check import LLMCheck, check_llm
+from lecture_rag.llm import LLM, make_llm
+from lecture_rag.llm.check import LLMCheck, check_llm
 
 
 @user_errors
@@ -25,9 +25,8 @@ def llm_check(store: StoreOpt = None, llm: LLMOpt = None, as_json: JsonOpt = Fal
     try:
         result = check_llm(cfg, model, error=error)
     finally:
-        closer = getattr(model, "close", None)
-        if callable(closer):
-            closer()
+        if model is not None:
+            model.close()
     if as_json:
         print_json(result)
     else:

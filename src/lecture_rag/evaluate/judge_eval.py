@@ -24,7 +24,7 @@ from lecture_rag.evaluate.judgesets import Dataset, LabelledAnswer
 from lecture_rag.evaluate.labels import LabelScheme
 from lecture_rag.evaluate.run import file_sha, workers_for
 from lecture_rag.evaluate.summary import REFERENCE_SEPARATOR, REPEAT
-from lecture_rag.generate.llm import LLM
+from lecture_rag.llm import LLM
 from lecture_rag.records import JudgeKind, Judgment, QuestionMeta
 from lecture_rag.store import RunStore
 

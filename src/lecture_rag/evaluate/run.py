@@ -35,10 +35,10 @@ from lecture_rag.evaluate.judges import (
 )
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
-from lecture_rag.generate.llm import LLM, make_llm
-from lecture_rag.generate.rerank import make_reranker
+from lecture_rag.llm import LLM, make_llm
 from lecture_rag.records import Answer, JudgeKind, Judgment, Question, QuestionMeta
 from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, open_store
 
 IMPORT_ANNOTATOR = "arquivo-de-perguntas"

@@ -21,8 +21,8 @@ from lecture_rag.generate import extractive
 from lecture_rag.generate.citations import is_abstention, parse_citations, references, references_at, split_valid
 from lecture_rag.generate.context import Packed, pack, pack_around_best
 from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
-from lecture_rag.generate.llm import LLM, ChatMessage
 from lecture_rag.links import hhmmss
+from lecture_rag.llm import LLM, ChatMessage, Request, chat
 from lecture_rag.records import Answer, Hit, Timing
 from lecture_rag.retrieve import Searcher
 from lecture_rag.templating import source_hashes, text_templates
@@ -61,7 +61,7 @@ def build_messages(question: str, context: Sequence[Hit], language: str) -> list
         for h in context
     ]
     user = env.get_template("user.j2").render(language=language, segments=items, question=question)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return chat(system, user)
 
 
 @dataclass(slots=True)
@@ -144,10 +144,12 @@ class AnswerEngine:
         started = time.perf_counter()
         try:
             stream = llm.stream(
-                messages,
-                max_tokens=max_tokens,
-                temperature=self.llm_settings.temperature,
-                seed=self.llm_settings.seed,
+                Request(
+                    messages,
+                    max_tokens=max_tokens,
+                    temperature=self.llm_settings.temperature,
+                    seed=self.llm_settings.seed,
+                )
             )
             with stream:
                 parts = []

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
 from lecture_rag.evaluate.summary import auto_label, run_summary
-from lecture_rag.generate.llm.check import check_llm
+from lecture_rag.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
 from lecture_rag.store import RunSummary
 from lecture_rag.web.models import (

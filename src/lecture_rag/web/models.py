@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lecture_rag.config import RetrievalMode
-from lecture_rag.generate.llm.check import LLMCheck
+from lecture_rag.llm.check import LLMCheck
 from lecture_rag.records import Annotation, Answer, Hit, Judgment
 from lecture_rag.retrieve import IndexStatus
 

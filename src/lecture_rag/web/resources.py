@@ -24,9 +24,9 @@ from lecture_rag.config import Settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.language import warm_up as warm_up_language
-from lecture_rag.generate.llm import LLM, make_llm
-from lecture_rag.generate.rerank import make_reranker
+from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
+from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, Store, open_store
 from lecture_rag.web.security import Access, Sessions
 
@@ -131,7 +131,6 @@ class Resources:
     def close(self) -> None:
         self.watcher.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        closer = getattr(self.engine.llm, "close", None)
-        if callable(closer):
-            closer()
+        if self.engine.llm is not None:
+            self.engine.llm.close()
         self.store.close()

@@ -8,7 +8,7 @@ import pytest
 
 from lecture_rag.config import RetrievalMode, SegmentationSettings, config_file, load_settings
 from lecture_rag.errors import ConfigError
-from lecture_rag.generate.llm import make_llm
+from lecture_rag.llm import Request, make_llm
 from tests.support.servers import Reply, ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "Olá?"}]
@@ -73,7 +73,7 @@ def test_the_secret_still_reaches_the_server(tmp_path: Path, monkeypatch: pytest
         monkeypatch.setenv("LECTURE_RAG_LLM_MODEL", "m")
         llm = make_llm(load_settings(tmp_path / "aulas").llm)
         assert llm is not None
-        assert llm.complete(MESSAGES, max_tokens=8).text == "Olá, mundo!"  # type: ignore[arg-type]
+        assert llm.complete(Request(MESSAGES, max_tokens=8)).text == "Olá, mundo!"  # type: ignore[arg-type]
     assert server.hits[0].headers["authorization"] == "Bearer sk-answer-secret"
 
 

@@ -37,7 +37,7 @@ from lecture_rag.evaluate.judges import (
     split_claims,
 )
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelDef, LabelScheme
-from lecture_rag.generate.llm import LlamaCppLLM, bundled_gguf, estimate_tokens, make_llm
+from lecture_rag.llm import LlamaCppLLM, bundled_gguf, estimate_tokens, make_llm
 from lecture_rag.records import Answer, Hit, Judgment, Segment
 from lecture_rag.wire import from_data, to_data
 from tests.support.paths import FIXTURES

@@ -6,6 +6,7 @@ The bundled SmolLM2-135M writes poor text, so tests assert mechanics
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -17,20 +18,23 @@ from pydantic import ValidationError
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.errors import LectureRagError
-from lecture_rag.generate.llm import (
+from lecture_rag.httpclient import Names, normalise_base_url
+from lecture_rag.llm import (
     DEFAULT_ENV_PREFIX,
     LLM,
     ChatMessage,
     Completion,
     LlamaCppLLM,
     LLMError,
+    Metered,
     OpenAICompatibleLLM,
+    Request,
     bundled_gguf,
     bundled_gguf_or_error,
+    chat,
     estimate_tokens,
     make_llm,
 )
-from lecture_rag.httpclient import Names, normalise_base_url
 from tests.support.servers import Reply, ScriptedServer, free_port, llama_server, smollm2_path
 
 MESSAGES: list[ChatMessage] = [
@@ -63,7 +67,7 @@ def _check_completion(result: Completion, max_tokens: int) -> None:
 
 
 def _check_stream(llm: LLM, max_tokens: int) -> Completion:
-    result = llm.stream(MESSAGES, max_tokens=max_tokens)
+    result = llm.stream(Request(MESSAGES, max_tokens=max_tokens))
     with pytest.raises(RuntimeError):
         _ = result.completion
     deltas = list(result)
@@ -94,7 +98,7 @@ def test_openai_complete_against_llama_cpp_server(llama_base_url: str) -> None:
     with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0) as llm:
         assert isinstance(llm, LLM)
         assert llm.name.startswith("openai:") and llm.name.endswith(".gguf")  # first id of /v1/models
-        result = llm.complete(MESSAGES, max_tokens=24)
+        result = llm.complete(Request(MESSAGES, max_tokens=24))
         _check_completion(result, 24)
 
 
@@ -109,8 +113,8 @@ def test_openai_is_deterministic(llama_base_url: str) -> None:
     # (Not compared with the in-process backend: llama_cpp.server defaults to
     # repeat_penalty 1.1, the Python API to 1.0, so greedy outputs differ.)
     with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, seed=7) as llm:
-        first = llm.complete(MESSAGES, max_tokens=20)
-        second = llm.complete(MESSAGES, max_tokens=20)
+        first = llm.complete(Request(MESSAGES, max_tokens=20))
+        second = llm.complete(Request(MESSAGES, max_tokens=20))
     assert first.text == second.text
     assert first.completion_tokens == second.completion_tokens
 
@@ -130,9 +134,9 @@ DIGIT = "root ::= [0-3]\n"
 @pytest.mark.slow
 def test_openai_sends_grammar_to_a_llama_cpp_server_when_enabled(llama_base_url: str) -> None:
     question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
-    with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, send_grammar=True) as llm:
+    with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, structured="gbnf") as llm:
         assert llm.applies_grammar
-        constrained = llm.complete(question, max_tokens=8, grammar=DIGIT)
+        constrained = llm.complete(Request(question, max_tokens=8, grammar=DIGIT))
     assert constrained.text in ("0", "1", "2", "3")
 
 
@@ -141,7 +145,7 @@ def test_openai_sends_grammar_to_a_llama_cpp_server_when_enabled(llama_base_url:
 
 @pytest.mark.slow
 def test_gguf_complete_reports_exact_usage(gguf_llm: LlamaCppLLM) -> None:
-    result = gguf_llm.complete(MESSAGES, max_tokens=24)
+    result = gguf_llm.complete(Request(MESSAGES, max_tokens=24))
     _check_completion(result, 24)
     assert result.usage_exact
     # Cross-check the streamed usage against llama.cpp's own non-streamed report.
@@ -160,8 +164,8 @@ def test_gguf_stream(gguf_llm: LlamaCppLLM) -> None:
 @pytest.mark.slow
 def test_gguf_is_deterministic(gguf_llm: LlamaCppLLM) -> None:
     messages: list[ChatMessage] = [{"role": "user", "content": "Write one sentence about rivers."}]
-    first = gguf_llm.complete(messages, max_tokens=20, seed=3)
-    second = gguf_llm.complete(messages, max_tokens=20, seed=3)
+    first = gguf_llm.complete(Request(messages, max_tokens=20, seed=3))
+    second = gguf_llm.complete(Request(messages, max_tokens=20, seed=3))
     assert first.text == second.text and first.completion_tokens == second.completion_tokens
 
 
@@ -177,10 +181,10 @@ def test_gguf_output_does_not_depend_on_what_ran_before(gguf_llm: LlamaCppLLM) -
         {"role": "system", "content": render("answer_relevance.system.j2", not_found=NOT_FOUND["pt"])},
         {"role": "user", "content": render("answer_relevance.user.j2", question=question, answer=answer)},
     ]
-    first = gguf_llm.complete(rate, max_tokens=48, grammar=SCORE_GRAMMAR)
-    second = gguf_llm.complete(rate, max_tokens=48, grammar=SCORE_GRAMMAR)
+    first = gguf_llm.complete(Request(rate, max_tokens=48, grammar=SCORE_GRAMMAR))
+    second = gguf_llm.complete(Request(rate, max_tokens=48, grammar=SCORE_GRAMMAR))
     fresh = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1).complete(
-        rate, max_tokens=48, grammar=SCORE_GRAMMAR
+        Request(rate, max_tokens=48, grammar=SCORE_GRAMMAR)
     )
     assert first.text == second.text == fresh.text
 
@@ -188,39 +192,39 @@ def test_gguf_output_does_not_depend_on_what_ran_before(gguf_llm: LlamaCppLLM) -
 @pytest.mark.slow
 def test_gguf_grammar_constrains_the_output_unless_disabled(gguf_llm: LlamaCppLLM) -> None:
     question: list[ChatMessage] = [{"role": "user", "content": "Rate this from 0 to 3: the sky is blue."}]
-    free = gguf_llm.complete(question, max_tokens=16)
+    free = gguf_llm.complete(Request(question, max_tokens=16))
     assert free.text not in ("0", "1", "2", "3")  # left alone, the tiny model writes prose
     assert gguf_llm.applies_grammar
-    assert gguf_llm.complete(question, max_tokens=16, grammar=DIGIT).text in ("0", "1", "2", "3")
-    off = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, use_grammar=False)
+    assert gguf_llm.complete(Request(question, max_tokens=16, grammar=DIGIT)).text in ("0", "1", "2", "3")
+    off = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, structured="none")
     off._llama = gguf_llm.load()  # share the loaded weights; only the flag differs
     assert not off.applies_grammar
-    assert off.complete(question, max_tokens=16, grammar=DIGIT).text == free.text
+    assert off.complete(Request(question, max_tokens=16, grammar=DIGIT)).text == free.text
 
 
 @pytest.mark.slow
 def test_gguf_stop_strings_cut_the_output(gguf_llm: LlamaCppLLM) -> None:
-    free = gguf_llm.complete(MESSAGES, max_tokens=32)
+    free = gguf_llm.complete(Request(MESSAGES, max_tokens=32))
     assert " " in free.text
-    cut = gguf_llm.complete(MESSAGES, max_tokens=32, stop=[" "])
+    cut = gguf_llm.complete(Request(MESSAGES, max_tokens=32, stop=[" "]))
     assert " " not in cut.text and free.text.startswith(cut.text)
     assert cut.finish_reason == "stop" and not cut.usage_exact
 
 
 @pytest.mark.slow
 def test_gguf_closed_stream_releases_the_model(gguf_llm: LlamaCppLLM) -> None:
-    with gguf_llm.stream(MESSAGES, max_tokens=24) as result:
+    with gguf_llm.stream(Request(MESSAGES, max_tokens=24)) as result:
         assert next(result)
     # A new generation must not deadlock on the abandoned one.
-    assert gguf_llm.complete(MESSAGES, max_tokens=4).text
+    assert gguf_llm.complete(Request(MESSAGES, max_tokens=4)).text
 
 
 @pytest.mark.slow
 def test_gguf_open_stream_in_same_thread_is_refused(gguf_llm: LlamaCppLLM) -> None:
-    result = gguf_llm.stream(MESSAGES, max_tokens=8)
+    result = gguf_llm.stream(Request(MESSAGES, max_tokens=8))
     next(result)
     with pytest.raises(RuntimeError, match="still open"):
-        next(gguf_llm.stream(MESSAGES, max_tokens=8))
+        next(gguf_llm.stream(Request(MESSAGES, max_tokens=8)))
     result.close()
 
 
@@ -229,7 +233,7 @@ def test_gguf_prompt_over_context_window_is_a_clear_error(tmp_path: Path) -> Non
     small = LlamaCppLLM(smollm2_path(), context_window=256, threads=1)
     long: list[ChatMessage] = [{"role": "user", "content": "palavra " * 400}]
     with pytest.raises(LLMError, match="janela de contexto"):
-        small.complete(long, max_tokens=8)
+        small.complete(Request(long, max_tokens=8))
 
 
 def test_gguf_missing_file(tmp_path: Path) -> None:
@@ -291,6 +295,35 @@ def test_base_url_normalisation() -> None:
         normalise_base_url("localhost:8080", names)
 
 
+def test_request_is_one_checked_immutable_value() -> None:
+    request = Request(MESSAGES, max_tokens=8, stop=["\n"])
+    assert request.messages == tuple(MESSAGES) and request.stop == ("\n",)
+    assert (request.temperature, request.seed, request.grammar, request.schema) == (0.0, None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.max_tokens = 9  # type: ignore[misc]
+    with pytest.raises(ValueError, match="messages"):
+        Request([], max_tokens=8)
+    with pytest.raises(ValueError, match="max_tokens"):
+        Request(MESSAGES, max_tokens=0)
+    assert chat("s", "u") == [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def test_metered_passes_the_request_through_and_closes_its_backend() -> None:
+    with ScriptedServer([Reply(usage={"prompt_tokens": 21, "completion_tokens": 4})]) as server:
+        inner = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
+        meter = Metered(inner)
+        assert isinstance(meter, LLM)
+        done = meter.complete(Request(MESSAGES, max_tokens=8, stop=["\n\n"], seed=11, temperature=0.5))
+        meter.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            inner.complete(Request(MESSAGES, max_tokens=8))
+    body = server.hits[0].body
+    assert (body["stop"], body["seed"], body["max_tokens"], body["temperature"]) == (["\n\n"], 11, 8, 0.5)
+    assert (meter.calls, meter.prompt_tokens, meter.completion_tokens) == (1, 21, 4)
+    assert done.completion_tokens == 4
+    assert len(server.hits) == 1
+
+
 def test_estimate_overestimates_real_tokenizer_counts() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("abcdefg") == 3
@@ -304,7 +337,7 @@ def test_server_down_fails_fast_with_the_url() -> None:
     llm = OpenAICompatibleLLM(url, model="m", timeout=5, retries=1, backoff_s=0.1)
     start = time.monotonic()
     with pytest.raises(LLMError) as info:
-        llm.complete(MESSAGES, max_tokens=8)
+        llm.complete(Request(MESSAGES, max_tokens=8))
     assert time.monotonic() - start < 3
     message = str(info.value)
     assert isinstance(info.value, LectureRagError)
@@ -323,7 +356,7 @@ def test_slow_server_times_out() -> None:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=0.5, retries=2)
         start = time.monotonic()
         with pytest.raises(LLMError, match=r"não respondeu em 0\.5 s") as info:
-            llm.complete(MESSAGES, max_tokens=8)
+            llm.complete(Request(MESSAGES, max_tokens=8))
         assert time.monotonic() - start < 2.5
         assert "LECTURE_RAG_LLM_TIMEOUT" in str(info.value)
         assert len(server.hits) == 1, "a read timeout must not be retried"
@@ -337,7 +370,7 @@ def test_500_then_200_is_retried() -> None:
     ]
     with ScriptedServer(replies) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=3, backoff_s=0.05)
-        result = llm.complete(MESSAGES, max_tokens=8)
+        result = llm.complete(Request(MESSAGES, max_tokens=8))
     assert result.text == "Olá, mundo!"
     assert (result.prompt_tokens, result.completion_tokens, result.usage_exact) == (21, 4, True)
     assert result.finish_reason == "stop" and result.model == "m"
@@ -351,9 +384,9 @@ def test_grammar_reaches_the_server_only_when_enabled() -> None:
     with ScriptedServer([Reply()]) as server:
         plain = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
         assert not plain.applies_grammar
-        plain.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
-        with_grammar = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, send_grammar=True)
-        with_grammar.complete(MESSAGES, max_tokens=8, grammar=DIGIT)
+        plain.complete(Request(MESSAGES, max_tokens=8, grammar=DIGIT))
+        with_grammar = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, structured="gbnf")
+        with_grammar.complete(Request(MESSAGES, max_tokens=8, grammar=DIGIT))
     assert "grammar" not in server.hits[0].body  # unknown fields can make other servers answer 400
     assert server.hits[1].body["grammar"] == DIGIT
 
@@ -373,7 +406,7 @@ def test_429_honours_retry_after() -> None:
     replies = [Reply(status=429, headers={"Retry-After": "1"}), Reply()]
     with ScriptedServer(replies) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=2, backoff_s=0.01)
-        assert llm.complete(MESSAGES, max_tokens=8).text == "Olá, mundo!"
+        assert llm.complete(Request(MESSAGES, max_tokens=8)).text == "Olá, mundo!"
     assert len(server.hits) == 2
     assert server.hits[1].at - server.hits[0].at >= 0.95
 
@@ -382,7 +415,7 @@ def test_retries_exhausted_names_the_status() -> None:
     with ScriptedServer([Reply(status=503)]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=2, backoff_s=0.01)
         with pytest.raises(LLMError, match="HTTP 503 mesmo após 3 tentativa"):
-            llm.complete(MESSAGES, max_tokens=8)
+            llm.complete(Request(MESSAGES, max_tokens=8))
     assert len(server.hits) == 3
 
 
@@ -391,7 +424,7 @@ def test_401_asks_for_the_api_key() -> None:
     with ScriptedServer([Reply(status=401, body=body)]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", api_key="wrong", timeout=5, retries=3)
         with pytest.raises(LLMError, match="LECTURE_RAG_LLM_API_KEY") as info:
-            llm.complete(MESSAGES, max_tokens=8)
+            llm.complete(Request(MESSAGES, max_tokens=8))
     assert "Incorrect API key provided" in str(info.value)
     assert len(server.hits) == 1, "auth errors are not retried"
 
@@ -401,7 +434,7 @@ def test_404_names_the_model_and_variable() -> None:
     with ScriptedServer([Reply(status=404, body=body)]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="llama9", timeout=5, retries=0)
         with pytest.raises(LLMError, match="LECTURE_RAG_LLM_MODEL") as info:
-            llm.complete(MESSAGES, max_tokens=8)
+            llm.complete(Request(MESSAGES, max_tokens=8))
     assert "'llama9'" in str(info.value)
 
 
@@ -413,15 +446,15 @@ def test_judge_env_prefix_appears_in_messages() -> None:
         )
         assert llm is not None
         with pytest.raises(LLMError, match="LECTURE_RAG_JUDGE_LLM_API_KEY"):
-            llm.complete(MESSAGES, max_tokens=8)
+            llm.complete(Request(MESSAGES, max_tokens=8))
 
 
 def test_rejected_stream_options_is_dropped_once() -> None:
     rejected = Reply(status=400, body={"error": {"message": "Unrecognized argument: stream_options"}})
     with ScriptedServer([rejected, Reply(), Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
-        first = llm.complete(MESSAGES, max_tokens=8)
-        llm.complete(MESSAGES, max_tokens=8)
+        first = llm.complete(Request(MESSAGES, max_tokens=8))
+        llm.complete(Request(MESSAGES, max_tokens=8))
     assert first.text == "Olá, mundo!"
     assert [("stream_options" in hit.body) for hit in server.hits] == [True, False, False]
     # No usage in the stream and no tokenizer endpoint: counts are estimated and flagged.
@@ -433,7 +466,7 @@ def test_model_discovered_from_v1_models() -> None:
     with ScriptedServer([Reply()], models=("first-model", "second-model")) as server:
         llm = OpenAICompatibleLLM(server.base_url, timeout=5, retries=0)
         assert llm.name == "openai:first-model"
-        llm.complete(MESSAGES, max_tokens=8, stop=["\n\n"], seed=11)
+        llm.complete(Request(MESSAGES, max_tokens=8, stop=["\n\n"], seed=11))
     body = server.hits[0].body
     assert (body["model"], body["stop"], body["seed"], body["max_tokens"]) == ("first-model", ["\n\n"], 11, 8)
 
@@ -441,7 +474,7 @@ def test_model_discovered_from_v1_models() -> None:
 def test_error_in_the_middle_of_a_stream() -> None:
     with ScriptedServer([Reply(mid_stream_error="out of memory")]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
-        result = llm.stream(MESSAGES, max_tokens=8)
+        result = llm.stream(Request(MESSAGES, max_tokens=8))
         assert next(result) == "Olá"
         with pytest.raises(LLMError, match="out of memory"):
             list(result)
@@ -451,7 +484,7 @@ def test_server_that_ignores_stream_true() -> None:
     usage = {"prompt_tokens": 30, "completion_tokens": 5}
     with ScriptedServer([Reply(plain_json=True, usage=usage)]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
-        result = llm.complete(MESSAGES, max_tokens=8)
+        result = llm.complete(Request(MESSAGES, max_tokens=8))
     assert (result.text, result.prompt_tokens, result.completion_tokens) == ("Olá, mundo!", 30, 5)
     assert result.finish_reason == "stop" and result.usage_exact
 
@@ -469,8 +502,8 @@ REFUSED = Reply(status=400, body={"error": {"message": "unknown field response_f
 def test_auto_tries_both_schema_forms_then_writes_free_text() -> None:
     with ScriptedServer([REFUSED, REFUSED, REFUSED, REFUSED, Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=2, structured="auto")
-        first = llm.complete(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA)
-        second = llm.complete(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA)
+        first = llm.complete(Request(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA))
+        second = llm.complete(Request(MESSAGES, max_tokens=8, grammar=DIGIT, schema=VERDICT_SCHEMA))
     assert (first.structured, second.structured, first.text) == ("none", "none", "Olá, mundo!")
     forms = [hit.body.get("response_format", {}).get("type") for hit in server.hits]
     # each form once with and once without stream_options, no retries of a refusal; then plain, remembered
@@ -482,8 +515,8 @@ def test_auto_tries_both_schema_forms_then_writes_free_text() -> None:
 def test_accepted_schema_is_sent_and_reported() -> None:
     with ScriptedServer([Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, structured="json_schema")
-        done = llm.complete(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA)
-        plain = llm.complete(MESSAGES, max_tokens=8)  # no schema asked: nothing sent
+        done = llm.complete(Request(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA))
+        plain = llm.complete(Request(MESSAGES, max_tokens=8))  # no schema asked: nothing sent
     assert (done.structured, plain.structured) == ("json_schema", "none")
     assert server.hits[0].body["response_format"]["type"] == "json_schema"
     assert "response_format" not in server.hits[1].body
@@ -493,7 +526,7 @@ def test_explicit_json_schema_refused_everywhere_is_an_error() -> None:
     with ScriptedServer([REFUSED]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0, structured="json_schema")
         with pytest.raises(LLMError, match=r"recusou response_format.*STRUCTURED=auto"):
-            llm.complete(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA)
+            llm.complete(Request(MESSAGES, max_tokens=8, schema=VERDICT_SCHEMA))
 
 
 def test_structured_setting_and_the_older_grammar_switch() -> None:
@@ -511,7 +544,7 @@ def test_json_schema_on_a_real_llama_cpp_server(llama_base_url: str) -> None:
     """llama-cpp-python's server refuses OpenAI's json_schema form (HTTP 500) and holds its own form to the schema."""
     question: list[ChatMessage] = [{"role": "user", "content": "Is 'Paris' a correct answer to: capital of France?"}]
     with OpenAICompatibleLLM(llama_base_url, timeout=60, retries=0, structured="json_schema") as llm:
-        done = llm.complete(question, max_tokens=60, schema=VERDICT_SCHEMA)
+        done = llm.complete(Request(question, max_tokens=60, schema=VERDICT_SCHEMA))
     verdict = json.loads(done.text)
     assert done.structured == "json_schema" and verdict["label"] in ("C", "I") and len(verdict["justification"]) <= 60
 
@@ -521,6 +554,8 @@ def test_gguf_json_schema_in_process(gguf_llm: LlamaCppLLM) -> None:
     question: list[ChatMessage] = [{"role": "user", "content": "Is 'Paris' a correct answer to: capital of France?"}]
     held = LlamaCppLLM(gguf_llm.model_path, context_window=2048, threads=1, structured="json_schema")
     held._llama = gguf_llm.load()  # share the loaded weights; only the transport differs
-    done = held.complete(question, max_tokens=60, grammar=DIGIT, schema=VERDICT_SCHEMA)
+    done = held.complete(Request(question, max_tokens=60, grammar=DIGIT, schema=VERDICT_SCHEMA))
     assert done.structured == "json_schema" and json.loads(done.text)["label"] in ("C", "I")
-    assert gguf_llm.complete(question, max_tokens=4, grammar=DIGIT).structured == "gbnf"  # auto: GBNF in-process
+    assert (
+        gguf_llm.complete(Request(question, max_tokens=4, grammar=DIGIT)).structured == "gbnf"
+    )  # auto: GBNF in-process

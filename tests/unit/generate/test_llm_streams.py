@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from lecture_rag.generate.llm import OpenAICompatibleLLM, estimate_tokens
+from lecture_rag.llm import OpenAICompatibleLLM, Request, estimate_tokens
 from tests.support.servers import Reply, ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "Olá?"}]
@@ -14,9 +14,9 @@ def test_a_stream_closed_before_reading_releases_its_connection() -> None:
     """With a pool of one connection, a second request only gets through if the first gave it back."""
     with ScriptedServer([Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=2, retries=0, max_connections=1)
-        unread = llm.stream(MESSAGES, max_tokens=8)  # type: ignore[arg-type]
+        unread = llm.stream(Request(MESSAGES, max_tokens=8))  # type: ignore[arg-type]
         unread.close()  # never iterated
-        assert llm.complete(MESSAGES, max_tokens=8).text == "Olá, mundo!"  # type: ignore[arg-type]
+        assert llm.complete(Request(MESSAGES, max_tokens=8)).text == "Olá, mundo!"  # type: ignore[arg-type]
         llm.close()
     assert len(server.hits) == 2
 
@@ -24,9 +24,9 @@ def test_a_stream_closed_before_reading_releases_its_connection() -> None:
 def test_a_stream_dropped_without_close_releases_its_connection() -> None:
     with ScriptedServer([Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=2, retries=0, max_connections=1)
-        llm.stream(MESSAGES, max_tokens=8)  # type: ignore[arg-type]  # result dropped on the floor
+        llm.stream(Request(MESSAGES, max_tokens=8))  # type: ignore[arg-type]  # result dropped on the floor
         gc.collect()
-        assert llm.complete(MESSAGES, max_tokens=8).text == "Olá, mundo!"  # type: ignore[arg-type]
+        assert llm.complete(Request(MESSAGES, max_tokens=8)).text == "Olá, mundo!"  # type: ignore[arg-type]
         llm.close()
 
 
@@ -35,8 +35,8 @@ def test_stream_options_rejected_in_other_words_is_dropped_once() -> None:
     rejected = Reply(status=400, body={"error": {"message": "Unrecognized request argument supplied: include_usage"}})
     with ScriptedServer([rejected, Reply(), Reply()]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=0)
-        first = llm.complete(MESSAGES, max_tokens=8)  # type: ignore[arg-type]
-        llm.complete(MESSAGES, max_tokens=8)  # type: ignore[arg-type]
+        first = llm.complete(Request(MESSAGES, max_tokens=8))  # type: ignore[arg-type]
+        llm.complete(Request(MESSAGES, max_tokens=8))  # type: ignore[arg-type]
     assert first.text == "Olá, mundo!" and first.completion_tokens == estimate_tokens("Olá, mundo!")
     assert [("stream_options" in hit.body) for hit in server.hits] == [True, False, False]
 
@@ -47,7 +47,7 @@ def test_a_request_refused_for_another_reason_reports_that_reason() -> None:
     with ScriptedServer([too_long]) as server:
         llm = OpenAICompatibleLLM(server.base_url, model="m", timeout=5, retries=3)
         try:
-            llm.complete(MESSAGES, max_tokens=8)  # type: ignore[arg-type]
+            llm.complete(Request(MESSAGES, max_tokens=8))  # type: ignore[arg-type]
         except Exception as exc:
             message = str(exc)
         else:

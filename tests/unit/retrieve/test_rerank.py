@@ -11,11 +11,10 @@ import pytest
 from lecture_rag.config import load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
-from lecture_rag.generate.llm import make_llm
-from lecture_rag.generate.rerank import LLMReranker, make_reranker, parse_ranking
 from lecture_rag.index.passages import split_passages
+from lecture_rag.llm import make_llm
 from lecture_rag.retrieve import Retriever
-from lecture_rag.retrieve.rerank import CrossEncoderReranker, PassageReranker
+from lecture_rag.retrieve.rerank import CrossEncoderReranker, LLMReranker, PassageReranker, make_reranker, parse_ranking
 from lecture_rag.store import Store
 from lecture_rag.wire import to_data
 from tests.support.paths import QUESTIONS

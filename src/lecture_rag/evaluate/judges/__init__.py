@@ -51,7 +51,7 @@ from lecture_rag.evaluate.judges.verdicts import (
     split_claims,
 )
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
-from lecture_rag.generate.llm import LLM, Metered
+from lecture_rag.llm import LLM, Metered
 from lecture_rag.records import Answer, JudgeKind, Judgment, Timing
 
 __all__ = [

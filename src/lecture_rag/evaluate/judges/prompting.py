@@ -17,7 +17,7 @@ from jinja2 import Environment
 from lecture_rag.config import JudgeLLMSettings
 from lecture_rag.errors import LLMError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
-from lecture_rag.generate.llm import LLM, ChatMessage, estimate_tokens
+from lecture_rag.llm import LLM, Request, chat, estimate_tokens
 from lecture_rag.templating import short_hash, source_hashes, text_templates
 
 JUDGE_ENV_PREFIX = "LECTURE_RAG_JUDGE_LLM_"
@@ -210,16 +210,14 @@ def ask(
     llm: LLM, system: str, user: str, max_tokens: int, config: JudgeConfig, grammar: str, schema: dict[str, Any]
 ) -> str:
     """One deterministic judge call, its form asked as a grammar and a schema; returns the raw text."""
-    messages: list[ChatMessage] = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": user},
-    ]
     completion = llm.complete(
-        messages,
-        max_tokens=max_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
-        grammar=grammar,
-        schema=schema,
+        Request(
+            chat(system, user),
+            max_tokens=max_tokens,
+            temperature=config.temperature,
+            seed=config.seed,
+            grammar=grammar,
+            schema=schema,
+        )
     )
     return completion.text

@@ -37,7 +37,7 @@ from lecture_rag.evaluate.judges.prompting import (
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
 from lecture_rag.generate.citations import is_abstention
 from lecture_rag.generate.language import NOT_FOUND, detect_language
-from lecture_rag.generate.llm import LLM
+from lecture_rag.llm import LLM
 from lecture_rag.records import ItemJudgment, JudgeKind, Judgment, Segment
 
 NO_JUDGE_ERROR = "nenhum juiz configurado"

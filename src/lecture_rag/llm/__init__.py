@@ -1,5 +1,10 @@
 """LLM backends behind one protocol (:class:`LLM`), and :func:`make_llm`, the one place that picks one.
 
+A layer of its own, beside ``embed``: generating answers, judging them and
+reranking candidates all ask an LLM, so it sits below all three. A caller
+builds one :class:`Request` (messages and options) and hands it to
+``complete`` or ``stream``.
+
 * :class:`OpenAICompatibleLLM` talks ``/v1/chat/completions`` (Ollama, vLLM,
   llama.cpp's server, ``python -m llama_cpp.server``, OpenAI itself), through
   the project's one HTTP client (:mod:`lecture_rag.httpclient`).
@@ -14,18 +19,21 @@ from pathlib import Path
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.errors import LLMError
-from lecture_rag.generate.llm.base import (
+from lecture_rag.llm.base import (
+    DEFAULT_ENV_PREFIX,
     LLM,
     ChatMessage,
     Completion,
     Metered,
+    Request,
     StreamResult,
+    chat,
     estimate_tokens,
 )
-from lecture_rag.generate.llm.bundled import bundled_gguf, bundled_gguf_or_error
-from lecture_rag.generate.llm.llamacpp import LlamaCppLLM, check_gguf_file
-from lecture_rag.generate.llm.openai import DEFAULT_ENV_PREFIX, OpenAICompatibleLLM
-from lecture_rag.generate.llm.runners import USUAL_PORTS, Runner, detect_runners
+from lecture_rag.llm.bundled import bundled_gguf, bundled_gguf_or_error
+from lecture_rag.llm.llamacpp import LlamaCppLLM, check_gguf_file
+from lecture_rag.llm.openai import OpenAICompatibleLLM
+from lecture_rag.llm.runners import USUAL_PORTS, Runner, detect_runners
 
 __all__ = [
     "DEFAULT_ENV_PREFIX",
@@ -37,10 +45,12 @@ __all__ = [
     "LlamaCppLLM",
     "Metered",
     "OpenAICompatibleLLM",
+    "Request",
     "Runner",
     "StreamResult",
     "bundled_gguf",
     "bundled_gguf_or_error",
+    "chat",
     "check_gguf_file",
     "detect_runners",
     "estimate_tokens",
@@ -77,8 +87,10 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
         )
     if kind == "gguf" or kind.startswith("gguf:"):
         target = backend[5:].strip()
-        path = bundled_gguf_or_error() if target.lower() in ("", "bundled") else Path(target)
-        return LlamaCppLLM(path, settings.context_window, seed=settings.seed, structured=settings.transport)
+        path = bundled_gguf_or_error(env_prefix) if target.lower() in ("", "bundled") else Path(target)
+        return LlamaCppLLM(
+            path, settings.context_window, seed=settings.seed, structured=settings.transport, env_prefix=env_prefix
+        )
     raise LLMError(
         f"backend de LLM desconhecido: '{backend}'. Use none, openai, auto ou gguf:/caminho/modelo.gguf "
         f"(variável {env_prefix}BACKEND)."

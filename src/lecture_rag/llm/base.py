@@ -8,7 +8,9 @@ by default (temperature 0, fixed seed) so evaluations can be repeated.
 
 Callers never switch on a backend's class: what differs between backends is
 said by capability flags on the protocol (:attr:`LLM.applies_grammar`,
-:attr:`LLM.parallel_safe`).
+:attr:`LLM.parallel_safe`). What a caller asks for travels as one value, a
+:class:`Request` (as httpx's transports take one ``Request``), so a wrapper
+passes it on untouched and a new option is added in one place.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, Self, TypedDict, runtime_checkable
 
 from lecture_rag.config import Structured
 
 CHARS_PER_TOKEN_ESTIMATE = 3.0
+#: Prefix of the variables that configure the answer LLM, named in its error messages.
+DEFAULT_ENV_PREFIX = "LECTURE_RAG_LLM_"
 
 
 Role = Literal["system", "user", "assistant"]
@@ -34,6 +38,43 @@ class ChatMessage(TypedDict):
 
     role: Role
     content: str
+
+
+def chat(system: str, user: str) -> list[ChatMessage]:
+    """The usual two-turn conversation: instructions, then the user's text."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation asked of an LLM: the conversation and how to generate it.
+
+    The one place the generation options are spelled. Defaults make output
+    deterministic (temperature 0; ``seed`` None means the backend's
+    configured seed). ``grammar`` (GBNF) and ``schema`` (JSON schema) are two
+    spellings of the output form a caller wants; the backend holds the output
+    to one of them as its ``structured`` transport says (llama.cpp
+    in-process: the grammar; a server: ``response_format`` with the schema
+    where it accepts one) and ignores them otherwise, so callers still parse
+    the text defensively. A bad request fails here, before any backend.
+    """
+
+    messages: Sequence[ChatMessage]
+    max_tokens: int
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    grammar: str | None = None
+    schema: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Tuples, so a request handed to another thread or a wrapper cannot change under it.
+        object.__setattr__(self, "messages", tuple(self.messages))
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if not self.messages:
+            raise ValueError("messages must not be empty")
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -150,39 +191,16 @@ class LLM(Protocol):
         """Tokens ``text`` takes with this model's tokenizer (or a safe overestimate)."""
         ...
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> Completion:
-        """Generate the whole answer.
-
-        ``grammar`` (GBNF) and ``schema`` (JSON schema) are two spellings of the
-        output form a caller wants; the backend holds the output to one of them
-        as its ``structured`` transport says (llama.cpp in-process: the grammar;
-        a server: ``response_format`` with the schema where it accepts one) and
-        ignores them otherwise, so callers still parse the text defensively.
-        """
+    def complete(self, request: Request) -> Completion:
+        """Generate the whole answer."""
         ...
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> StreamResult:
+    def stream(self, request: Request) -> StreamResult:
         """Generate, yielding text deltas; the completion is on the result afterwards."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (pooled connections, the loaded model); idempotent."""
         ...
 
 
@@ -269,50 +287,25 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) if text else 0
 
 
-def check_messages(messages: Sequence[ChatMessage], max_tokens: int) -> list[ChatMessage]:
-    if not messages:
-        raise ValueError("messages must not be empty")
-    if max_tokens < 1:
-        raise ValueError("max_tokens must be >= 1")
-    return list(messages)
-
-
 class CompleteByStreaming:
-    """Both backends always stream; ``complete`` drains the stream, so first-token time is measured too."""
+    """What both backends share: ``complete`` drains the stream (so first-token time is measured), ``with`` closes."""
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> StreamResult:
+    def stream(self, request: Request) -> StreamResult:
         raise NotImplementedError
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> Completion:
-        return self.stream(
-            messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            stop=stop,
-            grammar=grammar,
-            schema=schema,
-        ).finish()
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def complete(self, request: Request) -> Completion:
+        return self.stream(request).finish()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 class Metered:
@@ -346,26 +339,8 @@ class Metered:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> Completion:
-        done = self.inner.complete(
-            messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            stop=stop,
-            grammar=grammar,
-            schema=schema,
-        )
+    def complete(self, request: Request) -> Completion:
+        done = self.inner.complete(request)
         self.calls += 1
         self.prompt_tokens += done.prompt_tokens
         self.completion_tokens += done.completion_tokens
@@ -373,27 +348,13 @@ class Metered:
         self.transports.append(done.structured)
         return done
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> StreamResult:
+    def stream(self, request: Request) -> StreamResult:
         """Passed through unmetered: judges call :meth:`complete`."""
-        return self.inner.stream(
-            messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            stop=stop,
-            grammar=grammar,
-            schema=schema,
-        )
+        return self.inner.stream(request)
+
+    def close(self) -> None:
+        """Closes the backend: a meter owns nothing of its own (judges never close theirs)."""
+        self.inner.close()
 
     @property
     def transport(self) -> str:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from lecture_rag.config import Structured
 from lecture_rag.errors import LLMError
-from lecture_rag.generate.llm.base import (
-    ChatMessage,
+from lecture_rag.llm.base import (
+    DEFAULT_ENV_PREFIX,
     CompleteByStreaming,
+    Request,
     StreamResult,
     Tail,
-    check_messages,
     measured,
     with_structured,
 )
@@ -24,13 +24,16 @@ from lecture_rag.generate.llm.base import (
 GGUF_INSTALL_HINT = "pip install 'lecture-rag[gguf]'"
 
 
-def check_gguf_file(path: Path) -> Path:
-    """Fail early, in Portuguese, on a missing or non-GGUF file (llama.cpp's own error is cryptic)."""
+def check_gguf_file(path: Path, env_prefix: str = DEFAULT_ENV_PREFIX) -> Path:
+    """Fail early, in Portuguese, on a missing or non-GGUF file (llama.cpp's own error is cryptic).
+
+    ``env_prefix`` names the variable to fix (``LECTURE_RAG_JUDGE_LLM_`` for the judge).
+    """
     path = path.expanduser()
     if not path.is_file():
         raise LLMError(
             f"arquivo de modelo GGUF não encontrado: {path}. Confira o caminho em "
-            "LECTURE_RAG_LLM_BACKEND=gguf:/caminho/modelo.gguf."
+            f"{env_prefix}BACKEND=gguf:/caminho/modelo.gguf."
         )
     with path.open("rb") as handle:
         magic = handle.read(4)
@@ -42,14 +45,14 @@ def check_gguf_file(path: Path) -> Path:
     return path
 
 
-def _require_llama_cpp() -> Any:
+def _require_llama_cpp(env_prefix: str = DEFAULT_ENV_PREFIX) -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
         raise LLMError(
             f"o backend gguf precisa do llama-cpp-python, que não está instalado. Instale com "
             f"`{GGUF_INSTALL_HINT}` ou use um servidor compatível com OpenAI "
-            "(LECTURE_RAG_LLM_BACKEND=openai)."
+            f"({env_prefix}BACKEND=openai)."
         ) from exc
     return llama_cpp
 
@@ -70,14 +73,15 @@ class LlamaCppLLM(CompleteByStreaming):
         context_window: int = 4096,
         threads: int = 0,
         seed: int | None = 42,
-        use_grammar: bool = True,
         structured: Structured | None = None,
+        *,
+        env_prefix: str = DEFAULT_ENV_PREFIX,
     ) -> None:
-        self.model_path = check_gguf_file(Path(model_path))
-        # ``use_grammar`` is the older spelling of structured="auto" (GBNF here) or "none".
-        self.structured: Structured = structured or ("auto" if use_grammar else "none")
+        self.model_path = check_gguf_file(Path(model_path), env_prefix)
+        self.structured: Structured = structured or "auto"  # auto: GBNF here
         self.applies_grammar = self.structured in ("auto", "gbnf")
-        _require_llama_cpp()  # fail at configuration time, not at the first question
+        self._env = env_prefix
+        _require_llama_cpp(env_prefix)  # fail at configuration time, not at the first question
         self._n_ctx = context_window
         self._threads = threads or os.cpu_count() or 1
         self._seed = seed
@@ -93,6 +97,16 @@ class LlamaCppLLM(CompleteByStreaming):
     @property
     def context_window(self) -> int:
         return self._n_ctx
+
+    def close(self) -> None:
+        """Drop the loaded model (the next call loads it again).
+
+        Only the reference is dropped: a generation running in another thread
+        holds its own and keeps the model alive until it ends, so closing
+        never frees memory under it.
+        """
+        with self._load_lock:
+            self._llama = None
 
     def load(self) -> Any:
         """Load the model now (otherwise the first call does); returns the ``llama_cpp.Llama``."""
@@ -125,40 +139,22 @@ class LlamaCppLLM(CompleteByStreaming):
             return 0
         return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-    ) -> StreamResult:
-        msgs = check_messages(messages, max_tokens)
+    def stream(self, request: Request) -> StreamResult:
         llama = self.load()
         start = time.perf_counter()
         # llama-cpp-python parses the grammar lazily, when generation starts.
-        enforced = grammar if self.applies_grammar else None
+        enforced = request.grammar if self.applies_grammar else None
         held = _require_llama_cpp().LlamaGrammar.from_string(enforced, verbose=False) if enforced else None
         response_format = None
-        if schema is not None and self.structured == "json_schema":
-            response_format = {"type": "json_object", "schema": dict(schema)}  # llama.cpp turns it into a grammar
+        if request.schema is not None and self.structured == "json_schema":
+            # llama.cpp turns it into a grammar
+            response_format = {"type": "json_object", "schema": dict(request.schema)}
         applied = "json_schema" if response_format else "gbnf" if held is not None else "none"
-        raw = self._generate(llama, msgs, max_tokens, temperature, seed, list(stop or []), held, response_format)
+        raw = self._generate(llama, request, held, response_format)
         return StreamResult(with_structured(measured(raw, start, self.count_tokens, lambda: 0), lambda: applied))
 
     def _generate(
-        self,
-        llama: Any,
-        messages: list[ChatMessage],
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        stop: list[str],
-        grammar: Any = None,
-        response_format: dict[str, Any] | None = None,
+        self, llama: Any, request: Request, grammar: Any = None, response_format: dict[str, Any] | None = None
     ) -> Generator[str, None, Tail]:
         """Run llama.cpp's streaming chat completion under the generation lock."""
         self._acquire()
@@ -170,11 +166,11 @@ class LlamaCppLLM(CompleteByStreaming):
             # output, so the same call would give another verdict depending on what ran before.
             llama.reset()
             chunks = llama.create_chat_completion(
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed if seed is not None else self._seed,
-                stop=stop,
+                messages=list(request.messages),
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                seed=request.seed if request.seed is not None else self._seed,
+                stop=list(request.stop),
                 stream=True,
                 grammar=grammar,
                 response_format=response_format,
@@ -187,7 +183,7 @@ class LlamaCppLLM(CompleteByStreaming):
                     yield content
                 if choice.get("finish_reason"):
                     tail.finish_reason = str(choice["finish_reason"])
-            self._fill_usage(llama, tail, "".join(parts), bool(stop))
+            self._fill_usage(llama, tail, "".join(parts), bool(request.stop))
         finally:
             self._release()
         return tail
@@ -199,7 +195,7 @@ class LlamaCppLLM(CompleteByStreaming):
         except ValueError as exc:
             raise LLMError(
                 f"o prompt não cabe na janela de contexto do modelo ({self._n_ctx} tokens): {exc}. "
-                "Use menos trechos ou aumente LECTURE_RAG_LLM_CONTEXT_WINDOW."
+                f"Use menos trechos ou aumente {self._env}CONTEXT_WINDOW."
             ) from exc
 
     def _fill_usage(self, llama: Any, tail: Tail, text: str, had_stop: bool) -> None:
