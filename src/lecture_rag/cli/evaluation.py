@@ -70,7 +70,7 @@ from lecture_rag.evaluate.questions import (
 )
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
 from lecture_rag.evaluate.retrieval import details as question_details
-from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
+from lecture_rag.evaluate.run import Answerer, check_question_labels, execute_run, file_sha, run_config
 from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.rerank import make_reranker
@@ -490,8 +490,7 @@ def _run_on(
                 runs,
                 name,
                 qs,
-                engine,
-                judge,
+                Answerer(engine, judge, settings),
                 k=k,
                 mode=mode,
                 concurrency=concurrency,
@@ -500,7 +499,6 @@ def _run_on(
                 judge_config=judge_config,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 batch=batch,
-                settings=settings,
             )
     where = "" if batch.name == "local" else f", {batch.name}"
     console.print(

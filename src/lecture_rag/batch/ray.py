@@ -33,18 +33,15 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
-from lecture_rag.batch import Stage, token_at_hand
+from lecture_rag.batch import token_at_hand
+from lecture_rag.batch.base import R, Stage, T, U
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
-
-R = TypeVar("R")
-T = TypeVar("T")
-U = TypeVar("U")
 
 _DEPTH = 2  # items queued per actor: one running, one waiting
 _PROBE_SECONDS = 3.0  # a TCP connect to a live cluster takes milliseconds
@@ -82,6 +79,7 @@ class RayEngine:
     """Pools of Ray actors, one stage at a time (an idle pool would hold CPUs the next stage needs)."""
 
     name = "ray"
+    in_process = False
 
     def __init__(self, *, workers: int, share: float, owned: bool, address: str) -> None:
         self.workers = workers
@@ -113,6 +111,10 @@ class RayEngine:
         nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
         share = min(total / workers, max(nodes, default=total)) if total else 0.0
         return cls(workers=workers, share=share, owned=owned, address=address)
+
+    def at_once(self, threads: int) -> int:
+        """The actors: the caller's threads are of no use to them."""
+        return self.workers
 
     def map(
         self,
