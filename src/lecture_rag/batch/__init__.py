@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lecture_rag.batch.base import Engine, LocalOnly, Stage
+from lecture_rag.batch.base import Engine, Job, LocalOnly, Stage
 from lecture_rag.batch.local import LOCAL, LocalEngine
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
@@ -94,4 +94,4 @@ def token_at_hand() -> bool:
     return os.path.isfile(path)
 
 
-__all__ = ["LOCAL", "Engine", "LocalEngine", "LocalOnly", "Stage", "open_engine"]
+__all__ = ["LOCAL", "Engine", "Job", "LocalEngine", "LocalOnly", "Stage", "open_engine"]

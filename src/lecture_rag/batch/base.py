@@ -39,6 +39,24 @@ class Stage(Generic[R, T, U]):
 
 
 @dataclass(frozen=True, slots=True)
+class Job(Generic[R, T, U]):
+    """A stage over its items, and how the caller wants them: the one value an engine's :meth:`~Engine.map` takes.
+
+    ``ordered``: results in the items' order (else as they finish).
+    ``local`` is the resource this process already holds (an in-process
+    engine uses it instead of calling ``stage.setup``); ``threads`` is how
+    many threads an in-process engine may share it with (it must then be
+    thread-safe). Other engines ignore both: their workers build their own.
+    """
+
+    stage: Stage[R, T, U]
+    items: Sequence[T]
+    ordered: bool = False
+    local: R | None = None
+    threads: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class LocalOnly:
     """The setup of a stage whose resource only the caller holds (made without the settings a worker needs).
 
@@ -80,23 +98,12 @@ class Engine(Protocol):
         """How many items run at once when the caller may share its resource on ``threads`` threads."""
         ...
 
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
-        """Results as they finish, or in the items' order with ``ordered``.
+    def map(self, job: Job[R, T, U]) -> Iterator[tuple[int, U]]:
+        """``(index of the item, result)`` for each item of ``job``, as they finish or in order.
 
-        ``local`` is the resource this process already holds (an in-process
-        engine uses it instead of calling ``stage.setup``); ``threads`` is how
-        many threads an in-process engine may share it with (it must then be
-        thread-safe). An exception raised by ``work`` is raised here. The
-        local engine runs an item only when the caller asks for its result,
-        so a caller that stores each result before the next one streams.
+        An exception raised by the stage function is raised here. The local
+        engine runs an item only when the caller asks for its result, so a
+        caller that stores each result before the next one streams.
         """
         ...
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from lecture_rag.batch.base import R, Stage, T, U
+from lecture_rag.batch.base import Job, R, T, U
 
 
 class LocalEngine:
@@ -19,24 +19,17 @@ class LocalEngine:
         """The caller's threads: the local engine has no workers of its own."""
         return max(1, threads)
 
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
+    def map(self, job: Job[R, T, U]) -> Iterator[tuple[int, U]]:
         """See :meth:`lecture_rag.batch.base.Engine.map`; on one thread each item runs when its result is asked for."""
-        resource = local if local is not None else stage.setup(0)
-        if threads <= 1:
-            for index, item in enumerate(items):
+        stage = job.stage
+        resource = job.local if job.local is not None else stage.setup(0)
+        if job.threads <= 1:
+            for index, item in enumerate(job.items):
                 yield index, stage.work(resource, item)
             return
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = {pool.submit(stage.work, resource, item): index for index, item in enumerate(items)}
-            for future in futures if ordered else as_completed(futures):
+        with ThreadPoolExecutor(max_workers=job.threads) as pool:
+            futures = {pool.submit(stage.work, resource, item): index for index, item in enumerate(job.items)}
+            for future in futures if job.ordered else as_completed(futures):
                 yield futures[future], future.result()
 
     def close(self) -> None:

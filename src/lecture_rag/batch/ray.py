@@ -32,14 +32,14 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
 from lecture_rag.batch import token_at_hand
-from lecture_rag.batch.base import R, Stage, T, U
+from lecture_rag.batch.base import Job, R, Stage, T, U
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
 
@@ -116,16 +116,9 @@ class RayEngine:
         """The actors: the caller's threads are of no use to them."""
         return self.workers
 
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
+    def map(self, job: Job[R, T, U]) -> Iterator[tuple[int, U]]:
         """Feed the stage's actors and yield each result as it finishes (or in order); see :class:`Engine`."""
+        stage, items = job.stage, job.items
         if not items:
             return
         actors = self._pool(stage, min(self.workers, len(items)))
@@ -135,7 +128,7 @@ class RayEngine:
         try:
             for actor in actors:
                 self._feed(actor, stage, queue, pending, _DEPTH)
-            yield from self._drain(stage, queue, pending, ordered)
+            yield from self._drain(stage, queue, pending, job.ordered)
             finished = True
         finally:
             if not finished:  # an error or a caller that stopped early: stop the work in flight

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lecture_rag.batch import LOCAL, Engine, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import JudgeLLMSettings
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.agreement import agreement, score_distribution
@@ -174,7 +174,7 @@ def execute_judge_eval(
         progress(done, stats.total)
     saved = set(stored)
     stage = Stage(f"judge:{judge.name}", judge.setup, partial(judge_task, scheme, config))
-    for index, judgments in batch.map(stage, tasks, local=judge, threads=workers):
+    for index, judgments in batch.map(Job(stage, tasks, local=judge, threads=workers)):
         item, _, suffix = tasks[index]
         if item.id not in saved:
             meta = QuestionMeta(REFERENCE_SEPARATOR.join(item.references) or None, [], item.source)

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lecture_rag.batch import LOCAL, Engine, LocalOnly, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, LocalOnly, Stage
 from lecture_rag.config import RetrievalMode, Settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
@@ -227,7 +227,7 @@ def execute_run(
     if progress:
         progress(done, stats.total)
     stage = Stage("run", answerer.setup, partial(answer_and_judge, RunPlan(k, mode, scheme, judge_config)))
-    for index, (new_answer, answer, judgments) in batch.map(stage, todo, local=answerer, threads=stats.workers):
+    for index, (new_answer, answer, judgments) in batch.map(Job(stage, todo, local=answerer, threads=stats.workers)):
         position, q, _, _ = todo[index]
         if new_answer is not None:
             meta = QuestionMeta(q.answer, list(q.evidence), q.type)

@@ -33,7 +33,7 @@ from functools import partial
 
 import numpy as np
 
-from lecture_rag.batch import LOCAL, Engine, LocalOnly, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, LocalOnly, Stage
 from lecture_rag.config import EmbedderSettings
 from lecture_rag.embed import Embedder, make_embedder
 from lecture_rag.errors import LectureRagError
@@ -150,7 +150,7 @@ def _embed(
         progress(done, total)
     batches = list(_batches(list(missing), batch_size))
     texts = [[missing[k] for k in keys] for keys in batches]
-    for index, embedded in engine.map(stage, texts, local=embedder):
+    for index, embedded in engine.map(Job(stage, texts, local=embedder)):
         keys = batches[index]
         vecs = _checked(embedded, len(keys), dim, embedder.name)
         cache.put_many(eid, zip(keys, vecs, strict=True))

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from lecture_rag.batch import LOCAL, Engine, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
@@ -360,9 +360,9 @@ def ingest_paths(
     plans = [_plan_or_error(store, path, metas, options) for path in files]
     shared = _shared_ids(plans)
     media = [plan for plan in plans if _to_hear(plan, shared)]
-    transcripts = engine.map(
-        _hearing(options.transcription, engine, progress), [(str(p.path), p.language) for p in media], ordered=True
-    )
+    stage = _hearing(options.transcription, engine, progress)
+    transcripts = engine.map(Job(stage, [(str(p.path), p.language) for p in media], ordered=True))
+
     in_files = None if engine.in_process else progress
     if in_files is not None and media:
         in_files(0, len(media))
