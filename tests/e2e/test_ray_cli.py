@@ -237,3 +237,37 @@ def test_unreachable_ray_address_is_one_clear_error_with_nothing_written(
     assert from_env.returncode == 2 and address in from_env.stderr
     both = run_cli("index", "--engine", "local", "--ray-address", address, store=local_store)
     assert both.returncode == 2 and "--ray-address só vale com --engine ray" in both.stderr
+
+
+# --- eval judges: a judge's verdicts ------------------------------------------------
+
+
+KAMALLOO = shared("answer-judgments", "kamalloo2023-nq")
+VERDICTS = f"file:{KAMALLOO / 'NQ301_gpt-4.tsv'}"
+
+
+def _judged(store: Path, run: str) -> list[tuple[Any, ...]]:
+    """A judge evaluation as stored, without what the clock decides: items, people's labels, the judge's verdicts."""
+    db = store / "lecture-rag.sqlite3"
+    items = _rows(db, f"SELECT qid, position, question, meta, answer FROM run_items WHERE run='{run}' ORDER BY qid")
+    labels = _rows(db, f"SELECT qid, annotator, label FROM annotations WHERE run='{run}' ORDER BY qid, annotator")
+    verdicts = _rows(db, f"SELECT qid, kind, score, label, parsed, data FROM judgments WHERE run='{run}' ORDER BY qid")
+    return [*items, *labels, *verdicts]
+
+
+@pytest.mark.slow
+def test_eval_judges_on_ray_gives_the_local_judgments(tmp_path: Path) -> None:
+    """A file judge through 2 Ray actors and in this process: the same stored verdicts, the same scores."""
+    args = ("eval", "judges", str(KAMALLOO), "--judge-llm", VERDICTS, "--limit", "40", "--repeat", "5", "--json")
+    reports = {}
+    for engine in ("local", "ray"):
+        result = run_cli(*args, "--engine", engine, "--workers", "2", store=tmp_path / engine)
+        assert result.returncode == 0, result.stderr
+        reports[engine] = json.loads(result.stdout)
+    (local,), (ray,) = reports["local"]["results"], reports["ray"]["results"]
+    assert ray["run"] == local["run"]  # the same configuration, hence the same derived name
+    assert local["stats"] == {"total": 40, "judged": 40, "repeated": 0, "skipped": 0, "workers": 1}
+    assert ray["stats"] == {**local["stats"], "workers": 2}
+    assert ray["agreement"] == local["agreement"] and ray["judge_vs_people"] == local["judge_vs_people"]
+    stored = _judged(tmp_path / "local", local["run"])
+    assert len(stored) == 40 * 3 and _judged(tmp_path / "ray", ray["run"]) == stored

@@ -9,11 +9,17 @@ caller, which writes each one to the store (or the embedding cache) as it
 comes. A killed job therefore loses at most the items in flight, and the
 rerun does only what the store lacks.
 
-* :class:`LocalEngine` (the default) is the in-process loop the stages always
-  ran: the caller's own model, and the caller's threads where it has some.
-* :class:`~lecture_rag.batch.ray_engine.RayEngine` (``--engine ray``) runs a
-  pool of Ray actors per stage, each building its model once from the
-  stage's settings; results stream back as they finish (``ray.wait``).
+* :mod:`.base`: the :class:`Stage` and the :class:`Engine` protocol callers
+  are written against; what differs between engines is said by the engine
+  (``in_process``, ``at_once``), never asked of its class.
+* :mod:`.local`: :class:`LocalEngine` (the default), the in-process loop the
+  stages always ran: the caller's own model, and the caller's threads where
+  it has some.
+* :mod:`.ray`: ``RayEngine`` (``--engine ray``) runs a pool of Ray actors per
+  stage, each building its model once from the stage's settings; results
+  stream back as they finish (``ray.wait``).
+
+:func:`open_engine` is the one place an engine is picked from ``[batch]``.
 
 Ray is an optional extra (``pip install 'lecture-rag[ray]'``): it is imported
 only when the Ray engine is asked for, never by importing this package.
@@ -22,104 +28,15 @@ only when the Ray engine is asked for, never by importing this package.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
 
+from lecture_rag.batch.base import Engine, Job, LocalOnly, Stage
+from lecture_rag.batch.local import LOCAL, LocalEngine
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
 
-R = TypeVar("R")  # what a worker builds once (a model)
-T = TypeVar("T")  # one work item
-U = TypeVar("U")  # its result
-
 _INSTALL_HINT = "pip install 'lecture-rag[ray]'"
-
-
-@dataclass(frozen=True, slots=True)
-class Stage(Generic[R, T, U]):
-    """A stage function and how a worker builds, once, what the function needs.
-
-    ``setup(cpus)`` builds the worker's resource (a model) from the settings
-    it carries; ``cpus`` is the worker's share of cores, for the model's
-    thread count (0: every core of this machine, as a local run uses).
-    ``work(resource, item)`` is the stage function. Both must pickle (module
-    functions, or :func:`functools.partial` of them over settings) so that
-    they reach Ray actors. ``name`` keys the actors: consecutive stages of
-    one name (segments, then passages) reuse the same loaded models.
-    """
-
-    name: str
-    setup: Callable[[int], R]
-    work: Callable[[R, T], U]
-
-
-class Engine(Protocol):
-    """Runs a stage over work items and yields ``(index of the item, result)``."""
-
-    @property
-    def name(self) -> str:
-        """``local`` or ``ray``: what messages and run summaries say."""
-        ...
-
-    @property
-    def workers(self) -> int:
-        """How many items run at once (1 for the local loop)."""
-        ...
-
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
-        """Results as they finish, or in the items' order with ``ordered``.
-
-        ``local`` is the resource this process already holds (the local
-        engine uses it instead of calling ``stage.setup``); ``threads`` is how
-        many threads the local engine may share it with (it must then be
-        thread-safe). An exception raised by ``work`` is raised here.
-        """
-        ...
-
-    def close(self) -> None: ...
-
-
-class LocalEngine:
-    """Today's in-process loop: one item after another, or the caller's thread pool."""
-
-    name = "local"
-    workers = 1
-
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
-        resource = local if local is not None else stage.setup(0)
-        if threads <= 1:
-            for index, item in enumerate(items):
-                yield index, stage.work(resource, item)
-            return
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = {pool.submit(stage.work, resource, item): index for index, item in enumerate(items)}
-            for future in futures if ordered else as_completed(futures):
-                yield futures[future], future.result()
-
-    def close(self) -> None:
-        return None
-
-
-LOCAL = LocalEngine()
 
 
 @contextmanager
@@ -143,7 +60,7 @@ def _start(settings: BatchSettings) -> Engine:
         return LocalEngine()
     ray_auth_env(settings)
     try:
-        from lecture_rag.batch.ray_engine import RayEngine
+        from lecture_rag.batch.ray import RayEngine
     except ImportError as exc:
         if exc.name != "ray" and not str(exc.name or "").startswith("ray."):
             raise
@@ -177,4 +94,4 @@ def token_at_hand() -> bool:
     return os.path.isfile(path)
 
 
-__all__ = ["LOCAL", "Engine", "LocalEngine", "Stage", "open_engine"]
+__all__ = ["LOCAL", "Engine", "Job", "LocalEngine", "LocalOnly", "Stage", "open_engine"]

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lecture_rag.batch import Engine, LocalEngine, open_engine
+from lecture_rag.batch import Engine, open_engine
 from lecture_rag.cli.common import (
     EngineOpt,
     JsonOpt,
@@ -97,7 +97,7 @@ def ingest(
 def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:
     """Files through ``engine``: transcription progress in seconds of audio here, in files on other engines."""
     files_task = bar.add_task("Ingerindo", total=None)
-    label = "Transcrevendo" if isinstance(engine, LocalEngine) else f"Transcrevendo arquivos ({engine.name})"
+    label = "Transcrevendo" if engine.in_process else f"Transcrevendo arquivos ({engine.name})"
     media_task = bar.add_task(label, total=None, visible=False)
 
     def on_file(path: Path) -> None:

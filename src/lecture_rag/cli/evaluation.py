@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,20 +46,12 @@ from lecture_rag.cli.common import (
 from lecture_rag.cli.terminal import annotate_in_terminal
 from lecture_rag.config import STRUCTURED_MODES, Reranking, RetrievalMode, Settings
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.agreement import agreement as agreement_of
-from lecture_rag.evaluate.agreement import score_distribution
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
-from lecture_rag.evaluate.judge_eval import FileJudge, Judge, default_name, eval_config, execute_judge_eval
-from lecture_rag.evaluate.judges import JudgeConfig, config_from_settings, parse_judge_kinds
+from lecture_rag.evaluate.judge_eval import JudgeEvalRequest, plan_judge_eval, run_judge_eval
+from lecture_rag.evaluate.judges import config_from_settings, parse_judge_kinds
 from lecture_rag.evaluate.judgesets import (
     Dataset,
-    draw_order,
-    load_dataset,
-    load_examples,
-    load_file_verdicts,
-    refuse_problems,
-    sample,
 )
 from lecture_rag.evaluate.labels import LabelScheme, scheme_from_settings, scheme_of_run
 from lecture_rag.evaluate.questions import (
@@ -70,8 +63,8 @@ from lecture_rag.evaluate.questions import (
 )
 from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
 from lecture_rag.evaluate.retrieval import details as question_details
-from lecture_rag.evaluate.run import check_question_labels, execute_run, file_sha, run_config
-from lecture_rag.evaluate.summary import auto_label, judge_vs_people, judgment_score, manual_label, run_summary
+from lecture_rag.evaluate.run import Answerer, check_question_labels, execute_run, file_sha, run_config
+from lecture_rag.evaluate.summary import run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.records import Hit, JudgeKind, Question
 from lecture_rag.report import run_report
@@ -219,34 +212,6 @@ def _print_details(mode: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _judge_for(settings: Settings, backend: str | None, dataset: Dataset, scheme: Any) -> Judge:
-    """``file:PATH`` (verdicts computed elsewhere) or the configured judge LLM; evaluating no judge is an error."""
-    if backend is not None and backend.strip().lower().startswith("file:"):
-        path = Path(backend.strip()[5:]).expanduser()
-        return FileJudge(f"file:{path.name}", file_sha(path) if path.is_file() else "",
-                         load_file_verdicts(path, dataset, scheme))  # fmt: skip
-    judge = judge_llm(judge_settings(settings, backend))
-    if judge is None:
-        raise LectureRagError(
-            "Nenhum juiz para avaliar: passe --judge-llm openai|gguf:CAMINHO|file:VEREDITOS.tsv ou configure "
-            "LECTURE_RAG_JUDGE_LLM_BACKEND."
-        )
-    return judge
-
-
-def _agreement_table(items: list[Any], wanted: set[str], scheme: Any) -> dict[str, Any]:
-    """Agreement and judge-vs-people numbers over the stored items of this sample."""
-    chosen = [i for i in items if i.qid in wanted]
-    manual = [manual_label(i) for i in chosen]
-    report = agreement_of(manual, [auto_label(i) for i in chosen], scheme.codes, ordinal=scheme.ordinal_codes)
-    ar = [judgment_score(i, "answer_relevance") for i in chosen]
-    return {
-        "agreement": report.to_dict(),
-        "judge_vs_people": judge_vs_people(chosen, scheme),
-        "ar_by_people_label": score_distribution(ar, manual) if any(s is not None for s in ar) else None,
-    }
-
-
 @user_errors
 def eval_judges(
     dataset_path: Annotated[
@@ -271,71 +236,46 @@ def eval_judges(
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Itens em paralelo (servidores HTTP).")] = 4,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Medir um juiz contra pessoas: acurácia, κ (IC 95%), matriz de confusão, vieses e custo (retomável)."""
-    settings = settings_for(store)
+    settings = with_batch(settings_for(store), engine, ray_address, workers)
     if structured is not None:
         if structured not in STRUCTURED_MODES:
             raise LectureRagError(f"--structured {structured!r}: use {', '.join(STRUCTURED_MODES)}.")
         update = {"structured": structured, "grammar": None}
         settings = settings.model_copy(update={"judge_llm": settings.judge_llm.model_copy(update=update)})
-    scheme = scheme_from_settings(settings.labels)
-    kinds = parse_judge_kinds(judges)
-    data = load_dataset(dataset_path, scheme)
-    if not skip_bad:
-        refuse_problems(data)
-    items = sample(data.items, limit, sample_seed)
-    if not items:
-        raise LectureRagError(f"{data.path.name}: nenhum item rotulado para avaliar.")
-    calibration = load_examples(examples, scheme, items) if examples else ()
-    judge = _judge_for(settings, judge_llm_backend, data, scheme)
-    if isinstance(judge, FileJudge) and calibration:
-        raise LectureRagError("--examples muda o prompt de um juiz LLM; um juiz file: não tem prompt.")
-    base = config_from_settings(settings.judge_llm)
-    variants = [("sem exemplos", base)] + ([("com exemplos", _with_examples(base, calibration))] if calibration else [])
-    twice = {i.id for i in draw_order(items, sample_seed)[:repeat]}
-    results = []
-    with open_store(settings) as st:
-        runs = RunStore(st)
-        for label, cfg in variants:
-            config = eval_config(data, judge, kinds, scheme, cfg)
-            run = (name + ("-exemplos" if cfg.examples else "")) if name else default_name(data, config)
-            with runs.running(run):
-                runs.start(run, config)
-                with progress_bar() as bar:
-                    task = bar.add_task(f"Julgando ({label})", total=len(items))
-
-                    def step(done: int, total: int, task: Any = task, bar: Any = bar) -> None:
-                        bar.update(task, completed=done, total=total)
-
-                    stats = execute_judge_eval(
-                        runs, run, items, judge, kinds=kinds, scheme=scheme, config=cfg, repeat=sorted(twice),
-                        concurrency=concurrency, progress=step,
-                    )  # fmt: skip
-            table = _agreement_table(runs.items(run), {i.id for i in items}, scheme)
-            results.append({"variant": label, "run": run, "examples": len(cfg.examples), "stats": stats, **table})
-    report = {
-        "dataset": {
-            "name": data.name,
-            "file": data.path.name,
-            "kind": data.kind,
-            "items": len(data.items),
-            "sample": len(items),
-            "sample_seed": sample_seed if limit else None,
-            "bad_rows": len(data.problems),
-            "left_out": data.left_out,
-        },
-        "judge": judge.name,
-        "results": results,
-    }
+    verdicts = _verdict_file(judge_llm_backend)
+    if verdicts is None:
+        settings = judge_settings(settings, judge_llm_backend)
+    request = JudgeEvalRequest(
+        dataset_path, parse_judge_kinds(judges), verdicts=verdicts, limit=limit, sample_seed=sample_seed,
+        examples=examples, skip_bad=skip_bad, repeat=repeat, name=name, concurrency=concurrency,
+    )  # fmt: skip
+    plan = plan_judge_eval(request, settings.judge_llm, scheme_from_settings(settings.labels))
+    with open_engine(settings.batch) as batch, open_store(settings) as st:  # the engine first: see run_questions
+        report = run_judge_eval(RunStore(st), plan, batch=batch, bars=_progress)
     if as_json:
         print_json(report)
         return
-    _print_judges(report, data)
+    _print_judges(report, plan.data)
 
 
-def _with_examples(config: JudgeConfig, examples: tuple[Any, ...]) -> JudgeConfig:
-    return replace(config, examples=examples)
+def _verdict_file(backend: str | None) -> Path | None:
+    """The file of ``--judge-llm file:PATH`` (verdicts computed elsewhere), or None for an LLM judge."""
+    if backend is not None and backend.strip().lower().startswith("file:"):
+        return Path(backend.strip()[5:])
+    return None
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for the block, and the function that moves it."""
+    with progress_bar() as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, n: bar.update(task, completed=done, total=n)
 
 
 def _print_judges(report: dict[str, Any], data: Dataset) -> None:
@@ -489,8 +429,7 @@ def _run_on(
                 runs,
                 name,
                 qs,
-                engine,
-                judge,
+                Answerer(engine, judge, settings),
                 k=k,
                 mode=mode,
                 concurrency=concurrency,
@@ -499,7 +438,6 @@ def _run_on(
                 judge_config=judge_config,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 batch=batch,
-                settings=settings,
             )
     where = "" if batch.name == "local" else f", {batch.name}"
     console.print(

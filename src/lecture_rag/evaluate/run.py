@@ -8,8 +8,9 @@ Work is saved per question, so a killed run resumes with only what is missing.
 The questions are answered and judged by a batch engine (:mod:`lecture_rag.batch`):
 the local one uses this process's answer engine on ``--concurrency`` threads;
 the Ray one (``--engine ray``) sends each question to actors that each build
-their own answerer once (:func:`run_worker`). Either way this process alone
-writes, one question per transaction, as answers come back.
+their own answerer once (:func:`run_worker`, from the settings the
+:class:`Answerer` carries). Either way this process alone writes, one
+question per transaction, as answers come back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lecture_rag.batch import LOCAL, Engine, LocalEngine, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, LocalOnly, Stage
 from lecture_rag.config import RetrievalMode, Settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
@@ -119,10 +120,23 @@ def workers_for(concurrency: int, *llms: LLM | None) -> int:
 
 @dataclass(slots=True)
 class Answerer:
-    """What answers and judges the questions of a run: an answer engine and the judge LLM (None: no judge)."""
+    """What answers and judges the questions of a run: an answer engine and the judge LLM (None: no judge).
+
+    ``settings`` are the ones both were made from (with the run's flags): a
+    worker of another process builds its own answerer from them
+    (:func:`run_worker`). Without them only this process can answer.
+    """
 
     engine: AnswerEngine
     judge: LLM | None
+    settings: Settings | None = None
+
+    @property
+    def setup(self) -> Callable[[int], Answerer]:
+        """How a worker builds an answerer like this one (a value that pickles: the settings, not the models)."""
+        if self.settings is None:
+            return LocalOnly("Uma rodada em outros processos precisa das configurações para montar o respondedor.")
+        return partial(run_worker, self.settings)
 
 
 def run_worker(settings: Settings, cpus: int) -> Answerer:
@@ -141,7 +155,7 @@ def run_worker(settings: Settings, cpus: int) -> Answerer:
     store = open_store(settings, create=False, read_only=True)
     retriever = Retriever(store, make_embedder(embedder), settings, reranker=make_reranker(settings))
     engine = AnswerEngine(retriever, make_llm(settings.llm), settings.llm)
-    return Answerer(engine, make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX))
+    return Answerer(engine, make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX), settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +186,11 @@ def answer_and_judge(plan: RunPlan, answerer: Answerer, todo: Todo) -> Done:
     return new_answer, answer, judgments
 
 
-def _no_settings(cpus: int) -> Answerer:
-    raise LectureRagError("Uma rodada em outros processos precisa das configurações para montar o respondedor.")
-
-
 def execute_run(
     runs: RunStore,
     name: str,
     questions: Sequence[Question],
-    engine: AnswerEngine,
-    judge_llm: LLM | None,
+    answerer: Answerer,
     *,
     k: int,
     mode: RetrievalMode,
@@ -191,21 +200,20 @@ def execute_run(
     scheme: LabelScheme = DEFAULT_SCHEME,
     judge_config: JudgeConfig = DEFAULT_CONFIG,
     batch: Engine = LOCAL,
-    settings: Settings | None = None,
 ) -> RunStats:
     """Answer and judge what is missing for each question of the run.
 
-    ``batch`` answers and judges: the local engine with ``engine`` and
-    ``judge_llm`` on worker threads (with more than one, the engine's
-    retriever must be shareable between threads,
+    ``batch`` answers and judges: an in-process engine with ``answerer`` on
+    ``concurrency`` threads when its LLMs take parallel calls (with more than
+    one, the engine's retriever must be shareable between threads,
     :class:`~lecture_rag.retrieve.SharedRetriever`), another engine in
-    workers built from ``settings`` (:func:`run_worker`). This thread alone
-    writes, each question in its own transaction, as its answer comes back.
+    workers built from the answerer's settings (:attr:`Answerer.setup`). This
+    thread alone writes, each question in its own transaction, as its answer
+    comes back.
     """
     answered = runs.answered(name)
     judged = runs.judged(name)
-    local = isinstance(batch, LocalEngine)
-    workers = workers_for(concurrency, engine.llm, judge_llm) if local else batch.workers
+    workers = batch.at_once(workers_for(concurrency, answerer.engine.llm, answerer.judge))
     stats = RunStats(total=len(questions), workers=workers)
     existing = {item.qid: item.answer for item in runs.items(name)} if answered else {}
     todo: list[Todo] = []
@@ -218,11 +226,8 @@ def execute_run(
     done = stats.skipped
     if progress:
         progress(done, stats.total)
-    setup = partial(run_worker, settings) if settings is not None else _no_settings
-    stage = Stage("run", setup, partial(answer_and_judge, RunPlan(k, mode, scheme, judge_config)))
-    for index, (new_answer, answer, judgments) in batch.map(
-        stage, todo, local=Answerer(engine, judge_llm), threads=stats.workers
-    ):
+    stage = Stage("run", answerer.setup, partial(answer_and_judge, RunPlan(k, mode, scheme, judge_config)))
+    for index, (new_answer, answer, judgments) in batch.map(Job(stage, todo, local=answerer, threads=stats.workers)):
         position, q, _, _ = todo[index]
         if new_answer is not None:
             meta = QuestionMeta(q.answer, list(q.evidence), q.type)

@@ -33,7 +33,7 @@ from functools import partial
 
 import numpy as np
 
-from lecture_rag.batch import LOCAL, Engine, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, LocalOnly, Stage
 from lecture_rag.config import EmbedderSettings
 from lecture_rag.embed import Embedder, make_embedder
 from lecture_rag.errors import LectureRagError
@@ -47,7 +47,7 @@ def embedding_stage(settings: EmbedderSettings | None) -> Stage[Embedder, list[s
 
     Without settings only the local engine can run it (with the caller's embedder).
     """
-    setup = partial(worker_embedder, settings) if settings is not None else _no_settings
+    setup = partial(worker_embedder, settings) if settings is not None else LocalOnly(_NO_SETTINGS)
     name = f"embed:{settings.name}:{settings.variant}" if settings is not None else "embed"
     return Stage(name, setup, embed_batch)
 
@@ -64,8 +64,7 @@ def embed_batch(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return embedder.embed_passages(texts)
 
 
-def _no_settings(cpus: int) -> Embedder:
-    raise LectureRagError("Embeddings em outro processo precisam das configurações do embedder ([embedder]).")
+_NO_SETTINGS = "Embeddings em outro processo precisam das configurações do embedder ([embedder])."
 
 
 def embed_corpus(
@@ -151,7 +150,7 @@ def _embed(
         progress(done, total)
     batches = list(_batches(list(missing), batch_size))
     texts = [[missing[k] for k in keys] for keys in batches]
-    for index, embedded in engine.map(stage, texts, local=embedder):
+    for index, embedded in engine.map(Job(stage, texts, local=embedder)):
         keys = batches[index]
         vecs = _checked(embedded, len(keys), dim, embedder.name)
         cache.put_many(eid, zip(keys, vecs, strict=True))

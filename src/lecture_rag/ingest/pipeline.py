@@ -4,10 +4,12 @@ Each video is written in its own transaction, so a bad file or a killed
 process never damages what is already stored, and a rerun redoes only the
 files whose content (or segmentation settings) changed.
 
-With an engine other than the local one (``--engine ray``), the media files
-to transcribe go to the engine's workers all at once, and this process
-writes every file, in the same order as a local run (so corpus ids come out
-the same), as soon as its transcript is back.
+Every file takes one way whatever the batch engine (:func:`ingest_paths`):
+planned here, its transcript heard by the engine when it is a media file
+that changed, stored here in the order of the files (so corpus ids do not
+depend on the engine). The local engine hears a file when its turn comes and
+streams it into the store; another (``--engine ray``) hears them all at once
+in its workers.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from lecture_rag.batch import LOCAL, Engine, LocalEngine, Stage
+from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
@@ -233,12 +237,6 @@ def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_SUFFIXES
 
 
-def _cues_of(path: Path, options: IngestOptions, progress: ProgressFn | None, language: str) -> Iterator[Cue]:
-    if _is_media(path):
-        return transcribe(path, options.transcription, language=language, progress=progress)
-    return read_cues(path, column=options.column)
-
-
 def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestOptions, name: str) -> FileResult:
     """Window ``cues`` and store them as ``video`` in one transaction (the old version stays if anything fails).
 
@@ -316,11 +314,10 @@ def ingest_file(
     options: IngestOptions,
     progress: ProgressFn | None = None,
 ) -> FileResult:
-    """Ingest one file; a no-op when the same content was ingested with the same settings."""
+    """Ingest one file as :func:`ingest_paths` does; a no-op when this content is stored with these settings."""
     plan = plan_file(store, path, meta, options)
-    if plan.unchanged:
-        return plan.unchanged
-    return write_file(store, plan, _cues_of(path, options, progress, plan.language), options)
+    heard = _streamed(progress, options.transcription, (str(path), plan.language)) if _to_hear(plan, set()) else None
+    return _store_planned(store, plan, heard, options)
 
 
 def unchanged_result(store: Store, source: Path | str, video_id: str, digest: str) -> FileResult | None:
@@ -348,26 +345,52 @@ def ingest_paths(
     error nobody foresaw (a defect met on one file must not hide the rest of
     the batch, its report, or the indexing of the good files).
 
-    The local engine streams each transcription into the store as it is
-    heard (``progress`` in seconds of audio); another engine transcribes the
-    media files in its workers (``progress`` in files) and this process
-    stores each file as its turn comes (:func:`_ingest_on`).
+    Each file is planned here (:func:`plan_file`), its transcript heard by
+    ``engine`` when it is a media file that changed (:func:`_hearing`), and
+    stored here, one transaction per file, in the order of ``paths``: the
+    same files get the same corpus ids on any engine, and a killed ingest
+    keeps every file stored before it. The local engine hears a file when its
+    turn comes and streams it into the store (``progress`` in seconds of its
+    audio); another engine hears them all at once in its workers
+    (``progress`` in files).
     """
     files, problems = discover(paths)
     report = IngestReport(failed=list(problems))
     metas = _Metas(options, single=len(files) == 1 and not problems)
-    if not isinstance(engine, LocalEngine):
-        return _ingest_on(engine, store, files, metas, options, report, on_file, progress)
-    for path in files:
+    plans = [_plan_or_error(store, path, metas, options) for path in files]
+    shared = _shared_ids(plans)
+    media = [plan for plan in plans if _to_hear(plan, shared)]
+    stage = _hearing(options.transcription, engine, progress)
+    transcripts = engine.map(Job(stage, [(str(p.path), p.language) for p in media], ordered=True))
+
+    in_files = None if engine.in_process else progress
+    if in_files is not None and media:
+        in_files(0, len(media))
+    heard = 0
+    for plan in plans:
+        path = plan.path if isinstance(plan, FilePlan) else plan[0]
         if on_file:
             on_file(path)
-        try:
-            report.done.append(ingest_file(store, path, metas.of(path), options, progress))
-        except StorageError:
-            raise  # a full disk or a read-only store fails every file alike: stop the batch, say why
-        except Exception as exc:
-            report.failed.append((path, _reason(exc)))
+        cues: _Heard | None = None
+        if _to_hear(plan, shared):
+            _, cues = next(transcripts)  # an engine failure (a worker lost) stops the batch: not this file's fault
+            heard += 1
+            if in_files is not None:
+                in_files(heard, len(media))
+        _store_reported(store, _fresh(store, plan, shared), cues, options, report)
     return report
+
+
+def _store_reported(
+    store: Store, plan: _Planned, cues: _Heard | None, options: IngestOptions, report: IngestReport
+) -> None:
+    """Store one file in its turn; its failure goes to the report, a storage failure stops the batch."""
+    try:
+        report.done.append(_store_planned(store, plan, cues, options))
+    except StorageError:
+        raise  # a full disk or a read-only store fails every file alike: stop the batch, say why
+    except Exception as exc:
+        report.failed.append((plan.path if isinstance(plan, FilePlan) else plan[0], _reason(exc)))
 
 
 class _Metas:
@@ -399,50 +422,26 @@ def _reason(exc: Exception) -> str:
     )
 
 
-def _ingest_on(
-    engine: Engine,
-    store: Store,
-    files: list[Path],
-    metas: _Metas,
-    options: IngestOptions,
-    report: IngestReport,
-    on_file: Callable[[Path], None] | None,
-    progress: ProgressFn | None,
-) -> IngestReport:
-    """Plan every file, transcribe the media ones on ``engine``, then store each file in order.
-
-    Files are stored in the order a local run stores them (transcripts come
-    back in that order), so the same files get the same corpus ids; each is
-    its own transaction, so a killed job keeps every file stored before it.
-    """
-    plans = [_plan_or_error(store, path, metas, options) for path in files]
-    media = [p for p in plans if isinstance(p, FilePlan) and p.unchanged is None and p.media]
-    stage = _transcripts_or_errors(options.transcription)
-    transcripts = engine.map(stage, [(str(p.path), p.language) for p in media], ordered=True)
-    if progress is not None and media:
-        progress(0, len(media))
-    heard = 0
-    for plan in plans:
-        path = plan.path if isinstance(plan, FilePlan) else plan[0]
-        if on_file:
-            on_file(path)
-        cues: _Heard | None = None
-        if isinstance(plan, FilePlan) and plan.unchanged is None and plan.media:
-            _, cues = next(transcripts)  # an engine failure (a worker lost) stops the batch: not this file's fault
-            heard += 1
-            if progress is not None:
-                progress(heard, len(media))
-        try:
-            report.done.append(_store_planned(store, plan, cues, options))
-        except StorageError:
-            raise
-        except Exception as exc:
-            report.failed.append((path, _reason(exc)))
-    return report
-
-
 _Planned = FilePlan | tuple[Path, Exception]  # a file's plan, or why it could not be planned
-_Heard = list[Cue] | Exception  # a media file's transcript, or why it failed
+_Heard = Iterable[Cue] | Exception  # a media file's transcript (streamed here, a list from a worker), or why it failed
+
+
+def _shared_ids(plans: list[_Planned]) -> set[str]:
+    """Video ids that more than one file of the batch is stored as (a human transcript and its recording)."""
+    counts = Counter(plan.video_id for plan in plans if isinstance(plan, FilePlan))
+    return {video_id for video_id, n in counts.items() if n > 1}
+
+
+def _to_hear(plan: _Planned, shared: set[str]) -> TypeGuard[FilePlan]:
+    """A media file to transcribe: its content changed, or an earlier file of the batch may replace its video."""
+    return isinstance(plan, FilePlan) and plan.media and (plan.unchanged is None or plan.video_id in shared)
+
+
+def _fresh(store: Store, plan: _Planned, shared: set[str]) -> _Planned:
+    """The plan as the store is now: an earlier file of the batch may have stored the same video id since."""
+    if not isinstance(plan, FilePlan) or plan.video_id not in shared:
+        return plan
+    return replace(plan, unchanged=unchanged_result(store, plan.path, plan.video_id, plan.digest))
 
 
 def _plan_or_error(store: Store, path: Path, metas: _Metas, options: IngestOptions) -> _Planned:
@@ -465,10 +464,26 @@ def _store_planned(store: Store, plan: _Planned, cues: _Heard | None, options: I
     return write_file(store, plan, read_cues(plan.path, column=options.column) if cues is None else cues, options)
 
 
-def _transcripts_or_errors(settings: TranscriptionSettings) -> Stage[TranscriptionSettings, MediaItem, Any]:
-    """The transcription stage, with a file's failure sent back as a value: it fails that file, not the batch."""
+def _hearing(
+    settings: TranscriptionSettings, engine: Engine, progress: ProgressFn | None
+) -> Stage[TranscriptionSettings, MediaItem, _Heard]:
+    """The transcription stage, a file's failure sent back as a value: it fails that file, not the batch.
+
+    In this process a transcript streams into the store as it is heard, with
+    ``progress`` in seconds of audio; a worker elsewhere sends back every cue
+    of the file at once.
+    """
     stage = transcription_stage(settings)
-    return Stage(stage.name, stage.setup, _transcript_or_error)
+    work = partial(_streamed, progress) if engine.in_process else _transcript_or_error
+    return Stage(stage.name, stage.setup, work)
+
+
+def _streamed(progress: ProgressFn | None, settings: TranscriptionSettings, item: MediaItem) -> _Heard:
+    path, language = item
+    try:
+        return transcribe(Path(path), settings, language=language, progress=progress)
+    except Exception as exc:
+        return exc
 
 
 def _transcript_or_error(settings: TranscriptionSettings, item: MediaItem) -> _Heard:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lecture_rag.config import SegmentationSettings
-from lecture_rag.ingest.pipeline import IngestOptions, VideoMeta, file_meta, ingest_file, load_manifest
+from lecture_rag.ingest.pipeline import IngestOptions, VideoMeta, file_meta, ingest_file, ingest_paths, load_manifest
 from lecture_rag.store import Store
 
 HOSTILE_IDS = [
@@ -55,3 +55,24 @@ def test_the_video_id_flag_follows_the_same_rule(tmp_path: Path, given: str, exp
         result = ingest_file(store, transcript, VideoMeta(video_id=given), IngestOptions(SegmentationSettings()))
         assert result.video_id == expected
         assert [v.video_id for v in store.list_videos()] == [expected]
+
+
+def test_files_of_one_batch_stored_as_one_video_are_stored_in_turn(tmp_path: Path) -> None:
+    """Two files the manifest stores as one video: each replaces what the one before it stored, as in turn.
+
+    The plans are made before any file is stored (so an engine can hear every
+    media file at once); the second file's plan was 'unchanged' then, and is
+    checked again when its turn comes, after the first file replaced it.
+    """
+    folder = tmp_path / "aulas"
+    folder.mkdir()
+    for name, text in (("a.srt", "primeira versão"), ("b.srt", "segunda versão")):
+        (folder / name).write_text(f"1\n00:00:01,000 --> 00:00:03,000\n{text}\n", encoding="utf-8")
+    (folder / "videos.csv").write_text("file,video_id\na.srt,aula\nb.srt,aula\n", encoding="utf-8")
+    options = IngestOptions(SegmentationSettings())
+    with Store(tmp_path / "store") as store:
+        ingest_paths(store, [folder / "b.srt"], options)  # the store holds b's version
+        report = ingest_paths(store, [folder], options)
+        assert [(Path(r.path).name, r.status) for r in report.done] == [("a.srt", "replaced"), ("b.srt", "replaced")]
+        (segment,) = store.segments("aula")
+        assert segment.text == "segunda versão"

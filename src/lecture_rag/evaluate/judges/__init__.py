@@ -9,6 +9,8 @@ tests) asks for judgments of one answer, so what is tested is what runs.
 
 * :mod:`.parsing` reads verdicts; :mod:`.prompting` holds prompts, output
   grammars and token budgets; :mod:`.verdicts` the four judges.
+* :mod:`.protocol`: the :class:`~.protocol.Judge` protocol ``eval judges``
+  scores, which an LLM judge (these prompts) and a file of verdicts implement.
 """
 
 from __future__ import annotations

@@ -32,19 +32,16 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
-from lecture_rag.batch import Stage, token_at_hand
+from lecture_rag.batch import token_at_hand
+from lecture_rag.batch.base import Job, R, Stage, T, U
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
-
-R = TypeVar("R")
-T = TypeVar("T")
-U = TypeVar("U")
 
 _DEPTH = 2  # items queued per actor: one running, one waiting
 _PROBE_SECONDS = 3.0  # a TCP connect to a live cluster takes milliseconds
@@ -82,6 +79,7 @@ class RayEngine:
     """Pools of Ray actors, one stage at a time (an idle pool would hold CPUs the next stage needs)."""
 
     name = "ray"
+    in_process = False
 
     def __init__(self, *, workers: int, share: float, owned: bool, address: str) -> None:
         self.workers = workers
@@ -114,16 +112,13 @@ class RayEngine:
         share = min(total / workers, max(nodes, default=total)) if total else 0.0
         return cls(workers=workers, share=share, owned=owned, address=address)
 
-    def map(
-        self,
-        stage: Stage[R, T, U],
-        items: Sequence[T],
-        *,
-        ordered: bool = False,
-        local: R | None = None,
-        threads: int = 1,
-    ) -> Iterator[tuple[int, U]]:
+    def at_once(self, threads: int) -> int:
+        """The actors: the caller's threads are of no use to them."""
+        return self.workers
+
+    def map(self, job: Job[R, T, U]) -> Iterator[tuple[int, U]]:
         """Feed the stage's actors and yield each result as it finishes (or in order); see :class:`Engine`."""
+        stage, items = job.stage, job.items
         if not items:
             return
         actors = self._pool(stage, min(self.workers, len(items)))
@@ -133,7 +128,7 @@ class RayEngine:
         try:
             for actor in actors:
                 self._feed(actor, stage, queue, pending, _DEPTH)
-            yield from self._drain(stage, queue, pending, ordered)
+            yield from self._drain(stage, queue, pending, job.ordered)
             finished = True
         finally:
             if not finished:  # an error or a caller that stopped early: stop the work in flight
