@@ -1,4 +1,4 @@
-.PHONY: install test test-slow test-all lint imports bench
+.PHONY: install test test-slow test-all lint imports bench check-base
 
 install:
 	./scripts/setup
@@ -21,6 +21,10 @@ lint:
 	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+
+# The base package alone (no extras) in a fresh venv: ingest + search + ask on a caption file.
+check-base:
+	./scripts/check-base
 
 # Which part of the package imports which (the layer graph, from the code).
 imports:
