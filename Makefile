@@ -31,5 +31,5 @@ imports:
 	.venv/bin/python scripts/import_graph.py
 
 bench:
-	.venv/bin/python bench/bench_indexing.py
-	.venv/bin/python bench/bench_search.py
+	.venv/bin/python -m bench.bench_indexing
+	.venv/bin/python -m bench.bench_search
