@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lecture_rag.config import Reranking
+from lecture_rag.config import Reranking, env_var
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.build import Indexes
 from lecture_rag.index.passages import group_pieces, passage_id
@@ -152,7 +152,7 @@ class CrossEncoderReranker:
         if not model.strip():
             raise LectureRagError(
                 "O reordenador cross-encoder precisa de um modelo: defina [retrieval] cross_encoder_model "
-                "(ou LECTURE_RAG_RETRIEVAL__CROSS_ENCODER_MODEL) com o nome ou a pasta de um CrossEncoder, "
+                f"(ou {env_var('retrieval', 'cross_encoder_model')}) com o nome ou a pasta de um CrossEncoder, "
                 "por exemplo cross-encoder/mmarco-mMiniLMv2-L12-H384-v1."
             )
         self.model_name = model.strip()
