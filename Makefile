@@ -1,4 +1,4 @@
-.PHONY: install test test-slow test-all lint imports bench
+.PHONY: install test test-slow test-all lint imports bench check-base
 
 install:
 	./scripts/setup
@@ -22,10 +22,14 @@ lint:
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
+# The base package alone (no extras) in a fresh venv: ingest + search + ask on a caption file.
+check-base:
+	./scripts/check-base
+
 # Which part of the package imports which (the layer graph, from the code).
 imports:
 	.venv/bin/python scripts/import_graph.py
 
 bench:
-	.venv/bin/python bench/bench_indexing.py
-	.venv/bin/python bench/bench_search.py
+	.venv/bin/python -m bench.bench_indexing
+	.venv/bin/python -m bench.bench_search

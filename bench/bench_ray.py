@@ -8,7 +8,7 @@ second of embedding, from ``index``'s own timings, so without Ray's start).
 Ray's start and stop are also timed on their own. The vectors of both stores
 are compared at the end (they must be byte-identical).
 
-Run: ``python bench/bench_ray.py`` (about a minute on 2 cores, 1.5 with ``--lectures 4``);
+Run: ``python -m bench.bench_ray`` (about a minute on 2 cores, 1.5 with ``--lectures 4``);
 ``--lectures 4`` for the whole NURC set, ``--rows N`` for the first N lines
 of each transcript, ``--workers`` for the Ray actors.
 

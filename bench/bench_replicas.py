@@ -1,8 +1,8 @@
 """How long a web replica takes to answer with a lecture another process just ingested.
 
-    python bench/bench_replicas.py                       # SQLite: the replica serves the CLI's store folder
-    python bench/bench_replicas.py --repeat 5 --polls 0.5,2
-    python bench/bench_replicas.py --database-url postgresql://...   # the replica in a folder of its own
+    python -m bench.bench_replicas                       # SQLite: the replica serves the CLI's store folder
+    python -m bench.bench_replicas --repeat 5 --polls 0.5,2
+    python -m bench.bench_replicas --database-url postgresql://...   # the replica in a folder of its own
 
 One real ``lecture-rag serve`` per poll interval (``[store] index_poll_seconds``) over the four
 NURC-SP lectures (human transcripts, ingested once into ``~/.cache/lecture-rag/bench/replicas-base``

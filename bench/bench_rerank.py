@@ -1,7 +1,7 @@
 """Reranking cost per query: one command, every ratio measured side by side in one run.
 
-    python bench/bench_rerank.py            # ~4 min on 2 idle cores the first time (ingest + embeddings)
-    python bench/bench_rerank.py --store DIR  # an existing indexed store instead of the NURC one
+    python -m bench.bench_rerank            # ~4 min on 2 idle cores the first time (ingest + embeddings)
+    python -m bench.bench_rerank --store DIR  # an existing indexed store instead of the NURC one
 
 What it measures, over the 71 NURC questions (tests/data/nurc_questions.jsonl), at k=10 with
 50 first-stage candidates, hybrid mode, through ``Retriever.search`` (query embedding included):

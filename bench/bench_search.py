@@ -1,8 +1,8 @@
 """Search benchmark: one command, one table, every ratio measured in the same run.
 
-    python bench/bench_search.py             # ~8 min on 2 idle cores (+3 min the first time: embeddings)
-    python bench/bench_search.py --fast-1m   # ~5 min: cheap 1M graph, default build time extrapolated
-    python bench/bench_search.py --quick     # ~1.5 min smoke check: 10k, 100k and 200k only
+    python -m bench.bench_search             # ~8 min on 2 idle cores (+3 min the first time: embeddings)
+    python -m bench.bench_search --fast-1m   # ~5 min: cheap 1M graph, default build time extrapolated
+    python -m bench.bench_search --quick     # ~1.5 min smoke check: 10k, 100k and 200k only
 
 What it measures (p50/p95 over real FaQuAD/SQuAD-pt question embeddings):
   * at 10k segments: (a) embed + search and (b) search alone, numpy brute force

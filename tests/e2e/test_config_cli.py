@@ -56,3 +56,45 @@ def test_a_bad_mode_in_the_config_stops_every_command_with_a_clear_message(own_s
         assert result.returncode == 2, result.stdout
         assert "retrieval.mode" in result.stderr and "bogus" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- unknown keys, bad flags (issue 23)
+
+
+def _one_line(text: str) -> str:
+    """stderr as one line (rich wraps long messages)."""
+    return " ".join(text.split())
+
+
+def test_an_unknown_key_is_named_with_its_file_and_the_valid_keys(tmp_path: Path) -> None:
+    """A typo in a key (``rerank_candidate``) used to be ignored: the default applied and nobody knew."""
+    store = tmp_path / "aulas"
+    store.mkdir()
+    (store / "config.toml").write_text("[retrieval]\nk = 3\nrerank_candidate = 20\n", encoding="utf-8")
+    result = run_cli("corpus", "list", "--store", str(store))
+    message = _one_line(result.stderr)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert "chave desconhecida 'rerank_candidate' em [retrieval]" in message
+    assert str(store / "config.toml") in message and "rerank_candidates" in message  # the valid keys, listed
+
+
+def test_an_unknown_section_is_named_with_the_valid_sections(tmp_path: Path) -> None:
+    store = tmp_path / "aulas"
+    store.mkdir()
+    (store / "config.toml").write_text("[retrival]\nk = 3\n", encoding="utf-8")
+    result = run_cli("search", QUESTION, "--store", str(store))
+    message = _one_line(result.stderr)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert "seção desconhecida [retrival]" in message and str(store / "config.toml") in message
+    assert "[retrieval]" in message and "[judge_llm]" in message
+
+
+def test_a_bad_flag_value_is_refused_like_a_bad_config_value(tmp_path: Path) -> None:
+    """``--device gpu`` used to reach the transcriber unchecked; now the settings model refuses it first."""
+    caption = tmp_path / "aula.srt"
+    caption.write_text("1\n00:00:01,000 --> 00:00:05,000\numa fala qualquer\n", encoding="utf-8")
+    store = tmp_path / "aulas"
+    result = run_cli("ingest", str(caption), "--device", "gpu", "--store", str(store))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert _one_line(result.stderr).startswith("Erro: --device gpu: use 'cpu', 'cuda' ou 'auto'")
+    assert not (store / "lecture-rag.sqlite3").exists()  # refused before the store was opened

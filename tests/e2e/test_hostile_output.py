@@ -40,9 +40,10 @@ from markdown_it import MarkdownIt
 from playwright.sync_api import Browser, Page, Route, expect
 
 from lecture_rag.store import DB_NAME
-from tests.e2e.test_web_api import WebServer, _srt, _start
 from tests.support.browser import Watch, watched_page
 from tests.support.cli import run_cli
+from tests.support.transcripts import srt_text
+from tests.support.web import WebServer, start_web
 
 SCRIPT = "<script>alert('s')</script>"
 IMG = "<img src=x onerror=alert('i')>"
@@ -122,7 +123,7 @@ def _write_lectures(root: Path) -> Path:
     rows = ["file,video_id,title,course,url"]
     for i, (name, (meta, where)) in enumerate(LECTURES.items()):
         cues = [(10, 38, TOPICS[i]), (40, 68, f"{CUE_PAYLOAD} não são matéria desta aula.")]
-        (src / name).write_text(_srt(cues), encoding="utf-8")
+        (src / name).write_text(srt_text(cues), encoding="utf-8")
         if where == "sidecar":
             (src / name).with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         else:
@@ -308,7 +309,7 @@ def test_report_output_folders(hostile: Hostile) -> None:
 
 @pytest.fixture(scope="module")
 def server(hostile: Hostile) -> Iterator[WebServer]:
-    srv = _start(hostile.store, hostile.root / "server.log")
+    srv = start_web(hostile.store, hostile.root / "server.log")
     yield srv
     srv.stop()
 

@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_web_api import WebServer, parse_events
 from tests.support.cli import run_cli
 from tests.support.paths import shared
 from tests.support.servers import Reply, ScriptedServer, free_port
+from tests.support.web import WebServer, parse_events
 
 TOKEN = "token-hostil-9d2e6b41c7"
 LECTURE = "sentences_SP_EF_405.csv"

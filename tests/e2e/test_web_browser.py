@@ -1,6 +1,6 @@
 """The pages in a real browser (Debian's Chromium driven by Playwright) against the live server.
 
-The store and server are the ones of ``test_web_api.py`` (one per session).
+The store and server are the session's shared ones (``tests.support.web``).
 There is no internet here: the YouTube frame cannot load, so the tests check
 the player's ``src`` (and ``currentSrc`` for HTML5 video), which is what the
 page controls. The page's Content-Security-Policy stays on throughout, so a
@@ -24,7 +24,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from lecture_rag.links import hhmmss
-from tests.e2e.test_web_api import (
+from tests.support.browser import VIEWPORT, Watch, ask_in_page
+from tests.support.paths import REPO
+from tests.support.web import (
     IMG_CAPTION,
     MEDIA_URL,
     Q_CAVES,
@@ -35,15 +37,13 @@ from tests.e2e.test_web_api import (
     XSS_TITLE,
     YOUTUBE_ID,
     WebServer,
-    _annotations,
-    _start,
     auth,
     parse_events,
+    start_web,
+    stored_annotations,
     verdicts,
     web_server,
 )
-from tests.support.browser import VIEWPORT, Watch
-from tests.support.paths import REPO
 
 DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
 
@@ -67,16 +67,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_ms(pg: Page) -> float:
     """Navigation timing: from navigation start to the end of the load event."""
     return float(pg.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
-
-
-def ask_in_page(pg: Page, question: str) -> dict[str, float]:
-    """Type, click "Perguntar", wait for the end of the stream; returns the page's own timings (ms)."""
-    pg.fill("#question", question)
-    pg.evaluate("document.body.dataset.state = ''")
-    pg.get_by_role("button", name="Perguntar").click()
-    expect(pg.locator("body")).to_have_attribute("data-state", "done", timeout=60_000)
-    timings: dict[str, float] = pg.evaluate("window.lectureRagTimings")
-    return timings
 
 
 def log_in(pg: Page, server: WebServer) -> None:
@@ -225,7 +215,7 @@ def test_annotate_three_records_by_keyboard_and_resume(
     pg.screenshot(path=str(screenshots / "annotate.png"))
     pg.set_viewport_size(VIEWPORT)
 
-    assert _annotations(server.store, annotator) == {"web-foto": "C", "nurc-048": "P", "nurc-049": "I"}
+    assert stored_annotations(server.store, annotator) == {"web-foto": "C", "nurc-048": "P", "nurc-049": "I"}
     records = httpx.get(f"{server.base_url}/api/runs/{RUN}/records", params={"annotator": annotator}).json()
     by_qid = {r["qid"]: r for r in records["records"]}
     assert by_qid["nurc-048"]["annotations"][annotator]["comment"] == "faltou o número exato"
@@ -252,7 +242,7 @@ def test_annotation_page_without_token_asks_for_it(server: WebServer, page: tupl
     pg.keyboard.press("n")
     expect(pg.locator("#load-error")).to_contain_text("Token ausente ou inválido")
     expect(pg.locator("#need-token")).to_be_visible()
-    assert _annotations(server.store, "bia") == {}
+    assert stored_annotations(server.store, "bia") == {}
 
 
 def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[Page, Watch], screenshots: Path) -> None:
@@ -288,7 +278,7 @@ def test_the_login_link_works_once_and_no_usable_secret_stays_in_the_address_bar
     server: WebServer, browser: Browser, tmp_path: Path
 ) -> None:
     """A server that needs a login to read runs (as one shared on a network does), in a real browser."""
-    protected = _start(server.store, tmp_path / "protegido.log", env={"LECTURE_RAG_WEB__READ_NEEDS_TOKEN": "true"})
+    protected = start_web(server.store, tmp_path / "protegido.log", env={"LECTURE_RAG_WEB__READ_NEEDS_TOKEN": "true"})
     try:
         found = re.search(r"http://\S+/login\?code=\S+", protected.log.read_text(encoding="utf-8"))
         assert found is not None

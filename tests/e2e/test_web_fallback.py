@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_web_api import Q_CAVES, WebServer, _start, web_server
-from tests.e2e.test_web_browser import ask_in_page
-from tests.support.browser import Watch
+from tests.support.browser import Watch, ask_in_page
 from tests.support.servers import Reply, ScriptedServer
+from tests.support.web import Q_CAVES, WebServer, start_web, web_server
 
 UNCITED = ("As pinturas ", "eram feitas ", "nas cavernas.")
 
@@ -32,7 +31,7 @@ def flagged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServ
             "LECTURE_RAG_LLM_CONTEXT_WINDOW": "8192",
         }
         log = tmp_path_factory.mktemp("fallback") / "server.log"
-        server = _start(shared.store, log, env)
+        server = start_web(shared.store, log, env)
         yield server
         server.stop()
 

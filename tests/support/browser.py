@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from re import Pattern
 
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route, expect
 
 RouteHandler = Callable[[Route], None]
 
@@ -62,3 +62,13 @@ def watched_page(
     finally:
         context.close()
     watch.check()
+
+
+def ask_in_page(pg: Page, question: str) -> dict[str, float]:
+    """Type, click "Perguntar", wait for the end of the stream; returns the page's own timings (ms)."""
+    pg.fill("#question", question)
+    pg.evaluate("document.body.dataset.state = ''")
+    pg.get_by_role("button", name="Perguntar").click()
+    expect(pg.locator("body")).to_have_attribute("data-state", "done", timeout=60_000)
+    timings: dict[str, float] = pg.evaluate("window.lectureRagTimings")
+    return timings

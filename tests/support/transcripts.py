@@ -9,6 +9,14 @@ def srt_time(ms: int) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
+def srt_text(cues: list[tuple[float, float, str]]) -> str:
+    """An SRT file's text for ``(start, end, text)`` cues, times cut to whole seconds."""
+    return "\n".join(
+        f"{i}\n{srt_time(int(a) * 1000)} --> {srt_time(int(b) * 1000)}\n{text}\n"
+        for i, (a, b, text) in enumerate(cues, start=1)
+    )
+
+
 def big_srt(path: Path, cues: int) -> None:
     """Half-second cues: 200,000 of them are ~28 h of speech, ~12 MB (several seconds to ingest)."""
     with path.open("w", encoding="utf-8") as handle:

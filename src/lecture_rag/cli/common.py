@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from lecture_rag.batch import LOCAL, Engine
-from lecture_rag.config import Reranking, RetrievalMode, Settings, load_settings
+from lecture_rag.config import HOME_ENV, Reranking, RetrievalMode, Settings, load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
@@ -70,7 +70,7 @@ class ReportFormat(StrEnum):
 
 StoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", help="Diretório do acervo (padrão: $LECTURE_RAG_HOME).", show_default=False),
+    typer.Option("--store", help=f"Diretório do acervo (padrão: ${HOME_ENV}).", show_default=False),
 ]
 KOpt = Annotated[
     int | None, typer.Option("--k", min=1, max=200, help="Quantos segmentos (padrão: \\[retrieval] k, 10).")
@@ -132,12 +132,31 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: Flags whose name is not ``--`` and the name of the setting they override.
+FLAG_NAMES: dict[str, str] = {
+    "llm.backend": "--llm",
+    "judge_llm.backend": "--judge-llm",
+    "transcription.model": "--whisper-model",
+    "web.allowed_hosts": "--allowed-host",
+    "segmentation.window_seconds": "--window",
+    "segmentation.max_window_seconds": "--window",  # the cap follows --window
+    "segmentation.overlap_seconds": "--overlap",
+}
+
+
+def with_flags(settings: Settings, flags: Mapping[str, Any]) -> Settings:
+    """``settings`` with the flags that were given (None: not given), validated like the config file's values.
+
+    ``flags`` maps a setting's path to its flag's value (``{"retrieval.rerank": rerank}``);
+    a bad value is a :class:`ConfigError` naming the flag.
+    """
+    given = {path: value for path, value in flags.items() if value is not None}
+    return settings.with_overrides(given, flags=FLAG_NAMES)
+
+
 def settings_for(store: Path | None, *, rerank: Reranking | None = None) -> Settings:
     """The settings of this invocation: config file and environment, with ``--store`` and ``--rerank`` applied."""
-    settings = load_settings(store)
-    if rerank is None:
-        return settings
-    return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"rerank": rerank})})
+    return with_flags(load_settings(store), {"retrieval.rerank": rerank})
 
 
 def with_batch(
@@ -151,10 +170,14 @@ def with_batch(
         raise LectureRagError("--ray-address só vale com --engine ray: tire uma das duas opções.")
     if ray_address is not None and engine is None:
         engine = EngineChoice.RAY
-    batch = settings.batch.with_flags(
-        engine=None if engine is None else str(engine), ray_address=ray_address, workers=workers
+    return with_flags(
+        settings,
+        {
+            "batch.engine": None if engine is None else str(engine),
+            "batch.ray_address": ray_address,
+            "batch.workers": workers,
+        },
     )
-    return settings.model_copy(update={"batch": batch})
 
 
 def retrieval_choice(settings: Settings, k: int | None, mode: RetrievalMode | None) -> tuple[int, RetrievalMode]:
@@ -194,9 +217,7 @@ def open_retriever(settings: Settings) -> Retriever:
 
 def answer_settings(settings: Settings, backend: str | None) -> Settings:
     """Settings with ``--llm`` (none | openai | gguf:PATH) applied to ``[llm]``."""
-    if backend is None:
-        return settings
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update={"backend": backend})})
+    return with_flags(settings, {"llm.backend": backend})
 
 
 def answer_llm(settings: Settings, backend: str | None) -> LLM | None:
@@ -206,9 +227,7 @@ def answer_llm(settings: Settings, backend: str | None) -> LLM | None:
 
 def judge_settings(settings: Settings, backend: str | None) -> Settings:
     """Settings with ``--judge-llm`` applied to ``[judge_llm]``."""
-    if backend is None:
-        return settings
-    return settings.model_copy(update={"judge_llm": settings.judge_llm.model_copy(update={"backend": backend})})
+    return with_flags(settings, {"judge_llm.backend": backend})
 
 
 def judge_llm(settings: Settings) -> LLM | None:

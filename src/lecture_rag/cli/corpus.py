@@ -25,6 +25,7 @@ from lecture_rag.cli.common import (
     settings_for,
     user_errors,
     with_batch,
+    with_flags,
 )
 from lecture_rag.errors import LectureRagError
 from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
@@ -68,12 +69,20 @@ def ingest(
 ) -> None:
     """Ingerir transcrições (VTT, SRT, json3, Whisper JSON, JSONL, CSV NURC), áudio/vídeo ou URLs (yt-dlp)."""
     settings = with_batch(settings_for(store), engine, ray_address, workers)
+    settings = with_flags(
+        settings,
+        {
+            **settings.segmentation.flag_overrides(window=window, overlap=overlap),
+            "transcription.model": whisper_model,
+            "transcription.device": device,
+            "transcription.compute_type": compute_type,
+            "transcription.language": language,
+        },
+    )
     options = IngestOptions(
-        segmentation=settings.segmentation.with_flags(window=window, overlap=overlap),
+        segmentation=settings.segmentation,
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
-        transcription=settings.transcription.with_flags(
-            model=whisper_model, device=device, compute_type=compute_type, language=language
-        ),
+        transcription=settings.transcription,
         column=column,
     )
     urls = [s for s in sources if is_url(s)]

@@ -44,7 +44,7 @@ from lecture_rag.cli.common import (
     with_batch,
 )
 from lecture_rag.cli.terminal import annotate_in_terminal
-from lecture_rag.config import STRUCTURED_MODES, Reranking, RetrievalMode, Settings
+from lecture_rag.config import Reranking, RetrievalMode, Settings, env_var
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
@@ -85,7 +85,7 @@ def _squad_settings(settings: Settings, questions: Path) -> tuple[Settings, list
     paragraphs, qs = load_squad(questions)
     home = settings.home / EVAL_CORPORA / f"squad-{file_sha(questions)}"
     # A scratch corpus of this machine's own, whatever the shared store is.
-    squad = settings.model_copy(update={"home": home, "store": settings.store.model_copy(update={"url": ""})})
+    squad = settings.with_overrides({"home": home, "store.url": ""})
     with open_store(squad) as st:
         ensure_squad_corpus(st, paragraphs, str(questions.resolve()))
     index_corpus(squad, rebuild=False)
@@ -242,11 +242,11 @@ def eval_judges(
 ) -> None:
     """Medir um juiz contra pessoas: acurácia, κ (IC 95%), matriz de confusão, vieses e custo (retomável)."""
     settings = with_batch(settings_for(store), engine, ray_address, workers)
-    if structured is not None:
-        if structured not in STRUCTURED_MODES:
-            raise LectureRagError(f"--structured {structured!r}: use {', '.join(STRUCTURED_MODES)}.")
-        update = {"structured": structured, "grammar": None}
-        settings = settings.model_copy(update={"judge_llm": settings.judge_llm.model_copy(update=update)})
+    if structured is not None:  # the older grammar switch must not override the mode asked for
+        settings = settings.with_overrides(
+            {"judge_llm.structured": structured, "judge_llm.grammar": None},
+            flags={"judge_llm.structured": "--structured"},
+        )
     verdicts = _verdict_file(judge_llm_backend)
     if verdicts is None:
         settings = judge_settings(settings, judge_llm_backend)
@@ -422,7 +422,7 @@ def _run_on(
             f"Rodada '{escape(name)}' {'criada' if created else 'retomada'}: {len(qs)} perguntas.", highlight=False
         )
         if judge is None:
-            console.print("[yellow]Nenhum juiz configurado: as notas ficam 'n/d' (LECTURE_RAG_JUDGE_LLM_*).[/]")
+            console.print(f"[yellow]Nenhum juiz configurado: as notas ficam 'n/d' ({env_var('judge_llm')}*).[/]")
         with progress_bar() as bar:
             task = bar.add_task("Respondendo e avaliando", total=len(qs))
             stats = execute_run(

@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from lecture_rag.cli.common import JsonOpt, LLMOpt, StoreOpt, console, print_json, settings_for, user_errors
+from lecture_rag.cli.common import (
+    JsonOpt,
+    LLMOpt,
+    StoreOpt,
+    answer_settings,
+    console,
+    print_json,
+    settings_for,
+    user_errors,
+)
 from lecture_rag.errors import LLMError
 from lecture_rag.llm import LLM, make_llm
 from lecture_rag.llm.check import LLMCheck, check_llm
@@ -14,8 +23,7 @@ from lecture_rag.llm.check import LLMCheck, check_llm
 @user_errors
 def llm_check(store: StoreOpt = None, llm: LLMOpt = None, as_json: JsonOpt = False) -> None:
     """Verificar o LLM das respostas: qual está configurado, se responde, tempo até o 1º token."""
-    settings = settings_for(store)
-    cfg = settings.llm if llm is None else settings.llm.model_copy(update={"backend": llm})
+    cfg = answer_settings(settings_for(store), llm).llm
     model: LLM | None = None
     error = ""
     try:

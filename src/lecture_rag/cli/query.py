@@ -25,6 +25,7 @@ from lecture_rag.cli.common import (
     settings_for,
     user_errors,
 )
+from lecture_rag.config import env_var
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer
@@ -112,8 +113,8 @@ def _print_answer_text(answer: Answer, hide_urls: bool, verbose: bool) -> None:
     if answer.extractive or not answer.model:
         console.print(answer.text, markup=False, highlight=False)
         console.print(
-            "[dim]Para respostas redigidas, configure um LLM: LECTURE_RAG_LLM_BACKEND=openai com "
-            "LECTURE_RAG_LLM_BASE_URL/LECTURE_RAG_LLM_MODEL (Ollama, vLLM, llama.cpp...), "
+            f"[dim]Para respostas redigidas, configure um LLM: {env_var('llm', 'backend')}=openai com "
+            f"{env_var('llm', 'base_url')}/{env_var('llm', 'model')} (Ollama, vLLM, llama.cpp...), "
             "ou --llm gguf:/caminho/modelo.gguf.[/]"
         )
     else:

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from lecture_rag.cli.common import RerankOpt, StoreOpt, settings_for, user_errors
+from lecture_rag.cli.common import RerankOpt, StoreOpt, settings_for, user_errors, with_flags
+from lecture_rag.config import TOKEN_ENV
 from lecture_rag.errors import ConfigError
-
-TOKEN_ENV = "LECTURE_RAG_TOKEN"
 
 
 def server_token(token: str | None, token_file: Path | None) -> str | None:
@@ -48,10 +47,10 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     token: Annotated[
         str | None,
-        typer.Option(help="Token para anotar (visível no 'ps': prefira --token-file ou LECTURE_RAG_TOKEN)."),
+        typer.Option(help=f"Token para anotar (visível no 'ps': prefira --token-file ou {TOKEN_ENV})."),
     ] = None,
     token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="Arquivo com o token (padrão: LECTURE_RAG_TOKEN, ou gerado).")
+        Path | None, typer.Option("--token-file", help=f"Arquivo com o token (padrão: {TOKEN_ENV}, ou gerado).")
     ] = None,
     allowed_host: Annotated[
         list[str] | None,
@@ -82,13 +81,12 @@ def serve(
 
     settings = settings_for(store, rerank=rerank)
     flags = {
-        "allowed_hosts": allowed_host or None,
-        "header_timeout": header_timeout,
-        "keep_alive_timeout": keep_alive_timeout,
-        "max_connections": max_connections,
-        "answer_workers": answer_workers,
-        "ask_queue": ask_queue,
+        "web.allowed_hosts": allowed_host or None,
+        "web.header_timeout": header_timeout,
+        "web.keep_alive_timeout": keep_alive_timeout,
+        "web.max_connections": max_connections,
+        "web.answer_workers": answer_workers,
+        "web.ask_queue": ask_queue,
     }
-    web = settings.web.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    settings = settings.model_copy(update={"web": web})
+    settings = with_flags(settings, flags)
     run_server(settings, host=host, port=port, token=server_token(token, token_file))

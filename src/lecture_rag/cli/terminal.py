@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -25,7 +25,7 @@ HELP = "{keys} = rótulo · o = observação · s = pular · b = voltar · q = s
 
 def _key() -> str:
     if sys.stdin.isatty():
-        return click.getchar().lower()
+        return typer.getchar().lower()
     line = sys.stdin.readline()
     if not line:
         return "q"
@@ -70,7 +70,7 @@ def annotate_in_terminal(runs: RunStore, run: str, annotator: str, console: Cons
             break
         if key == "o":
             comment = (
-                click.prompt("Observação", default="", show_default=False)
+                typer.prompt("Observação", default="", show_default=False)
                 if sys.stdin.isatty()
                 else sys.stdin.readline().strip()
             )

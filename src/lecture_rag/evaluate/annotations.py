@@ -16,8 +16,8 @@ from typing import Any
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text, scheme_of_run
-from lecture_rag.ingest.readers import parse_json, read_user_text
 from lecture_rag.store import RunStore
+from lecture_rag.userfiles import parse_json, read_user_text
 
 JSON_LINES = {".jsonl", ".ndjson"}
 _EXPECTED = "anotações em CSV, JSON Lines ou JSON"

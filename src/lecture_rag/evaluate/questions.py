@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.ingest.readers import parse_json, read_user_text
 from lecture_rag.records import Evidence, Question, Video
 from lecture_rag.store import SegmentDraft, Store
+from lecture_rag.userfiles import parse_json, read_user_text
 
 SQUAD_SPAN = (0.0, 1.0)
 

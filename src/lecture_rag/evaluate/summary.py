@@ -10,6 +10,7 @@ from collections import Counter
 from statistics import mean
 from typing import Any
 
+from lecture_rag.config import env_var
 from lecture_rag.evaluate.agreement import agreement, inter_annotator, score_distribution
 from lecture_rag.evaluate.judges import KINDS
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
@@ -98,7 +99,7 @@ def run_summary(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> d
         out["agreement"] = None
         out["agreement_note"] = (
             "sem pares de anotação manual e automatizada: anote com 'lecture-rag annotate' "
-            "e configure um juiz (LECTURE_RAG_JUDGE_LLM_*)"
+            f"e configure um juiz ({env_var('judge_llm')}*)"
         )
     by_item = {i.qid: {who: a.label for who, a in i.annotations.items()} for i in items}
     annotators = {who for labels in by_item.values() for who in labels}

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from jinja2 import Environment
 
-from lecture_rag.config import LLMSettings, RetrievalMode
+from lecture_rag.config import LLMSettings, RetrievalMode, env_var
 from lecture_rag.errors import LectureRagError, LLMError
 from lecture_rag.generate import extractive
 from lecture_rag.generate.citations import is_abstention, parse_citations, references, references_at, split_valid
@@ -137,7 +137,7 @@ class AnswerEngine:
         if not packed.hits:
             raise LectureRagError(
                 f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
-                "Aumente LECTURE_RAG_LLM_CONTEXT_WINDOW ou use um modelo com janela maior."
+                f"Aumente {env_var('llm', 'context_window')} ou use um modelo com janela maior."
             )
         messages = build_messages(question, packed.hits, language)
         answer = Answer(question, language, hits, packed.hits, "", model=llm.name, dropped_segments=packed.dropped)

@@ -220,7 +220,6 @@ def _build(
     t4 = time.perf_counter()
     publish(store.home, vindex, bm25, passages)
     store.purge_superseded(keep=vindex.ids)
-    _record_meta(store, embedder, vindex)
     return {
         **base,
         "segments": len(vindex),
@@ -415,11 +414,3 @@ def _texts(store: Store, live: set[int]) -> Iterator[tuple[int, str]]:
         for corpus_id, text in batch:
             if corpus_id in live:
                 yield corpus_id, text
-
-
-def _record_meta(store: Store, embedder: Embedder, vindex: VectorIndex) -> None:
-    """The store remembers which model its index speaks, for tools that read only the DB."""
-    store.set_meta("embedder_name", embedder.name)
-    store.set_meta("embedder_dim", str(embedder.dim))
-    store.set_meta("index_fingerprint", vindex.fingerprint)
-    store.set_meta("index_kind", vindex.kind)

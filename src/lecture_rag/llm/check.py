@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from lecture_rag.config import LLMSettings
+from lecture_rag.config import LLMSettings, env_var
 from lecture_rag.errors import LLMError
 from lecture_rag.llm.base import LLM, Request
 from lecture_rag.llm.runners import Runner, detect_runners
@@ -74,17 +74,20 @@ def check_llm(settings: LLMSettings, llm: LLM | None, *, error: str = "", probe_
     return result
 
 
+_BACKEND, _BASE_URL, _MODEL = (env_var("llm", key) for key in ("backend", "base_url", "model"))
+
+
 def _advice_unconfigured(detected: list[Runner]) -> str:
     if detected:
         runner = detected[0]
         models = ", ".join(runner.models[:5]) or "nenhum modelo carregado"
         return (
             f"Nenhum LLM configurado (respostas extrativas). Encontrei {runner.name} em {runner.base_url} "
-            f"(modelos: {models}). Para usá-lo: LECTURE_RAG_LLM_BACKEND=auto, ou LECTURE_RAG_LLM_BACKEND=openai "
-            f"com LECTURE_RAG_LLM_BASE_URL={runner.base_url} e LECTURE_RAG_LLM_MODEL=<modelo>."
+            f"(modelos: {models}). Para usá-lo: {_BACKEND}=auto, ou {_BACKEND}=openai "
+            f"com {_BASE_URL}={runner.base_url} e {_MODEL}=<modelo>."
         )
     return (
         "Nenhum LLM configurado: as respostas são extrativas (trechos das aulas). Para respostas redigidas, "
         "rode um servidor compatível com OpenAI (Ollama, llama.cpp, vLLM, LM Studio) e defina "
-        f"LECTURE_RAG_LLM_BACKEND=auto, ou openai com LECTURE_RAG_LLM_BASE_URL/LECTURE_RAG_LLM_MODEL. {README_HINT}"
+        f"{_BACKEND}=auto, ou openai com {_BASE_URL}/{_MODEL}. {README_HINT}"
     )

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lecture_rag.config import LLMSettings, Reranking, Settings
+from lecture_rag.config import LLMSettings, Reranking, Settings, env_var
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.build import Indexes
 from lecture_rag.index.passages import group_pieces, passage_id
@@ -122,8 +122,8 @@ def _llm_or_error(settings: LLMSettings) -> LLM:
     llm = make_llm(settings)
     if llm is None:
         raise LectureRagError(
-            "--rerank llm precisa de um LLM: defina LECTURE_RAG_LLM_BACKEND=openai (com LECTURE_RAG_LLM_BASE_URL "
-            "e LECTURE_RAG_LLM_MODEL) ou gguf:/caminho/modelo.gguf."
+            f"--rerank llm precisa de um LLM: defina {env_var('llm', 'backend')}=openai (com "
+            f"{env_var('llm', 'base_url')} e {env_var('llm', 'model')}) ou gguf:/caminho/modelo.gguf."
         )
     return llm
 
@@ -187,7 +187,7 @@ class CrossEncoderReranker:
         if not model.strip():
             raise LectureRagError(
                 "O reordenador cross-encoder precisa de um modelo: defina [retrieval] cross_encoder_model "
-                "(ou LECTURE_RAG_RETRIEVAL__CROSS_ENCODER_MODEL) com o nome ou a pasta de um CrossEncoder, "
+                f"(ou {env_var('retrieval', 'cross_encoder_model')}) com o nome ou a pasta de um CrossEncoder, "
                 "por exemplo cross-encoder/mmarco-mMiniLMv2-L12-H384-v1."
             )
         self.model_name = model.strip()

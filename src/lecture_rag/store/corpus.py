@@ -214,13 +214,6 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (key, value),
-            )
-
     # -- videos -------------------------------------------------------------
     def source_hash(self, video_id: str) -> str | None:
         row = self.db.execute("SELECT source_hash FROM videos WHERE video_id=?", (video_id,)).fetchone()

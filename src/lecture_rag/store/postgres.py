@@ -33,6 +33,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from lecture_rag.config import env_var
 from lecture_rag.errors import StoreError
 from lecture_rag.store.database import Dialect, Params, is_database_url
 from lecture_rag.store.failures import StorageError
@@ -128,7 +129,7 @@ def check_url(url: str) -> None:
     if not is_database_url(url):
         raise StoreError(
             f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else url!r}. "
-            "Use postgresql://USUÁRIO:SENHA@SERVIDOR:PORTA/BANCO em LECTURE_RAG_DATABASE_URL ou em [store] url "
+            f"Use postgresql://USUÁRIO:SENHA@SERVIDOR:PORTA/BANCO em {env_var('store', 'url')} ou em [store] url "
             "(ou deixe vazio para o SQLite do diretório do acervo). Nada foi gravado."
         )
     try:

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from lecture_rag.config import Settings
+from lecture_rag.config import TOKEN_ENV, Settings
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.records import Answer
 from lecture_rag.web import api, pages
@@ -146,7 +146,7 @@ def create_app(settings: Settings, *, token: str, access: Access | None = None) 
     """
     if not token:
         raise LectureRagError(
-            "O token do servidor está vazio: omita-o para gerar um, ou dê um com --token-file ou LECTURE_RAG_TOKEN."
+            f"O token do servidor está vazio: omita-o para gerar um, ou dê um com --token-file ou {TOKEN_ENV}."
         )
     access = access or access_for("127.0.0.1", settings.web)
     resources = Resources.load(settings, token, access)
@@ -201,7 +201,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, token: 
     if generated:
         print(
             f"  token gerado para esta execução: {token} (para /login em outro navegador ou 'Authorization: Bearer';"
-            " fixe um com --token-file ou LECTURE_RAG_TOKEN)",
+            f" fixe um com --token-file ou {TOKEN_ENV})",
             flush=True,
         )
     if not is_loopback(host):

@@ -45,7 +45,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from lecture_rag.config import WebSettings
+from lecture_rag.config import TOKEN_ENV, WebSettings
 from lecture_rag.errors import ConfigError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -83,7 +83,7 @@ SESSION_COOKIE = "lecture_rag_session"
 LOGIN_CODE_TTL_S = 600.0
 
 bearer = HTTPBearer(
-    auto_error=False, description="o token de 'lecture-rag serve' (--token-file, LECTURE_RAG_TOKEN ou gerado)"
+    auto_error=False, description=f"o token de 'lecture-rag serve' (--token-file, {TOKEN_ENV} ou gerado)"
 )
 
 

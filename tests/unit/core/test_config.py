@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lecture_rag.config import RetrievalMode, SegmentationSettings, config_file, load_settings
+from lecture_rag.cli.common import with_flags
+from lecture_rag.config import RetrievalMode, SegmentationSettings, Settings, config_file, env_var, load_settings
 from lecture_rag.errors import ConfigError
 from lecture_rag.llm import Request, make_llm
 from tests.support.servers import Reply, ScriptedServer
@@ -97,18 +98,25 @@ def test_the_secret_still_reaches_the_server(tmp_path: Path, monkeypatch: pytest
 )
 def test_bad_window_and_overlap_flags_are_refused(window: float | None, overlap: float | None, flag: str) -> None:
     """-5, nan, inf and an overlap as long as the window used to reach the segmenter unchecked."""
+    settings = Settings()
     with pytest.raises(ConfigError) as info:
-        SegmentationSettings().with_flags(window=window, overlap=overlap)
+        with_flags(settings, settings.segmentation.flag_overrides(window=window, overlap=overlap))
     message = str(info.value)
     assert message.startswith(flag) and "segundos" in message
 
 
 def test_good_flags_are_applied_and_the_cap_follows_the_window() -> None:
-    base = SegmentationSettings()
-    assert base.with_flags(window=None, overlap=None) == base
-    seg = base.with_flags(window=300.0, overlap=20.0)
+    settings = Settings()
+    base = settings.segmentation
+    assert base == SegmentationSettings()
+
+    def flagged(window: float | None, overlap: float | None) -> SegmentationSettings:
+        return with_flags(settings, base.flag_overrides(window=window, overlap=overlap)).segmentation
+
+    assert flagged(None, None) == base
+    seg = flagged(300.0, 20.0)
     assert (seg.window_seconds, seg.overlap_seconds, seg.max_window_seconds) == (300.0, 20.0, 450.0)
-    assert base.with_flags(window=None, overlap=30.0).window_seconds == 120.0
+    assert flagged(None, 30.0).window_seconds == 120.0
 
 
 @pytest.mark.parametrize(
@@ -171,3 +179,52 @@ def test_an_unreadable_config_file_is_a_clear_error(tmp_path: Path, content: byt
     with pytest.raises(ConfigError) as info:
         load_settings(store)
     assert str(store / "config.toml") in str(info.value) and expected in str(info.value)
+
+
+# --------------------------------------------------------------------------- one path for flags, env names, unknown keys
+
+
+def test_every_flag_goes_through_the_same_validation_as_the_config_file() -> None:
+    """Flags used to be copied in with ``model_copy``, unchecked: ``--rerank bogus`` reached the retriever."""
+    settings = Settings()
+    assert settings.with_overrides({"retrieval.rerank": "llm"}).retrieval.rerank == "llm"
+    assert with_flags(settings, {"retrieval.k": None}) == settings  # None: the flag was not given
+    with pytest.raises(ConfigError) as info:
+        with_flags(settings, {"retrieval.rerank": "bogus"})
+    assert str(info.value).startswith("--rerank bogus: use 'none'")
+    with pytest.raises(ConfigError) as info:
+        with_flags(settings, {"llm.backend": 3, "batch.workers": -1})
+    assert "--llm 3" in str(info.value) and "--workers -1: precisa ser 0 ou mais" in str(info.value)
+
+
+def test_environment_variable_names_come_from_the_settings_model() -> None:
+    assert env_var("llm", "base_url") == "LECTURE_RAG_LLM_BASE_URL"
+    assert env_var("judge_llm") == "LECTURE_RAG_JUDGE_LLM_"
+    assert env_var("embedder", "model") == "LECTURE_RAG_EMBEDDER__MODEL"
+    assert env_var("store", "url") == "LECTURE_RAG_DATABASE_URL"
+    assert env_var("home") == "LECTURE_RAG_HOME"
+    with pytest.raises(KeyError):
+        env_var("llm", "bogus")
+    with pytest.raises(KeyError):
+        env_var("bogus")
+
+
+def test_an_unknown_environment_variable_of_a_section_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LECTURE_RAG_RETRIEVAL__BOGUS", "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "aulas")
+    assert "'bogus' em [retrieval] (na variável LECTURE_RAG_RETRIEVAL__BOGUS)" in str(info.value)
+
+
+def test_the_judge_has_no_context_budget(tmp_path: Path) -> None:
+    """``[judge_llm] context_budget`` was accepted and read by nothing: the judges read whole segments."""
+    store = tmp_path / "aulas"
+    store.mkdir()
+    (store / "config.toml").write_text("[judge_llm]\ncontext_budget = 100\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(store)
+    message = str(info.value)
+    assert "'context_budget' em [judge_llm]" in message and "vale só para [llm]" in message
+    assert str(store / "config.toml") in message and "label_max_tokens" in message
+    (store / "config.toml").write_text("[llm]\ncontext_budget = 100\n", encoding="utf-8")
+    assert load_settings(store).llm.context_budget == 100

@@ -40,6 +40,7 @@ from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelDef, LabelScheme
 from lecture_rag.llm import LlamaCppLLM, bundled_gguf, estimate_tokens, make_llm
 from lecture_rag.records import Answer, Hit, Judgment, Segment
 from lecture_rag.wire import from_data, to_data
+from tests.support.judging import GOOD, QUESTION
 from tests.support.paths import FIXTURES
 
 OUTPUTS = FIXTURES / "judge_outputs"
@@ -54,14 +55,6 @@ SEED_COT = (
     "its relevance.  Score: 3"
 )
 
-QUESTION = (
-    "Apesar do grande avanço e aplicação do Deep Learning, qual é a principal dificuldade que os especialistas "
-    "enfrentam em relação ao funcionamento dessa tecnologia?"
-)
-GOOD = (
-    "A principal dificuldade é a falta de explicabilidade do funcionamento das redes neurais profundas [1]. "
-    "Ainda há pesquisas em andamento para solucionar esse problema [1]."
-)
 SEGMENTS = [
     Segment(
         6688,

@@ -174,8 +174,8 @@ def test_gguf_output_does_not_depend_on_what_ran_before(gguf_llm: LlamaCppLLM) -
     """Back-to-back identical calls once reused the KV prefix and drifted (seen with grammars)."""
     from lecture_rag.evaluate.judges import SCORE_GRAMMAR, render
     from lecture_rag.generate.language import NOT_FOUND
-    from tests.unit.evaluate.test_judges import GOOD as answer
-    from tests.unit.evaluate.test_judges import QUESTION as question
+    from tests.support.judging import GOOD as answer
+    from tests.support.judging import QUESTION as question
 
     rate: list[ChatMessage] = [
         {"role": "system", "content": render("answer_relevance.system.j2", not_found=NOT_FOUND["pt"])},

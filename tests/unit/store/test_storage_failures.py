@@ -136,7 +136,7 @@ def test_sqlite_read_only_open_refuses_writes_by_name(tmp_path: Path) -> None:
     with Store(tmp_path, create=False, read_only=True) as st:
         assert st.segment_count() == 1
         with pytest.raises(StoreError, match="somente leitura"):
-            st.set_meta("k", "v")
+            st.replace_video(Video("v2"), _drafts(1))
     with pytest.raises(StoreError, match="somente leitura"):
         Store(tmp_path / "novo", read_only=True)
 

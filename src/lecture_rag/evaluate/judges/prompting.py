@@ -14,13 +14,13 @@ from typing import Any
 
 from jinja2 import Environment
 
-from lecture_rag.config import JudgeLLMSettings
+from lecture_rag.config import JudgeLLMSettings, env_var
 from lecture_rag.errors import LLMError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.llm import LLM, Request, chat, estimate_tokens
 from lecture_rag.templating import short_hash, source_hashes, text_templates
 
-JUDGE_ENV_PREFIX = "LECTURE_RAG_JUDGE_LLM_"
+JUDGE_ENV_PREFIX = env_var("judge_llm")
 TEMPLATES = (
     "cot_format.j2",
     "answer_relevance.system.j2",

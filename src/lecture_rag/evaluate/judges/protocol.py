@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from lecture_rag.batch import LocalOnly
-from lecture_rag.config import JudgeLLMSettings
+from lecture_rag.config import JudgeLLMSettings, env_var
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX, JudgeConfig, judge_answer, prompt_hashes
 from lecture_rag.evaluate.labels import LabelScheme
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the data sets import the judges package: only the annotatio
 NO_FILE_VERDICT = "o arquivo de vereditos não tem veredito para este item (ou julga outra resposta)"
 NO_JUDGE = (
     "Nenhum juiz para avaliar: passe --judge-llm openai|gguf:CAMINHO|file:VEREDITOS.tsv ou configure "
-    "LECTURE_RAG_JUDGE_LLM_BACKEND."
+    f"{env_var('judge_llm', 'backend')}."
 )
 
 
