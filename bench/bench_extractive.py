@@ -42,7 +42,7 @@ from lecture_rag.evaluate.questions import load_questions  # noqa: E402
 from lecture_rag.generate.answer import AnswerEngine  # noqa: E402
 from lecture_rag.generate.rerank import make_reranker  # noqa: E402
 from lecture_rag.index.bm25 import PortugueseAnalyzer  # noqa: E402
-from lecture_rag.retrieve import Retriever  # noqa: E402
+from lecture_rag.retrieve import Retriever, SearchRequest  # noqa: E402
 from lecture_rag.store import Store  # noqa: E402
 
 _QUOTED = re.compile(r"«(.*?)»", re.S)
@@ -69,7 +69,9 @@ def score(answer: str, reference: str) -> tuple[float, float]:
 
 def run(store: Path) -> list[dict[str, Any]]:
     settings = load_settings(store)
-    retriever = Retriever(Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
+    retriever = Retriever.open(
+        Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings)
+    )
     engine = AnswerEngine(retriever, None, settings.llm)
     rows = []
     for q in load_questions(QUESTIONS):
@@ -85,9 +87,8 @@ def run(store: Path) -> list[dict[str, Any]]:
             "words": len(quoted.split()),
             "abstained": answer.abstained,
         }
-        extract = getattr(engine, "extract", None)
-        if extract is not None:
-            row["signal"] = extract(q.question, answer.hits).best_cosine
+        found = retriever.search(SearchRequest(q.question, k=settings.retrieval.k, mode=settings.retrieval.mode))
+        row["signal"] = engine.extract(found).best_cosine
         rows.append(row)
         print(f"{q.id} R={recall:.2f} P={precision:.2f} words={row['words']}", file=sys.stderr)
     return rows
