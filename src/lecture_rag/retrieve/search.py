@@ -268,7 +268,7 @@ class Retriever:
         first_k = max(request.k, self.settings.retrieval.rerank_candidates) if chosen is not None else request.k
         text = request.question
         query = Query(text, self.embedder.embed_queries([text])[0], indexes)
-        hits = self._first_stage(indexes, text, query.vector, request.mode, first_k, allowed, request.dedup)
+        hits = self._first_stage(query, request.mode, first_k, allowed, request.dedup)
         hits = rerank_or_keep(chosen, query, hits)[: request.k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
@@ -277,20 +277,13 @@ class Retriever:
         return SearchResult(request, query, tuple(hits), tuple(signals))
 
     def _first_stage(
-        self,
-        indexes: Indexes,
-        text: str,
-        qvec: np.ndarray,
-        mode: RetrievalMode,
-        k: int,
-        allowed: np.ndarray | None,
-        dedup: bool,
+        self, query: Query, mode: RetrievalMode, k: int, allowed: np.ndarray | None, dedup: bool
     ) -> list[Hit]:
         """Top-``k`` hits of the retrievers ``mode`` names (near duplicates dropped when ``dedup``)."""
         fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup else k)
-        total = len(indexes.vectors) if allowed is None else int(allowed.size)
+        total = len(query.indexes.vectors) if allowed is None else int(allowed.size)
         while True:
-            candidates, exhausted = self._candidates(indexes, text, qvec, mode, fetch, allowed)
+            candidates, exhausted = self._candidates(query, mode, fetch, allowed)
             # Ids of the published index: a re-ingested or removed lecture resolves to its superseded
             # version until an index without it is published; ids purged since are simply gone.
             segments = self.store.get_segments((c.corpus_id for c in candidates), superseded=True)
@@ -304,15 +297,10 @@ class Retriever:
         return [_hit(c, segments[c.corpus_id], rank) for rank, c in enumerate(kept, start=1)]
 
     def _candidates(
-        self,
-        indexes: Indexes,
-        text: str,
-        qvec: np.ndarray,
-        mode: str,
-        fetch: int,
-        allowed: np.ndarray | None,
+        self, query: Query, mode: str, fetch: int, allowed: np.ndarray | None
     ) -> tuple[list[Candidate], bool]:
         """Ranked candidates, and whether the retrievers had no more to give."""
+        indexes, text, qvec = query.indexes, query.text, query.vector
         if mode == "bm25":
             ids, scores = indexes.bm25.search(text, fetch, allowed=allowed)
             cands = [Candidate(int(i), float(s), None, float(s), ("bm25",)) for i, s in zip(ids, scores, strict=True)]
