@@ -36,7 +36,7 @@ from lecture_rag.retrieve.rerank import Query
 LEXICAL_WEIGHT = 0.5
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PieceSignals:
     """A window's timed pieces with their raw (unscaled, comparable across windows) scores.
 
