@@ -38,7 +38,7 @@ from lecture_rag.embed import make_embedder
 from lecture_rag.evaluate.questions import load_questions
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.index.bm25 import PortugueseAnalyzer
-from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve import Retriever, SearchRequest
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import Store
 
@@ -66,7 +66,9 @@ def score(answer: str, reference: str) -> tuple[float, float]:
 
 def run(store: Path) -> list[dict[str, Any]]:
     settings = load_settings(store)
-    retriever = Retriever(Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
+    retriever = Retriever.open(
+        Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings)
+    )
     engine = AnswerEngine(retriever, None, settings.llm)
     rows = []
     for q in load_questions(QUESTIONS):
@@ -82,9 +84,8 @@ def run(store: Path) -> list[dict[str, Any]]:
             "words": len(quoted.split()),
             "abstained": answer.abstained,
         }
-        extract = getattr(engine, "extract", None)
-        if extract is not None:
-            row["signal"] = extract(q.question, answer.hits).best_cosine
+        found = retriever.search(SearchRequest(q.question, k=settings.retrieval.k, mode=settings.retrieval.mode))
+        row["signal"] = engine.extract(found).best_cosine
         rows.append(row)
         print(f"{q.id} R={recall:.2f} P={precision:.2f} words={row['words']}", file=sys.stderr)
     return rows

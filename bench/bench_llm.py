@@ -49,7 +49,7 @@ from lecture_rag.llm import (
     Request,
     bundled_gguf_or_error,
 )
-from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve import Retriever, SearchRequest
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import Store
 
@@ -132,10 +132,10 @@ def evidence_share(engine: AnswerEngine, llm: LLM, k: int, budgets: Sequence[int
     held = dict.fromkeys(budgets, 0)
     answerable = [q for q in load_questions(QUESTIONS) if q.answerable]
     for q in answerable:
-        hits = engine.retriever.search(q.question, k=k)
+        found = engine.retriever.search(SearchRequest(q.question, k=k))
         for budget in budgets:
             engine.llm_settings.context_budget = budget
-            context = engine.context_for(q.question, hits, "pt", llm).hits
+            context = engine.context_for(q.question, found, "pt", llm).hits
             if any(
                 h.video_id == e.video_id and min(h.end, e.end) > max(h.start, e.start)
                 for h in context
@@ -147,7 +147,9 @@ def evidence_share(engine: AnswerEngine, llm: LLM, k: int, budgets: Sequence[int
 
 def context_comparison(store: Path, model: Path, n_questions: int, budget: int) -> None:
     settings = load_settings(store)
-    retriever = Retriever(Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
+    retriever = Retriever.open(
+        Store(store), make_embedder(settings.embedder), settings, reranker=make_reranker(settings)
+    )
     questions = [q for q in load_questions(QUESTIONS) if q.answerable][:: max(1, 62 // n_questions)][:n_questions]
     cfg = settings.llm.model_copy(update={"max_tokens": 8, "context_window": 8192})
     with (

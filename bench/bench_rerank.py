@@ -29,7 +29,7 @@ import numpy as np
 
 from lecture_rag.config import Reranking, load_settings
 from lecture_rag.embed import make_embedder
-from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve import Retriever, SearchRequest
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import Store
 
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     home = ensure_store(args.store)
     settings = load_settings(home)
-    retriever = Retriever(Store(home, create=False), make_embedder(settings.embedder), settings)
+    retriever = Retriever.open(Store(home, create=False), make_embedder(settings.embedder), settings)
     questions = [
         json.loads(line)["question"]
         for line in (REPO / "tests" / "data" / "nurc_questions.jsonl").read_text(encoding="utf-8").splitlines()
@@ -68,12 +68,12 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in configs}
     for q in questions:  # warm-up: indexes, passages, models
         for reranker in configs.values():
-            retriever.search(q, k=10, mode="hybrid", reranker=reranker)
+            retriever.search(SearchRequest(q, k=10, mode="hybrid", reranker=reranker))
     for _ in range(args.repeat):
         for q in questions:
             for name, reranker in configs.items():
                 t0 = time.perf_counter()
-                retriever.search(q, k=10, mode="hybrid", reranker=reranker)
+                retriever.search(SearchRequest(q, k=10, mode="hybrid", reranker=reranker))
                 times[name].append(time.perf_counter() - t0)
     base = float(np.percentile(times["none"], 50))
     print(f"{len(questions)} questions x {args.repeat}, k=10 over {settings.retrieval.rerank_candidates} candidates")

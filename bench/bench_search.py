@@ -250,7 +250,7 @@ def phase_10k(passages: np.ndarray, queries: np.ndarray, rows: list[Row], n_q: i
     from lecture_rag.index.bm25 import BM25Index
     from lecture_rag.index.build import publish
     from lecture_rag.records import Video
-    from lecture_rag.retrieve import Retriever
+    from lecture_rag.retrieve import Retriever, SearchRequest, ServedIndex
     from lecture_rag.store import SegmentDraft, Store
 
     n = 10_000
@@ -280,7 +280,7 @@ def phase_10k(passages: np.ndarray, queries: np.ndarray, rows: list[Row], n_q: i
         )
         bm25_build = time.perf_counter() - t0
         publish(Path(tmp), vindex, bm25)  # one build folder + current.json, as 'lecture-rag index' publishes
-        retriever = Retriever(store, emb, settings)
+        retriever = Retriever(ServedIndex(store, emb, settings))
         qv = queries[:n_q]
 
         base = latencies(lambda i: brute_force(matrix, qv[i]), n_q)
@@ -306,12 +306,12 @@ def phase_10k(passages: np.ndarray, queries: np.ndarray, rows: list[Row], n_q: i
                 f"query embedding alone {fmt(embed)}; target p50 <= 15 ms",
             )
         )
-        bm = latencies(lambda i: retriever.indexes.bm25.search(questions[i], 10), n_q)
+        bm = latencies(lambda i: retriever.index.current().bm25.search(questions[i], 10), n_q)
         rows.append(Row("10k: BM25 search", "-", fmt(bm), "-", f"bm25s + pt analyzer; build {bm25_build:.1f} s"))
         for mode in ("dense", "hybrid"):
-            full = latencies(lambda i, m=mode: retriever.search(questions[i], k=10, mode=m), n_q)
+            full = latencies(lambda i, m=mode: retriever.search(SearchRequest(questions[i], k=10, mode=m)), n_q)
             rows.append(Row(f"10k: Retriever.search {mode}", "-", fmt(full), "-", "embed + index + SQLite + dedup"))
-        filt = latencies(lambda i: retriever.search(questions[i], k=10, course="c3"), n_q)
+        filt = latencies(lambda i: retriever.search(SearchRequest(questions[i], k=10, course="c3")), n_q)
         rows.append(Row("10k: Retriever dense, course filter", "-", fmt(filt), "-", "1,000 of 10k allowed"))
         store.close()
 

@@ -212,7 +212,7 @@ def run_store(store: Path | None) -> Iterator[RunStore]:
 def open_retriever(settings: Settings) -> Retriever:
     """The retriever over the store of ``settings`` with the configured embedder and reranker."""
     store = open_store(settings, create=False)
-    return Retriever(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
+    return Retriever.open(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
 
 
 def answer_settings(settings: Settings, backend: str | None) -> Settings:

@@ -68,7 +68,7 @@ from lecture_rag.evaluate.summary import run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.records import Hit, JudgeKind, Question
 from lecture_rag.report import run_report
-from lecture_rag.retrieve import Retriever, SharedRetriever
+from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
 
@@ -157,8 +157,8 @@ def _evaluate_one(
     def step(done: int, total: int) -> None:
         bar.update(task, completed=done)
 
-    def search(q: str) -> list[Hit]:
-        return retriever.search(q, k=k, mode=mode, reranker=reranker)
+    def search(q: str) -> tuple[Hit, ...]:
+        return retriever.search(SearchRequest(q, k=k, mode=mode, reranker=reranker)).hits
 
     results = evaluate(qs, search, progress=step)
     overall = summarise(results)

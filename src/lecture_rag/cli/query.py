@@ -30,6 +30,7 @@ from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer
 from lecture_rag.report.markdown import record_from_answer, render_record
+from lecture_rag.retrieve import SearchRequest
 from lecture_rag.wire import hide_urls as hidden
 from lecture_rag.wire import to_data
 
@@ -48,7 +49,8 @@ def search(
     """Buscar os segmentos mais próximos de uma pergunta."""
     settings = settings_for(store, rerank=rerank)
     k, mode = retrieval_choice(settings, k, mode)
-    hits = open_retriever(settings).search(query, k=k, mode=mode, course=course, video=video)
+    request = SearchRequest(query, k=k, mode=mode, course=course, video=video)
+    hits = list(open_retriever(settings).search(request).hits)
     if as_json:
         print_json(hits)
         return

