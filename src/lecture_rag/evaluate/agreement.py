@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from statistics import mean, median
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 import numpy as np
 
@@ -141,7 +141,8 @@ class InterAnnotatorReport:
         return asdict(self)
 
 
-class ScoreSummary(TypedDict):
+@dataclass(slots=True)
+class ScoreSummary:
     """Distribution of normalised judge scores for one manual label."""
 
     n: int

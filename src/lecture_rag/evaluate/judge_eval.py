@@ -17,16 +17,19 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import Any
 
+from pydantic.dataclasses import dataclass as record
+
+from lecture_rag.evaluate.agreement import AgreementReport, ScoreSummary
 from lecture_rag.evaluate.judges import JudgeConfig, judge_answer, prompt_hashes
 from lecture_rag.evaluate.judgesets import Dataset, LabelledAnswer
 from lecture_rag.evaluate.labels import LabelScheme
 from lecture_rag.evaluate.run import file_sha, workers_for
-from lecture_rag.evaluate.summary import REFERENCE_SEPARATOR, REPEAT
+from lecture_rag.evaluate.summary import REFERENCE_SEPARATOR, REPEAT, JudgeVsPeople
 from lecture_rag.generate.llm import LLM
-from lecture_rag.records import JudgeKind, Judgment, QuestionMeta
+from lecture_rag.records import JUDGES_KIND, JudgeKind, Judgment, QuestionMeta, RunConfig
 from lecture_rag.store import RunStore
+from lecture_rag.wire import to_data
 
 PEOPLE = "pessoas"
 NO_FILE_VERDICT = "o arquivo de vereditos não tem veredito para este item (ou julga outra resposta)"
@@ -54,7 +57,7 @@ def eval_config(
     kinds: Sequence[JudgeKind],
     scheme: LabelScheme,
     config: JudgeConfig,
-) -> dict[str, Any]:
+) -> RunConfig:
     """What defines an evaluation: the data set, the judge and everything that shapes its verdicts.
 
     The sample (``--limit``, ``--sample-seed``) is not part of it: items are
@@ -63,35 +66,33 @@ def eval_config(
     """
     is_file = isinstance(judge, FileJudge)
     examples = [asdict(e) for e in config.examples]
-    return {
-        "kind": "judges",
-        "dataset": dataset.name,
-        "dataset_file": dataset.path.name,
-        "dataset_sha": file_sha(dataset.path),
-        "llm": f"respostas do conjunto {dataset.name}",
-        "k": 0,
-        "mode": "-",
-        "embedder": "-",
-        "judge_llm": judge.name,
-        "judge_file_sha": judge.sha if isinstance(judge, FileJudge) else None,
-        "judge_structured": None if isinstance(judge, FileJudge) else judge.structured,
-        "judges": ["auto_label"] if is_file else list(kinds),
-        "judge_temperature": None if is_file else config.temperature,
-        "judge_seed": None if is_file else config.seed,
-        "judge_max_tokens": None if is_file else config.max_tokens,
-        "judge_label_max_tokens": None if is_file else config.label_max_tokens,
-        "judge_prompts": None if is_file else prompt_hashes(scheme),
-        "examples": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16]
-        if examples
-        else None,
-        "labels": list(scheme.codes),
-        "label_scheme": scheme.to_config(),
-    }
+    return RunConfig(
+        kind=JUDGES_KIND,
+        dataset=dataset.name,
+        dataset_file=dataset.path.name,
+        dataset_sha=file_sha(dataset.path),
+        llm=f"respostas do conjunto {dataset.name}",
+        k=0,
+        mode="-",
+        embedder="-",
+        judge_llm=judge.name,
+        judge_file_sha=judge.sha if isinstance(judge, FileJudge) else None,
+        judge_structured=None if isinstance(judge, FileJudge) else judge.structured,
+        judges=["auto_label"] if is_file else list(kinds),
+        judge_temperature=None if is_file else config.temperature,
+        judge_seed=None if is_file else config.seed,
+        judge_max_tokens=None if is_file else config.max_tokens,
+        judge_label_max_tokens=None if is_file else config.label_max_tokens,
+        judge_prompts=None if is_file else prompt_hashes(scheme),
+        examples=hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16] if examples else None,
+        labels=list(scheme.codes),
+        label_scheme=scheme.to_config(),
+    )
 
 
-def default_name(dataset: Dataset, config: Mapping[str, Any]) -> str:
+def default_name(dataset: Dataset, config: RunConfig) -> str:
     """``juizes-DATASET-HASH``: the same data set and judge settings always find the same stored evaluation."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(to_data(config), sort_keys=True).encode()).hexdigest()[:8]
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset.name)[:40].strip("-.") or "dados"
     return f"juizes-{slug}-{digest}"
 
@@ -178,3 +179,39 @@ def execute_judge_eval(
             if progress:
                 progress(done, stats.total)
     return stats
+
+
+@record(slots=True)
+class DatasetSample:
+    """The labelled data set an evaluation of judges read, and the sample of it that was judged."""
+
+    name: str
+    file: str
+    kind: str
+    items: int
+    sample: int
+    sample_seed: int | None  # None: the whole data set (no --limit)
+    bad_rows: int
+    left_out: dict[str, int]
+
+
+@record(slots=True)
+class VariantResult:
+    """One variant of the judge (without / with prompt examples) measured against people."""
+
+    variant: str
+    run: str
+    examples: int
+    stats: EvalStats
+    agreement: AgreementReport
+    judge_vs_people: JudgeVsPeople
+    ar_by_people_label: dict[str, ScoreSummary] | None
+
+
+@record(slots=True)
+class JudgesReport:
+    """What ``eval judges`` reports: the data set, the judge and one result per variant."""
+
+    dataset: DatasetSample
+    judge: str
+    results: list[VariantResult]

@@ -272,16 +272,16 @@ def test_score_distribution_per_manual_label() -> None:
     dist = score_distribution(scores, labels)
     assert set(dist) == {"C", "I", "P"}
     c = dist["C"]
-    assert c["n"] == 3
-    assert c["mean"] == pytest.approx(8 / 9) and c["median"] == 1.0
-    assert (c["min"], c["max"]) == (pytest.approx(2 / 3), 1.0)
-    assert c["histogram"] == {"0": 0, "1/3": 0, "2/3": 1, "1": 2}
-    assert dist["I"]["histogram"] == {"0": 1, "1/3": 1, "2/3": 0, "1": 0}
-    assert dist["P"]["histogram"]["1"] == 1  # 0.9 is nearest to the top level
+    assert c.n == 3
+    assert c.mean == pytest.approx(8 / 9) and c.median == 1.0
+    assert (c.min, c.max) == (pytest.approx(2 / 3), 1.0)
+    assert c.histogram == {"0": 0, "1/3": 0, "2/3": 1, "1": 2}
+    assert dist["I"].histogram == {"0": 1, "1/3": 1, "2/3": 0, "1": 0}
+    assert dist["P"].histogram["1"] == 1  # 0.9 is nearest to the top level
 
 
 def test_score_distribution_halfway_goes_up_and_rejects_unnormalised() -> None:
-    assert score_distribution([0.5], ["P"])["P"]["histogram"]["2/3"] == 1
+    assert score_distribution([0.5], ["P"])["P"].histogram["2/3"] == 1
     assert score_distribution([float("nan")], ["P"]) == {}
     with pytest.raises(AgreementError, match="normalizadas"):
         score_distribution([3.0], ["C"])
