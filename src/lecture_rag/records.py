@@ -18,14 +18,44 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, computed_field
+from pydantic import (
+    AliasChoices,
+    Field,
+    FieldSerializationInfo,
+    ModelWrapValidatorHandler,
+    SerializerFunctionWrapHandler,
+    computed_field,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from lecture_rag.links import Player, deep_link, hhmmss, player_for
 
 _WORD_START = re.compile(r"(?<!\S)\S")
+
+#: What a hidden URL reads as (the seed's ``URL: oculto``).
+HIDDEN = "oculto"
+#: The serialisation context key (:func:`lecture_rag.wire.to_data`) that asks for every video URL hidden.
+HIDE_URLS = "hide_urls"
+
+
+def _hiding(info: FieldSerializationInfo) -> bool:
+    """Whether this serialisation was asked to hide URLs (a rendering option, never a change to the record)."""
+    return bool(isinstance(info.context, dict) and info.context.get(HIDE_URLS))
+
+
+def _shown_url(self: object, url: str, info: FieldSerializationInfo) -> str:
+    """A URL field as serialised: itself, or :data:`HIDDEN` when hiding."""
+    return HIDDEN if _hiding(info) else url
+
+
+def _shown_player(self: object, player: Player, info: FieldSerializationInfo) -> Player:
+    """A player as serialised: itself, or no player when hiding (a page must not play what it hides)."""
+    return Player() if _hiding(info) else player
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,6 +204,10 @@ class Segment:
         """How a page plays the segment's video."""
         return player_for(self.video_url)
 
+    _url_shown = field_serializer("url", "video_url")(_shown_url)
+
+    _player_shown = field_serializer("player")(_shown_player)
+
 
 @dataclass(slots=True)
 class Hit(Segment):
@@ -218,6 +252,8 @@ class CitedTime:
     def inicio(self) -> str:
         return hhmmss(self.start)
 
+    _url_shown = field_serializer("url")(_shown_url)
+
 
 @dataclass(slots=True)
 class Reference:
@@ -232,6 +268,10 @@ class Reference:
     @property
     def player(self) -> Player:
         return player_for(self.url)
+
+    _url_shown = field_serializer("url")(_shown_url)
+
+    _player_shown = field_serializer("player")(_shown_player)
 
 
 @dataclass(slots=True)
@@ -410,3 +450,87 @@ def _valid_marks(marks: Marks, length: int, start: float, end: float) -> list[tu
             return []
         out.append((min(max(float(second), start), max(start, end)), int(offset)))
     return out
+
+
+#: The keys of a question run's configuration (:func:`lecture_rag.evaluate.run.run_config`).
+RUN_CONFIG_KEYS = (
+    "k", "mode", "llm", "judge_llm", "judge_grammar", "judge_structured", "judges", "embedder", "temperature",
+    "seed", "max_tokens", "judge_temperature", "judge_seed", "judge_max_tokens", "judge_label_max_tokens",
+    "prompts", "judge_prompts", "labels", "label_scheme", "questions_file", "questions_sha",
+)  # fmt: skip
+#: The keys of an evaluation of judges' configuration (:func:`lecture_rag.evaluate.judge_eval.eval_config`).
+JUDGES_CONFIG_KEYS = (
+    "kind", "dataset", "dataset_file", "dataset_sha", "llm", "k", "mode", "embedder", "judge_llm", "judge_file_sha",
+    "judge_structured", "judges", "judge_temperature", "judge_seed", "judge_max_tokens", "judge_label_max_tokens",
+    "judge_prompts", "examples", "labels", "label_scheme",
+)  # fmt: skip
+JUDGES_KIND = "judges"
+
+
+@dataclass(slots=True)
+class RunConfig:
+    """The configuration snapshot stored with a run: a rerun with any of it changed is another experiment.
+
+    A question run (``kind`` empty) and an evaluation of judges (``kind``
+    ``judges``) each store their own keys (:data:`RUN_CONFIG_KEYS`,
+    :data:`JUDGES_CONFIG_KEYS`), sorted. A snapshot stored by an older
+    version may lack keys (they read as the defaults, and stay absent when
+    written back: ``missing``) or hold keys no longer known (kept as they
+    were: ``extra``), so an old run still loads, resumes and reports as it did.
+    """
+
+    k: int = 0
+    mode: str = ""
+    llm: str = ""
+    judge_llm: str = ""
+    embedder: str = ""
+    judges: list[str] = dataclasses.field(default_factory=list)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    label_scheme: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    judge_structured: str | None = None
+    judge_temperature: float | None = None
+    judge_seed: int | None = None
+    judge_max_tokens: int | None = None
+    judge_label_max_tokens: int | None = None
+    judge_prompts: dict[str, str] | None = None
+    # A question run's own: the answer LLM's settings, its prompts and the question file.
+    judge_grammar: bool = False
+    temperature: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    prompts: dict[str, str] = dataclasses.field(default_factory=dict)
+    questions_file: str = ""
+    questions_sha: str = ""
+    # An evaluation of judges' own: the labelled data set, a file judge's hash, the prompt examples' hash.
+    kind: str = ""
+    dataset: str = ""
+    dataset_file: str = ""
+    dataset_sha: str = ""
+    judge_file_sha: str | None = None
+    examples: str | None = None
+    missing: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
+    extra: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def stored_keys(self) -> tuple[str, ...]:
+        """The keys this kind of run stores."""
+        return JUDGES_CONFIG_KEYS if self.kind == JUDGES_KIND else RUN_CONFIG_KEYS
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _from_stored(cls, data: Any, handler: ModelWrapValidatorHandler[RunConfig]) -> RunConfig:
+        """A stored snapshot: known keys become fields, absent ones are remembered, unknown ones kept."""
+        if not isinstance(data, dict):
+            return handler(data)
+        known = set(JUDGES_CONFIG_KEYS if data.get("kind") == JUDGES_KIND else RUN_CONFIG_KEYS)
+        record = handler({k: v for k, v in data.items() if k in known})
+        record.missing = tuple(k for k in record.stored_keys if k not in data)
+        record.extra = {k: v for k, v in data.items() if k not in known}
+        return record
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The snapshot as stored: this kind's keys present when read (or all, when made here), sorted."""
+        data = handler(self)
+        kept = {k: data[k] for k in self.stored_keys if k not in self.missing}
+        return dict(sorted({**kept, **self.extra}.items()))

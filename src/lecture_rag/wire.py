@@ -15,11 +15,9 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from lecture_rag.errors import StoreError
+from lecture_rag.records import HIDE_URLS
 
 T = TypeVar("T")
-
-HIDDEN = "oculto"
-_NO_PLAYER = {"kind": "none", "src": None, "youtube_id": None}
 
 
 _ADAPTERS: dict[object, TypeAdapter[Any]] = {}
@@ -33,11 +31,31 @@ def _adapter(kind: object) -> TypeAdapter[Any]:
     return adapter
 
 
-def to_data(record: Any) -> Any:
-    """JSON-ready data (dicts, lists, numbers, strings) of a record or a list of records."""
+def to_data(record: Any, *, hide_urls: bool = False) -> Any:
+    """JSON-ready data (dicts, lists, numbers, strings) of a record or a list of records.
+
+    ``hide_urls`` writes every video URL as ``oculto`` (the seed's ``URL: oculto``)
+    and no player: how the record is shown, not a change to it.
+    """
     if isinstance(record, list):
-        return [to_data(item) for item in record]
-    return _adapter(type(record)).dump_python(record, mode="json", by_alias=True)
+        return [to_data(item, hide_urls=hide_urls) for item in record]
+    context = {HIDE_URLS: True} if hide_urls else None
+    return _adapter(type(record)).dump_python(record, mode="json", by_alias=True, context=context)
+
+
+def spliced(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``data`` with the dicts under ``keys`` spliced in at their place, for a record whose JSON is flat.
+
+    A record may group its fields (a summary's metrics, a report's headline
+    numbers) where its JSON lists them side by side; its serializer calls this.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in keys:
+            out.update(value or {})
+        else:
+            out[key] = value
+    return out
 
 
 def from_data(kind: type[T], data: Any) -> T:
@@ -60,19 +78,3 @@ def dumps(record: Any, *, indent: int | None = None) -> str:
 def loads(kind: type[T], text: str) -> T:
     """Inverse of :func:`dumps`."""
     return from_data(kind, json.loads(text))
-
-
-def _hidden_hit(hit: dict[str, Any]) -> dict[str, Any]:
-    return {**hit, "url": HIDDEN, "video_url": HIDDEN, "player": _NO_PLAYER}
-
-
-def hide_urls(answer: dict[str, Any]) -> dict[str, Any]:
-    """An answer's JSON with every URL replaced by ``oculto``, as the seed hides them."""
-    out = dict(answer)
-    out["hits"] = [_hidden_hit(h) for h in answer.get("hits", [])]
-    out["context"] = [_hidden_hit(h) for h in answer.get("context", [])]
-    out["references"] = [
-        {**r, "url": HIDDEN, "player": _NO_PLAYER, "times": [{**t, "url": HIDDEN} for t in r["times"]]}
-        for r in answer.get("references", [])
-    ]
-    return out

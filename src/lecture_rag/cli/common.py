@@ -35,7 +35,7 @@ from lecture_rag.config import HOME_ENV, Reranking, RetrievalMode, Settings, loa
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
-from lecture_rag.index.build import build_indexes, prune_embedding_cache
+from lecture_rag.index.build import IndexStats, build_indexes, prune_embedding_cache
 from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import Retriever
 from lecture_rag.retrieve.rerank import make_reranker
@@ -197,9 +197,9 @@ def progress_bar() -> Progress:
     )
 
 
-def print_json(data: Any) -> None:
-    """Records or plain data as indented JSON on stdout (the records' one wire shape)."""
-    sys.stdout.write(json.dumps(to_data(data), ensure_ascii=False, indent=2) + "\n")
+def print_json(data: Any, *, hide_urls: bool = False) -> None:
+    """Records or plain data as indented JSON on stdout (the records' one wire shape); see ``to_data``."""
+    sys.stdout.write(json.dumps(to_data(data, hide_urls=hide_urls), ensure_ascii=False, indent=2) + "\n")
 
 
 @contextmanager
@@ -235,9 +235,7 @@ def judge_llm(settings: Settings) -> LLM | None:
     return make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX)
 
 
-def index_corpus(
-    settings: Settings, *, rebuild: bool, prune_cache: bool = False, engine: Engine = LOCAL
-) -> dict[str, Any]:
+def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False, engine: Engine = LOCAL) -> IndexStats:
     """Embed what the cache lacks (batches run by ``engine``) and publish fresh indexes, with a progress bar."""
     embedder = make_embedder(settings.embedder)
     with open_store(settings, create=False) as st, progress_bar() as bar:
@@ -246,11 +244,9 @@ def index_corpus(
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        stats: dict[str, Any] = build_indexes(
-            st, embedder, settings, rebuild=rebuild, progress=on_progress, engine=engine
-        )
+        stats = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress, engine=engine)
         if prune_cache:
-            stats["cache_pruned"] = prune_embedding_cache(st, embedder, settings)
+            stats.cache_pruned = prune_embedding_cache(st, embedder, settings)
     return stats
 
 

@@ -46,9 +46,10 @@ from lecture_rag.cli.common import (
 from lecture_rag.cli.terminal import annotate_in_terminal
 from lecture_rag.config import Reranking, RetrievalMode, Settings, env_var
 from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.agreement import AgreementReport
 from lecture_rag.evaluate.annotations import import_labels
 from lecture_rag.evaluate.compare import compare_runs
-from lecture_rag.evaluate.judge_eval import JudgeEvalRequest, plan_judge_eval, run_judge_eval
+from lecture_rag.evaluate.judge_eval import JudgeEvalRequest, JudgesReport, plan_judge_eval, run_judge_eval
 from lecture_rag.evaluate.judges import config_from_settings, parse_judge_kinds
 from lecture_rag.evaluate.judgesets import (
     Dataset,
@@ -61,16 +62,16 @@ from lecture_rag.evaluate.questions import (
     load_questions,
     load_squad,
 )
-from lecture_rag.evaluate.retrieval import by_type, evaluate, summarise, unanswerable_gap
-from lecture_rag.evaluate.retrieval import details as question_details
+from lecture_rag.evaluate.retrieval import QuestionDetail, QuestionResult, RetrievalReport, evaluate, mode_report
 from lecture_rag.evaluate.run import Answerer, check_question_labels, execute_run, file_sha, run_config
-from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.evaluate.summary import RunOverview, run_summary
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.records import Hit, JudgeKind, Question
 from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
+from lecture_rag.wire import to_data
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
 # paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
@@ -128,14 +129,13 @@ def eval_retrieval(
     warning = evidence_warning(qs, retriever.store)
     if warning:
         typer.echo(warning, err=True)  # one plain line: video ids are not markup
-    report: dict[str, Any] = {"questions": len(qs), "k": k, "modes": {}}
+    report = RetrievalReport(questions=len(qs), k=k)
     with progress_bar() as bar:
         for m in modes:
             for r in rerankers:
                 name = str(m) if r is Reranking.NONE else f"{m}+{r}"
-                report["modes"][name] = _evaluate_one(retriever, qs, k, m, make_reranker(settings, r), bar, name)
-                if not details:
-                    report["modes"][name].pop("questions")
+                results = _evaluate_one(retriever, qs, k, m, make_reranker(settings, r), bar, name)
+                report.modes[name] = mode_report(results, with_details=details)
     if as_json:
         print_json(report)
         return
@@ -150,8 +150,8 @@ def _evaluate_one(
     reranker: Reranker | None,
     bar: Any,
     name: str,
-) -> dict[str, Any]:
-    """Every question through one mode and reranker: the summary, by type, and per question."""
+) -> list[QuestionResult]:
+    """Every question through one mode and reranker, with a progress bar."""
     task = bar.add_task(f"Avaliando {name}", total=len(qs))
 
     def step(done: int, total: int) -> None:
@@ -160,36 +160,28 @@ def _evaluate_one(
     def search(q: str) -> tuple[Hit, ...]:
         return retriever.search(SearchRequest(q, k=k, mode=mode, reranker=reranker)).hits
 
-    results = evaluate(qs, search, progress=step)
-    overall = summarise(results)
-    return {
-        "n": overall.n,
-        **overall.metrics,
-        **overall.offsets,
-        **unanswerable_gap(results),
-        "by_type": {t: {"n": s.n, **s.metrics, **s.offsets} for t, s in by_type(results).items()},
-        "questions": question_details(results),
-    }
+    return evaluate(qs, search, progress=step)
 
 
-def _print_retrieval_report(report: dict[str, Any]) -> None:
-    table = Table(title=f"Recuperação: {report['questions']} perguntas, k={report['k']}")
+def _print_retrieval_report(report: RetrievalReport) -> None:
+    table = Table(title=f"Recuperação: {report.questions} perguntas, k={report.k}")
     for col in ["modo", "n", *METRICS, *OFFSETS]:
         table.add_column(col, justify="right")
-    for m, row in report["modes"].items():
-        table.add_row(m, str(row["n"]), *(f"{row[c]:.3f}" for c in METRICS), *(fmt(row[c], 1) for c in OFFSETS))
+    for m, row in report.modes.items():
+        s = row.overall
+        table.add_row(m, str(s.n), *(f"{s.metrics[c]:.3f}" for c in METRICS), *(fmt(s.offsets[c], 1) for c in OFFSETS))
     console.print(table)
-    for m, row in report["modes"].items():
-        if len(row["by_type"]) > 1 and len(row["by_type"]) <= 12:
+    for m, row in report.modes.items():
+        if len(row.by_type) > 1 and len(row.by_type) <= 12:
             sub = Table(title=f"{m}: por tipo de pergunta")
             for col in ["tipo", "n", *METRICS]:
                 sub.add_column(col, justify="right")
-            for t, r in row["by_type"].items():
-                sub.add_row(escape(t), str(r["n"]), *(f"{r[c]:.3f}" for c in METRICS))
+            for t, r in row.by_type.items():
+                sub.add_row(escape(t), str(r.n), *(f"{r.metrics[c]:.3f}" for c in METRICS))
             console.print(sub)
-    for m, row in report["modes"].items():
-        if "questions" in row:
-            _print_details(m, row["questions"])
+    for m, row in report.modes.items():
+        if row.questions is not None:
+            _print_details(m, row.questions)
     console.print(
         "[dim]recall@k: fração dos trechos de evidência cobertos pelos k primeiros resultados; "
         "hit@k: fração das perguntas com algum resultado relevante entre os k primeiros; "
@@ -198,16 +190,16 @@ def _print_retrieval_report(report: dict[str, Any]) -> None:
     )
 
 
-def _print_details(mode: str, rows: list[dict[str, Any]]) -> None:
+def _print_details(mode: str, rows: list[QuestionDetail]) -> None:
     """Per question: where the first relevant hit came and how far its link lands."""
     table = Table(title=f"{mode}: por pergunta")
     for col in ["id", "tipo", "1º acerto", "recall@10", "link (s)", "janela (s)"]:
         table.add_column(col, justify="right")
     for r in rows:
-        first = "-" if not r["answerable"] else ("não achou" if r["first_rank"] is None else str(r["first_rank"]))
+        first = "-" if not r.answerable else ("não achou" if r.first_rank is None else str(r.first_rank))
         table.add_row(
-            escape(str(r["id"])), escape(str(r["type"] or "-")), first, fmt(r["recall@10"], 2),
-            fmt(r["offset"], 1), fmt(r["window_offset"], 1),
+            escape(r.id), escape(r.type or "-"), first, fmt(r.recall_at_10, 2), fmt(r.offset, 1),
+            fmt(r.window_offset, 1),
         )  # fmt: skip
     console.print(table)
 
@@ -278,82 +270,79 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, n: bar.update(task, completed=done, total=n)
 
 
-def _print_judges(report: dict[str, Any], data: Dataset) -> None:
-    d = report["dataset"]
+def _print_judges(report: JudgesReport, data: Dataset) -> None:
+    d = report.dataset
     console.print(
-        f"[bold]{escape(d['name'])}[/] ({escape(d['file'])}): {d['sample']} de {d['items']} itens"
-        + (f" (sorteio, semente {d['sample_seed']})" if d["sample_seed"] is not None else "")
-        + f" · juiz {escape(report['judge'])}",
+        f"[bold]{escape(d.name)}[/] ({escape(d.file)}): {d.sample} de {d.items} itens"
+        + (f" (sorteio, semente {d.sample_seed})" if d.sample_seed is not None else "")
+        + f" · juiz {escape(report.judge)}",
         highlight=False,
     )
-    for why, n in d["left_out"].items():
+    for why, n in d.left_out.items():
         console.print(f"[dim]Fora da avaliação: {n} ({escape(why)}).[/]", highlight=False)
     for problem in data.problems[:10]:
         console.print(f"[yellow]Linha pulada (--skip-bad): {escape(problem)}[/]", highlight=False)
-    for r in report["results"]:
-        a, j = r["agreement"], r["judge_vs_people"]
-        ci = a["kappa_ci95"]
+    for r in report.results:
+        a, j = r.agreement, r.judge_vs_people
+        ci = a.kappa_ci95
         console.print(
-            f"\n[bold]{escape(r['variant'])}[/] (rodada {escape(r['run'])}): {a['n']} pares, "
-            f"acurácia {fmt(a['accuracy'])}, κ {fmt(a['kappa'])}"
+            f"\n[bold]{escape(r.variant)}[/] (rodada {escape(r.run)}): {a.n} pares, "
+            f"acurácia {fmt(a.accuracy)}, κ {fmt(a.kappa)}"
             + (f" (IC95% {fmt(ci[0])}–{fmt(ci[1])})" if ci else "")
-            + f", vereditos ilegíveis {j['unparsed']}",
+            + f", vereditos ilegíveis {j.unparsed}",
             highlight=False,
         )
         _print_matrix(a)
         table = Table(title="Vieses: concordância por grupo")
         for col in ("grupo", "n", "acurácia", "κ", "aceitou o que pessoas rejeitaram"):
             table.add_column(col, justify="right")
-        groups = [("resposta " + k, v) for k, v in j["by_length"].items()]
-        groups += [("fato correto: " + k, v) for k, v in (j["by_position"] or {}).items()]
+        groups = [("resposta " + k, v) for k, v in j.by_length.items()]
+        groups += [("fato correto: " + k, v) for k, v in (j.by_position or {}).items()]
         for group, b in groups:
-            fa = b["false_accept"]
-            accepted = f"{b['accepted_by_judge']}/{b['rejected_by_people']}" + (
-                f" ({fa:.1%})" if fa is not None else ""
-            )
-            table.add_row(escape(group), str(b["n"]), fmt(b["accuracy"]), fmt(b["kappa"]), accepted)
+            fa = b.false_accept
+            accepted = f"{b.accepted_by_judge}/{b.rejected_by_people}" + (f" ({fa:.1%})" if fa is not None else "")
+            table.add_row(escape(group), str(b.n), fmt(b.accuracy), fmt(b.kappa), accepted)
         console.print(table)
-        for label, dist in (r["ar_by_people_label"] or {}).items():
+        for label, dist in (r.ar_by_people_label or {}).items():
             console.print(
-                f"AR com rótulo de pessoas {escape(label)}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
-                f"histograma {dist['histogram']}",
+                f"AR com rótulo de pessoas {escape(label)}: n={dist.n}, média {fmt(dist.mean, 2)}, "
+                f"histograma {dist.histogram}",
                 highlight=False,
             )
-        sc, cost = j["self_consistency"], j["cost"]
+        sc, cost = j.self_consistency, j.cost
         if sc:
             console.print(
-                f"Autoconsistência: {sc['n']} itens julgados duas vezes, {sc['identical']:.1%} com o mesmo veredito "
-                f"({sc['identical_text']:.1%} com o mesmo texto).",
+                f"Autoconsistência: {sc.n} itens julgados duas vezes, {sc.identical:.1%} com o mesmo veredito "
+                f"({sc.identical_text:.1%} com o mesmo texto).",
                 highlight=False,
             )
         console.print(
-            f"Custo: {cost['calls']} chamadas, {cost['prompt_tokens']} + {cost['completion_tokens']} tokens, "
-            f"{cost['seconds']:.1f} s"
-            + (f" ({cost['seconds_per_item']:.2f} s por item)" if cost["seconds_per_item"] else ""),
+            f"Custo: {cost.calls} chamadas, {cost.prompt_tokens} + {cost.completion_tokens} tokens, "
+            f"{cost.seconds:.1f} s" + (f" ({cost.seconds_per_item:.2f} s por item)" if cost.seconds_per_item else ""),
             highlight=False,
         )
-    first = escape(report["results"][0]["run"])
+    first = escape(report.results[0].run)
     console.print(f"[dim]Página com gráficos: lecture-rag report {first} --format html -o juiz.html[/]")
 
 
-def _confusion_table(a: dict[str, Any], rows: str, columns: str) -> Table:
+def _confusion_table(a: AgreementReport, rows: str, columns: str) -> Table:
     """The confusion matrix of an agreement report (``rows`` and ``columns`` name who labelled)."""
     table = Table(title=f"Matriz de confusão (linhas: {rows}, colunas: {columns})")
     table.add_column("")
-    for label in a["labels"]:
+    for label in a.labels:
         table.add_column(escape(label), justify="right")
-    for label, row in zip(a["labels"], a["confusion"], strict=True):
+    for label, row in zip(a.labels, a.confusion, strict=True):
         table.add_row(escape(label), *(str(v) for v in row))
     return table
 
 
-def _print_matrix(a: dict[str, Any]) -> None:
+def _print_matrix(a: AgreementReport) -> None:
     console.print(_confusion_table(a, "pessoas", "juiz"))
     per = Table(title="Por rótulo (pessoas como referência)")
     for col in ("rótulo", "precisão", "revocação", "F1", "suporte"):
         per.add_column(col, justify="right")
-    for s in a["per_label"]:
-        per.add_row(escape(s["label"]), fmt(s["precision"]), fmt(s["recall"]), fmt(s["f1"]), str(s["support"]))
+    for s in a.per_label:
+        per.add_row(escape(s.label), fmt(s.precision), fmt(s.recall), fmt(s.f1), str(s.support))
     console.print(per)
 
 
@@ -456,7 +445,7 @@ def list_runs(store: StoreOpt = None) -> None:
     for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
         table.add_column(col)
     for r in rows:
-        cells = (r.name, r.created_at, r.items, r.annotated, r.config.get("llm", ""), r.config.get("judge_llm", ""))
+        cells = (r.name, r.created_at, r.items, r.annotated, r.config.llm, r.config.judge_llm)
         table.add_row(*(escape(str(cell)) for cell in cells))
     console.print(table)
 
@@ -498,48 +487,47 @@ def agreement(
     _print_summary(run, summary)
 
 
-def _print_summary(run: str, s: dict[str, Any]) -> None:
+def _print_summary(run: str, s: RunOverview) -> None:
     console.print(
-        f"[bold]Rodada {escape(run)}[/]: {s['questions']} perguntas, {s['annotated']} com anotação manual",
+        f"[bold]Rodada {escape(run)}[/]: {s.questions} perguntas, {s.annotated} com anotação manual",
         highlight=False,
     )
-    console.print(f"Respostas: {s['answers']}", highlight=False)
-    for kind, j in s["judges"].items():
-        if not j["judged"]:
+    console.print(f"Respostas: {to_data(s.answers)}", highlight=False)
+    for kind, j in s.judges.items():
+        if not j.judged:
             console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
             continue
         console.print(
-            f"Juiz {kind}: média {fmt(j['mean'], 2)} em {j['n_scored']}, não interpretadas {j['unparsed']}"
-            + (f" ({escape('; '.join(j['errors']))})" if j["errors"] else ""),
+            f"Juiz {kind}: média {fmt(j.mean, 2)} em {j.n_scored}, não interpretadas {j.unparsed}"
+            + (f" ({escape('; '.join(j.errors))})" if j.errors else ""),
             highlight=False,
         )
-    if s.get("retrieval"):
-        r = s["retrieval"]
+    if s.retrieval:
+        r = s.retrieval.metrics
         console.print(
-            f"Recuperação ({r['n']}): R@1 {fmt(r['recall@1'])}, R@5 {fmt(r['recall@5'])}, "
+            f"Recuperação ({s.retrieval.n}): R@1 {fmt(r['recall@1'])}, R@5 {fmt(r['recall@5'])}, "
             f"R@10 {fmt(r['recall@10'])}, hit@1 {fmt(r['hit@1'])}, hit@10 {fmt(r['hit@10'])}, "
             f"MRR@10 {fmt(r['mrr@10'])}, nDCG@10 {fmt(r['ndcg@10'])}"
         )
-    a = s.get("agreement")
+    a = s.agreement
     if not a:
-        console.print(f"[yellow]{escape(str(s.get('agreement_note')))}[/]", highlight=False)
+        console.print(f"[yellow]{escape(str(s.agreement_note))}[/]", highlight=False)
     else:
-        ci = a.get("kappa_ci95")
+        ci = a.kappa_ci95
         console.print(
-            f"Manual × automatizada: {a['n']} pares, acurácia {fmt(a['accuracy'])}, κ {fmt(a['kappa'])}"
+            f"Manual × automatizada: {a.n} pares, acurácia {fmt(a.accuracy)}, κ {fmt(a.kappa)}"
             + (f" (IC95% {fmt(ci[0])}–{fmt(ci[1])})" if ci else "")
-            + f", κ ponderado linear {fmt(a['weighted']['linear'])}"
+            + f", κ ponderado linear {fmt(a.weighted.linear)}"
         )
         console.print(_confusion_table(a, "manual", "automatizada"))
-        for note in a.get("notes", []):
+        for note in a.notes:
             console.print(f"[dim]{escape(note)}[/]", highlight=False)
-    if s.get("inter_annotator"):
-        ia = s["inter_annotator"]
-        console.print(f"Entre anotadores: κ médio {fmt(ia['mean_pairwise_kappa'])}, Fleiss {fmt(ia['fleiss_kappa'])}")
-    for label, dist in s.get("ar_by_manual_label", {}).items():
+    if s.inter_annotator:
+        ia = s.inter_annotator
+        console.print(f"Entre anotadores: κ médio {fmt(ia.mean_pairwise_kappa)}, Fleiss {fmt(ia.fleiss_kappa)}")
+    for label, dist in s.ar_by_manual_label.items():
         console.print(
-            f"AR com rótulo manual {escape(label)}: n={dist['n']}, média {fmt(dist['mean'], 2)}, "
-            f"histograma {dist['histogram']}",
+            f"AR com rótulo manual {escape(label)}: n={dist.n}, média {fmt(dist.mean, 2)}, histograma {dist.histogram}",
             highlight=False,
         )
 
@@ -590,14 +578,14 @@ def compare(
     table = Table(title=f"{escape(run_a)} × {escape(run_b)}")
     for col in ("métrica", run_a, run_b, "diferença"):
         table.add_column(escape(col), justify="right")
-    for m in result["metrics"]:
-        delta = None if m["a"] is None or m["b"] is None else m["b"] - m["a"]
-        table.add_row(escape(m["name"]), fmt(m["a"]), fmt(m["b"]), "n/d" if delta is None else f"{delta:+.3f}")
+    for m in result.metrics:
+        delta = None if m.a is None or m.b is None else m.b - m.a
+        table.add_row(escape(m.name), fmt(m.a), fmt(m.b), "n/d" if delta is None else f"{delta:+.3f}")
     console.print(table)
-    flips = result["flips"]
+    flips = result.flips
     console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
     for f in flips:
         console.print(
-            escape(f"- {f['qid']} ({f['which']}): {f['a'] or '-'} → {f['b'] or '-'}  {f['question'][:80]}"),
+            escape(f"- {f.qid} ({f.which}): {f.a or '-'} → {f.b or '-'}  {f.question[:80]}"),
             highlight=False,
         )

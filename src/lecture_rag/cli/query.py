@@ -31,8 +31,6 @@ from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer
 from lecture_rag.report.markdown import record_from_answer, render_record
 from lecture_rag.retrieve import SearchRequest
-from lecture_rag.wire import hide_urls as hidden
-from lecture_rag.wire import to_data
 
 
 @user_errors
@@ -97,8 +95,7 @@ def ask(
         on_token=(lambda t: console.out(t, end="", highlight=False)) if streaming else None,
     )
     if fmt == AskFormat.JSON:
-        data = to_data(answer)
-        print_json(hidden(data) if hide_urls else data)
+        print_json(answer, hide_urls=hide_urls)
     elif fmt == AskFormat.MARKDOWN:
         sys.stdout.write(render_record(record_from_answer(answer, number), hide_urls=hide_urls))
     else:

@@ -40,10 +40,10 @@ import math
 import warnings
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import combinations
 from statistics import mean, median
-from typing import Any, Literal, TypedDict
+from typing import Literal
 
 import numpy as np
 
@@ -105,12 +105,6 @@ class AgreementReport:
     per_label: list[LabelStats]
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists; no NaN anywhere)."""
-        data = asdict(self)
-        data["kappa_ci95"] = list(self.kappa_ci95) if self.kappa_ci95 else None
-        return data
-
 
 @dataclass(frozen=True, slots=True)
 class PairKappa:
@@ -136,12 +130,9 @@ class InterAnnotatorReport:
     fleiss_kappa: float | None
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
-
-class ScoreSummary(TypedDict):
+@dataclass(slots=True)
+class ScoreSummary:
     """Distribution of normalised judge scores for one manual label."""
 
     n: int

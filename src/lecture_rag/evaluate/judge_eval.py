@@ -25,12 +25,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+
+from pydantic.dataclasses import dataclass as record
 
 from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import JudgeLLMSettings
 from lecture_rag.errors import LectureRagError
-from lecture_rag.evaluate.agreement import agreement, score_distribution
+from lecture_rag.evaluate.agreement import AgreementReport, ScoreSummary, agreement, score_distribution
 from lecture_rag.evaluate.judges import JudgeConfig, config_from_settings
 from lecture_rag.evaluate.judges.protocol import FileJudge, Judge, llm_judge
 from lecture_rag.evaluate.judgesets import (
@@ -48,13 +49,15 @@ from lecture_rag.evaluate.run import file_sha
 from lecture_rag.evaluate.summary import (
     REFERENCE_SEPARATOR,
     REPEAT,
+    JudgeVsPeople,
     auto_label,
     judge_vs_people,
     judgment_score,
     manual_label,
 )
-from lecture_rag.records import JudgeKind, Judgment, QuestionMeta, RunItem
+from lecture_rag.records import JUDGES_KIND, JudgeKind, Judgment, QuestionMeta, RunConfig, RunItem
 from lecture_rag.store import RunStore
+from lecture_rag.wire import to_data
 
 PEOPLE = "pessoas"
 
@@ -69,7 +72,7 @@ def eval_config(
     kinds: Sequence[JudgeKind],
     scheme: LabelScheme,
     config: JudgeConfig,
-) -> dict[str, Any]:
+) -> RunConfig:
     """What defines an evaluation: the data set, the judge and everything that shapes its verdicts.
 
     The sample (``--limit``, ``--sample-seed``) is not part of it: items are
@@ -77,27 +80,25 @@ def eval_config(
     verdict already stored.
     """
     examples = [asdict(e) for e in config.examples]
-    return {
-        "kind": "judges",
-        "dataset": dataset.name,
-        "dataset_file": dataset.path.name,
-        "dataset_sha": file_sha(dataset.path),
-        "llm": f"respostas do conjunto {dataset.name}",
-        "k": 0,
-        "mode": "-",
-        "embedder": "-",
+    return RunConfig(
+        kind=JUDGES_KIND,
+        dataset=dataset.name,
+        dataset_file=dataset.path.name,
+        dataset_sha=file_sha(dataset.path),
+        llm=f"respostas do conjunto {dataset.name}",
+        k=0,
+        mode="-",
+        embedder="-",
         **judge.snapshot(kinds, scheme, config),
-        "examples": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16]
-        if examples
-        else None,
-        "labels": list(scheme.codes),
-        "label_scheme": scheme.to_config(),
-    }
+        examples=hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16] if examples else None,
+        labels=list(scheme.codes),
+        label_scheme=scheme.to_config(),
+    )
 
 
-def default_name(dataset: Dataset, config: Mapping[str, Any]) -> str:
+def default_name(dataset: Dataset, config: RunConfig) -> str:
     """``juizes-DATASET-HASH``: the same data set and judge settings always find the same stored evaluation."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(to_data(config), sort_keys=True).encode()).hexdigest()[:8]
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset.name)[:40].strip("-.") or "dados"
     return f"juizes-{slug}-{digest}"
 
@@ -253,29 +254,26 @@ def file_judge(path: Path, dataset: Dataset, scheme: LabelScheme) -> FileJudge:
 
 def run_judge_eval(
     runs: RunStore, plan: JudgeEvalPlan, *, batch: Engine = LOCAL, bars: ProgressBars | None = None
-) -> dict[str, Any]:
+) -> JudgesReport:
     """Judge what each variant lacks (``batch`` judges, this process writes) and score it against people."""
     results = [_run_variant(runs, plan, label, config, batch, bars) for label, config in plan.variants]
     data, request = plan.data, plan.request
-    return {
-        "dataset": {
-            "name": data.name,
-            "file": data.path.name,
-            "kind": data.kind,
-            "items": len(data.items),
-            "sample": len(plan.items),
-            "sample_seed": request.sample_seed if request.limit else None,
-            "bad_rows": len(data.problems),
-            "left_out": data.left_out,
-        },
-        "judge": plan.judge.name,
-        "results": results,
-    }
+    sampled = DatasetSample(
+        name=data.name,
+        file=data.path.name,
+        kind=data.kind,
+        items=len(data.items),
+        sample=len(plan.items),
+        sample_seed=request.sample_seed if request.limit else None,
+        bad_rows=len(data.problems),
+        left_out=data.left_out,
+    )
+    return JudgesReport(dataset=sampled, judge=plan.judge.name, results=results)
 
 
 def _run_variant(
     runs: RunStore, plan: JudgeEvalPlan, label: str, cfg: JudgeConfig, batch: Engine, bars: ProgressBars | None
-) -> dict[str, Any]:
+) -> VariantResult:
     """One variant's stored evaluation (created or resumed), judged to the end, and its scores."""
     request = plan.request
     config = eval_config(plan.data, plan.judge, request.kinds, plan.scheme, cfg)
@@ -288,18 +286,65 @@ def _run_variant(
                 runs, run, plan.items, plan.judge, kinds=request.kinds, scheme=plan.scheme, config=cfg,
                 repeat=plan.twice, concurrency=request.concurrency, progress=step, batch=batch,
             )  # fmt: skip
-    table = _agreement_table(runs.items(run), {i.id for i in plan.items}, plan.scheme)
-    return {"variant": label, "run": run, "examples": len(cfg.examples), "stats": stats, **table}
+    return _judged_variant(label, run, cfg, stats, runs.items(run), {i.id for i in plan.items}, plan.scheme)
 
 
-def _agreement_table(items: list[RunItem], wanted: set[str], scheme: LabelScheme) -> dict[str, Any]:
-    """Agreement and judge-vs-people numbers over the stored items of this sample."""
+def _judged_variant(
+    variant: str,
+    run: str,
+    config: JudgeConfig,
+    stats: EvalStats,
+    items: list[RunItem],
+    wanted: set[str],
+    scheme: LabelScheme,
+) -> VariantResult:
+    """One variant's result: agreement and judge-vs-people numbers over the stored items of this sample."""
     chosen = [i for i in items if i.qid in wanted]
     manual = [manual_label(i) for i in chosen]
     report = agreement(manual, [auto_label(i) for i in chosen], scheme.codes, ordinal=scheme.ordinal_codes)
     ar = [judgment_score(i, "answer_relevance") for i in chosen]
-    return {
-        "agreement": report.to_dict(),
-        "judge_vs_people": judge_vs_people(chosen, scheme),
-        "ar_by_people_label": score_distribution(ar, manual) if any(s is not None for s in ar) else None,
-    }
+    return VariantResult(
+        variant=variant,
+        run=run,
+        examples=len(config.examples),
+        stats=stats,
+        agreement=report,
+        judge_vs_people=judge_vs_people(chosen, scheme),
+        ar_by_people_label=score_distribution(ar, manual) if any(s is not None for s in ar) else None,
+    )  # fmt: skip
+
+
+@record(slots=True)
+class DatasetSample:
+    """The labelled data set an evaluation of judges read, and the sample of it that was judged."""
+
+    name: str
+    file: str
+    kind: str
+    items: int
+    sample: int
+    sample_seed: int | None  # None: the whole data set (no --limit)
+    bad_rows: int
+    left_out: dict[str, int]
+
+
+@record(slots=True)
+class VariantResult:
+    """One variant of the judge (without / with prompt examples) measured against people."""
+
+    variant: str
+    run: str
+    examples: int
+    stats: EvalStats
+    agreement: AgreementReport
+    judge_vs_people: JudgeVsPeople
+    ar_by_people_label: dict[str, ScoreSummary] | None
+
+
+@record(slots=True)
+class JudgesReport:
+    """What ``eval judges`` reports: the data set, the judge and one result per variant."""
+
+    dataset: DatasetSample
+    judge: str
+    results: list[VariantResult]

@@ -16,6 +16,7 @@ from typing import Any
 
 from lecture_rag.config import LabelSettings, default_labels
 from lecture_rag.errors import LectureRagError
+from lecture_rag.records import RunConfig
 
 # Keys the terminal annotator keeps for itself (observation, skip, back, quit).
 RESERVED_KEYS = frozenset("osbq")
@@ -160,11 +161,10 @@ def _scheme(labels: Sequence[LabelSettings | Mapping[str, Any]]) -> LabelScheme:
 DEFAULT_SCHEME = scheme_from_settings(default_labels())
 
 
-def scheme_of_run(config: Mapping[str, Any]) -> LabelScheme:
+def scheme_of_run(config: RunConfig) -> LabelScheme:
     """The scheme a run was made with; runs from before schemes were stored used the default.
 
     A stored scheme is not refused for an unreachable alias: it was accepted
     when the run was made, and the run must stay readable.
     """
-    stored = config.get("label_scheme")
-    return _scheme(stored) if stored else DEFAULT_SCHEME
+    return _scheme(config.label_scheme) if config.label_scheme else DEFAULT_SCHEME

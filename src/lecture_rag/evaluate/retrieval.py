@@ -25,10 +25,14 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.dataclasses import dataclass as record
 
 from lecture_rag.records import Evidence, Hit, Question
+from lecture_rag.wire import spliced
 
 CUTOFFS = (1, 5, 10)
 
@@ -94,11 +98,20 @@ def judge_hits(question: Question, hits: Sequence[Hit]) -> QuestionResult:
     return result
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Summary:
+    """Metrics over a set of questions (named as in :data:`CUTOFFS`'s ``recall@k``), and the link offsets.
+
+    The JSON lists ``n``, the metrics and the offsets side by side.
+    """
+
     n: int
     metrics: dict[str, float]
     offsets: dict[str, float | None] = field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return spliced(handler(self), "metrics", "offsets")
 
 
 def summarise(results: Sequence[QuestionResult]) -> Summary:
@@ -130,19 +143,33 @@ def link_offsets(results: Sequence[QuestionResult]) -> dict[str, float | None]:
     }
 
 
-def details(results: Sequence[QuestionResult]) -> list[dict[str, object]]:
+@record(slots=True, kw_only=True)
+class QuestionDetail:
+    """One question's line of ``eval retrieval --details``: where its first relevant hit came, where links land."""
+
+    id: str
+    type: str
+    answerable: bool
+    first_rank: int | None
+    recall_at_10: float | None = Field(serialization_alias="recall@10")
+    offset: float | None
+    window_offset: float | None
+    top1_cosine: float | None
+
+
+def details(results: Sequence[QuestionResult]) -> list[QuestionDetail]:
     """Per question: id, type, rank of the first relevant hit, recall@10, and the link offsets."""
     return [
-        {
-            "id": r.question.id,
-            "type": r.question.type,
-            "answerable": bool(r.question.evidence),
-            "first_rank": r.first_rank,
-            "recall@10": r.recall(10) if r.question.evidence else None,
-            "offset": r.offset,
-            "window_offset": r.window_offset,
-            "top1_cosine": r.top_score,
-        }
+        QuestionDetail(
+            id=r.question.id,
+            type=r.question.type,
+            answerable=bool(r.question.evidence),
+            first_rank=r.first_rank,
+            recall_at_10=r.recall(10) if r.question.evidence else None,
+            offset=r.offset,
+            window_offset=r.window_offset,
+            top1_cosine=r.top_score,
+        )
         for r in results
     ]
 
@@ -170,7 +197,15 @@ def evaluate(
     return results
 
 
-def unanswerable_gap(results: Sequence[QuestionResult]) -> dict[str, float | None]:
+@record(slots=True)
+class TopScoreGap:
+    """Mean top-1 cosine of answerable and of unanswerable questions: how well a threshold could abstain."""
+
+    answerable_top1_cosine: float | None
+    unanswerable_top1_cosine: float | None
+
+
+def unanswerable_gap(results: Sequence[QuestionResult]) -> TopScoreGap:
     """Mean top-1 cosine for answerable vs unanswerable questions (abstention signal)."""
 
     def mean(values: list[float]) -> float | None:
@@ -178,4 +213,44 @@ def unanswerable_gap(results: Sequence[QuestionResult]) -> dict[str, float | Non
 
     yes = [r.top_score for r in results if r.question.evidence and r.top_score is not None]
     no = [r.top_score for r in results if not r.question.answerable and r.top_score is not None]
-    return {"answerable_top1_cosine": mean(yes), "unanswerable_top1_cosine": mean(no)}
+    return TopScoreGap(mean(yes), mean(no))
+
+
+@record(slots=True)
+class ModeReport:
+    """One retrieval mode (and reranker) over a question set: overall, by question type, per question.
+
+    ``questions`` is None unless asked for (``--details``); the JSON lists the
+    overall numbers and the gap at the top level, as ``eval retrieval`` always has.
+    """
+
+    overall: Summary
+    gap: TopScoreGap
+    by_type: dict[str, Summary]
+    questions: list[QuestionDetail] | None = None
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = spliced(handler(self), "overall", "gap")
+        if self.questions is None:
+            del data["questions"]
+        return data
+
+
+@record(slots=True)
+class RetrievalReport:
+    """What ``eval retrieval`` reports: the question set's size, k, and one :class:`ModeReport` per mode."""
+
+    questions: int
+    k: int
+    modes: dict[str, ModeReport] = field(default_factory=dict)
+
+
+def mode_report(results: Sequence[QuestionResult], *, with_details: bool) -> ModeReport:
+    """The report of one mode's results; ``with_details`` adds the per-question lines."""
+    return ModeReport(
+        overall=summarise(results),
+        gap=unanswerable_gap(results),
+        by_type=by_type(results),
+        questions=details(results) if with_details else None,
+    )

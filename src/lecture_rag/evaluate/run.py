@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from lecture_rag.batch import LOCAL, Engine, Job, LocalOnly, Stage
 from lecture_rag.config import RetrievalMode, Settings
@@ -37,7 +36,7 @@ from lecture_rag.evaluate.judges import (
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme
 from lecture_rag.generate.answer import AnswerEngine, template_hashes
 from lecture_rag.llm import LLM, make_llm
-from lecture_rag.records import Answer, JudgeKind, Judgment, Question, QuestionMeta
+from lecture_rag.records import Answer, JudgeKind, Judgment, Question, QuestionMeta, RunConfig
 from lecture_rag.retrieve import Retriever
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, open_store
@@ -70,32 +69,32 @@ def run_config(
     kinds: Sequence[JudgeKind] = KINDS,
     scheme: LabelScheme = DEFAULT_SCHEME,
     judge_config: JudgeConfig = DEFAULT_CONFIG,
-) -> dict[str, Any]:
+) -> RunConfig:
     """What defines a run: a rerun with any of this changed is another experiment."""
     llm_cfg = engine.llm_settings
-    return {
-        "k": k,
-        "mode": str(mode),
-        "llm": engine.llm.name if engine.llm else "none (extrativa)",
-        "judge_llm": judge_llm.name if judge_llm else "none",
-        "judge_grammar": bool(judge_llm and judge_llm.applies_grammar),
-        "judge_structured": judge_llm.structured if judge_llm else "none",
-        "judges": list(kinds),
-        "embedder": engine.retriever.embedder.name,
-        "temperature": llm_cfg.temperature,
-        "seed": llm_cfg.seed,
-        "max_tokens": llm_cfg.max_tokens,
-        "judge_temperature": judge_config.temperature,
-        "judge_seed": judge_config.seed,
-        "judge_max_tokens": judge_config.max_tokens,
-        "judge_label_max_tokens": judge_config.label_max_tokens,
-        "prompts": template_hashes(),
-        "judge_prompts": prompt_hashes(scheme),
-        "labels": list(scheme.codes),
-        "label_scheme": scheme.to_config(),
-        "questions_file": questions_path.name,
-        "questions_sha": file_sha(questions_path),
-    }
+    return RunConfig(
+        k=k,
+        mode=str(mode),
+        llm=engine.llm.name if engine.llm else "none (extrativa)",
+        judge_llm=judge_llm.name if judge_llm else "none",
+        judge_grammar=bool(judge_llm and judge_llm.applies_grammar),
+        judge_structured=judge_llm.structured if judge_llm else "none",
+        judges=list(kinds),
+        embedder=engine.retriever.embedder.name,
+        temperature=llm_cfg.temperature,
+        seed=llm_cfg.seed,
+        max_tokens=llm_cfg.max_tokens,
+        judge_temperature=judge_config.temperature,
+        judge_seed=judge_config.seed,
+        judge_max_tokens=judge_config.max_tokens,
+        judge_label_max_tokens=judge_config.label_max_tokens,
+        prompts=template_hashes(),
+        judge_prompts=prompt_hashes(scheme),
+        labels=list(scheme.codes),
+        label_scheme=scheme.to_config(),
+        questions_file=questions_path.name,
+        questions_sha=file_sha(questions_path),
+    )
 
 
 @dataclass(slots=True)

@@ -10,11 +10,21 @@ from collections import Counter
 from statistics import mean
 from typing import Any
 
+from pydantic import SerializerFunctionWrapHandler, model_serializer
+from pydantic.dataclasses import dataclass
+
 from lecture_rag.config import env_var
-from lecture_rag.evaluate.agreement import agreement, inter_annotator, score_distribution
+from lecture_rag.evaluate.agreement import (
+    AgreementReport,
+    InterAnnotatorReport,
+    ScoreSummary,
+    agreement,
+    inter_annotator,
+    score_distribution,
+)
 from lecture_rag.evaluate.judges import KINDS
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
-from lecture_rag.evaluate.retrieval import judge_hits, summarise
+from lecture_rag.evaluate.retrieval import Summary, judge_hits, summarise
 from lecture_rag.records import Question, RunItem
 
 # Kamalloo et al. (2023): judges accept wrong long-form answers; "long" is more than this many words.
@@ -23,6 +33,110 @@ LONG_ANSWER_WORDS = 10
 REPEAT = "#2"
 # How the reference answers of an item are joined in its stored expected answer.
 REFERENCE_SEPARATOR = " / "
+
+
+NO_PAIRS = (
+    "sem pares de anotação manual e automatizada: anote com 'lecture-rag annotate' "
+    f"e configure um juiz ({env_var('judge_llm')}*)"
+)
+
+
+@dataclass(slots=True)
+class AnswerCounts:
+    """How the run's answers went: extractive, abstained, without citations, failed."""
+
+    extractive: int
+    abstained: int
+    no_citations: int
+    invalid_citations: int
+    llm_errors: int
+
+
+@dataclass(slots=True)
+class JudgeSummary:
+    """One judge over the run: how many it judged (0: not asked for), its mean score, what it could not read."""
+
+    judged: int
+    n_scored: int
+    mean: float | None
+    unparsed: int
+    errors: dict[str, int]
+
+
+@dataclass(slots=True)
+class GroupAgreement:
+    """Agreement inside one group of items, and how often the judge accepted what people rejected."""
+
+    n: int
+    accuracy: float | None
+    kappa: float | None
+    rejected_by_people: int
+    accepted_by_judge: int
+    false_accept: float | None
+
+
+@dataclass(slots=True)
+class SelfConsistency:
+    """Items judged twice: the share with the same verdict, and with the same text."""
+
+    n: int
+    identical: float
+    identical_text: float
+
+
+@dataclass(slots=True)
+class JudgeCost:
+    """What every stored judgment of a run cost: LLM calls, tokens, seconds, how the form was held."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    seconds_per_item: float | None
+    transports: dict[str, int]
+
+
+@dataclass(slots=True)
+class JudgeVsPeople:
+    """The automated annotator measured against people (see :func:`judge_vs_people`)."""
+
+    n: int
+    long_answer_words: int
+    by_length: dict[str, GroupAgreement]
+    by_position: dict[str, GroupAgreement] | None
+    self_consistency: SelfConsistency | None
+    unparsed: int
+    unparsed_reasons: dict[str, int]
+    cost: JudgeCost
+
+
+@dataclass(slots=True)
+class RunOverview:
+    """All numbers of a run, in the run's label scheme: what ``agreement``, ``report`` and the web page show.
+
+    ``agreement_note`` says why there is no agreement (and is left out of the
+    JSON when there is one).
+    """
+
+    questions: int
+    answers: AnswerCounts
+    judges: dict[str, JudgeSummary]
+    manual_labels: dict[str, int]
+    auto_labels: dict[str, int]
+    annotated: int
+    retrieval: Summary | None
+    agreement: AgreementReport | None
+    agreement_note: str | None
+    inter_annotator: InterAnnotatorReport | None
+    ar_by_manual_label: dict[str, ScoreSummary]
+    judge_vs_people: JudgeVsPeople | None
+
+    @model_serializer(mode="wrap")
+    def _json(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.agreement_note is None:
+            del data["agreement_note"]
+        return data
 
 
 def manual_label(item: RunItem) -> str | None:
@@ -46,20 +160,20 @@ def judgment_score(item: RunItem, kind: str) -> float | None:
     return None if j is None or j.score is None else float(j.score)
 
 
-def _judge_summary(items: list[RunItem], kind: str) -> dict[str, Any]:
+def _judge_summary(items: list[RunItem], kind: str) -> JudgeSummary:
     judgments = [j for j in (i.judgments.get(kind) for i in items) if j is not None]
     scores = [float(j.score) for j in judgments if j.score is not None]
     errors = Counter(j.error for j in judgments if not j.parsed and j.error)
-    return {
-        "judged": len(judgments),  # 0: this judge was not asked for in the run
-        "n_scored": len(scores),
-        "mean": mean(scores) if scores else None,
-        "unparsed": sum(1 for j in judgments if not j.parsed),
-        "errors": dict(errors.most_common(3)),
-    }
+    return JudgeSummary(
+        judged=len(judgments),  # 0: this judge was not asked for in the run
+        n_scored=len(scores),
+        mean=mean(scores) if scores else None,
+        unparsed=sum(1 for j in judgments if not j.parsed),
+        errors=dict(errors.most_common(3)),
+    )
 
 
-def _retrieval(items: list[RunItem]) -> dict[str, Any] | None:
+def _retrieval(items: list[RunItem]) -> Summary | None:
     results = []
     for item in items:
         if item.meta.evidence:
@@ -68,64 +182,61 @@ def _retrieval(items: list[RunItem]) -> dict[str, Any] | None:
     if not results:
         return None
     s = summarise(results)
-    return {"n": s.n, **s.metrics}
+    return Summary(s.n, s.metrics)
 
 
-def run_summary(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, Any]:
-    """All numbers of a run, JSON-ready, in the run's label scheme."""
+def _answer_counts(items: list[RunItem]) -> AnswerCounts:
+    return AnswerCounts(
+        extractive=sum(1 for i in items if i.answer.extractive),
+        abstained=sum(1 for i in items if i.answer.abstained),
+        no_citations=sum(1 for i in items if i.answer.no_citations),
+        invalid_citations=sum(len(i.answer.invalid_citations) for i in items),
+        llm_errors=sum(1 for i in items if i.answer.error),
+    )
+
+
+def run_summary(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> RunOverview:
+    """All numbers of a run, in the run's label scheme."""
     manual = [manual_label(i) for i in items]
     auto = [auto_label(i) for i in items]
-    out: dict[str, Any] = {
-        "questions": len(items),
-        "answers": {
-            "extractive": sum(1 for i in items if i.answer.extractive),
-            "abstained": sum(1 for i in items if i.answer.abstained),
-            "no_citations": sum(1 for i in items if i.answer.no_citations),
-            "invalid_citations": sum(len(i.answer.invalid_citations) for i in items),
-            "llm_errors": sum(1 for i in items if i.answer.error),
-        },
-        "judges": {k: _judge_summary(items, k) for k in KINDS if k != "auto_label"},
-        "manual_labels": dict(Counter(m for m in manual if m)),
-        "auto_labels": dict(Counter(a for a in auto if a)),
-        "annotated": sum(1 for m in manual if m),
-        "retrieval": _retrieval(items),
-    }
     pairs = [(m, a) for m, a in zip(manual, auto, strict=True) if m and a]
-    if pairs:
-        out["agreement"] = agreement(
-            [m for m, _ in pairs], [a for _, a in pairs], scheme.codes, ordinal=scheme.ordinal_codes
-        ).to_dict()
-    else:
-        out["agreement"] = None
-        out["agreement_note"] = (
-            "sem pares de anotação manual e automatizada: anote com 'lecture-rag annotate' "
-            f"e configure um juiz ({env_var('judge_llm')}*)"
-        )
     by_item = {i.qid: {who: a.label for who, a in i.annotations.items()} for i in items}
     annotators = {who for labels in by_item.values() for who in labels}
-    out["inter_annotator"] = inter_annotator(by_item, list(scheme.codes)).to_dict() if len(annotators) > 1 else None
     ar = [judgment_score(i, "answer_relevance") for i in items]
-    out["ar_by_manual_label"] = score_distribution(ar, manual) if any(m for m in manual) else {}
-    out["judge_vs_people"] = judge_vs_people(items, scheme) if pairs else None
-    return out
+    return RunOverview(
+        questions=len(items),
+        answers=_answer_counts(items),
+        judges={k: _judge_summary(items, k) for k in KINDS if k != "auto_label"},
+        manual_labels=dict(Counter(m for m in manual if m)),
+        auto_labels=dict(Counter(a for a in auto if a)),
+        annotated=sum(1 for m in manual if m),
+        retrieval=_retrieval(items),
+        agreement=agreement(
+            [m for m, _ in pairs], [a for _, a in pairs], scheme.codes, ordinal=scheme.ordinal_codes
+        ) if pairs else None,
+        agreement_note=None if pairs else NO_PAIRS,
+        inter_annotator=inter_annotator(by_item, list(scheme.codes)) if len(annotators) > 1 else None,
+        ar_by_manual_label=score_distribution(ar, manual) if any(m for m in manual) else {},
+        judge_vs_people=judge_vs_people(items, scheme) if pairs else None,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- judge vs people
 
 
-def _bucket(pairs: list[tuple[str, str]], scheme: LabelScheme) -> dict[str, Any]:
+def _bucket(pairs: list[tuple[str, str]], scheme: LabelScheme) -> GroupAgreement:
     """Agreement inside one group of items, and how often the judge accepted what people rejected."""
     best, worst = scheme.ordinal_codes[0], scheme.ordinal_codes[-1]
     rejected = [a for m, a in pairs if m == worst]
     report = agreement([m for m, _ in pairs], [a for _, a in pairs], scheme.codes, ordinal=(), resamples=0)
-    return {
-        "n": len(pairs),
-        "accuracy": report.accuracy,
-        "kappa": report.kappa,
-        "rejected_by_people": len(rejected),
-        "accepted_by_judge": sum(a == best for a in rejected),
-        "false_accept": sum(a == best for a in rejected) / len(rejected) if rejected else None,
-    }
+    return GroupAgreement(
+        n=len(pairs),
+        accuracy=report.accuracy,
+        kappa=report.kappa,
+        rejected_by_people=len(rejected),
+        accepted_by_judge=sum(a == best for a in rejected),
+        false_accept=sum(a == best for a in rejected) / len(rejected) if rejected else None,
+    )
 
 
 def fact_position(answer: str, references: list[str]) -> str:
@@ -139,34 +250,34 @@ def fact_position(answer: str, references: list[str]) -> str:
     return "início" if at / max(1, len(text) - size) < 0.5 else "fim"
 
 
-def _self_consistency(items: list[RunItem], kind: str) -> dict[str, Any] | None:
+def _self_consistency(items: list[RunItem], kind: str) -> SelfConsistency | None:
     twice = [(i.judgments[kind], i.judgments[kind + REPEAT]) for i in items if kind + REPEAT in i.judgments]
     twice = [(a, b) for a, b in twice if a is not None and b is not None]
     if not twice:
         return None
     same = sum((a.label, a.score_raw) == (b.label, b.score_raw) for a, b in twice)
-    return {
-        "n": len(twice),
-        "identical": same / len(twice),
-        "identical_text": sum(a.raw == b.raw for a, b in twice) / len(twice),
-    }
+    return SelfConsistency(
+        n=len(twice),
+        identical=same / len(twice),
+        identical_text=sum(a.raw == b.raw for a, b in twice) / len(twice),
+    )
 
 
-def _cost(items: list[RunItem]) -> dict[str, Any]:
+def _cost(items: list[RunItem]) -> JudgeCost:
     judgments = [j for i in items for j in i.judgments.values()]
     seconds = sum(j.timing.total_s or 0.0 for j in judgments)
     judged = sum(1 for i in items if any(j.calls for j in i.judgments.values()))
-    return {
-        "calls": sum(j.calls for j in judgments),
-        "prompt_tokens": sum(j.timing.prompt_tokens for j in judgments),
-        "completion_tokens": sum(j.timing.completion_tokens for j in judgments),
-        "seconds": seconds,
-        "seconds_per_item": seconds / judged if judged else None,
-        "transports": dict(Counter(j.transport for j in judgments if j.transport)),
-    }
+    return JudgeCost(
+        calls=sum(j.calls for j in judgments),
+        prompt_tokens=sum(j.timing.prompt_tokens for j in judgments),
+        completion_tokens=sum(j.timing.completion_tokens for j in judgments),
+        seconds=seconds,
+        seconds_per_item=seconds / judged if judged else None,
+        transports=dict(Counter(j.transport for j in judgments if j.transport)),
+    )
 
 
-def judge_vs_people(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> dict[str, Any]:
+def judge_vs_people(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) -> JudgeVsPeople:
     """The automated annotator measured against people, with its biases and its cost.
 
     * ``by_length``: agreement on short (up to :data:`LONG_ANSWER_WORDS`
@@ -192,13 +303,13 @@ def judge_vs_people(items: list[RunItem], scheme: LabelScheme = DEFAULT_SCHEME) 
             by_position[fact_position(item.answer.text, refs)].append((m, a))
     unparsed = [j for _, _, j in judged if j is not None and not j.parsed]
     has_position = any(by_position[k] for k in ("início", "fim"))
-    return {
-        "n": len(judged),
-        "long_answer_words": LONG_ANSWER_WORDS,
-        "by_length": {k: _bucket(v, scheme) for k, v in by_length.items()},
-        "by_position": {k: _bucket(v, scheme) for k, v in by_position.items()} if has_position else None,
-        "self_consistency": _self_consistency(items, "auto_label"),
-        "unparsed": len(unparsed),
-        "unparsed_reasons": dict(Counter(j.error for j in unparsed if j.error).most_common(3)),
-        "cost": _cost(items),
-    }
+    return JudgeVsPeople(
+        n=len(judged),
+        long_answer_words=LONG_ANSWER_WORDS,
+        by_length={k: _bucket(v, scheme) for k, v in by_length.items()},
+        by_position={k: _bucket(v, scheme) for k, v in by_position.items()} if has_position else None,
+        self_consistency=_self_consistency(items, "auto_label"),
+        unparsed=len(unparsed),
+        unparsed_reasons=dict(Counter(j.error for j in unparsed if j.error).most_common(3)),
+        cost=_cost(items),
+    )

@@ -34,10 +34,9 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -123,6 +122,31 @@ def publication_version(home: Path) -> tuple[int, int] | None:
 
 
 @dataclass(slots=True)
+class IndexStats:
+    """What ``index`` did: the corpus it indexed, and for a build made (not skipped) what it took.
+
+    The build-only fields are None when the published build was up to date
+    (``skipped``); ``cache_pruned`` is set by ``index --prune-cache``.
+    """
+
+    segments: int
+    embedder: str
+    dim: int
+    skipped: bool
+    kind: str
+    embed_s: float | None = None
+    vector_index_s: float | None = None
+    bm25_s: float | None = None
+    passages: int | None = None
+    passages_s: float | None = None
+    cache_pruned: int | None = None
+
+    def items(self) -> list[tuple[str, object]]:
+        """The fields that apply, in order, as ``index`` prints them (``name=value``)."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclass(slots=True)
 class Indexes:
     """The loaded indexes of one store, guaranteed to describe the same corpus."""
 
@@ -144,8 +168,8 @@ def build_indexes(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
     engine: Engine = LOCAL,
-) -> dict[str, Any]:
-    """Embed the corpus, build both indexes and publish them as one build; returns stats for the CLI.
+) -> IndexStats:
+    """Embed the corpus, build both indexes and publish them as one build; returns what it did.
 
     ``engine`` runs the embedding batches (its workers build the embedder from
     ``settings.embedder``, which ``embedder`` must come from); building and
@@ -160,8 +184,7 @@ def build_indexes(
             and current is not None
             and _up_to_date(store.home, current, ids_fingerprint(ids), embedder, settings)
         ):
-            base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
-            return {**base, "skipped": True, "kind": current.kind}
+            return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
         raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
     with store.exclusive(BUILD_LOCK, "", wait=True):
         _clean_leftovers(index_dir(store.home))
@@ -177,14 +200,13 @@ def _corpus_ids(store: Store) -> np.ndarray:
 
 def _build(
     store: Store, embedder: Embedder, settings: Settings, *, rebuild: bool, progress: ProgressFn | None, engine: Engine
-) -> dict[str, Any]:
+) -> IndexStats:
     ids = _corpus_ids(store)
     fingerprint = ids_fingerprint(ids)
-    base = {"segments": int(ids.size), "embedder": embedder.name, "dim": embedder.dim}
     current = _current_or_none(store.home)
     if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder, settings):
         store.purge_superseded(keep=())  # the published build holds exactly the current segments
-        return {**base, "skipped": True, "kind": current.kind}
+        return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
 
     t0 = time.perf_counter()
     corpus_ids, vectors = embed_corpus(
@@ -220,17 +242,18 @@ def _build(
     t4 = time.perf_counter()
     publish(store.home, vindex, bm25, passages)
     store.purge_superseded(keep=vindex.ids)
-    return {
-        **base,
-        "segments": len(vindex),
-        "skipped": False,
-        "kind": vindex.kind,
-        "embed_s": round(t_embed, 2),
-        "vector_index_s": round(t2 - t1, 2),
-        "bm25_s": round(t3 - t2, 2),
-        "passages": len(passages.vectors),
-        "passages_s": round(t4 - t3, 2),
-    }
+    return IndexStats(
+        len(vindex),
+        embedder.name,
+        embedder.dim,
+        skipped=False,
+        kind=vindex.kind,
+        embed_s=round(t_embed, 2),
+        vector_index_s=round(t2 - t1, 2),
+        bm25_s=round(t3 - t2, 2),
+        passages=len(passages.vectors),
+        passages_s=round(t4 - t3, 2),
+    )
 
 
 def _after(progress: ProgressFn, offset: int) -> ProgressFn:

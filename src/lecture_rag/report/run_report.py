@@ -22,12 +22,12 @@ from jinja2 import Environment, PackageLoader
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import scheme_of_run
-from lecture_rag.evaluate.summary import auto_label, judgment_score, manual_label
+from lecture_rag.evaluate.summary import RunOverview, auto_label, judgment_score, manual_label
 from lecture_rag.links import safe_url
-from lecture_rag.records import RunItem
+from lecture_rag.records import HIDDEN, Answer, RunConfig, RunItem
 from lecture_rag.report.markdown import RecordView, render_records
 from lecture_rag.report.plots import confusion_heatmap, group_bars, score_histograms
-from lecture_rag.wire import hide_urls, to_data
+from lecture_rag.wire import to_data
 
 NO_JUDGE = "nenhum juiz configurado"
 
@@ -109,28 +109,30 @@ def spreadsheet_cell(value: Any) -> Any:
     return value
 
 
+def _references_cell(answer: Answer, hide: bool) -> str:
+    """Each cited video's title and its cited moments' links (``oculto`` when hiding; the second without a link)."""
+    return "; ".join(
+        f"{r.title} " + " ".join((HIDDEN if hide else safe_url(t.url)) or str(int(t.start)) for t in r.times)
+        for r in answer.references
+    )
+
+
 def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
+    """One row per question; ``hide`` writes every link as ``oculto``."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
     for item in items:
-        data = to_data(item.answer)
-        a = hide_urls(data) if hide else data
-        refs = "; ".join(
-            f"{r['title']} "
-            + " ".join((t["url"] if hide else safe_url(t["url"])) or str(int(t["start"])) for t in r["times"])
-            for r in a["references"]
-        )
-        hits = a.get("hits", [])
+        a = item.answer
         row = {
             "n": item.number,
             "qid": item.qid,
             "question": item.question,
-            "answer": a.get("answer", ""),
-            "extractive": a.get("extractive"),
-            "abstained": a.get("abstained"),
-            "no_citations": a.get("no_citations"),
-            "references": refs,
+            "answer": a.text,
+            "extractive": a.extractive,
+            "abstained": a.abstained,
+            "no_citations": a.no_citations,
+            "references": _references_cell(a, hide),
             "manual_label": manual_label(item) or "",
             "annotators": "; ".join(f"{w}={v.label}" for w, v in item.annotations.items()),
             "auto_label": auto_label(item) or "",
@@ -138,43 +140,33 @@ def csv_report(items: list[RunItem], *, hide: bool = False) -> str:
             "context_relevance": judgment_score(item, "context_relevance"),
             "groundedness": judgment_score(item, "groundedness"),
             "ar_reasoning": _reasoning(item),
-            "top_corpus_ids": " ".join(str(h["corpus_id"]) for h in hits),
-            "top_score": hits[0]["score"] if hits else "",
-            "llm_error": a.get("error", ""),
+            "top_corpus_ids": " ".join(str(h.corpus_id) for h in a.hits),
+            "top_score": a.hits[0].score if a.hits else "",
+            "llm_error": a.error,
         }
         writer.writerow({field: spreadsheet_cell(value) for field, value in row.items()})
     return buffer.getvalue()
 
 
-def json_report(
-    name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
-) -> str:
-    records = []
-    for item in items:
-        data = to_data(item)
-        if hide:
-            data["answer"] = hide_urls(data["answer"])
-        records.append({"n": item.number, **data})
-    return json.dumps(
-        {"run": name, "config": config, "summary": summary, "records": records}, ensure_ascii=False, indent=2
-    )
+def json_report(name: str, config: RunConfig, items: list[RunItem], summary: RunOverview, *, hide: bool = False) -> str:
+    """The run's configuration, its numbers and every record; ``hide`` writes every video URL as ``oculto``."""
+    records = [{"n": item.number, **to_data(item, hide_urls=hide)} for item in items]
+    data = {"run": name, "config": to_data(config), "summary": to_data(summary), "records": records}
+    return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def html_report(
-    name: str, config: dict[str, Any], items: list[RunItem], summary: dict[str, Any], *, hide: bool = False
-) -> str:
+def html_report(name: str, config: RunConfig, items: list[RunItem], summary: RunOverview, *, hide: bool = False) -> str:
     """One page: summary tables, plots (AR histogram, confusion heat map), then every record."""
     # autoescape=True: the template's name ends in .j2, which select_autoescape() never escaped (issue 16).
     env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=True)
     env.filters["safe_url"] = safe_url
-    agreement = summary.get("agreement")
-    versus = summary.get("judge_vs_people") or {}
+    agreement, versus = summary.agreement, summary.judge_vs_people
     plots = {
-        "histogram": score_histograms(summary["ar_by_manual_label"]) if summary.get("ar_by_manual_label") else "",
-        "confusion": confusion_heatmap(agreement["confusion"], agreement["labels"]) if agreement else "",
-        "by_length": group_bars(versus["by_length"], "Por tamanho da resposta") if versus else "",
-        "by_position": group_bars(versus["by_position"], "Pela posição do fato correto")
-        if versus.get("by_position")
+        "histogram": score_histograms(summary.ar_by_manual_label) if summary.ar_by_manual_label else "",
+        "confusion": confusion_heatmap(agreement.confusion, agreement.labels) if agreement else "",
+        "by_length": group_bars(versus.by_length, "Por tamanho da resposta") if versus else "",
+        "by_position": group_bars(versus.by_position, "Pela posição do fato correto")
+        if versus and versus.by_position
         else "",
     }
     records = [record_view(item) for item in items]

@@ -14,12 +14,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunItem
+from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunConfig, RunItem
 from lecture_rag.store.corpus import Store
-from lecture_rag.wire import dumps, loads
+from lecture_rag.wire import dumps, from_data, loads, to_data
 
 # A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
 # nothing a URL would reinterpret. Letters include accented ones (\w is Unicode-aware).
@@ -47,7 +46,7 @@ class RunSummary:
     created_at: str
     items: int
     annotated: int
-    config: dict[str, Any]
+    config: RunConfig
 
 
 class RunStore:
@@ -57,11 +56,11 @@ class RunStore:
         self.store = store
 
     # -- runs ---------------------------------------------------------------
-    def get_config(self, name: str) -> dict[str, Any] | None:
+    def get_config(self, name: str) -> RunConfig | None:
         row = self.store.db.execute("SELECT config FROM runs WHERE name=?", (name,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else from_data(RunConfig, json.loads(row[0]))
 
-    def require(self, name: str) -> dict[str, Any]:
+    def require(self, name: str) -> RunConfig:
         """The run's configuration snapshot; a missing run is an error that lists the runs there are."""
         config = self.get_config(name)
         if config is None:
@@ -79,9 +78,9 @@ class RunStore:
                       (SELECT COUNT(DISTINCT qid) FROM annotations a WHERE a.run=r.name)
                FROM runs r ORDER BY r.created_at, r.name"""
         ).fetchall()
-        return [RunSummary(r[0], r[1], int(r[3]), int(r[4]), json.loads(r[2])) for r in rows]
+        return [RunSummary(r[0], r[1], int(r[3]), int(r[4]), from_data(RunConfig, json.loads(r[2]))) for r in rows]
 
-    def start(self, name: str, config: dict[str, Any]) -> bool:
+    def start(self, name: str, config: RunConfig) -> bool:
         """Create the run, or check that a rerun uses the same configuration.
 
         Returns True when the run is new. Resuming with another configuration
@@ -93,7 +92,8 @@ class RunStore:
         """
         if self.get_config(name) is None:
             check_run_name(name)
-        text = json.dumps(config, sort_keys=True)
+        wanted: dict[str, object] = to_data(config)
+        text = json.dumps(wanted, sort_keys=True)
         with self.store.transaction() as conn:
             created = conn.execute(
                 "INSERT INTO runs(name, created_at, config) VALUES(?,?,?) ON CONFLICT(name) DO NOTHING",
@@ -101,8 +101,8 @@ class RunStore:
             ).rowcount
         if created:
             return True
-        existing = self.require(name)
-        diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
+        existing: dict[str, object] = to_data(self.require(name))
+        diff = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
         if diff:
             raise LectureRagError(
                 f"A rodada '{name}' já existe com outra configuração ({', '.join(diff)}). "

@@ -40,6 +40,7 @@ from lecture_rag.web.payloads import labels_out, record_out
 from lecture_rag.web.resources import AnswerSlot, Resources
 from lecture_rag.web.security import SESSION_COOKIE, bearer, check_reader, check_token
 from lecture_rag.web.sse import ask_events
+from lecture_rag.wire import to_data
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -194,8 +195,8 @@ def session(request: Request, response: Response, res: Res) -> SessionOut:
     responses={401: READ_ERRORS[401]},
     summary="Rodadas de avaliação",
 )
-def runs_list(res: Res) -> list[RunSummary]:
-    return res.runs.summaries()
+def runs_list(res: Res) -> Any:
+    return to_data(res.runs.summaries())  # each run's configuration as stored (the response model checks it)
 
 
 @router.get(
@@ -263,6 +264,6 @@ def annotate(name: str, body: AnnotationIn, res: Res) -> AnnotationSaved:
 def run_agreement(name: str, res: Res) -> dict[str, Any]:
     scheme, items = open_run(res, name)
     try:
-        return run_summary(items, scheme)
+        return dict(to_data(run_summary(items, scheme)))
     except LectureRagError as exc:
         raise HTTPException(400, str(exc)) from exc

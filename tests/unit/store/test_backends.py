@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from lecture_rag.errors import LectureRagError, StoreError
-from lecture_rag.records import Answer, Judgment, QuestionMeta, Video
+from lecture_rag.records import Answer, Judgment, QuestionMeta, RunConfig, Video
 from lecture_rag.store import RunStore, SegmentDraft, Store
 from lecture_rag.store.postgres import PostgresDatabase
 from lecture_rag.store.schema import SCHEMA_VERSION, OutdatedSchemaError
+from lecture_rag.wire import from_data
 from tests.support.stores import MakeStore
 
 T = TypeVar("T")
@@ -95,7 +96,7 @@ def test_concurrent_ingests_of_one_lecture_never_interleave(make_store: MakeStor
 def test_judgments_and_annotations_round_trip(make_store: MakeStore) -> None:
     with make_store() as st:
         runs = RunStore(st)
-        runs.start("r", {"k": 5})
+        runs.start("r", from_data(RunConfig, {"k": 5}))
         runs.save_item("r", "q1", 0, "O que é?", QuestionMeta("x", [], "factual"), _answer("É isto."), ("ana", "C"))
         verdict = Judgment("answer_relevance", score_raw=2, score=2 / 3, parsed=True, reasoning="Score: 2")
         runs.save_judgments("r", "q1", [verdict])
@@ -115,7 +116,7 @@ def test_many_annotators_at_once_lose_no_write(make_store: MakeStore) -> None:
     """Two annotators on the same items at the same time: each keeps their last label, nothing is lost."""
     with make_store() as st:
         runs = RunStore(st)
-        runs.start("r", {"k": 5})
+        runs.start("r", from_data(RunConfig, {"k": 5}))
         for i in range(10):
             runs.save_item("r", f"q{i}", i, "?", QuestionMeta(), _answer("resposta"))
 

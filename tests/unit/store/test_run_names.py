@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from lecture_rag.errors import LectureRagError
+from lecture_rag.records import RunConfig
 from lecture_rag.store import DB_NAME, RunStore, Store
+from lecture_rag.wire import from_data, to_data
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", ".", ".oculta", "", "com espaço", "a?b", "a#b", "a%2Fb", "x" * 101])
@@ -17,7 +19,7 @@ def test_a_new_run_with_a_name_the_web_app_cannot_open_is_refused(tmp_path: Path
     with Store(tmp_path) as store:
         runs = RunStore(store)
         with pytest.raises(LectureRagError, match="Nome de rodada inválido") as caught:
-            runs.start(name, {"k": 5})
+            runs.start(name, from_data(RunConfig, {"k": 5}))
         assert "letras, números" in str(caught.value)
         assert runs.names() == []
 
@@ -26,8 +28,8 @@ def test_a_new_run_with_a_name_the_web_app_cannot_open_is_refused(tmp_path: Path
 def test_ordinary_names_are_accepted(tmp_path: Path, name: str) -> None:
     with Store(tmp_path) as store:
         runs = RunStore(store)
-        assert runs.start(name, {"k": 5}) is True
-        assert runs.start(name, {"k": 5}) is False
+        assert runs.start(name, from_data(RunConfig, {"k": 5})) is True
+        assert runs.start(name, from_data(RunConfig, {"k": 5})) is False
         assert runs.names() == [name]
 
 
@@ -41,6 +43,6 @@ def test_runs_stored_before_the_rule_stay_readable_and_resumable(tmp_path: Path)
         )
     with Store(tmp_path, create=False) as store:
         runs = RunStore(store)
-        assert runs.names() == ["a/b"] and runs.require("a/b") == {"k": 5}
+        assert runs.names() == ["a/b"] and to_data(runs.require("a/b")) == {"k": 5}
         assert runs.items("a/b") == []
-        assert runs.start("a/b", {"k": 5}) is False  # resuming it still works
+        assert runs.start("a/b", from_data(RunConfig, {"k": 5})) is False  # resuming it still works

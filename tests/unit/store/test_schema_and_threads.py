@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from lecture_rag.errors import StoreError
-from lecture_rag.records import Answer, QuestionMeta, Video
+from lecture_rag.records import Answer, QuestionMeta, RunConfig, Video
 from lecture_rag.store import DB_NAME, RunStore, SegmentDraft, Store
 from lecture_rag.store.schema import MIGRATIONS, SCHEMA_VERSION
+from lecture_rag.wire import from_data
 from tests.support.stores import MakeStore
 
 RUN_TABLES = {"runs", "run_items", "judgments", "annotations"}
@@ -92,7 +93,7 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
 def test_two_starts_of_one_new_run_at_once_never_collide(make_store: MakeStore) -> None:
     """Two processes creating the same run used to end in a raw IntegrityError traceback."""
     make_store().close()
-    config = {"k": 10, "mode": "dense"}
+    config = from_data(RunConfig, {"k": 10, "mode": "dense"})
     barrier = threading.Barrier(4)
     results: list[object] = []
 
@@ -127,7 +128,7 @@ def test_a_run_held_by_another_process_is_refused_clearly(make_store: MakeStore)
 def test_run_items_come_back_as_records(make_store: MakeStore) -> None:
     with make_store() as store:
         runs = RunStore(store)
-        runs.start("r", {"k": 1})
+        runs.start("r", from_data(RunConfig, {"k": 1}))
         answer = Answer("O que é?", "pt", [], [], "Não encontrei a resposta nas aulas.", abstained=True)
         runs.save_item("r", "q1", 0, "O que é?", QuestionMeta("resposta", [], "factual"), answer)
         runs.annotate("r", "q1", "ana", "N")
