@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
@@ -25,13 +24,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from lecture_rag.config import RetrievalMode, RetrievalSettings, Settings
-from lecture_rag.embed import Embedder, LockedEmbedder
+from lecture_rag.embed import Embedder
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.index.bm25 import fold_accents
 from lecture_rag.index.build import Indexes, build_indexes, load_indexes, publication_version, published
 from lecture_rag.index.vectors import ids_fingerprint
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
+from lecture_rag.retrieve.priority import AnswerEmbedder, PriorityLock
 from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
 from lecture_rag.store import Store
 
@@ -447,23 +447,25 @@ class SharedRetriever:
     Search reads indexes and the embedder's C engine, which keeps per-call
     state; both go under one re-entrant lock, also taken by the embedder
     this object hands out (the extractive answer embeds passages), so no two
-    threads are ever inside the engine at once. Embedding takes tens of
-    milliseconds: one lock costs little. The store needs no lock: each thread
-    has its own connection.
+    threads are ever inside the engine at once. Searches take it first; answer
+    work (``piece_signals`` and the handed-out embedder) takes it at low
+    priority, a few texts per turn, so a search never queues behind answers
+    being prepared (:mod:`lecture_rag.retrieve.priority`). The store needs no
+    lock: each thread has its own connection.
     """
 
     def __init__(self, retriever: Retriever) -> None:
         self._retriever = retriever
-        self._lock = threading.RLock()
-        self.embedder: Embedder = LockedEmbedder(retriever.embedder, self._lock)
+        self._lock = PriorityLock()
+        self.embedder: Embedder = AnswerEmbedder(retriever.embedder, self._lock)
         self.store = retriever.store
 
     def search(self, query: str, **kwargs: Any) -> list[Hit]:
-        with self._lock:
+        with self._lock.high():
             return self._retriever.search(query, **kwargs)
 
     def piece_signals(self, question: str, hits: Sequence[Hit]) -> list[PieceSignals]:
-        with self._lock:
+        with self._lock.low():
             return self._retriever.piece_signals(question, hits)
 
     def warm_up(self) -> str:
@@ -471,7 +473,7 @@ class SharedRetriever:
 
         Returns what is wrong with the store ('' when nothing is).
         """
-        with self._lock:
+        with self._lock.high():
             try:
                 _ = self._retriever.indexes
                 self.embedder.embed_queries(["aquecimento"])
