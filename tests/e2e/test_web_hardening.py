@@ -54,9 +54,9 @@ def test_bodies_trickling_a_byte_at_a_time_cannot_lock_out_a_real_client(store: 
     env = {"LECTURE_RAG_WEB__HEADER_TIMEOUT": "2"}
     with serving(store, tmp_path, "--max-connections", "8", env=env) as srv:
         head = (
-            "POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: 400\r\n\r\n{"
-        ).encode()
+            b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 400\r\n\r\n{"
+        )
         slow: list[socket.socket] = []
         try:
             for _ in range(12):
