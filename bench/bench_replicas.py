@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO.parent / "shared" / "data").resolve()
 CACHE = Path(os.environ.get("LECTURE_RAG_BENCH_CACHE", Path.home() / ".cache" / "lecture-rag" / "bench"))
 EXE = str(Path(sys.executable).parent / "lecture-rag")
-TOKEN = "bench-replicas"
+TOKEN = "bench-replicas-token"
 SYLLABLES = ("ka", "zu", "mo", "ri", "te", "vo", "lu", "pe", "xa", "ni")
 
 

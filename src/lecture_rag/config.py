@@ -232,6 +232,16 @@ class WebSettings(Section):
     backlog: int = Field(2048, ge=16, description="connections the kernel queues before accept")
     answer_workers: int = Field(8, ge=1, le=64, description="questions answered at once")
     ask_queue: int = Field(32, ge=0, description="questions waiting for a worker; beyond, 503 with Retry-After")
+    body_timeout: float = Field(30.0, gt=0, le=600, description="seconds to send a whole request body")
+    body_min_rate: int = Field(
+        500, ge=0, description="bytes/s a request body must keep up after header_timeout seconds (0: no minimum)"
+    )
+    login_code_ttl: float = Field(600.0, gt=0, le=86400, description="seconds the start-up login link stays valid")
+    login_free_attempts: int = Field(5, ge=1, description="failed logins per address before /login answers 429")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="proxy addresses (or networks) whose X-Forwarded-Proto/-For are believed",
+    )
 
 
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").

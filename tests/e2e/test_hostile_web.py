@@ -70,9 +70,17 @@ class Served(WebServer):
 
 @contextmanager
 def serving(
-    store: Path, tmp_path: Path, *flags: str, env: dict[str, str] | None = None, fd_limit: int | None = None
+    store: Path,
+    tmp_path: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    fd_limit: int | None = None,
+    split_stderr: bool = False,
 ) -> Iterator[Served]:
-    """``lecture-rag serve`` on a free port of 127.0.0.1 until the block ends; ``fd_limit`` caps its descriptors."""
+    """``lecture-rag serve`` on a free port of 127.0.0.1 until the block ends; ``fd_limit`` caps its descriptors.
+
+    Its output goes to ``log``; with ``split_stderr`` its stderr goes to ``log`` with the suffix ``.err``.
+    """
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LECTURE_RAG_")}
     full_env.update({"LECTURE_RAG_HOME": str(store), **(env or {})})
@@ -83,11 +91,11 @@ def serving(
             resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
 
     log = tmp_path / f"serve-{port}.log"
-    with log.open("wb") as out:
+    with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
         proc = subprocess.Popen(
             [str(exe), "serve", "--port", str(port), *flags],
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=err if split_stderr else subprocess.STDOUT,
             env=full_env,
             preexec_fn=limit_fds,
         )

@@ -37,6 +37,9 @@ def server_token(token: str | None, token_file: Path | None) -> str | None:
         return None
     if not given or any(ch.isspace() or ord(ch) < 32 for ch in given):
         raise ConfigError(f"O token de {where} está vazio ou tem espaços: use uma linha só, sem espaços.")
+    from lecture_rag.web.security import check_token_strength  # the web stack loads only for serve
+
+    check_token_strength(given, where)
     return given
 
 

@@ -11,8 +11,9 @@ their own below both.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class LockedEmbedder:
     wrap it once; the lock is the caller's, so retrieval can hold the same one.
     """
 
-    def __init__(self, embedder: Embedder, lock: threading.RLock) -> None:
+    def __init__(self, embedder: Embedder, lock: AbstractContextManager[Any]) -> None:
         self._embedder = embedder
         self._lock = lock
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lecture_rag.errors import StoreError
-from lecture_rag.index.integrity import checksums, problem
+from lecture_rag.index.integrity import MappedFiles, checksums, problem
 
 BM25_DIRNAME = "bm25"
 MANIFEST = "manifest.json"
@@ -105,6 +105,8 @@ class BM25Index:
         self._model = model
         self.manifest = manifest
         self._analyzer = PortugueseAnalyzer(prefixes=bool(manifest.get("prefixes", True)))
+        self.directory: Path | None = None  # where it was loaded from (for messages)
+        self.mapped: MappedFiles | None = None  # the files under the memory maps
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -174,6 +176,7 @@ class BM25Index:
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (ids, scores) with score > 0, restricted to ``allowed`` ids if given."""
+        self._check_files()
         empty = (np.empty(0, np.int64), np.empty(0, np.float32))
         term_ids = self._model.get_tokens_ids(self._analyzer(query))
         if not term_ids or len(self) == 0 or k <= 0:
@@ -195,6 +198,7 @@ class BM25Index:
         For reranking a few candidates: one pass over the query terms' postings,
         then a look-up, instead of a top-k search restricted to them.
         """
+        self._check_files()
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(ids.shape[0], dtype=np.float32)
         term_ids = self._model.get_tokens_ids(self._analyzer(query))
@@ -212,6 +216,7 @@ class BM25Index:
         Lets a caller weigh words of a short text (a sentence) the way the
         corpus does, without indexing the sentence.
         """
+        self._check_files()
         vocab = self._model.vocab_dict
         indptr = np.asarray(self._model.scores["indptr"])
         n = len(self)
@@ -273,7 +278,16 @@ class BM25Index:
             raise _corrupt(directory, exc) from exc
         if ids.shape != (count,) or int(model.scores["num_docs"]) != count:
             raise _corrupt(directory, f"{count} documentos no manifesto, {ids.shape[0]} ids no arquivo")
-        return cls(np.asarray(ids, dtype=np.int64), model, manifest)
+        index = cls(np.asarray(ids, dtype=np.int64), model, manifest)
+        index.mapped = MappedFiles(sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".npy"))
+        index.directory = directory
+        return index
+
+    def _check_files(self) -> None:
+        """Refuse to read a memory map whose file was truncated since load (see MappedFiles)."""
+        damage = self.mapped.problem() if self.mapped is not None else None
+        if damage is not None:
+            raise _corrupt(self.directory or Path("(em memória)"), damage)
 
     @staticmethod
     def verify(directory: Path) -> str | None:

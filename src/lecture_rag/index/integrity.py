@@ -15,7 +15,10 @@ on cosines at search time (:mod:`lecture_rag.index.vectors`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +79,40 @@ def problem(directory: Path, recorded: dict[str, Any], *, full: bool) -> str | N
         except (KeyError, TypeError, ValueError) as exc:
             return f"soma de verificação de {name} inválida no manifesto ({exc})"
     return None
+
+
+class MappedFiles:
+    """The files a loaded index reads through memory maps, held open to notice a truncation before a read.
+
+    Reading a page of a memory map past the end of its (since truncated)
+    file raises SIGBUS, which Python cannot catch: the process dies. The
+    project never rewrites a build's files in place (a new build gets new
+    files), but a ``cp -r`` restore or ``rsync --inplace`` over the store
+    folder does. So each file stays open (a descriptor per file, closed with
+    the index) and :meth:`problem` compares its current size (``fstat``, the
+    very file that is mapped, not whatever the name points to now) with the
+    size it had at load, before every search. A truncation between that
+    check and the read can still kill the process: the window is a search's
+    few milliseconds, not the life of the server.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._files: list[tuple[str, int, int]] = []  # (name, descriptor, size at load)
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._files.append((path.name, fd, os.fstat(fd).st_size))
+        weakref.finalize(self, _close_all, [fd for _, fd, _ in self._files])
+
+    def problem(self) -> str | None:
+        """What changed under the maps since load (None: every file has its size still)."""
+        for name, fd, size in self._files:
+            now = os.fstat(fd).st_size
+            if now != size:
+                return f"{name} tem agora {now} bytes, {size} quando foi carregado (alterado enquanto servido)"
+        return None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

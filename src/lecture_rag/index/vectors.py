@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lecture_rag.errors import IndexMismatchError, StoreError
-from lecture_rag.index.integrity import checksums, problem
+from lecture_rag.index.integrity import MappedFiles, checksums, problem
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -140,6 +140,7 @@ class VectorIndex:
         self._hnsw = hnsw
         self.exact_subset_max = exact_subset_max
         self.directory: Path | None = None  # where it was loaded from (for messages)
+        self.mapped: MappedFiles | None = None  # the files under the memory maps (see MappedFiles)
 
     # -- identity -------------------------------------------------------------
     @property
@@ -196,6 +197,7 @@ class VectorIndex:
 
     # -- search ---------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self._check_files()
         q = _query_vector(query, self.dim)
         if k <= 0 or len(self) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
@@ -215,6 +217,7 @@ class VectorIndex:
         self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force search whatever the kind: the reference HNSW results are measured against."""
+        self._check_files()
         rows = None if allowed is None else self.rows_of(np.asarray(allowed, dtype=np.int64))
         return self._exact(_query_vector(query, self.dim), k, rows)
 
@@ -273,6 +276,7 @@ class VectorIndex:
 
     def cosines(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Exact cosines of ``ids`` with ``query`` (0 for unknown ids), checked like search scores."""
+        self._check_files()
         with _damaged_values_checked_later():
             scores = self.vectors_for(np.asarray(ids, dtype=np.int64)) @ _query_vector(query, self.dim)
         return self._checked(scores)
@@ -288,6 +292,7 @@ class VectorIndex:
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of the known ``ids`` (unknown ids are dropped)."""
+        self._check_files()
         if ids.size == 0 or len(self) == 0:
             return np.empty(0, np.int64)
         pos = np.searchsorted(self._ids, ids)
@@ -295,6 +300,7 @@ class VectorIndex:
         return np.unique(pos[self._ids[pos] == ids])
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        self._check_files()
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros((ids.shape[0], self.dim), dtype=np.float32)
         if ids.size == 0 or len(self) == 0:
@@ -360,7 +366,14 @@ class VectorIndex:
             raise _corrupt(directory, "os ids não batem com a impressão digital do manifesto")
         index = cls(ids, vectors, manifest, graph, exact_subset_max=exact_subset_max)
         index.directory = directory
+        index.mapped = MappedFiles([directory / name for name in manifest.files.values()])
         return index
+
+    def _check_files(self) -> None:
+        """Refuse to read a memory map whose file was truncated since load (a read would kill the process)."""
+        damage = self.mapped.problem() if self.mapped is not None else None
+        if damage is not None:
+            raise _corrupt(self.directory or "(em memória)", damage)
 
     @staticmethod
     def verify(directory: Path) -> str | None:

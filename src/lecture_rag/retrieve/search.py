@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
@@ -30,12 +29,13 @@ from typing import Protocol
 import numpy as np
 
 from lecture_rag.config import RetrievalMode, RetrievalSettings, Settings
-from lecture_rag.embed import Embedder, LockedEmbedder
+from lecture_rag.embed import Embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.bm25 import fold_accents
 from lecture_rag.index.build import Indexes
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
+from lecture_rag.retrieve.priority import AnswerEmbedder, PriorityLock
 from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
 from lecture_rag.retrieve.served import ServedIndex
 from lecture_rag.store import Store
@@ -383,21 +383,23 @@ class SharedRetriever:
     Search reads indexes and the embedder's C engine, which keeps per-call
     state; both go under one re-entrant lock, also taken by the embedder
     this object hands out (the extractive answer embeds passages), so no two
-    threads are ever inside the engine at once. Embedding takes tens of
-    milliseconds: one lock costs little. The store needs no lock: each thread
-    has its own connection. The build searched may be swapped meanwhile
-    (:meth:`ServedIndex.swap`, one reference assignment, no lock): a search
-    under way finishes on the build it read.
+    threads are ever inside the engine at once. Searches take it first; answer
+    work (the handed-out embedder, which the extractive answer uses for its
+    sentences) takes it at low priority, a few texts per turn, so a search never
+    queues behind answers being prepared (:mod:`lecture_rag.retrieve.priority`).
+    The store needs no lock: each thread has its own connection. The build
+    searched may be swapped meanwhile (:meth:`ServedIndex.swap`, one reference
+    assignment, no lock): a search under way finishes on the build it read.
     """
 
     def __init__(self, retriever: Retriever) -> None:
         self._retriever = retriever
-        self._lock = threading.RLock()
-        self.embedder: Embedder = LockedEmbedder(retriever.embedder, self._lock)
+        self._lock = PriorityLock()
+        self.embedder: Embedder = AnswerEmbedder(retriever.embedder, self._lock)
         self.store = retriever.store
 
     def search(self, request: SearchRequest) -> SearchResult:
-        with self._lock:
+        with self._lock.high():
             return self._retriever.search(request)
 
     def warm_up(self) -> str:
@@ -405,7 +407,7 @@ class SharedRetriever:
 
         Returns what is wrong with the store ('' when nothing is).
         """
-        with self._lock:
+        with self._lock.high():
             try:
                 self._retriever.index.current()
                 self.embedder.embed_queries(["aquecimento"])

@@ -17,13 +17,22 @@ SQLite does by being a file:
   connection of their own, released by the server when the holder dies;
 - a server that cannot be reached, a wrong password, a missing database, a
   full disk become one :class:`~lecture_rag.errors.StoreError` that names the
-  server (never the password) and says what to do.
+  server (never the password) and says what to do;
+- a server that goes away fails callers in seconds, not after the pool's
+  whole wait: a caller without a pooled connection after
+  :data:`FAST_ACQUIRE_S` connects once on its own; if that fails the server
+  is noted unreachable and, for :data:`DOWN_RECHECK_S`, every caller fails at
+  once (a web server's ``/api/health`` answers 503 in seconds). A caller
+  that finds the server up again waits for the pool as before, which
+  reconnects by itself.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +48,9 @@ from lecture_rag.store.database import Dialect, Params, is_database_url
 from lecture_rag.store.failures import StorageError
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it does not answer
+POOL_TIMEOUT = 60.0  # seconds to wait for a pooled connection while the server answers (others hold them all)
+FAST_ACQUIRE_S = 2.0  # after this long without a pooled connection, ask whether the server answers at all
+DOWN_RECHECK_S = 1.0  # a server found unreachable is not asked again for this long: callers fail at once
 EXCLUSIVE_KEY = 0x6C725F636F7270  # advisory lock of exclusive transactions ("lr_corp")
 
 
@@ -164,15 +176,47 @@ class PostgresDatabase:
             kwargs={"autocommit": True, "row_factory": _row_factory, "connect_timeout": CONNECT_TIMEOUT},
             check=ConnectionPool.check_connection,
             open=False,
-            timeout=60,
+            timeout=POOL_TIMEOUT,
             name="lecture-rag",
         )
+        self._down_until = 0.0  # monotonic time until which the server counts as unreachable
+        self._down_error: psycopg.OperationalError | None = None
+        self._down_lock = threading.Lock()
         with self._errors():
             self._pool.open(wait=True, timeout=30)
 
     def execute(self, sql: str, params: Params = (), /) -> Result:
-        with self._errors(), self._pool.connection() as conn:
+        with self._errors(), self._connection() as conn:
             return _run(conn, sql, params)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; fails within seconds when the server does not answer (see module docstring)."""
+        if time.monotonic() < self._down_until:
+            self._probe()  # raises while the server is still down
+        try:
+            conn = self._pool.getconn(timeout=FAST_ACQUIRE_S)
+        except PoolTimeout:
+            self._probe()
+            conn = self._pool.getconn(timeout=POOL_TIMEOUT - FAST_ACQUIRE_S)
+        try:
+            with conn:  # the pool's own behaviour: commit or roll back, keep the connection open
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _probe(self) -> None:
+        """Connect once outside the pool: raise the server's error (and note it down) if it does not answer."""
+        with self._down_lock:
+            if time.monotonic() < self._down_until and self._down_error is not None:
+                raise psycopg.OperationalError(str(self._down_error))
+            try:
+                psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True).close()
+            except psycopg.OperationalError as exc:
+                self._down_until = time.monotonic() + DOWN_RECHECK_S
+                self._down_error = exc
+                raise
+            self._down_until, self._down_error = 0.0, None
 
     def has_table(self, name: str) -> bool:
         row = self.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
@@ -181,7 +225,7 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[_Transaction]:
         """One atomic unit of work on one pooled connection; ``exclusive`` serialises it with every other."""
-        with self._errors(), self._pool.connection() as conn, conn.transaction():
+        with self._errors(), self._connection() as conn, conn.transaction():
             if exclusive:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_KEY,))
             yield _Transaction(conn)

@@ -11,6 +11,7 @@ allowed host names), then runs uvicorn with the limits of
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -34,6 +35,7 @@ from lecture_rag.web.security import (
     DOCS_PATH,
     Access,
     BodyLimitMiddleware,
+    LoginThrottle,
     SecurityHeadersMiddleware,
     access_for,
     is_loopback,
@@ -166,6 +168,7 @@ def create_app(settings: Settings, *, token: str, access: Access | None = None) 
         openapi_url="/api/openapi.json",
     )
     app.state.resources = resources
+    app.state.login_throttle = LoginThrottle(free=settings.web.login_free_attempts)
     app.include_router(api.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
@@ -174,6 +177,10 @@ def create_app(settings: Settings, *, token: str, access: Access | None = None) 
     app.add_middleware(SecurityHeadersMiddleware)
     app.openapi = _sse_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} minutos" if seconds >= 120 else f"{seconds:g} segundos"
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
@@ -190,12 +197,14 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, token: 
     app = create_app(settings, token=token, access=access)
     web = settings.web
     budget = connection_budget(web)
-    code = app.state.resources.sessions.new_code(ttl=None)
+    code = app.state.resources.sessions.new_code(ttl=web.login_code_ttl)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-    print(f"lecture-rag: abra http://{shown}:{port}/login?code={code}", flush=True)
+    # The login link goes to the terminal (stderr) once, never to a logger: it opens a session.
+    print(f"lecture-rag: abra http://{shown}:{port}/login?code={code}", file=sys.stderr, flush=True)
     print(
-        f"  (link de login de uso único: abre a sessão deste navegador para anotar; para só perguntar: "
-        f"http://{shown}:{port}/)",
+        f"  (link de login de uso único, vale {_duration(web.login_code_ttl)}: abre a sessão deste navegador para "
+        f"anotar; depois, entre em /login com o token. Para só perguntar: http://{shown}:{port}/)",
+        file=sys.stderr,
         flush=True,
     )
     if generated:

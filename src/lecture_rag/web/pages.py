@@ -9,7 +9,8 @@ that table, so no request path is ever joined to a directory.
 ``serve`` prints (``GET /login?code=…``, dead after that use) or from the
 token typed in its form (``POST``). The session is an HttpOnly,
 SameSite=Strict cookie; the page then moves on to a local address, so the
-code does not stay in the address bar.
+code does not stay in the address bar. Failed logins are throttled per
+client address; ``POST /logout`` ends the session.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
 from lecture_rag.web.payloads import labels_out
-from lecture_rag.web.security import SESSION_COOKIE, can_read, has_session, safe_next, token_matches
+from lecture_rag.web.security import (
+    SESSION_COOKIE,
+    can_read,
+    client_address,
+    has_session,
+    login_throttle,
+    safe_next,
+    token_matches,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,18 +114,37 @@ def _start_session(request: Request, session: str, target: str) -> Response:
     return response
 
 
+def _throttled(request: Request, target: str) -> Response | None:
+    """429 with Retry-After while this client must wait after failed logins (see LoginThrottle)."""
+    wait = login_throttle(request).wait(client_address(request))
+    if not wait:
+        return None
+    message = f"Tentativas de login demais deste endereço. Tente de novo em {wait} segundos."
+    page = _login_page(request, status=429, message=message, target=target)
+    page.headers["Retry-After"] = str(wait)
+    return page
+
+
+def _login_failed(request: Request, message: str, target: str) -> Response:
+    login_throttle(request).failed(client_address(request))
+    return _login_page(request, status=401, message=message, target=target)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, code: str | None = None, next: str | None = None) -> Response:
     target = safe_next(next)
     if code is None:
         return _login_page(request, target=target)
+    if throttled := _throttled(request, target):
+        return throttled
     session = resources_of(request).sessions.redeem(code)
     if session is None:
         message = (
             "Este link de login já foi usado ou expirou (cada link vale uma vez). "
             "Informe o token do servidor abaixo, ou reinicie 'lecture-rag serve' para ter um link novo."
         )
-        return _login_page(request, status=401, message=message, target=target)
+        return _login_failed(request, message, target)
+    login_throttle(request).succeeded(client_address(request))
     return _start_session(request, session, target)
 
 
@@ -125,9 +153,23 @@ async def login_with_token(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"), max_num_fields=10)
     token = (form.get("token") or [""])[0].strip()
     target = safe_next((form.get("next") or ["/"])[0])
+    if throttled := _throttled(request, target):
+        return throttled
     if not token_matches(token, resources_of(request).token):
-        return _login_page(request, status=401, message="Token inválido. Confira o token do servidor.", target=target)
+        return _login_failed(request, "Token inválido. Confira o token do servidor.", target)
+    login_throttle(request).succeeded(client_address(request))
     return _start_session(request, resources_of(request).sessions.open(), target)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    """End this browser's session: the cookie is deleted and the session revoked (a copy of it is dead too)."""
+    resources_of(request).sessions.close(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/", status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Clear-Site-Data"] = '"storage"'  # the tab's copy of the token (sessionStorage)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/static/{name}")

@@ -14,8 +14,15 @@ The model, briefly (the README says it for users):
   (``/login?code=…``); opening it (or typing the token at ``/login``)
   starts a browser session: an HttpOnly, SameSite=Strict cookie, signed with
   a key derived from the token (so every replica given the same token
-  accepts it), and the code is dead after that first use. A page of a session fetches the token
+  accepts it), and the code is dead after that first use or after ``[web]
+  login_code_ttl``. A page of a session fetches the token
   from ``/api/session`` into ``sessionStorage`` for its write headers;
+  ``POST /logout`` deletes the cookie and revokes the session;
+* ``/login`` is throttled per client address (:class:`LoginThrottle`), and
+  ``serve`` refuses a given token shorter than :data:`MIN_TOKEN_CHARS`;
+* the session cookie is ``Secure`` when the request came over HTTPS, as
+  seen directly or as told by a proxy listed in ``[web] trusted_proxies``
+  (``X-Forwarded-Proto``);
 * on a server shared beyond this machine, reading runs and annotations
   (API and pages) needs the token or a session too; asking does not;
 * bodies over :data:`MAX_BODY_BYTES` get 413 before anything parses them;
@@ -35,6 +42,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 import threading
 import time
@@ -81,6 +89,8 @@ DOCS_PATH = "/api/docs"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SESSION_COOKIE = "lecture_rag_session"
 LOGIN_CODE_TTL_S = 600.0
+LOGIN_MAX_WAIT_S = 300.0  # the longest a throttled address waits between login tries
+MIN_TOKEN_CHARS = 16
 
 bearer = HTTPBearer(
     auto_error=False, description=f"o token de 'lecture-rag serve' (--token-file, {TOKEN_ENV} ou gerado)"
@@ -158,9 +168,9 @@ SESSION_MAX_AGE_S = 24 * 3600  # a login lasts a working day
 class Sessions:
     """One-time login codes, and the browser sessions they open as signed cookies.
 
-    A code is good for one login, then dead; codes minted for the start-up
-    message live until used, others for :data:`LOGIN_CODE_TTL_S`. Codes are
-    this process's own (each replica prints its own link).
+    A code is good for one login, then dead, and expires after its ``ttl``
+    (the start-up link's: ``[web] login_code_ttl``). Codes are this
+    process's own (each replica prints its own link).
 
     A session is not remembered: its cookie carries when it was opened and
     an HMAC of that under ``key``, so any replica that shares the key (all
@@ -232,8 +242,68 @@ class Sessions:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+@dataclass
+class LoginThrottle:
+    """Failed logins per client address: after ``free`` of them, each next try waits twice as long.
+
+    ``/login`` (a typed token or a login code) answers 429 with
+    ``Retry-After`` while an address waits; a success forgets its failures.
+    The wait doubles from one second up to :data:`LOGIN_MAX_WAIT_S`, so a
+    guesser gets a handful of tries a minute, not hundreds a second. The
+    address is the client's as the server sees it (behind a trusted proxy,
+    the one it forwards: ``[web] trusted_proxies``); at most ``max_clients``
+    addresses are remembered, the oldest forgotten first.
+    """
+
+    free: int = 5
+    max_clients: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # address → (failures, locked until)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, client: str) -> int:
+        """Seconds ``client`` must still wait before its next try (0: it may try now)."""
+        with self._lock:
+            _, until = self._failures.get(client, (0, 0.0))
+        return max(0, math.ceil(until - self.clock()))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            count, _ = self._failures.pop(client, (0, 0.0))
+            count += 1
+            while len(self._failures) >= self.max_clients:
+                self._failures.pop(next(iter(self._failures)))
+            extra = count - self.free
+            delay = 0.0 if extra < 0 else min(LOGIN_MAX_WAIT_S, 2.0**extra)
+            self._failures[client] = (count, self.clock() + delay)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+def check_token_strength(token: str, where: str) -> None:
+    """Refuse a given token too short to withstand guessing (a generated one has 32 characters)."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"O token de {where} é curto demais ({len(token)} caracteres): use ao menos {MIN_TOKEN_CHARS}, "
+            "por exemplo um gerado com: python -c 'import secrets; print(secrets.token_urlsafe(24))'."
+        )
+
+
 def token_matches(given: str, expected: str) -> bool:
     return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def login_throttle(request: Request) -> LoginThrottle:
+    """The app's login throttle (set by ``create_app``)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+def client_address(request: Request) -> str:
+    """The client's address (behind a trusted proxy: the one it forwards)."""
+    return request.client.host if request.client is not None else ""
 
 
 def has_session(request: Request) -> bool:

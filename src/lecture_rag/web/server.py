@@ -9,11 +9,16 @@ descriptors. Then every ``accept`` fails and logs a traceback, and nothing,
 * a connection must send its request head within ``header_timeout`` seconds
   of opening (or of its first byte after a kept-alive pause), else it is
   closed;
+* a request body must arrive within ``body_timeout`` seconds, and after
+  ``header_timeout`` seconds keep up ``body_min_rate`` bytes/s on average,
+  else the connection is closed (a client trickling a byte now and then
+  would otherwise hold its connection for ever);
 * at most ``max_connections`` are open; that and the listen backlog (asyncio
   accepts a backlog's worth at once) are fitted below the process's
   descriptor limit (:func:`connection_budget`). A new connection beyond the
-  limit closes the oldest one still waiting for a request head (an idle
-  flood cannot lock out a real client); if every open connection is busy
+  limit closes the oldest one still waiting for a request head, or else the
+  oldest one whose body has been arriving for over :data:`BODY_STALLED_S`
+  (an idle or trickling flood cannot lock out a real client); if every open connection is busy
   with a request, the new one's request is answered 503 with
   ``Retry-After`` and the connection closed;
 * a warning repeated many times (a failing ``accept``, the limit reached)
@@ -57,6 +62,10 @@ REFUSING_MAX = 32
 REFUSE_HEAD_S = 1.0
 RETRY_AFTER_S = 1
 BUSY_DETAIL = "Servidor no limite de conexões simultâneas. Tente de novo em instantes."
+# A body still arriving after this long is "stalled": its connection may be closed for a new one
+# (bodies are at most 64 KB; a real client sends one in milliseconds).
+BODY_STALLED_S = 1.0
+BODY_CHECK_S = 0.5  # how often a body's pace is checked
 
 
 async def busy_app(scope: Any, receive: Any, send: Any) -> None:
@@ -178,23 +187,41 @@ class ConnectionGuard:
 
     limit: int
     header_timeout: float
+    body_timeout: float = 30.0
+    body_min_rate: int = 0
     open: set[GuardedH11Protocol] = field(default_factory=set)
     waiting: dict[GuardedH11Protocol, None] = field(default_factory=dict)
+    receiving: dict[GuardedH11Protocol, float] = field(default_factory=dict)  # body started at (monotonic)
     refusing: set[GuardedH11Protocol] = field(default_factory=set)
     evicted: int = 0
     refused: int = 0
     timed_out: int = 0
 
+    def body_too_slow(self, elapsed: float, received: int) -> bool:
+        """Whether a body ``elapsed`` seconds in with ``received`` bytes has missed its deadline or pace."""
+        if elapsed > self.body_timeout:
+            return True
+        grace = self.header_timeout
+        return self.body_min_rate > 0 and elapsed > grace and received < self.body_min_rate * (elapsed - grace)
+
+    def evictable(self) -> GuardedH11Protocol | None:
+        """The oldest connection waiting for a head, else the oldest whose body is stalled, else None."""
+        oldest = next(iter(self.waiting), None)
+        if oldest is not None:
+            return oldest
+        stalled, since = next(iter(self.receiving.items()), (None, 0.0))
+        return stalled if stalled is not None and time.monotonic() - since > BODY_STALLED_S else None
+
     def admit(self, conn: GuardedH11Protocol) -> bool:
-        """Count ``conn`` in, making room by closing the oldest waiting connection; False if none can go."""
+        """Count ``conn`` in, making room by closing an idle or stalled connection; False if none can go."""
         if len(self.open) >= self.limit:
-            oldest = next(iter(self.waiting), None)
+            oldest = self.evictable()
             if oldest is None:
                 self.refused += 1
                 log.warning("Limite de %d conexões atingido, todas ocupadas: conexão nova recusada (503).", self.limit)
                 return False
             self.evicted += 1
-            log.warning("Limite de %d conexões atingido: a mais antiga sem pedido foi fechada.", self.limit)
+            log.warning("Limite de %d conexões atingido: a mais antiga sem pedido (ou parada) foi fechada.", self.limit)
             self.forget(oldest)
             oldest.transport.close()
         self.open.add(conn)
@@ -203,17 +230,20 @@ class ConnectionGuard:
     def forget(self, conn: GuardedH11Protocol) -> None:
         self.open.discard(conn)
         self.waiting.pop(conn, None)
+        self.receiving.pop(conn, None)
         self.refusing.discard(conn)
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a request-head deadline and the connection limit of :class:`ConnectionGuard`."""
+    """uvicorn's h11 protocol with head and body deadlines and the connection limit of :class:`ConnectionGuard`."""
 
     guard: ClassVar[ConnectionGuard]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_bytes = 0
         self._admitted = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -232,14 +262,18 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_clock()
+        self._stop_body_clock()
         self.guard.forget(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._admitted and self._head_timer is None and self._awaiting_head():
             self._start_clock()  # the first bytes of a request on a kept-alive connection
+        if self._body_timer is not None:
+            self._body_bytes += len(data)
         super().data_received(data)
         self._check_head()
+        self._check_body()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -248,6 +282,7 @@ class GuardedH11Protocol(H11Protocol):
             self._wait_for_head(start_clock=False)
         else:
             self._check_head()
+        self._check_body()
 
     # -- the request-head deadline -------------------------------------------
     def _awaiting_head(self) -> bool:
@@ -280,6 +315,43 @@ class GuardedH11Protocol(H11Protocol):
             self.guard.forget(self)
             self.transport.close()
 
+    # -- the request-body deadline -------------------------------------------
+    def _in_body(self) -> bool:
+        return self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing()
+
+    def _check_body(self) -> None:
+        """Start the body clock when a request's head is in and its body is not; stop it when the body is."""
+        if not self._admitted:
+            return
+        if self._in_body():
+            if self._body_timer is None:
+                self._body_bytes = 0
+                self.guard.receiving[self] = time.monotonic()
+                self._body_timer = self.loop.call_later(BODY_CHECK_S, self._body_tick)
+        elif self._body_timer is not None:
+            self._stop_body_clock()
+
+    def _stop_body_clock(self) -> None:
+        self.guard.receiving.pop(self, None)
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_tick(self) -> None:
+        self._body_timer = None
+        started = self.guard.receiving.get(self)
+        if started is None or not self._in_body():
+            self._stop_body_clock()
+            return
+        if self.guard.body_too_slow(time.monotonic() - started, self._body_bytes):
+            self.guard.timed_out += 1
+            log.warning("Corpo de pedido lento demais (ou parado): conexão fechada.")
+            self._stop_body_clock()
+            self.guard.forget(self)
+            self.transport.close()
+            return
+        self._body_timer = self.loop.call_later(BODY_CHECK_S, self._body_tick)
+
 
 def guarded_protocol(guard: ConnectionGuard) -> type[GuardedH11Protocol]:
     """A protocol class bound to one server's guard (uvicorn builds one instance per connection)."""
@@ -296,7 +368,12 @@ def make_server(
     leaves the process's logging alone (a server started inside another program).
     """
     budget = budget or Budget(web.max_connections, web.backlog)
-    guard = ConnectionGuard(limit=budget.max_connections, header_timeout=web.header_timeout)
+    guard = ConnectionGuard(
+        limit=budget.max_connections,
+        header_timeout=web.header_timeout,
+        body_timeout=web.body_timeout,
+        body_min_rate=web.body_min_rate,
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -305,6 +382,9 @@ def make_server(
         ws="none",  # no WebSocket routes; an upgrade would also leave the guard's count
         backlog=budget.backlog,
         timeout_keep_alive=web.keep_alive_timeout,
+        # X-Forwarded-Proto/-For are believed from these addresses only (a reverse proxy: docs/deploy.md).
+        proxy_headers=True,
+        forwarded_allow_ips=list(web.trusted_proxies),
         timeout_graceful_shutdown=5,
         log_config=log_config() if configure_logging else None,
         log_level="info",

@@ -192,6 +192,9 @@ const LR = (() => {
     if (data.length && handlers[event]) handlers[event](JSON.parse(data.join("\n")));
   }
 
+  // Logging out forgets this tab's copy of the token too (the server deletes the cookie).
+  const logout = document.getElementById("logout");
+  if (logout) logout.addEventListener("submit", () => setToken(""));
   const ready = loadSessionToken();
   return { el, hhmmss, play, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready };
 })();
