@@ -237,6 +237,9 @@ class Hit(Segment):
         """Deep link at ``cite_start``, the second the best-matching sentence begins ('' without a URL)."""
         return self.url_at(self.cite_start)
 
+    # The deep link is a URL too: hiding URLs hides it with the others.
+    _url_shown = field_serializer("url", "video_url", "cite_url")(_shown_url)
+
 
 @dataclass(slots=True)
 class CitedTime:

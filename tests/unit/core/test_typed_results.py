@@ -52,6 +52,8 @@ def test_hiding_urls_is_how_an_answer_is_written_not_a_change_to_it() -> None:
     assert shown["hits"][0]["url"].startswith("https://") and shown["hits"][0]["player"]["kind"] == "youtube"
     assert hidden["hits"][0]["url"] == hidden["hits"][0]["video_url"] == hidden["context"][0]["url"] == HIDDEN
     assert hidden["hits"][0]["player"] == {"kind": "none", "src": None, "youtube_id": None}
+    assert shown["hits"][0]["cite_url"].startswith("https://") and hidden["hits"][0]["cite_url"] == HIDDEN
+    assert YOUTUBE.split("=")[-1] not in json.dumps(hidden)  # no deep link leaks the video
     assert hidden["references"][0]["url"] == hidden["references"][0]["times"][0]["url"] == HIDDEN
     assert hidden["references"][0]["player"]["kind"] == "none"
     assert list(hidden) == list(shown) and list(hidden["hits"][0]) == list(shown["hits"][0])  # same keys, same order
