@@ -22,7 +22,7 @@ Connecting: ``ray.init`` retries an address that does not answer for
 minutes, so the address is first probed with a plain TCP connection
 (seconds), and the join itself is bounded by ``[batch] connect_timeout``.
 Token authentication (``RAY_AUTH_MODE``) is settled before Ray is imported:
-see :func:`lecture_rag.batch.ray_auth_env`.
+see :func:`lecture_rag.batch.auth.ray_auth_env`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
-from lecture_rag.batch import token_at_hand
+from lecture_rag.batch.auth import token_at_hand
 from lecture_rag.batch.base import Job, R, Stage, T, U
 from lecture_rag.config import BatchSettings
 from lecture_rag.errors import LectureRagError
