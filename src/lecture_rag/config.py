@@ -232,6 +232,9 @@ class WebSettings(Section):
     backlog: int = Field(2048, ge=16, description="connections the kernel queues before accept")
     answer_workers: int = Field(8, ge=1, le=64, description="questions answered at once")
     ask_queue: int = Field(32, ge=0, description="questions waiting for a worker; beyond, 503 with Retry-After")
+    # A lecture whose URL is a relative path (``--url aulas/aula1.mp4``) plays from this base + that path;
+    # without it, such a lecture (and one with no URL) plays its ingested local recording at /media/<id>.
+    media_base_url: str = Field("", description="base URL of the lectures' relative media URLs")
 
 
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").
