@@ -48,11 +48,11 @@ def _mp4(wav: Path, out: Path) -> Path:
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg, "ffmpeg ausente: apt-get install -y ffmpeg"
     subprocess.run(
-        [ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:s=160x90:r=10", "-i", str(wav)]
-        + ["-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", str(out)],
+        [ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:s=160x90:r=10", "-i", str(wav),
+         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", str(out)],
         check=True,
         timeout=120,
-    )
+    )  # fmt: skip
     return out
 
 

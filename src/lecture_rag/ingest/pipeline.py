@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
-
 from urllib.parse import quote
 
 from lecture_rag.batch import LOCAL, Engine, Job, Stage

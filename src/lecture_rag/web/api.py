@@ -22,6 +22,7 @@ from lecture_rag.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
 from lecture_rag.retrieve import SearchRequest
 from lecture_rag.store import RunSummary
+from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.models import (
     MAX_K,
     MAX_NAME_CHARS,
@@ -36,7 +37,6 @@ from lecture_rag.web.models import (
     SearchOut,
     SessionOut,
 )
-from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.payloads import labels_out, record_out
 from lecture_rag.web.resources import AnswerSlot, Resources
 from lecture_rag.web.security import SESSION_COOKIE, bearer, check_reader, check_token

@@ -28,8 +28,8 @@ from jinja2 import Environment, PackageLoader
 
 from lecture_rag.evaluate.summary import RunOverview, run_summary
 from lecture_rag.links import hhmmss, safe_url
-from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.records import Piece, Segment
+from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
 from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.payloads import labels_out
