@@ -234,6 +234,10 @@ def content_hash(path: Path, options: IngestOptions, language: str) -> str:
         digest.update(options.whisper_key(language).encode())
     else:
         digest.update(f"|l{language}".encode())
+        if (media := media_file(path)) is not None:  # a recording placed or moved beside it is stored
+            digest.update(f"|p{media}".encode())
+    if options.media_base_url:  # so is a new base URL for the folder
+        digest.update(f"|b{options.media_base_url}".encode())
     return digest.hexdigest()
 
 
