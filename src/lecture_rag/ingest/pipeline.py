@@ -120,7 +120,10 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
 
     Returns (files, problems). Manifests and sidecars are metadata, not
     transcripts, and are skipped; unknown suffixes inside a directory are
-    reported so the user sees every file that was not ingested.
+    reported so the user sees every file that was not ingested. Inside a
+    directory, a media file beside a same-named transcript (``aula.mp4`` and
+    ``aula.srt``) is that lecture's recording (:func:`media_file`), not a
+    second lecture to transcribe.
     """
     suffixes = _supported_suffixes()
     files: list[Path] = []
@@ -131,6 +134,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.name == MANIFEST_NAME or child.name.startswith(".") or _is_sidecar(child):
+                    continue
+                if _is_media(child) and _has_transcript(child):
                     continue
                 if child.suffix.lower() in suffixes:
                     files.append(child)
@@ -243,6 +248,11 @@ def content_hash(path: Path, options: IngestOptions, language: str) -> str:
 
 def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_SUFFIXES
+
+
+def _has_transcript(media: Path) -> bool:
+    """A transcript with the media file's name sits beside it (the media is then its recording)."""
+    return any(media.with_suffix(suffix).is_file() for suffix in SUPPORTED_SUFFIXES if suffix != ".json")
 
 
 def media_file(path: Path) -> Path | None:

@@ -43,6 +43,7 @@ def test_ingest_stores_the_recording_path_and_the_hosted_url(tmp_path: Path) -> 
     with Store(tmp_path / "store") as store:
         report = ingest_paths(store, [course], options)
         assert not report.failed, report.failed
+        assert sorted(r.video_id for r in report.done) == ["aula1", "aula2"]  # the recording is not a 2nd lecture
         one, two = store.get_video("aula1"), store.get_video("aula2")
     assert one is not None and two is not None
     assert one.media_path == str((course / "semana1" / "aula1.mp4").resolve())
