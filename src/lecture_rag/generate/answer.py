@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from jinja2 import Environment
@@ -198,7 +198,10 @@ class AnswerEngine:
         if quotes.abstains:
             answer.fallback = NOT_FOUND[answer.language]
             return
-        extractive.cite_quoted(quotes.quotes, answer.hits)  # the fallback's [n] are the hits
+        # The fallback's [n] are the hits; copies, so the LLM's context (whole windows: the same objects)
+        # keeps the seconds its references were built with.
+        answer.hits = [replace(h) for h in answer.hits]
+        extractive.cite_quoted(quotes.quotes, answer.hits)
         answer.fallback = extractive.render(quotes.quotes, answer.language)
 
 
