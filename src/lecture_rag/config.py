@@ -242,6 +242,9 @@ class WebSettings(Section):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="proxy addresses (or networks) whose X-Forwarded-Proto/-For are believed",
     )
+    # A lecture whose URL is a relative path (``--url aulas/aula1.mp4``) plays from this base + that path;
+    # without it, such a lecture (and one with no URL) plays its ingested local recording at /media/<id>.
+    media_base_url: str = Field("", description="base URL of the lectures' relative media URLs")
 
 
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").

@@ -83,6 +83,8 @@ class Video:
     duration: float = 0.0
     source_path: str = Field(default="", exclude=True)
     source_hash: str = Field(default="", exclude=True)
+    # The local recording ``serve`` plays at /media/<video_id> (absolute path; '' when none is known).
+    media_path: str = Field(default="", exclude=True)
     ingested_at: str = ""
     n_segments: int = 0
     # Where the text came from: "captions:uploaded", "captions:automatic", "whisper:<model>" or

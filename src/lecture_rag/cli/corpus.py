@@ -30,7 +30,7 @@ from lecture_rag.cli.common import (
 from lecture_rag.errors import LectureRagError
 from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
 from lecture_rag.ingest.remote import ingest_urls, is_url
-from lecture_rag.links import hhmmss
+from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.store import Store, open_store
 
 
@@ -48,6 +48,13 @@ def ingest(
     title: Annotated[str | None, typer.Option(help="Título (só com um arquivo).")] = None,
     course: Annotated[str | None, typer.Option(help="Disciplina/curso (para URLs, em vez do canal).")] = None,
     url: Annotated[str | None, typer.Option(help="URL do vídeo (só com um arquivo).")] = None,
+    media_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL base onde o curso hospeda as gravações: cada aula sem URL recebe esta base + o caminho "
+            "do seu arquivo de mídia dentro da pasta ingerida."
+        ),
+    ] = None,
     language: Annotated[
         str | None, typer.Option(help="Idioma da aula (padrão da configuração: pt); o Whisper o recebe, não adivinha.")
     ] = None,
@@ -84,6 +91,7 @@ def ingest(
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
         transcription=settings.transcription,
         column=column,
+        media_base_url=_media_base(media_base_url),
     )
     urls = [s for s in sources if is_url(s)]
     paths = [Path(s) for s in sources if not is_url(s)]
@@ -101,6 +109,17 @@ def ingest(
             index_corpus(settings, rebuild=False, engine=batch)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _media_base(value: str | None) -> str | None:
+    """``--media-base-url`` checked: an http(s) URL with a host, or a usage error."""
+    if value is None:
+        return None
+    if not safe_url(value, relative=False):
+        raise LectureRagError(
+            f"--media-base-url '{value}' não é uma URL http(s); ex.: --media-base-url https://midia.exemplo.edu/aulas/"
+        )
+    return value
 
 
 def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from jinja2 import Environment
@@ -18,7 +18,7 @@ from jinja2 import Environment
 from lecture_rag.config import LLMSettings, RetrievalMode, env_var
 from lecture_rag.errors import LectureRagError, LLMError
 from lecture_rag.generate import extractive
-from lecture_rag.generate.citations import is_abstention, parse_citations, references, references_at, split_valid
+from lecture_rag.generate.citations import is_abstention, parse_citations, references, split_valid
 from lecture_rag.generate.context import Packed, pack, pack_around_best
 from lecture_rag.generate.language import NAMES, NOT_FOUND, detect_language
 from lecture_rag.links import hhmmss
@@ -112,15 +112,16 @@ class AnswerEngine:
                 extractive=True,
                 model="extractive",
             )
-        cited = [(q.number, q.start) for q in quotes.quotes]
+        extractive.cite_quoted(quotes.quotes, context)
+        cited = [q.number for q in quotes.quotes]
         return Answer(
             question,
             language,
             hits,
             context,
             extractive.render(quotes.quotes, language),
-            references=references_at(cited, context),
-            citations=list(dict.fromkeys(n for n, _ in cited)),
+            references=references(cited, context),
+            citations=cited,
             extractive=True,
             model="extractive",
         )
@@ -197,6 +198,10 @@ class AnswerEngine:
         if quotes.abstains:
             answer.fallback = NOT_FOUND[answer.language]
             return
+        # The fallback's [n] are the hits; copies, so the LLM's context (whole windows: the same objects)
+        # keeps the seconds its references were built with.
+        answer.hits = [replace(h) for h in answer.hits]
+        extractive.cite_quoted(quotes.quotes, answer.hits)
         answer.fallback = extractive.render(quotes.quotes, answer.language)
 
 

@@ -52,17 +52,16 @@ def split_valid(cited: Sequence[int], n_context: int) -> tuple[list[int], list[i
 def references(valid: Sequence[int], context: Sequence[Hit]) -> list[Reference]:
     """Each cited video once, in order of first citation, with every cited second.
 
-    The second is the hit's ``cite_start`` (where its best-matching sentence
-    begins, see :mod:`lecture_rag.retrieve.cite`), not the window start.
+    A citation has one second: ``context[n-1].cite_start``, where the
+    sentence that answers begins (see :mod:`lecture_rag.retrieve.cite`; the
+    extractive answer sets it to its quote's start). The quote line, ``[n]``,
+    the reference button, the hover, the player and the record's links all
+    read it, never the window start.
     """
-    return references_at([(n, context[n - 1].cite_start) for n in valid], context)
-
-
-def references_at(cited: Sequence[tuple[int, float]], context: Sequence[Hit]) -> list[Reference]:
-    """Like :func:`references`, for citations that carry their own second (the extractive answer's quotes)."""
     refs: dict[str, Reference] = {}
-    for n, second in cited:
+    for n in valid:
         hit = context[n - 1]
+        second = hit.cite_start
         ref = refs.setdefault(hit.video_id, Reference(hit.video_id, hit.title or hit.video_id, hit.video_url))
         if all(t.corpus_id != hit.corpus_id or t.start != second for t in ref.times):
             ref.times.append(CitedTime(n, hit.corpus_id, second, hit.url_at(second)))

@@ -17,7 +17,10 @@ How sentences are chosen (no model beyond the retrieval's E5):
   and the rank of its window (which carries the reranker's verdict);
 * the best ones are taken in that order while the answer stays within
   :data:`MAX_WORDS` words, skipping repeats (overlapping windows share
-  sentences); chosen neighbours are merged into one quote.
+  sentences). A window is quoted once: from its best sentence on (the
+  following spans join it when chosen), so the quote, its ``[n]`` and every
+  link to it share one second, the start of the sentence that answers
+  (:func:`cite_quoted` writes it to the hits).
 
 When even the best candidate is far from the question (E5 cosine below
 :data:`ABSTAIN_BELOW`, chosen on the NURC question set, see README), the
@@ -175,14 +178,25 @@ def extract(found: SearchResult, embedder: Embedder, *, max_words: int = MAX_WOR
 
 
 def _choose(ranked: list[Candidate], max_words: int) -> list[Candidate]:
-    """Best candidates that fit the word budget and repeat no chosen one."""
+    """Best candidates that fit the word budget and repeat no chosen one; one run of sentences per window.
+
+    A window's first chosen candidate is the sentence that answers (its
+    citation's one second); later ones of that window are taken only when
+    they continue its run (the very next span), so a quote never starts
+    before its answering sentence and ``[n]`` is quoted once.
+    """
     chosen: list[Candidate] = []
+    runs: dict[int, Candidate] = {}  # the last span of each window's run
     used = 0
     for cand in ranked:
         words = len(cand.text.split())
+        last = runs.get(cand.number)
+        if last is not None and cand.order != last.order + 1:
+            continue
         if used + words > max_words or any(_repeats(cand, c) for c in chosen):
             continue
         chosen.append(cand)
+        runs[cand.number] = cand
         used += words
     return chosen
 
@@ -198,16 +212,23 @@ def _repeats(a: Candidate, b: Candidate) -> bool:
 
 
 def _merge(chosen: list[Candidate]) -> list[Quote]:
-    """Chosen spans, neighbours of one window joined; in order of their best span's relevance."""
-    groups: list[list[Candidate]] = []
-    for cand in sorted(chosen, key=lambda c: (c.number, c.order)):
-        last = groups[-1][-1] if groups else None
-        if last is not None and last.number == cand.number and cand.order == last.order + 1:
-            groups[-1].append(cand)
-        else:
-            groups.append([cand])
-    groups.sort(key=lambda g: -max(c.score for c in g))
-    return [Quote(g[0].number, g[0].start, " ".join(c.text for c in g)) for g in groups]
+    """Each window's run as one quote at its first (answering) span's second; best quote first."""
+    runs: dict[int, list[Candidate]] = {}
+    for cand in chosen:  # in the order chosen: a run's first span is its best
+        runs.setdefault(cand.number, []).append(cand)
+    ordered = sorted(runs.values(), key=lambda run: -run[0].score)
+    return [Quote(run[0].number, run[0].start, " ".join(c.text for c in run)) for run in ordered]
+
+
+def cite_quoted(quotes: Sequence[Quote], hits: Sequence[Hit]) -> None:
+    """Each quoted window's ``cite_start`` becomes its quote's second (in place): one second per citation.
+
+    ``[n]`` of an extractive answer is hit ``n``; its button, its hover, the
+    references and the record's links all read ``cite_start``, so they say
+    the second the quote line says.
+    """
+    for quote in quotes:
+        hits[quote.number - 1].cite_start = quote.start
 
 
 def render(quotes: Sequence[Quote], language: str) -> str:

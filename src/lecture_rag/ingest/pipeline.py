@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
+from urllib.parse import quote
 
 from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import SegmentationSettings, TranscriptionSettings
@@ -88,6 +89,9 @@ class IngestOptions:
     meta: VideoMeta = field(default_factory=VideoMeta)
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     column: str | None = None
+    # Where the course team hosts the recordings: a lecture without a URL gets this base plus its
+    # media file's path relative to the ingested folder (``--media-base-url``).
+    media_base_url: str | None = None
 
     def whisper_key(self, language: str) -> str:
         """What shapes a Whisper transcript: a change re-transcribes, anything else keeps it."""
@@ -116,7 +120,10 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
 
     Returns (files, problems). Manifests and sidecars are metadata, not
     transcripts, and are skipped; unknown suffixes inside a directory are
-    reported so the user sees every file that was not ingested.
+    reported so the user sees every file that was not ingested. Inside a
+    directory, a media file beside a same-named transcript (``aula.mp4`` and
+    ``aula.srt``) is that lecture's recording (:func:`media_file`), not a
+    second lecture to transcribe.
     """
     suffixes = _supported_suffixes()
     files: list[Path] = []
@@ -127,6 +134,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.name == MANIFEST_NAME or child.name.startswith(".") or _is_sidecar(child):
+                    continue
+                if _is_media(child) and _has_transcript(child):
                     continue
                 if child.suffix.lower() in suffixes:
                     files.append(child)
@@ -230,11 +239,49 @@ def content_hash(path: Path, options: IngestOptions, language: str) -> str:
         digest.update(options.whisper_key(language).encode())
     else:
         digest.update(f"|l{language}".encode())
+        if (media := media_file(path)) is not None:  # a recording placed or moved beside it is stored
+            digest.update(f"|p{media}".encode())
+    if options.media_base_url:  # so is a new base URL for the folder
+        digest.update(f"|b{options.media_base_url}".encode())
     return digest.hexdigest()
 
 
 def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_SUFFIXES
+
+
+def _has_transcript(media: Path) -> bool:
+    """A transcript with the media file's name sits beside it (the media is then its recording)."""
+    return any(media.with_suffix(suffix).is_file() for suffix in SUPPORTED_SUFFIXES if suffix != ".json")
+
+
+def media_file(path: Path) -> Path | None:
+    """The local recording of the lecture ingested from ``path``: itself, or a same-named sibling media file.
+
+    ``aula.mp4`` is its own recording; ``aula.srt`` plays ``aula.mp4`` (or
+    ``aula.webm``…) when one sits next to it, so a course that ingests its
+    transcripts still gets a player without transcribing anything.
+    """
+    if _is_media(path):
+        return path.resolve()
+    for suffix in sorted(MEDIA_SUFFIXES):
+        for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+            if candidate.is_file():
+                return candidate.resolve()
+    return None
+
+
+def hosted_url(base: str, media: Path, root: Path) -> str:
+    """``base`` + the media file's path relative to the ingested folder ``root`` (URL-encoded).
+
+    A course that hosts its recordings in the same tree as its transcripts
+    maps a folder to a base URL once instead of giving one ``--url`` per file.
+    """
+    try:
+        relative = media.resolve().relative_to(root.resolve())
+    except ValueError:
+        relative = Path(media.name)
+    return base.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
 
 
 def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestOptions, name: str) -> FileResult:
@@ -292,6 +339,7 @@ def plan_file(store: Store, path: Path, meta: VideoMeta, options: IngestOptions)
 def write_file(store: Store, plan: FilePlan, cues: Iterable[Cue], options: IngestOptions) -> FileResult:
     """Store the file's cues as its video, in one transaction."""
     path, meta = plan.path, plan.meta
+    media = media_file(path)
     video = Video(
         video_id=plan.video_id,
         title=meta.title or path.stem,
@@ -301,6 +349,7 @@ def write_file(store: Store, plan: FilePlan, cues: Iterable[Cue], options: Inges
         source_path=str(path.resolve()),
         source_hash=plan.digest,
         transcript_source=whisper_source(options) if plan.media else f"file:{detect_format(path)}",
+        media_path=str(media) if media else "",
     )
     result = store_cues(store, video, cues, options, path.name)
     result.path = path
@@ -356,7 +405,7 @@ def ingest_paths(
     """
     files, problems = discover(paths)
     report = IngestReport(failed=list(problems))
-    metas = _Metas(options, single=len(files) == 1 and not problems)
+    metas = _Metas(options, single=len(files) == 1 and not problems, roots=[p for p in paths if p.is_dir()])
     plans = [_plan_or_error(store, path, metas, options) for path in files]
     shared = _shared_ids(plans)
     media = [plan for plan in plans if _to_hear(plan, shared)]
@@ -396,18 +445,31 @@ def _store_reported(
 class _Metas:
     """Each file's metadata: its sidecar and folder manifest (read once per folder), with the flags applied."""
 
-    def __init__(self, options: IngestOptions, *, single: bool) -> None:
+    def __init__(self, options: IngestOptions, *, single: bool, roots: Iterable[Path] = ()) -> None:
         self._options = options
         self._single = single
         self._manifests: dict[Path, dict[str, VideoMeta]] = {}
+        self._roots = [r.resolve() for r in roots]
 
     def of(self, path: Path) -> VideoMeta:
         if path.parent not in self._manifests:
             self._manifests[path.parent] = _manifest(path.parent)
         meta = file_meta(path, self._manifests[path.parent])
         if self._single:
-            return self._options.meta.merged(meta)
-        return VideoMeta(course=self._options.meta.course, language=self._options.meta.language).merged(meta)
+            meta = self._options.meta.merged(meta)
+        else:
+            meta = VideoMeta(course=self._options.meta.course, language=self._options.meta.language).merged(meta)
+        return self._hosted(path, meta)
+
+    def _hosted(self, path: Path, meta: VideoMeta) -> VideoMeta:
+        """With ``--media-base-url``, a lecture without a URL gets its recording's hosted URL."""
+        base = self._options.media_base_url
+        media = media_file(path) if base and not meta.url else None
+        if base is None or media is None:
+            return meta
+        folder = path.resolve().parent
+        root = next((r for r in self._roots if folder.is_relative_to(r)), folder)
+        return replace(meta, url=hosted_url(base, media, root))
 
 
 def _reason(exc: Exception) -> str:

@@ -51,6 +51,7 @@ WHAT = "o acervo"
 _OLDEST_READABLE = 2  # schema versions a read-only store may have (it cannot be upgraded)
 _SUPERSEDED_SINCE = 3
 _SINCE_4 = ("transcript_source", "channel", "upload_date")  # video columns of schema version 4
+_SINCE_6 = ("media_path",)  # video columns of schema version 6
 _MARKS_SINCE = 5
 CORPUS_VERSION = "corpus_version"
 SHARED_PURGE_GRACE = 3600.0  # seconds a shared store keeps superseded segments for other processes' indexes
@@ -236,14 +237,14 @@ class Store:
             conn.execute(
                 """INSERT INTO videos(video_id, title, course, url, language, duration,
                                       source_path, source_hash, ingested_at,
-                                      transcript_source, channel, upload_date)
-                   VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
+                                      transcript_source, channel, upload_date, media_path)
+                   VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(video_id) DO UPDATE SET title=excluded.title,
                      course=excluded.course, url=excluded.url, language=excluded.language,
                      duration=excluded.duration, source_path=excluded.source_path,
                      source_hash=excluded.source_hash, ingested_at=excluded.ingested_at,
                      transcript_source=excluded.transcript_source, channel=excluded.channel,
-                     upload_date=excluded.upload_date""",
+                     upload_date=excluded.upload_date, media_path=excluded.media_path""",
                 (
                     video.video_id,
                     video.title,
@@ -257,6 +258,7 @@ class Store:
                     video.transcript_source,
                     video.channel,
                     video.upload_date,
+                    video.media_path,
                 ),
             )
             ids: list[int] = []
@@ -451,7 +453,7 @@ def _video(row: Row) -> Video:
         source_hash=row["source_hash"],
         ingested_at=row["ingested_at"],
         n_segments=row["n"],
-        **{key: row[key] for key in _SINCE_4 if key in row.keys()},  # noqa: SIM118 (Row's `in` looks at values)
+        **{key: row[key] for key in (*_SINCE_4, *_SINCE_6) if key in row.keys()},  # noqa: SIM118 (Row's `in` looks at values)
     )
 
 

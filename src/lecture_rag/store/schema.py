@@ -11,6 +11,8 @@ removed lectures until an index without them is published (see
 :mod:`lecture_rag.store.corpus`); existing stores gain the empty table in place.
 Version 4 records each video's transcript source, channel and upload date;
 lectures stored before it show an empty source until they are re-ingested.
+Version 6 records where each lecture's local recording is (``serve`` plays it);
+a media file stored before it is still found through its ``source_path``.
 
 One schema for both databases: the statements are written once, with
 ``{real}``, ``{bigint}``, ``{blob}`` and ``{serial}`` where SQLite and
@@ -124,6 +126,8 @@ TEMPLATES: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE superseded_segments ADD COLUMN marks TEXT NOT NULL DEFAULT ''",
     ),
+    # 6: where the lecture's local recording is, so that ``serve`` can play it (issue 21)
+    ("ALTER TABLE videos ADD COLUMN media_path TEXT NOT NULL DEFAULT ''",),
 )
 
 TYPES: dict[Dialect, dict[str, str]] = {

@@ -22,6 +22,7 @@ from lecture_rag.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
 from lecture_rag.retrieve import SearchRequest
 from lecture_rag.store import RunSummary
+from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.models import (
     MAX_K,
     MAX_NAME_CHARS,
@@ -138,7 +139,7 @@ def health(
         BUSY: {"model": ErrorOut, "description": "perguntas demais em andamento; tente após Retry-After segundos"},
     },
 )
-async def ask(body: AskRequest, res: Res) -> StreamingResponse:
+async def ask(request: Request, body: AskRequest, res: Res) -> StreamingResponse:
     slot = res.slots.take()
     if slot is None:
         raise HTTPException(
@@ -148,7 +149,7 @@ async def ask(body: AskRequest, res: Res) -> StreamingResponse:
             headers={"Retry-After": str(ASK_RETRY_AFTER_S)},
         )
     return AnswerStream(
-        ask_events(res, body, slot),
+        ask_events(res, body, slot, MediaLinks.of(request)),
         slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -157,6 +158,7 @@ async def ask(body: AskRequest, res: Res) -> StreamingResponse:
 
 @router.get("/search", response_model=SearchOut, responses=ERRORS, summary="Buscar segmentos")
 def search(
+    http: Request,
     res: Res,
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="a pergunta")],
     k: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
@@ -167,12 +169,15 @@ def search(
     k = k or res.settings.retrieval.k
     chosen = mode or res.settings.retrieval.mode
     request = SearchRequest(q, k=k, mode=chosen, course=course or None, video=video or None)
-    return SearchOut(query=q, mode=chosen, k=k, hits=list(res.retriever.search(request).hits))
+    hits = list(res.retriever.search(request).hits)
+    MediaLinks.of(http).segments(hits)
+    return SearchOut(query=q, mode=chosen, k=k, hits=hits)
 
 
 @router.get("/videos", response_model=list[Video], summary="Aulas do acervo")
-def videos(res: Res) -> list[Video]:
-    return res.store.list_videos()
+def videos(request: Request, res: Res) -> list[Video]:
+    links = MediaLinks.of(request)
+    return [links.video(v) for v in res.store.list_videos()]
 
 
 @router.get(

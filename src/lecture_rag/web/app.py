@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from lecture_rag.config import TOKEN_ENV, Settings
 from lecture_rag.errors import LectureRagError, StoreError
 from lecture_rag.records import Answer
-from lecture_rag.web import api, pages
+from lecture_rag.web import api, media, pages
 from lecture_rag.web.models import SseError, SseHits, SseToken
 from lecture_rag.web.resources import Resources
 from lecture_rag.web.security import (
@@ -171,6 +171,7 @@ def create_app(settings: Settings, *, token: str, access: Access | None = None) 
     app.state.login_throttle = LoginThrottle(free=settings.web.login_free_attempts)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(media.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(access.allowed_hosts))

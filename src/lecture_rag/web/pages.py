@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources as pkg_resources
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
 from lecture_rag.evaluate.summary import RunOverview, run_summary
 from lecture_rag.links import hhmmss, safe_url
+from lecture_rag.records import Piece, Segment
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
+from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.payloads import labels_out
 from lecture_rag.web.security import (
     SESSION_COOKIE,
@@ -44,6 +47,8 @@ from lecture_rag.web.security import (
 router = APIRouter(include_in_schema=False)
 
 NAV = (("/", "Perguntar"), ("/aulas", "Aulas"), ("/runs", "Rodadas"))
+#: The latest second a lecture page opens at (a month of video; anything beyond is a typo or a probe).
+MAX_SECOND = 31 * 24 * 3600
 
 
 @lru_cache(maxsize=1)
@@ -201,7 +206,59 @@ def ask_page(request: Request) -> HTMLResponse:
 @router.get("/aulas", response_class=HTMLResponse)
 def videos_page(request: Request) -> HTMLResponse:
     """The lectures, with where each transcript came from (users judge its quality by it)."""
-    return render(request, "videos.html", videos=resources_of(request).store.list_videos())
+    links = MediaLinks.of(request)
+    return render(request, "videos.html", videos=[links.video(v) for v in resources_of(request).store.list_videos()])
+
+
+@router.get("/aulas/{video_id}", response_class=HTMLResponse)
+def lecture_page(
+    request: Request, video_id: str, t: Annotated[float | None, Query(ge=0, le=MAX_SECOND)] = None
+) -> HTMLResponse:
+    """One lecture: its player on top, its transcript with times, the line at ``?t=SECONDS`` highlighted.
+
+    A citation opens this page at its second; any line plays from its own.
+    """
+    store = resources_of(request).store
+    video = store.get_video(video_id)
+    if video is None:
+        raise HTTPException(404, "Aula não encontrada.")
+    video = MediaLinks.of(request).video(video)
+    lines = transcript_lines(store.segments(video_id))
+    cited = cited_line(lines, t)
+    second = int(max(0.0, t if t is not None else 0.0))
+    return render(request, "lecture.html", video=video, player=video.player, lines=lines, cited=cited, second=second)
+
+
+def transcript_lines(segments: Sequence[Segment]) -> list[Piece]:
+    """The lecture's text as timed lines, once: windows overlap, so a line another window already gave is skipped."""
+    out: list[Piece] = []
+    for segment in sorted(segments, key=lambda s: s.start):
+        for piece in segment.pieces():
+            if out and piece.start < out[-1].end - _OVERLAP_SLACK_S:
+                continue
+            out.append(piece)
+    return out
+
+
+#: Interpolated pieces (no cue marks) of overlapping windows start a little apart; this much is the same line.
+_OVERLAP_SLACK_S = 0.5
+
+
+def cited_line(lines: Sequence[Piece], second: float | None) -> int:
+    """Index of the line said at ``second`` (the last one starting at or before it); -1 when none.
+
+    Links carry whole seconds (``#t=12`` for a line said at 12.44 s), so a
+    line starts "at or before" when its whole second does.
+    """
+    if second is None or not lines:
+        return -1
+    found = 0
+    for i, line in enumerate(lines):
+        if int(line.start) <= second:
+            found = i
+        else:
+            break
+    return found
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -25,6 +25,7 @@ from typing import Any
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Answer, Hit
+from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.models import AskRequest
 from lecture_rag.web.resources import AnswerSlot, Resources
 from lecture_rag.wire import to_data
@@ -54,10 +55,14 @@ def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, An
     return emit
 
 
-def _answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: threading.Event) -> Answer:
+def _answer(
+    resources: Resources, req: AskRequest, emit: Emit, cancelled: threading.Event, media: MediaLinks | None
+) -> Answer:
     streamed = False
 
     def on_hits(hits: list[Hit]) -> None:
+        if media is not None:
+            media.segments(hits)
         emit("hits", {"hits": to_data(hits)})
 
     def on_token(text: str) -> None:
@@ -81,17 +86,22 @@ def _answer(resources: Resources, req: AskRequest, emit: Emit, cancelled: thread
     if not streamed:
         for line in answer.text.splitlines(keepends=True):
             emit("token", {"text": line})
-    return answer
+    return answer if media is None else media.answer(answer)
 
 
 def run_answer(
-    resources: Resources, req: AskRequest, emit: Emit, cancelled: threading.Event, slot: AnswerSlot | None = None
+    resources: Resources,
+    req: AskRequest,
+    emit: Emit,
+    cancelled: threading.Event,
+    slot: AnswerSlot | None = None,
+    media: MediaLinks | None = None,
 ) -> None:
     """The worker: every outcome ends with ``done`` or ``error``, then the end marker; the slot is given back."""
     try:
         if cancelled.is_set():
             return  # the client left while the question waited for a worker
-        answer = _answer(resources, req, emit, cancelled)
+        answer = _answer(resources, req, emit, cancelled, media)
         emit("done", to_data(answer))
     except _Cancelled:
         log.info("cliente desconectou; resposta interrompida")
@@ -106,14 +116,16 @@ def run_answer(
         emit(_END, None)
 
 
-async def ask_events(resources: Resources, req: AskRequest, slot: AnswerSlot | None = None) -> AsyncIterator[str]:
-    """The SSE body of one question."""
+async def ask_events(
+    resources: Resources, req: AskRequest, slot: AnswerSlot | None = None, media: MediaLinks | None = None
+) -> AsyncIterator[str]:
+    """The SSE body of one question; ``media`` gives its lectures their playable URLs (:mod:`.media`)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
     if slot is not None:
         slot.handed_to_worker = True
-    loop.run_in_executor(resources.executor, run_answer, resources, req, _emitter(loop, queue), cancelled, slot)
+    loop.run_in_executor(resources.executor, run_answer, resources, req, _emitter(loop, queue), cancelled, slot, media)
     try:
         while True:
             event, data = await queue.get()

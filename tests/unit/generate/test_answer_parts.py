@@ -75,3 +75,16 @@ def test_quotes_skip_repeats_fit_the_budget_and_merge_neighbours_best_first() ->
     text = render(quotes, "pt")
     assert text.splitlines()[0].startswith("Resposta extrativa")
     assert text.splitlines()[1] == "- 00:01:40 «o paleolítico durou muito tempo cerca de dois milhões de anos» [2]"
+
+
+def test_a_window_is_quoted_once_from_its_answering_sentence_on() -> None:
+    ranked = [
+        _cand(1, 5, "a cana de açúcar era o principal produto", 0.9, 40.0),
+        _cand(1, 4, "antes disso falamos dos portugueses", 0.8, 33.0),  # the sentence before: never leads the quote
+        _cand(1, 9, "o ouro veio depois em minas", 0.7, 80.0),  # the same window, not next to the run
+        _cand(1, 6, "exportado para a europa", 0.6, 46.0),  # continues the run
+        _cand(2, 0, "os engenhos usavam trabalho escravo", 0.5, 300.0),
+    ]
+    quotes = _merge(_choose(ranked, max_words=60))
+    assert [(q.number, q.start) for q in quotes] == [(1, 40.0), (2, 300.0)]
+    assert quotes[0].text == "a cana de açúcar era o principal produto exportado para a europa"

@@ -9,6 +9,7 @@ LLM paths a real HTTP server speaking the OpenAI protocol.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from lecture_rag.config import LLMSettings, Settings, load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.generate import extractive
 from lecture_rag.generate.answer import AnswerEngine
+from lecture_rag.links import hhmmss
 from lecture_rag.llm import make_llm
 from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import PassageReranker
@@ -106,3 +108,38 @@ def test_an_llm_answer_and_its_extractive_fallback_embed_the_question_once(
     if budget:  # packed around each window's best piece: the excerpts are shorter than the windows
         assert sum(len(h.text) for h in answer.context) < sum(len(h.text) for h in answer.hits[: len(answer.context)])
     assert counted.query_calls == 1 and counted.queries == [QUESTION]
+
+
+def _quote_lines(text: str) -> list[tuple[str, int]]:
+    return [(t, int(n)) for t, n in re.findall(r"^- (\d\d:\d\d:\d\d) «.*?» \[(\d+)\]$", text, re.M)]
+
+
+def test_an_extractive_citation_has_one_second_quote_button_reference_and_link(
+    retriever: Retriever, settings: Settings
+) -> None:
+    answer = AnswerEngine(retriever, None, settings.llm).answer(QUESTION, k=10, mode="hybrid")
+    lines = _quote_lines(answer.text)
+    assert lines and len({n for _, n in lines}) == len(lines)  # each [n] quoted once
+    for shown, n in lines:
+        assert hhmmss(answer.context[n - 1].cite_start) == shown  # the quote line is [n]'s second
+    for ref in answer.references:
+        for cited in ref.times:
+            hit = answer.context[cited.n - 1]
+            assert cited.start == hit.cite_start and cited.url == hit.cite_url
+
+
+def test_a_fallback_cites_its_own_seconds_and_leaves_the_llm_context_alone(retriever: Retriever) -> None:
+    with ScriptedServer([Reply(deltas=UNCITED)]) as server:
+        llm_settings = LLMSettings(
+            backend="openai", base_url=server.base_url, model="scripted-model", context_window=8192,
+            context_budget=0, retries=0,
+        )  # fmt: skip
+        llm = make_llm(llm_settings)
+        assert llm is not None
+        answer = AnswerEngine(retriever, llm, llm_settings).answer(QUESTION, k=10, mode="hybrid")
+    lines = _quote_lines(answer.fallback)
+    assert lines
+    for shown, n in lines:
+        assert hhmmss(answer.hits[n - 1].cite_start) == shown  # the fallback's [n] are the hits
+    # whole windows: the LLM's context was the hits themselves; its [n] keep the seconds cited for them
+    assert not any(c is h for c, h in zip(answer.context, answer.hits, strict=False))

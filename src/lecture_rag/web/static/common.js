@@ -115,7 +115,7 @@ const LR = (() => {
       const target = context[n - 1];
       if (target) {
         box.append(el("a", { href: "#", className: "cite", dataset: { n: String(n) },
-          title: `${target.title || target.video_id} · ${target.inicio}`,
+          title: `${target.title || target.video_id} · ${hhmmss(target.cite_start ?? target.start)}`,
           on: { click: (ev) => { ev.preventDefault(); onPlay(target); } } }, `[${n}]`));
       } else {
         box.append(document.createTextNode(match[0]));
