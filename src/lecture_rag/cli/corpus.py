@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -84,11 +87,13 @@ def ingest(
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
         transcription=settings.transcription,
         column=column,
+        limits=settings.ingest,
     )
     urls = [s for s in sources if is_url(s)]
     paths = [Path(s) for s in sources if not is_url(s)]
     report = IngestReport()
-    with open_engine(settings.batch) as batch:  # before the store: a cluster that does not answer writes nothing
+    # the engine before the store: a cluster that does not answer writes nothing
+    with _terminate_as_exit(), open_engine(settings.batch) as batch:
         with open_store(settings) as st, progress_bar() as bar:
             if paths:
                 report = _ingest_files(st, bar, paths, options, batch)
@@ -101,6 +106,25 @@ def ingest(
             index_corpus(settings, rebuild=False, engine=batch)
     if report.failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager) unwinds like Ctrl+C: downloads' temporary files are removed.
+
+    Python's default for SIGTERM ends the process at once, skipping every
+    ``finally``; raised as :class:`SystemExit` in the main thread, the same
+    clean-up runs as for SIGINT (the download folder, the open transaction).
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:
