@@ -60,7 +60,7 @@ class _PrintableHook(RenderHook):
     """Every print passes :func:`printable`: a title with ``ESC[2J`` from a sidecar or an old store stays text."""
 
     def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
-        return [_Printable(r) for r in renderables]  # type: ignore[misc]
+        return [_Printable(r) for r in renderables]
 
 
 def _console(**kwargs: Any) -> Console:

@@ -182,13 +182,6 @@ def _print_ingest_report(report: IngestReport) -> None:
             dups,
         )
     console.print(table)
-    for item in report.done:
-        if item.stats and item.stats.late:
-            err_console.print(
-                f"[yellow]Aviso:[/] {escape(_shown(item.path))}: {item.stats.late} legenda(s) chegaram mais de "
-                "10 minutos fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
-                highlight=False,
-            )
     for path, reason in report.failed:
         err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
     if report.failed:

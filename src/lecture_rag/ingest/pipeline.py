@@ -18,7 +18,7 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -30,7 +30,7 @@ from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import IngestSettings, SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
-from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
+from lecture_rag.ingest.segment import MAX_LOST_SHARE, SegmentStats, clean_cues, windows
 from lecture_rag.ingest.transcribe import (
     MEDIA_SUFFIXES,
     MediaItem,
@@ -279,7 +279,7 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
     ``name`` is what the messages call the source (a file name, a video's URL).
     """
     stats = SegmentStats()
-    drafts = windows(clean_cues(cues, stats), options.segmentation)
+    drafts = windows(_loud(clean_cues(cues, stats), stats, name), options.segmentation)
     previous = store.source_hash(video.video_id)
     try:
         ids = store.replace_video(video, drafts)
@@ -297,6 +297,24 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
         stored.duration if stored else 0.0,
         stats,
     )
+
+
+def _loud(cues: Iterator[Cue], stats: SegmentStats, name: str) -> Iterator[Cue]:
+    """Pass the cleaned cues on; fail (inside the video's transaction, so nothing is stored) when speech was lost.
+
+    The segmenter drops repeats; one whose words are not in the speech kept
+    is speech lost. A few words are the noise of re-cut sentences; beyond
+    :data:`MAX_LOST_SHARE` of the file the layout is one the segmenter does not
+    understand, and a lecture stored without part of its speech must not pass
+    for a good one.
+    """
+    yield from cues
+    if stats.lost_share > MAX_LOST_SHARE:
+        raise IngestError(
+            f"{name}: {stats.lost_share:.0%} da fala do arquivo seria descartada como repetição sem que suas "
+            f"palavras estejam no que fica (o limite é {MAX_LOST_SHARE:.0%}); nada foi gravado. Confira os tempos "
+            "do arquivo (falas repetidas ou sobrepostas) e relate o problema junto com ele"
+        )
 
 
 @dataclass(slots=True)

@@ -36,6 +36,8 @@ from lecture_rag.store import SegmentDraft
 # Pauses shorter than this merge covered intervals, keeping the interval list
 # short for long recordings while still catching re-segmented speech.
 _MERGE_GAP = 1.0
+#: Share of a file's speech that may be dropped with words the kept speech does not have, before ingest fails.
+MAX_LOST_SHARE = 0.05
 # A cue is a duplicate when at least this fraction of it is already covered...
 _DUPLICATE_FRACTION = 0.5
 # ... and at least this share of its letters are in words of the cues covering it.
@@ -51,7 +53,6 @@ class SegmentStats:
     """What the segmenter did, so ingest can report it."""
 
     duplicates: int = 0
-    late: int = 0  # kept for the report's shape: cues are sorted, none is dropped for arriving late
     chars: int = 0  # characters of speech read
     dropped_chars: int = 0  # characters of the repeats dropped
     unmatched_chars: int = 0  # of those, characters in words the covering cues do not have (speech lost)
@@ -194,6 +195,7 @@ def clean_cues(cues: Iterable[Cue], stats: SegmentStats | None = None) -> Iterat
         if second_pass:  # a re-segmentation heard twice: its covered cues are repeats whatever their words
             stats.duplicates += contested
             stats.dropped_chars += contested_chars
+            stats.unmatched_chars = 0  # the words of a recogniser's second hearing differ: noise, not speech lost
         last_end = float("-inf")
         for cue in accepted.sorted(contested=not second_pass):
             fixed = _trim(cue, last_end)
