@@ -81,12 +81,8 @@ def require_regular_file(path: Path, expected: str) -> None:
     """
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.") from None
     except OSError as exc:
-        raise LectureRagError(
-            f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
-        ) from None
+        raise _unreadable(path, exc) from None
     if stat.S_ISDIR(mode):
         raise LectureRagError(f"{path}: é uma pasta, não um arquivo. Indique o arquivo ({expected}).")
     if not stat.S_ISREG(mode):
@@ -94,6 +90,14 @@ def require_regular_file(path: Path, expected: str) -> None:
             f"{path}: não é um arquivo comum (é um dispositivo, FIFO ou socket, que nunca termina de ser lido). "
             f"Indique um arquivo salvo em disco ({expected})."
         )
+
+
+def _unreadable(path: Path, exc: OSError) -> LectureRagError:
+    if isinstance(exc, FileNotFoundError):
+        return LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.")
+    return LectureRagError(
+        f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
+    )
 
 
 def read_user_text(path: Path, expected: str) -> str:
@@ -115,12 +119,8 @@ def read_user_text(path: Path, expected: str) -> str:
                 f"Confira se é mesmo o arquivo certo ({expected})."
             )
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.") from None
     except OSError as exc:
-        raise LectureRagError(
-            f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
-        ) from None
+        raise _unreadable(path, exc) from None
     text = decode_whole(raw)
     if text is None or looks_binary(text):
         raise LectureRagError(
