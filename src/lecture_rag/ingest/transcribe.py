@@ -241,10 +241,14 @@ def _check_duration(path: Path, seconds: float, settings: TranscriptionSettings)
     limit = settings.max_duration_hours * 3600
     if seconds > limit:
         raise IngestError(
-            f"{path.name}: o áudio tem {seconds / 3600:.1f} h, mais que o máximo de {settings.max_duration_hours:g} h "
+            f"{path.name}: o áudio tem {_hours(seconds)}, mais que o máximo de {settings.max_duration_hours:g} h "
             "([transcription] max_duration_hours). Corte o arquivo em partes (por exemplo com 'ffmpeg -ss INÍCIO "
             "-t DURAÇÃO') ou aumente o limite se a gravação for mesmo tão longa"
         )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def _decode_chunks(path: Path, seconds: float = _CHUNK_SECONDS) -> Iterator[tuple[float, Any]]:
