@@ -148,6 +148,27 @@ class TranscriptionSettings(Section):
     vad: bool = True
     threads: int = Field(0, ge=0, description="0 = all cores")
     cache_dir: Path = Field(default_factory=default_cache_dir)
+    max_duration_hours: float = Field(
+        6.0, gt=0, le=48, description="longer audio is refused before decoding (no lecture lasts longer)"
+    )
+
+
+class IngestSettings(Section):
+    """Limits on what ``ingest URL`` fetches from the web: addresses, size and time.
+
+    A page can point its caption track or media at any address; without these,
+    a local service's text (``127.0.0.1``, the cloud's metadata address) would
+    be stored as a lecture anyone can search, and an endless or trickling
+    server would fill the disk or stall the ingest for ever.
+    """
+
+    allow_private_urls: bool = Field(
+        False, description="fetch from loopback, private and link-local addresses (tests, an intranet)"
+    )
+    max_download_mb: int = Field(2048, ge=1, description="largest audio/video download, in MB")
+    fetch_deadline_seconds: float = Field(
+        300.0, gt=0, le=86400, description="whole time one caption fetch may take, however slowly data arrives"
+    )
 
 
 class EmbedderSettings(Section):
@@ -386,6 +407,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     web: WebSettings = Field(default_factory=WebSettings)

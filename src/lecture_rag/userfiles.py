@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,26 @@ BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+
+
+# Terminal escape sequences (CSI ``ESC [ ... m``, OSC ``ESC ] ... BEL``, two-byte ``ESC x``) and the
+# C0/C1 control characters but tab and newline: what can move a cursor, clear a screen or set a title.
+_CONTROLS = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -~]?)"
+    r"|\x9b[0-?]*[ -/]*[@-~]?|\x9d[^\x07\x1b]*\x07?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (tab and newline stay).
+
+    One function for both ends: metadata people hand us (a sidecar's or a
+    video page's title and course) is cleaned when it comes in, and the
+    terminal's output is cleaned when it goes out, so a title like
+    ``\x1b]0;...\x07`` or ``\x1b[2J`` reaches no one's terminal from an old store either.
+    """
+    return _CONTROLS.sub("", text)
 
 
 class JSONNestingError(ValueError):
@@ -49,6 +71,35 @@ def parse_json(text: str) -> Any:
         ) from None
 
 
+def require_regular_file(path: Path, expected: str) -> None:
+    """Refuse anything but a regular file (after symlinks) before it is opened for reading.
+
+    ``/dev/zero``, ``/dev/urandom``, a FIFO or a socket never end: reading one
+    "whole" hangs the command or fills the memory. A folder and a missing path
+    get their own message; ``expected`` names what the file should hold.
+    Raises :class:`LectureRagError` naming the path.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if stat.S_ISDIR(mode):
+        raise LectureRagError(f"{path}: é uma pasta, não um arquivo. Indique o arquivo ({expected}).")
+    if not stat.S_ISREG(mode):
+        raise LectureRagError(
+            f"{path}: não é um arquivo comum (é um dispositivo, FIFO ou socket, que nunca termina de ser lido). "
+            f"Indique um arquivo salvo em disco ({expected})."
+        )
+
+
+def _unreadable(path: Path, exc: OSError) -> LectureRagError:
+    if isinstance(exc, FileNotFoundError):
+        return LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.")
+    return LectureRagError(
+        f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
+    )
+
+
 def read_user_text(path: Path, expected: str) -> str:
     """The whole text of a small file a person wrote (question set, annotations), decoded like transcripts.
 
@@ -59,8 +110,7 @@ def read_user_text(path: Path, expected: str) -> str:
     ``expected`` names what the file should hold, for the messages (e.g.
     ``"perguntas em JSON Lines ou SQuAD"``).
     """
-    if path.is_dir():
-        raise LectureRagError(f"{path}: é uma pasta, não um arquivo. Indique o arquivo ({expected}).")
+    require_regular_file(path, expected)
     try:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
@@ -69,12 +119,8 @@ def read_user_text(path: Path, expected: str) -> str:
                 f"Confira se é mesmo o arquivo certo ({expected})."
             )
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.") from None
     except OSError as exc:
-        raise LectureRagError(
-            f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
-        ) from None
+        raise _unreadable(path, exc) from None
     text = decode_whole(raw)
     if text is None or looks_binary(text):
         raise LectureRagError(

@@ -26,6 +26,12 @@ from tests.support.paths import shared
 from tests.support.speech import nurc_sentences, synthesise
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These servers live on 127.0.0.1, which ingest refuses by default ([ingest] allow_private_urls)."""
+    monkeypatch.setenv("LECTURE_RAG_INGEST__ALLOW_PRIVATE_URLS", "true")
+
+
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderHook
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 
 from lecture_rag.batch import LOCAL, Engine
 from lecture_rag.config import HOME_ENV, Reranking, RetrievalMode, Settings, load_settings
@@ -40,10 +41,36 @@ from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import Retriever
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, open_store
+from lecture_rag.userfiles import printable
 from lecture_rag.wire import to_data
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _Printable:
+    """A renderable whose text reaches the terminal without control characters (rich's own codes stay)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        for segment in console.render(self.inner, options):
+            yield segment if segment.control else Segment(printable(segment.text), segment.style)
+
+
+class _PrintableHook(RenderHook):
+    """Every print passes :func:`printable`: a title with ``ESC[2J`` from a sidecar or an old store stays text."""
+
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+        return [_Printable(r) for r in renderables]
+
+
+def _console(**kwargs: Any) -> Console:
+    out = Console(**kwargs)
+    out.push_render_hook(_PrintableHook())
+    return out
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -92,11 +95,13 @@ def ingest(
         transcription=settings.transcription,
         column=column,
         media_base_url=_media_base(media_base_url),
+        limits=settings.ingest,
     )
     urls = [s for s in sources if is_url(s)]
     paths = [Path(s) for s in sources if not is_url(s)]
     report = IngestReport()
-    with open_engine(settings.batch) as batch:  # before the store: a cluster that does not answer writes nothing
+    # the engine before the store: a cluster that does not answer writes nothing
+    with _terminate_as_exit(), open_engine(settings.batch) as batch:
         with open_store(settings) as st, progress_bar() as bar:
             if paths:
                 report = _ingest_files(st, bar, paths, options, batch)
@@ -120,6 +125,25 @@ def _media_base(value: str | None) -> str | None:
             f"--media-base-url '{value}' não é uma URL http(s); ex.: --media-base-url https://midia.exemplo.edu/aulas/"
         )
     return value
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager) unwinds like Ctrl+C: downloads' temporary files are removed.
+
+    Python's default for SIGTERM ends the process at once, skipping every
+    ``finally``; raised as :class:`SystemExit` in the main thread, the same
+    clean-up runs as for SIGINT (the download folder, the open transaction).
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:
@@ -177,13 +201,6 @@ def _print_ingest_report(report: IngestReport) -> None:
             dups,
         )
     console.print(table)
-    for item in report.done:
-        if item.stats and item.stats.late:
-            err_console.print(
-                f"[yellow]Aviso:[/] {escape(_shown(item.path))}: {item.stats.late} legenda(s) chegaram mais de "
-                "10 minutos fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
-                highlight=False,
-            )
     for path, reason in report.failed:
         err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
     if report.failed:

@@ -11,6 +11,7 @@ import typer
 from lecture_rag.cli.common import RerankOpt, StoreOpt, settings_for, user_errors, with_flags
 from lecture_rag.config import TOKEN_ENV
 from lecture_rag.errors import ConfigError
+from lecture_rag.userfiles import require_regular_file
 
 
 def server_token(token: str | None, token_file: Path | None) -> str | None:
@@ -23,6 +24,7 @@ def server_token(token: str | None, token_file: Path | None) -> str | None:
         given = token.strip()
         where = "--token"
     elif token_file is not None:
+        require_regular_file(token_file.expanduser(), "o token, numa linha")
         try:
             given = token_file.expanduser().read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:

@@ -18,18 +18,20 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 from urllib.parse import quote
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from lecture_rag.batch import LOCAL, Engine, Job, Stage
-from lecture_rag.config import SegmentationSettings, TranscriptionSettings
+from lecture_rag.config import IngestSettings, SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
 from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
-from lecture_rag.ingest.segment import SegmentStats, clean_cues, windows
+from lecture_rag.ingest.segment import MAX_LOST_SHARE, SegmentStats, clean_cues, windows
 from lecture_rag.ingest.transcribe import (
     MEDIA_SUFFIXES,
     MediaItem,
@@ -41,6 +43,7 @@ from lecture_rag.ingest.transcribe import (
 )
 from lecture_rag.records import Cue, Video
 from lecture_rag.store import EmptyVideoError, StorageError, Store
+from lecture_rag.userfiles import printable, require_regular_file
 
 READER_VERSION = "1"
 MANIFEST_NAME = "videos.csv"
@@ -92,6 +95,7 @@ class IngestOptions:
     # Where the course team hosts the recordings: a lecture without a URL gets this base plus its
     # media file's path relative to the ingested folder (``--media-base-url``).
     media_base_url: str | None = None
+    limits: IngestSettings = field(default_factory=IngestSettings)  # what ``ingest URL`` may fetch
 
     def whisper_key(self, language: str) -> str:
         """What shapes a Whisper transcript: a change re-transcribes, anything else keeps it."""
@@ -155,7 +159,7 @@ def _is_sidecar(path: Path) -> bool:
 
 
 def _small_json(path: Path) -> Any:
-    if path.stat().st_size > 64_000:
+    if not path.is_file() or path.stat().st_size > 64_000:  # a FIFO named .json would block the read
         return None
     try:
         return parse_json(path.read_text(encoding="utf-8-sig"))  # absurd nesting is a ValueError too
@@ -190,6 +194,38 @@ def safe_video_id(value: str | None) -> str | None:
     return _UNSAFE.sub("-", value or "").strip("-") or None
 
 
+class Sidecar(BaseModel):
+    """A ``NAME.json`` sidecar: every field a string or null (null: not given); anything else is refused."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    title: str | None = None
+    course: str | None = None
+    url: str | None = None
+    language: str | None = None
+    video_id: str | None = None
+
+
+def metadata_text(value: str | None) -> str | None:
+    """A metadata value as stored: no control characters or escape sequences, one line, None when empty."""
+    return " ".join(printable(value or "").split()) or None
+
+
+def _sidecar_meta(sidecar: Path, data: dict[str, Any]) -> VideoMeta:
+    try:
+        fields = Sidecar.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise IngestError(
+            f"{sidecar}: o campo '{where}' deve ser texto (ou null), mas é {type(data.get(where)).__name__} "
+            f"({_short(ValueError(repr(data.get(where))))}). Corrija o arquivo e rode de novo"
+        ) from None
+    meta = VideoMeta(**{k: metadata_text(v) for k, v in fields.model_dump().items()})
+    meta.video_id = safe_video_id(meta.video_id)
+    return meta
+
+
 def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
     """Metadata for one file: its sidecar ``NAME.json`` over the directory manifest."""
     meta = VideoMeta()
@@ -197,8 +233,7 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
     if sidecar != path and sidecar.exists():
         data = _small_json(sidecar)
         if isinstance(data, dict):
-            meta = VideoMeta(**{k: str(v) for k, v in data.items() if k in _SIDECAR_KEYS})
-            meta.video_id = safe_video_id(meta.video_id)
+            meta = _sidecar_meta(sidecar, data)
     from_manifest = manifest.get(path.name) or manifest.get(path.stem)
     if from_manifest:
         meta = meta.merged(from_manifest)
@@ -213,6 +248,7 @@ def load_manifest(directory: Path) -> dict[str, VideoMeta]:
     path = directory / MANIFEST_NAME
     if not path.exists():
         return {}
+    require_regular_file(path, "o manifesto CSV da pasta")
     out: dict[str, VideoMeta] = {}
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -220,10 +256,10 @@ def load_manifest(directory: Path) -> dict[str, VideoMeta]:
             if key:
                 out[key] = VideoMeta(
                     video_id=safe_video_id(row.get("video_id")),
-                    title=row.get("title") or None,
-                    course=row.get("course") or None,
-                    url=row.get("url") or None,
-                    language=row.get("language") or None,
+                    title=metadata_text(row.get("title")),
+                    course=metadata_text(row.get("course")),
+                    url=metadata_text(row.get("url")),
+                    language=metadata_text(row.get("language")),
                 )
     return out
 
@@ -290,7 +326,7 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
     ``name`` is what the messages call the source (a file name, a video's URL).
     """
     stats = SegmentStats()
-    drafts = windows(clean_cues(cues, stats), options.segmentation)
+    drafts = windows(_loud(clean_cues(cues, stats), stats, name), options.segmentation)
     previous = store.source_hash(video.video_id)
     try:
         ids = store.replace_video(video, drafts)
@@ -308,6 +344,24 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
         stored.duration if stored else 0.0,
         stats,
     )
+
+
+def _loud(cues: Iterator[Cue], stats: SegmentStats, name: str) -> Iterator[Cue]:
+    """Pass the cleaned cues on; fail (inside the video's transaction, so nothing is stored) when speech was lost.
+
+    The segmenter drops repeats; one whose words are not in the speech kept
+    is speech lost. A few words are the noise of re-cut sentences; beyond
+    :data:`MAX_LOST_SHARE` of the file the layout is one the segmenter does not
+    understand, and a lecture stored without part of its speech must not pass
+    for a good one.
+    """
+    yield from cues
+    if stats.lost_share > MAX_LOST_SHARE:
+        raise IngestError(
+            f"{name}: {stats.lost_share:.0%} da fala do arquivo seria descartada como repetição sem que suas "
+            f"palavras estejam no que fica (o limite é {MAX_LOST_SHARE:.0%}); nada foi gravado. Confira os tempos "
+            "do arquivo (falas repetidas ou sobrepostas) e relate o problema junto com ele"
+        )
 
 
 @dataclass(slots=True)
@@ -328,6 +382,7 @@ class FilePlan:
 
 def plan_file(store: Store, path: Path, meta: VideoMeta, options: IngestOptions) -> FilePlan:
     """The file's video id, language and content hash, and whether it is already stored as it is."""
+    require_regular_file(path, "uma transcrição ou um arquivo de áudio/vídeo")  # /dev/zero would hash forever
     video_id = safe_video_id(meta.video_id) or derive_video_id(path)
     language = meta.language or options.transcription.language
     if _is_media(path):
@@ -407,6 +462,7 @@ def ingest_paths(
     report = IngestReport(failed=list(problems))
     metas = _Metas(options, single=len(files) == 1 and not problems, roots=[p for p in paths if p.is_dir()])
     plans = [_plan_or_error(store, path, metas, options) for path in files]
+    refuse_clashing_ids(plans)  # before anything is written: the second file would silently replace the first
     shared = _shared_ids(plans)
     media = [plan for plan in plans if _to_hear(plan, shared)]
     stage = _hearing(options.transcription, engine, progress)
@@ -492,6 +548,38 @@ def _shared_ids(plans: list[_Planned]) -> set[str]:
     """Video ids that more than one file of the batch is stored as (a human transcript and its recording)."""
     counts = Counter(plan.video_id for plan in plans if isinstance(plan, FilePlan))
     return {video_id for video_id, n in counts.items() if n > 1}
+
+
+def refuse_clashing_ids(plans: Iterable[_Planned]) -> None:
+    """Refuse a batch where two transcripts (or two recordings) would be stored as one video id.
+
+    ``aula.vtt`` and ``aula.srt``, a yt-dlp ``.pt.vtt``/``.en.vtt`` pair or a
+    manifest giving two files one id would each replace the other, and only
+    the last would stay. A transcript and its recording (``aula.mp4`` and
+    ``aula.vtt``) may share an id: the transcript, stored after it, wins, as
+    before. Raises :class:`IngestError` naming both files and the ways out.
+    """
+    seen: dict[tuple[str, bool], Path] = {}
+    for plan in plans:
+        if not isinstance(plan, FilePlan) or not (plan.media or _recognised(plan.path)):
+            continue  # a file that fails on its own (reported in its turn) replaces nothing
+        key = (plan.video_id, plan.media)
+        first = seen.setdefault(key, plan.path)
+        if first.resolve() != plan.path.resolve():
+            raise IngestError(
+                f"{first} e {plan.path} seriam gravados como o mesmo vídeo '{plan.video_id}', e o segundo "
+                "substituiria o primeiro. Nada foi gravado. Renomeie um deles, dê a cada um seu video_id (num "
+                f"{MANIFEST_NAME} ou num arquivo NOME.json ao lado), ou ingira-os um de cada vez com --video-id"
+            )
+
+
+def _recognised(path: Path) -> bool:
+    """Whether ``path`` is a transcript the readers recognise (its head only: cheap)."""
+    try:
+        detect_format(path)
+    except (LectureRagError, OSError, ValueError):
+        return False
+    return True
 
 
 def _to_hear(plan: _Planned, shared: set[str]) -> TypeGuard[FilePlan]:

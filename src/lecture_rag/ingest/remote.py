@@ -26,10 +26,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lecture_rag.errors import IngestError, LectureRagError
+from lecture_rag.ingest.fetch import FetchLimits, check_address, fetch_bytes
 from lecture_rag.ingest.pipeline import (
     FileResult,
     IngestOptions,
     IngestReport,
+    metadata_text,
     safe_video_id,
     store_cues,
     unchanged_result,
@@ -172,11 +174,17 @@ class _Session:
                 "progress_hooks": [self._hook],
                 "socket_timeout": 30,
                 "retries": 3,
+                "max_filesize": options.limits.max_download_mb * 2**20,  # when the server says the size
             }
         )
         self._current = ""
+        self._too_big = False
 
     def _hook(self, status: Mapping[str, Any]) -> None:
+        cap = self.options.limits.max_download_mb * 2**20
+        if float(status.get("downloaded_bytes") or 0) > cap:  # an endless stream announces no size
+            self._too_big = True
+            raise IngestError(f"o download passou de {self.options.limits.max_download_mb} MB")
         total = status.get("total_bytes") or status.get("total_bytes_estimate") or 0
         if self.step and total:
             self.step(f"Baixando o áudio de {self._current}", float(status.get("downloaded_bytes") or 0), float(total))
@@ -187,6 +195,7 @@ class _Session:
     def resolve(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """A flat playlist entry (or a URL) as yt-dlp's full information about it."""
         if item.get("_type") in ("url", "url_transparent") or "_url_only" in item:
+            check_address(str(item["url"]), allow_private=self.options.limits.allow_private_urls)
             return dict(self.ydl.extract_info(str(item["url"]), download=False))
         return dict(item)
 
@@ -199,15 +208,16 @@ class _Session:
         language = self.options.meta.language or self.options.transcription.language
         captions = choose_captions(info, language)
         url = str(info.get("webpage_url") or info.get("original_url") or "")
-        course = self.options.meta.course or str(info.get("channel") or info.get("uploader") or "")
+        channel = metadata_text(str(info.get("channel") or info.get("uploader") or "")) or ""
+        course = self.options.meta.course or channel
         video = Video(
             video_id=video_id,
-            title=str(info.get("title") or video_id),
+            title=metadata_text(str(info.get("title") or "")) or video_id,
             course=course,
             url=url,
             duration=float(info.get("duration") or 0.0),
             source_path=url,
-            channel=str(info.get("channel") or info.get("uploader") or ""),
+            channel=channel,
             upload_date=_iso_date(info.get("upload_date")),
         )
         metadata = json.dumps([video.title, video.course, video.url, video.channel, video.upload_date, video.duration])
@@ -238,17 +248,17 @@ class _Session:
             path.unlink(missing_ok=True)
 
     def _download_captions(self, captions: Captions) -> bytes:
+        limits = self.options.limits
+        what = f"legendas ({captions.language}, {captions.kind})"
+        bounds = FetchLimits(MAX_CAPTION_BYTES, limits.fetch_deadline_seconds, limits.allow_private_urls)
         try:
-            with self.ydl.urlopen(captions.url) as response:
-                data = bytes(response.read(MAX_CAPTION_BYTES + 1))
-        except Exception as exc:  # the network layer's errors vary with the handler yt-dlp picked
+            return fetch_bytes(captions.url, bounds, self.ydl.params.get("http_headers") or {}, what)
+        except IngestError as exc:
+            raise IngestError(f"não foi possível baixar as {what}: {exc}") from exc
+        except Exception as exc:  # network and HTTP errors alike
             raise IngestError(
-                f"não foi possível baixar as legendas ({captions.language}, {captions.kind}): {exc}. "
-                "Rode de novo mais tarde: o que já entrou fica"
+                f"não foi possível baixar as {what}: {exc}. Rode de novo mais tarde: o que já entrou fica"
             ) from exc
-        if len(data) > MAX_CAPTION_BYTES:
-            raise IngestError(f"legendas grandes demais (mais de {MAX_CAPTION_BYTES // 2**20} MB)")
-        return data
 
     def _from_audio(self, video: Video, info: Mapping[str, Any], language: str, metadata: str) -> FileResult:
         fingerprint = json.dumps(
@@ -259,9 +269,11 @@ class _Session:
         unchanged = unchanged_result(self.store, video.url or video.video_id, video.video_id, digest)
         if unchanged:
             return unchanged
+        self._check_media_addresses(info)
         before = set(self.folder.iterdir())
+        self._too_big = False
         try:
-            done = self.ydl.process_ie_result(dict(info), download=True)
+            done = self._download(info)
             files = [Path(d["filepath"]) for d in done.get("requested_downloads") or [] if d.get("filepath")]
             files = files or sorted(set(self.folder.iterdir()) - before)
             if not files:
@@ -278,6 +290,34 @@ class _Session:
         finally:
             for leftover in set(self.folder.iterdir()) - before:
                 leftover.unlink(missing_ok=True)
+
+    def _check_media_addresses(self, info: Mapping[str, Any]) -> None:
+        """Refuse the video when a media address it may download from is not public (unless allowed)."""
+        urls = {str(f["url"]) for f in info.get("formats") or [] if f.get("url")}
+        if info.get("url"):
+            urls.add(str(info["url"]))
+        for url in sorted(urls):
+            check_address(url, allow_private=self.options.limits.allow_private_urls)
+
+    def _download(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        """yt-dlp's download, a file past ``[ingest] max_download_mb`` refused with the cap and the setting."""
+        cap = self.options.limits.max_download_mb
+        refusal = IngestError(
+            f"o áudio/vídeo passa de {cap} MB ([ingest] max_download_mb) e não foi baixado; aumente o limite "
+            "se o vídeo for mesmo tão grande"
+        )
+        announced = info.get("filesize") or info.get("filesize_approx") or 0
+        if float(announced) > cap * 2**20:
+            raise refusal
+        try:
+            done = dict(self.ydl.process_ie_result(dict(info), download=True))
+        except Exception as exc:
+            if self._too_big:
+                raise refusal from exc
+            raise
+        if self._too_big:
+            raise refusal
+        return done
 
 
 def ingest_urls(

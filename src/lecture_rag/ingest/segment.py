@@ -5,15 +5,27 @@ twice: overlapping re-segmentations of the same recording (the NURC files
 hold each lecture twice) and caption cues that repeat earlier speech. A cue
 is dropped when most of its time span is already covered by accepted cues.
 
-The stage streams: cues may arrive slightly out of order, so they pass a
-bounded re-order buffer (a heap) before windows are cut. Memory stays bounded
-by the buffer horizon and the merged covered intervals, not by the file size.
+A cue is judged in file order: it is a repeat when most of its time span is
+already covered by accepted cues *and* most of its words are theirs. Covered
+time alone is not enough: a transcript that lists one speaker after the other
+(the NURC-SP dialogues), a seminar with questions from the room, overlapping
+speakers, all put different speech at the same seconds, and that speech must
+stay. A covered cue with other words is kept, unless the file re-covers a
+large share of its own speech (:data:`_RECOVERED_SHARE`): then it is a second
+segmentation whose words differ because a speech recogniser heard the same
+audio twice (the NURC ASR files), and time decides, as it always did.
+Accepted cues may arrive in any order (a whole speaker's pass after the
+other's), so they are sorted before windows are cut: in a temporary SQLite
+database, which spills to disk, so memory stays bounded by the merged
+covered intervals and not by the file size, and no cue is ever dropped for
+arriving "late".
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
+import re
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,10 +36,16 @@ from lecture_rag.store import SegmentDraft
 # Pauses shorter than this merge covered intervals, keeping the interval list
 # short for long recordings while still catching re-segmented speech.
 _MERGE_GAP = 1.0
-# How far (in seconds) a cue may arrive after later cues and still be placed.
-_REORDER_HORIZON = 600.0
-# A cue is a duplicate when at least this fraction of it is already covered.
+#: Share of a file's speech that may be dropped with words the kept speech does not have, before ingest fails.
+MAX_LOST_SHARE = 0.05
+# A cue is a duplicate when at least this fraction of it is already covered...
 _DUPLICATE_FRACTION = 0.5
+# ... and at least this share of its letters are in words of the cues covering it.
+_SAME_WORDS_FRACTION = 0.5
+_WORD = re.compile(r"\w+")
+# A file whose cues cover this share of its own speech a second time holds it twice (a re-segmentation):
+# overlapping speakers are a few percent of a dialogue, a second pass is half of the file.
+_RECOVERED_SHARE = 0.3
 
 
 @dataclass(slots=True)
@@ -35,7 +53,14 @@ class SegmentStats:
     """What the segmenter did, so ingest can report it."""
 
     duplicates: int = 0
-    late: int = 0  # cues that arrived after their place was written out: dropped, and said so
+    chars: int = 0  # characters of speech read
+    dropped_chars: int = 0  # characters of the repeats dropped
+    unmatched_chars: int = 0  # of those, characters in words the covering cues do not have (speech lost)
+
+    @property
+    def lost_share(self) -> float:
+        """Share of the file's speech dropped without being found in the speech kept."""
+        return self.unmatched_chars / self.chars if self.chars else 0.0
 
 
 class _Coverage:
@@ -73,7 +98,7 @@ class _Coverage:
         self.ends.insert(idx, hi)
 
 
-def _is_duplicate(cue: Cue, coverage: _Coverage) -> bool:
+def _covered_in_time(cue: Cue, coverage: _Coverage) -> bool:
     length = cue.end - cue.start
     covered = coverage.covered(cue.start, cue.end)
     if length <= 0:
@@ -86,38 +111,98 @@ def _point_inside(t: float, coverage: _Coverage) -> bool:
     return idx >= 0 and coverage.ends[idx] >= t
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class _Accepted:
+    """Accepted cues in a temporary SQLite database: their words by time, then all of them sorted by start."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")  # a private temporary file, removed on close
+        self.db.execute("CREATE TABLE cue (start REAL, end_ REAL, ord INTEGER, text TEXT, contested INTEGER)")
+        self.db.execute("CREATE INDEX cue_start ON cue (start, ord)")
+        self.longest = 0.0
+
+    def add(self, order: int, cue: Cue, *, contested: bool = False) -> None:
+        """Keep ``cue``; a contested one (its time covered, its words others) is left out of the word look-ups."""
+        self.db.execute("INSERT INTO cue VALUES (?, ?, ?, ?, ?)", (cue.start, cue.end, order, cue.text, contested))
+        self.longest = max(self.longest, cue.end - cue.start)
+
+    def words_over(self, cue: Cue) -> set[str]:
+        """Words of the accepted cues that overlap ``cue`` in time (a point cue: that contain its second)."""
+        rows = self.db.execute(
+            "SELECT text FROM cue WHERE start BETWEEN ? AND ? AND end_ >= ? AND NOT contested",
+            (cue.start - self.longest, cue.end, cue.start),
+        )
+        return {word for (text,) in rows for word in _words(text)}
+
+    def sorted(self, *, contested: bool) -> Iterator[Cue]:
+        """Every cue by start (file order among equal starts); the contested ones only when ``contested``."""
+        rows = self.db.execute(
+            "SELECT start, end_, text FROM cue WHERE ? OR NOT contested ORDER BY start, ord", (contested,)
+        )
+        for start, end, text in rows:
+            yield Cue(start=start, end=end, text=text)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _unmatched_share(cue: Cue, accepted: _Accepted) -> float:
+    """Share of the cue's letters in words that the cues covering its time do not have (0: a true repeat)."""
+    words = _words(cue.text)
+    letters = sum(len(w) for w in words)
+    if not letters:
+        return 0.0
+    known = accepted.words_over(cue)
+    return sum(len(w) for w in words if w not in known) / letters
+
+
 def clean_cues(cues: Iterable[Cue], stats: SegmentStats | None = None) -> Iterator[Cue]:
-    """Drop duplicated speech, restore time order, remove residual overlaps.
+    """Drop repeated speech, restore time order, remove residual overlaps.
 
     Yields cues sorted by start whose time spans never overlap, so that
-    windows cut from them never overlap either.
+    windows cut from them never overlap either. A cue is dropped only as a
+    repeat: its time mostly covered by cues already accepted and most of its
+    words among theirs; ``stats`` counts what was read, dropped, and dropped
+    without its words being found (:attr:`SegmentStats.lost_share`).
     """
     stats = stats if stats is not None else SegmentStats()
     coverage = _Coverage()
-    heap: list[tuple[float, int, Cue]] = []
-    max_start = float("-inf")
-    last_end = float("-inf")
-    last_start = float("-inf")
-    for order, cue in enumerate(cues):
-        if not cue.text.strip():
-            continue
-        if _is_duplicate(cue, coverage):
-            stats.duplicates += 1
-            continue
-        if cue.start < last_start:
-            stats.late += 1  # arrived after its place was already written out
-            continue
-        coverage.add(cue.start, cue.end)
-        heapq.heappush(heap, (cue.start, order, cue))
-        max_start = max(max_start, cue.start)
-        while heap and heap[0][0] < max_start - _REORDER_HORIZON:
-            fixed = _trim(heapq.heappop(heap)[2], last_end)
-            last_start, last_end = fixed.start, fixed.end
+    accepted = _Accepted()
+    covered_chars = contested_chars = contested = 0
+    try:
+        for order, cue in enumerate(cues):
+            if not cue.text.strip():
+                continue
+            stats.chars += len(cue.text)
+            if _covered_in_time(cue, coverage):
+                covered_chars += len(cue.text)
+                unmatched = _unmatched_share(cue, accepted)
+                if unmatched <= 1 - _SAME_WORDS_FRACTION:
+                    stats.duplicates += 1
+                    stats.dropped_chars += len(cue.text)
+                    stats.unmatched_chars += round(unmatched * len(cue.text))
+                else:
+                    contested_chars += len(cue.text)
+                    contested += 1
+                    accepted.add(order, cue, contested=True)
+                continue
+            coverage.add(cue.start, cue.end)
+            accepted.add(order, cue)
+        second_pass = covered_chars > _RECOVERED_SHARE * stats.chars
+        if second_pass:  # a re-segmentation heard twice: its covered cues are repeats whatever their words
+            stats.duplicates += contested
+            stats.dropped_chars += contested_chars
+            stats.unmatched_chars = 0  # the words of a recogniser's second hearing differ: noise, not speech lost
+        last_end = float("-inf")
+        for cue in accepted.sorted(contested=not second_pass):
+            fixed = _trim(cue, last_end)
+            last_end = fixed.end
             yield fixed
-    while heap:
-        fixed = _trim(heapq.heappop(heap)[2], last_end)
-        last_end = fixed.end
-        yield fixed
+    finally:
+        accepted.close()
 
 
 def _trim(cue: Cue, last_end: float) -> Cue:

@@ -29,6 +29,7 @@ threads, and sends the file's cues back to the process that stores them.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ MEDIA_SUFFIXES: frozenset[str] = frozenset(
 Progress = Callable[[float, float], None]
 
 _SAMPLING_RATE = 16_000
+#: Seconds of audio decoded and recognised at a time (about 80 MB of samples): memory does not grow with duration.
+_CHUNK_SECONDS = 20 * 60.0
 #: A pause this long between two words starts a new cue, so a cue never spans silence.
 _PAUSE_SECONDS = 1.0
 _INSTALL_HINT = "pip install 'lecture-rag[whisper]'"
@@ -225,28 +228,68 @@ def _probe(path: Path) -> float | None:
 
 
 def media_duration(path: Path) -> float:
-    """Duration of the audio in seconds, from the headers when they have it, else by decoding."""
+    """Duration of the audio in seconds, from the headers when they have it, else by decoding (in chunks)."""
     path = Path(path)
     duration = _probe(path)
     if duration is not None:
         return duration
-    return len(_decode(path)) / _SAMPLING_RATE
+    return sum(len(chunk) for _, chunk in _decode_chunks(path)) / _SAMPLING_RATE
 
 
-def _decode(path: Path) -> Any:
-    """Decode the whole audio track to 16 kHz mono float32, as Whisper expects."""
+def _check_duration(path: Path, seconds: float, settings: TranscriptionSettings) -> None:
+    """Refuse audio longer than ``[transcription] max_duration_hours`` (checked before decoding, or while)."""
+    limit = settings.max_duration_hours * 3600
+    if seconds > limit:
+        raise IngestError(
+            f"{path.name}: o áudio tem {_hours(seconds)}, mais que o máximo de {settings.max_duration_hours:g} h "
+            "([transcription] max_duration_hours). Corte o arquivo em partes (por exemplo com 'ffmpeg -ss INÍCIO "
+            "-t DURAÇÃO') ou aumente o limite se a gravação for mesmo tão longa"
+        )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _decode_chunks(path: Path, seconds: float = _CHUNK_SECONDS) -> Iterator[tuple[float, Any]]:
+    """The audio track as 16 kHz mono float32, ``seconds`` at a time: (offset in seconds, samples).
+
+    Decoding a whole lecture at once costs about 0.8 GB per hour of audio
+    (the 16-bit buffer, its float copy and Whisper's features of all of it);
+    in chunks, memory stays the same for a 20-minute and a 6-hour file. The
+    frames pass the very steps of faster-whisper's ``decode_audio`` (its
+    helpers), so a file shorter than one chunk gives the same samples as before.
+    """
     import av
+    import numpy as np
+    from faster_whisper.audio import _group_frames, _ignore_invalid_frames, _resample_frames
 
-    whisper = _import_faster_whisper()
+    size = int(seconds * _SAMPLING_RATE)
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=_SAMPLING_RATE)
+    pending: list[Any] = []
+    buffered = emitted = 0
     try:
-        audio = whisper.decode_audio(str(path), sampling_rate=_SAMPLING_RATE)
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            frames = _resample_frames(
+                _group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500000), resampler
+            )
+            for frame in frames:
+                pending.append(frame.to_ndarray().reshape(-1))
+                buffered += len(pending[-1])
+                while buffered >= size:
+                    joined = np.concatenate(pending)
+                    yield emitted / _SAMPLING_RATE, joined[:size].astype(np.float32) / 32768.0
+                    emitted += size
+                    pending, buffered = [joined[size:]], len(joined) - size
     except av.FFmpegError as exc:
         raise _open_error(path, exc) from exc
     except IndexError as exc:  # decode(audio=0) on a file without an audio stream
         raise _no_audio_error(path) from exc
-    if len(audio) == 0:
-        raise _no_audio_error(path)
-    return audio
+    if buffered or not emitted:
+        joined = np.concatenate(pending) if pending else np.zeros(0, dtype=np.int16)
+        if not emitted and len(joined) == 0:
+            raise _no_audio_error(path)
+        yield emitted / _SAMPLING_RATE, joined.astype(np.float32) / 32768.0
 
 
 def _cue(words: list[Any], total: float) -> Cue | None:
@@ -278,17 +321,14 @@ def _segment_cues(seg: Any, total: float) -> Iterator[Cue]:
         yield cue
 
 
-def _cues(segments: Any, total: float, progress: Progress | None) -> Iterator[Cue]:
-    """Yield the cues of each Whisper segment, clamped to the audio and reported to ``progress``."""
+def _cues(segments: Any, offset: float, end: float) -> Iterator[Cue]:
+    """The cues of each Whisper segment of one chunk, on the file's clock and clamped to the chunk's audio."""
     try:
         for seg in segments:
-            yield from _segment_cues(seg, total)
-            if progress is not None:
-                progress(min(float(seg.end), total), total)
+            for cue in _segment_cues(seg, end - offset):
+                yield Cue(cue.start + offset, cue.end + offset, cue.text) if offset else cue
     except RuntimeError as exc:  # CTranslate2 failures (e.g. out of memory) surface here
         raise IngestError(f"A transcrição falhou no meio do arquivo: {exc}") from exc
-    if progress is not None:
-        progress(total, total)
 
 
 def transcribe(
@@ -301,33 +341,65 @@ def transcribe(
     """Transcribe an audio/video file into timed cues that start and end at words.
 
     ``language`` (default: the settings') is a Whisper language code or a
-    locale (``pt-BR``). Everything that can be checked up front (file,
-    language, model, decoding) is checked before this returns, so the caller
-    gets an :class:`IngestError` right away rather than on the first
-    ``next()``; the returned iterator then runs the slow recognition lazily,
-    segment by segment.
+    locale (``pt-BR``). Everything that can be checked up front (file, its
+    duration against ``max_duration_hours``, language, model, the first
+    chunk's decoding) is checked before this returns, so the caller gets an
+    :class:`IngestError` right away rather than on the first ``next()``; the
+    returned iterator then decodes and recognises the rest lazily, one chunk
+    of audio (:data:`_CHUNK_SECONDS`) at a time, so memory does not grow
+    with the length of the recording.
     """
     path = Path(path)
-    _probe(path)  # fail on a bad file before spending seconds loading a model
+    duration = _probe(path)  # fail on a bad file before spending seconds loading a model
+    if duration is not None:
+        _check_duration(path, duration, settings)
     code = whisper_language(language or settings.language)
     resolved = resolve_model(settings.model, settings.cache_dir)
     whisper_model = _load_model(
         resolved, settings.device, _compute_type(settings), settings.threads or _default_threads()
     )
     _check_language(settings, whisper_model, code)
-    audio = _decode(path)
-    segments, info = whisper_model.transcribe(
-        audio,
-        language=code,
-        vad_filter=settings.vad,
-        condition_on_previous_text=False,
-        word_timestamps=True,
-        beam_size=5,
-    )
-    total = min(float(info.duration), len(audio) / _SAMPLING_RATE)
+    chunks = _decode_chunks(path)
+    first = next(chunks)
+    return _heard(whisper_model, code, settings, (path, duration), itertools.chain([first], chunks), progress)
+
+
+def _heard(
+    whisper_model: Any,
+    code: str,
+    settings: TranscriptionSettings,
+    probed: tuple[Path, float | None],
+    chunks: Iterator[tuple[float, Any]],
+    progress: Progress | None,
+) -> Iterator[Cue]:
+    """Recognise each chunk in turn, its cues on the file's clock, progress in seconds of the whole file."""
+    path, duration = probed
+    total = duration or 0.0
+    heard = 0.0
+    for offset, audio in chunks:
+        end = offset + len(audio) / _SAMPLING_RATE
+        _check_duration(path, end, settings)  # headers without a duration: counted as it is decoded
+        segments, info = whisper_model.transcribe(
+            audio,
+            language=code,
+            vad_filter=settings.vad,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            beam_size=5,
+        )
+        end = offset + min(float(info.duration), len(audio) / _SAMPLING_RATE)
+        total = max(total, end)
+        if progress is not None and offset == 0:
+            progress(0.0, total)
+        for cue in _cues(segments, offset, end):
+            heard = cue.end
+            yield cue
+            if progress is not None:
+                progress(min(heard, total), total)
+        if progress is not None:
+            progress(end, total)
     if progress is not None:
-        progress(0.0, total)
-    return _cues(segments, total, progress)
+        progress(total, total)
 
 
 #: A media file to transcribe in a worker: its path (readable there) and the Whisper language code.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lecture_rag.config import SegmentationSettings
+from lecture_rag.errors import IngestError
 from lecture_rag.ingest.pipeline import IngestOptions, VideoMeta, file_meta, ingest_file, ingest_paths, load_manifest
 from lecture_rag.store import Store
 
@@ -57,12 +58,11 @@ def test_the_video_id_flag_follows_the_same_rule(tmp_path: Path, given: str, exp
         assert [v.video_id for v in store.list_videos()] == [expected]
 
 
-def test_files_of_one_batch_stored_as_one_video_are_stored_in_turn(tmp_path: Path) -> None:
-    """Two files the manifest stores as one video: each replaces what the one before it stored, as in turn.
+def test_files_of_one_batch_stored_as_one_video_are_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    """Two transcripts the manifest stores as one video: the second would silently replace the first (N12).
 
-    The plans are made before any file is stored (so an engine can hear every
-    media file at once); the second file's plan was 'unchanged' then, and is
-    checked again when its turn comes, after the first file replaced it.
+    The batch is refused up front, naming both files and the ways out, and
+    the store keeps what it held (b's version from an earlier ingest).
     """
     folder = tmp_path / "aulas"
     folder.mkdir()
@@ -72,7 +72,8 @@ def test_files_of_one_batch_stored_as_one_video_are_stored_in_turn(tmp_path: Pat
     options = IngestOptions(SegmentationSettings())
     with Store(tmp_path / "store") as store:
         ingest_paths(store, [folder / "b.srt"], options)  # the store holds b's version
-        report = ingest_paths(store, [folder], options)
-        assert [(Path(r.path).name, r.status) for r in report.done] == [("a.srt", "replaced"), ("b.srt", "replaced")]
+        with pytest.raises(IngestError) as refused:
+            ingest_paths(store, [folder], options)
+        assert "a.srt" in str(refused.value) and "b.srt" in str(refused.value) and "video_id" in str(refused.value)
         (segment,) = store.segments("aula")
         assert segment.text == "segunda versão"
