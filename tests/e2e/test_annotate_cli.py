@@ -43,3 +43,40 @@ def test_import_accepts_names_and_aliases(nurc_indexed: Path, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     labels = _labels(nurc_indexed, "importa")
     assert labels[str(items[0]["id"])] == {"bia": "C"} and labels[str(items[1]["id"])] == {"bia": "P"}
+
+
+def _annotations(nurc_indexed: Path, name: str) -> dict[str, dict[str, dict[str, str]]]:
+    report = json.loads(run_cli("report", name, "--format", "json", store=nurc_indexed).stdout)
+    return {r["qid"]: r["annotations"] for r in report["records"]}
+
+
+def test_back_shows_the_earlier_label_and_comment_and_relabelling_keeps_the_comment(
+    nurc_indexed: Path, tmp_path: Path
+) -> None:
+    """Going back ('b') used to show the record as if unlabelled, and labelling it again wiped its comment."""
+    items = _run(nurc_indexed, tmp_path, "voltar")
+    first = str(items[0]["id"])
+    # comment + label C on the first record, back, relabel P (comment untouched), back, then an empty
+    # comment line (Enter keeps it), then 'q'.
+    keys = "o\nfaltou citar o texto\nc\nb\np\nb\no\n\nq\n"
+    result = run_cli("annotate", "voltar", "--annotator", "ana", store=nurc_indexed, input=keys)
+    assert result.returncode == 0, result.stderr
+    screens = result.stdout.split("1/3 · anotadas por você")
+    # screens[1]: first view; [2]: after 'o'; [3]: after 'b' (labelled C); [4]: after the second 'b' (relabelled P)
+    assert "Seu rótulo" not in screens[1]
+    assert "Seu rótulo: C" in screens[3] and "faltou citar o texto" in screens[3]
+    assert "Seu rótulo: P" in screens[4] and "faltou citar o texto" in screens[4]
+    assert _annotations(nurc_indexed, "voltar")[first]["ana"]["label"] == "P"
+    assert _annotations(nurc_indexed, "voltar")[first]["ana"]["comment"] == "faltou citar o texto"
+
+
+def test_the_record_reads_question_answer_reference_then_evidence(nurc_indexed: Path, tmp_path: Path) -> None:
+    """The person judges the answer: it comes after the question, then the reference answer, then the evidence."""
+    items = _run(nurc_indexed, tmp_path, "ordem")
+    result = run_cli("annotate", "ordem", "--annotator", "bia", store=nurc_indexed, input="q\n")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    reference = " ".join(str(items[0]["answer"]).split())
+    marks = ["Pergunta:", "Resposta em avaliação", "Resposta de referência", reference[:40], "Evidência"]
+    positions = [out.find(mark) for mark in marks]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(marks, positions, strict=True))
