@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
 from pathlib import Path
 
-from tests.support.cli import run_cli
+from tests.support.cli import EXE, cli_env, run_cli
 from tests.support.paths import QUESTIONS
 
 
@@ -80,3 +86,76 @@ def test_the_record_reads_question_answer_reference_then_evidence(nurc_indexed: 
     marks = ["Pergunta:", "Resposta em avaliação", "Resposta de referência", reference[:40], "Evidência"]
     positions = [out.find(mark) for mark in marks]
     assert -1 not in positions and positions == sorted(positions), dict(zip(marks, positions, strict=True))
+
+
+class _Terminal:
+    """The annotator on a real pseudo-terminal: keys arrive one at a time, prompts read whole lines."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+    def __init__(self, args: list[str], store: Path) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [EXE, *args], stdin=slave, stdout=slave, stderr=slave, env=cli_env(store, {"TERM": "xterm"}),
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 120) -> str:
+        """Everything printed since the last call, once ``text`` is in it (the screen is read as plain text)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            assert time.monotonic() < deadline, f"{text!r} não apareceu; saída: {self.seen[-2000:]!r}"
+            ready, _, _ = select.select([self.master], [], [], 1)
+            if ready:
+                try:
+                    self.seen += self.ANSI.sub("", os.read(self.master, 65536).decode("utf-8", "replace"))
+                except OSError:  # the child closed the terminal
+                    break
+        assert text in self.seen, self.seen[-2000:]
+        out, self.seen = self.seen, ""
+        return " ".join(out.split())
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode("utf-8"))
+
+    def close(self) -> int:
+        code = self.proc.wait(timeout=60)
+        os.close(self.master)
+        return code
+
+
+def test_in_a_terminal_the_comment_prompt_offers_the_current_comment_and_enter_keeps_it(
+    nurc_indexed: Path, tmp_path: Path
+) -> None:
+    """With a real terminal (one key per label): back shows label and comment; Enter at the prompt keeps it."""
+    items = _run(nurc_indexed, tmp_path, "terminal")
+    first = str(items[0]["id"])
+    term = _Terminal(["annotate", "terminal", "--annotator", "ana"], nurc_indexed)
+    try:
+        term.expect("q = sair")
+        term.send("o")
+        term.expect("Observação (Enter mantém")
+        term.send("faltou citar o texto\r")
+        assert "Observação: faltou citar o texto" in term.expect("q = sair")
+        term.send("c")
+        term.expect("2/3")
+        term.expect("q = sair")
+        term.send("b")
+        back = term.expect("q = sair")
+        assert "Seu rótulo: C" in back and "Observação: faltou citar o texto" in back
+        term.send("o")
+        assert "[faltou citar o texto]" in term.expect("apaga)")
+        term.send("\r")
+        term.expect("q = sair")
+        term.send("p")
+        term.expect("Gravado: P")
+        term.expect("q = sair")
+        term.send("q")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    saved = _annotations(nurc_indexed, "terminal")[first]["ana"]
+    assert saved["label"] == "P" and saved["comment"] == "faltou citar o texto"
