@@ -1,4 +1,4 @@
-.PHONY: install test test-slow test-all lint imports bench check-base
+.PHONY: install test test-slow test-all lint imports bench check-base docs
 
 install:
 	./scripts/setup
@@ -29,6 +29,11 @@ check-base:
 # Which part of the package imports which (the layer graph, from the code).
 imports:
 	.venv/bin/python scripts/import_graph.py
+
+# The documentation site: the CLI reference regenerated from the app, then MkDocs (strict: broken links fail) into site/.
+docs:
+	.venv/bin/python scripts/cli_reference.py
+	.venv/bin/mkdocs build --strict
 
 bench:
 	.venv/bin/python -m bench.bench_indexing

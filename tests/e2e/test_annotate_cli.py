@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
 from pathlib import Path
 
-from tests.support.cli import run_cli
+from tests.support.cli import EXE, cli_env, run_cli
 from tests.support.paths import QUESTIONS
 
 
@@ -43,3 +49,113 @@ def test_import_accepts_names_and_aliases(nurc_indexed: Path, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     labels = _labels(nurc_indexed, "importa")
     assert labels[str(items[0]["id"])] == {"bia": "C"} and labels[str(items[1]["id"])] == {"bia": "P"}
+
+
+def _annotations(nurc_indexed: Path, name: str) -> dict[str, dict[str, dict[str, str]]]:
+    report = json.loads(run_cli("report", name, "--format", "json", store=nurc_indexed).stdout)
+    return {r["qid"]: r["annotations"] for r in report["records"]}
+
+
+def test_back_shows_the_earlier_label_and_comment_and_relabelling_keeps_the_comment(
+    nurc_indexed: Path, tmp_path: Path
+) -> None:
+    """Going back ('b') used to show the record as if unlabelled, and labelling it again wiped its comment."""
+    items = _run(nurc_indexed, tmp_path, "voltar")
+    first = str(items[0]["id"])
+    # comment + label C on the first record, back, relabel P (comment untouched), back, then an empty
+    # comment line (Enter keeps it), then 'q'.
+    keys = "o\nfaltou citar o texto\nc\nb\np\nb\no\n\nq\n"
+    result = run_cli("annotate", "voltar", "--annotator", "ana", store=nurc_indexed, input=keys)
+    assert result.returncode == 0, result.stderr
+    screens = result.stdout.split("1/3 · anotadas por você")
+    # screens[1]: first view; [2]: after 'o'; [3]: after 'b' (labelled C); [4]: after the second 'b' (relabelled P)
+    assert "Seu rótulo" not in screens[1]
+    assert "Seu rótulo: C" in screens[3] and "faltou citar o texto" in screens[3]
+    assert "Seu rótulo: P" in screens[4] and "faltou citar o texto" in screens[4]
+    assert _annotations(nurc_indexed, "voltar")[first]["ana"]["label"] == "P"
+    assert _annotations(nurc_indexed, "voltar")[first]["ana"]["comment"] == "faltou citar o texto"
+
+
+def test_the_record_reads_question_answer_reference_then_evidence(nurc_indexed: Path, tmp_path: Path) -> None:
+    """The person judges the answer: it comes after the question, then the reference answer, then the evidence."""
+    items = _run(nurc_indexed, tmp_path, "ordem")
+    result = run_cli("annotate", "ordem", "--annotator", "bia", store=nurc_indexed, input="q\n")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    reference = " ".join(str(items[0]["answer"]).split())
+    marks = ["Pergunta:", "Resposta em avaliação", "Resposta de referência", reference[:40], "Evidência"]
+    positions = [out.find(mark) for mark in marks]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(marks, positions, strict=True))
+
+
+class _Terminal:
+    """The annotator on a real pseudo-terminal: keys arrive one at a time, prompts read whole lines."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+    def __init__(self, args: list[str], store: Path) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [EXE, *args], stdin=slave, stdout=slave, stderr=slave, env=cli_env(store, {"TERM": "xterm"}),
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 120) -> str:
+        """Everything printed since the last call, once ``text`` is in it (the screen is read as plain text)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            assert time.monotonic() < deadline, f"{text!r} não apareceu; saída: {self.seen[-2000:]!r}"
+            ready, _, _ = select.select([self.master], [], [], 1)
+            if ready:
+                try:
+                    self.seen += self.ANSI.sub("", os.read(self.master, 65536).decode("utf-8", "replace"))
+                except OSError:  # the child closed the terminal
+                    break
+        assert text in self.seen, self.seen[-2000:]
+        out, self.seen = self.seen, ""
+        return " ".join(out.split())
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode("utf-8"))
+
+    def close(self) -> int:
+        code = self.proc.wait(timeout=60)
+        os.close(self.master)
+        return code
+
+
+def test_in_a_terminal_the_comment_prompt_offers_the_current_comment_and_enter_keeps_it(
+    nurc_indexed: Path, tmp_path: Path
+) -> None:
+    """With a real terminal (one key per label): back shows label and comment; Enter at the prompt keeps it."""
+    items = _run(nurc_indexed, tmp_path, "terminal")
+    first = str(items[0]["id"])
+    term = _Terminal(["annotate", "terminal", "--annotator", "ana"], nurc_indexed)
+    try:
+        term.expect("q = sair")
+        term.send("o")
+        term.expect("Observação (Enter mantém")
+        term.send("faltou citar o texto\r")
+        assert "Observação: faltou citar o texto" in term.expect("q = sair")
+        term.send("c")
+        term.expect("2/3")
+        term.expect("q = sair")
+        term.send("b")
+        back = term.expect("q = sair")
+        assert "Seu rótulo: C" in back and "Observação: faltou citar o texto" in back
+        term.send("o")
+        assert "[faltou citar o texto]" in term.expect("apaga)")
+        term.send("\r")
+        term.expect("q = sair")
+        term.send("p")
+        term.expect("Gravado: P")
+        term.expect("q = sair")
+        term.send("q")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    saved = _annotations(nurc_indexed, "terminal")[first]["ana"]
+    assert saved["label"] == "P" and saved["comment"] == "faltou citar o texto"

@@ -245,6 +245,38 @@ def test_annotation_page_without_token_asks_for_it(server: WebServer, page: tupl
     assert stored_annotations(server.store, "bia") == {}
 
 
+@pytest.mark.parametrize("width", [390, 1280])
+def test_annotation_reads_question_answer_reference_then_collapsed_evidence(
+    server: WebServer, page: tuple[Page, Watch], width: int
+) -> None:
+    """The person judges the answer: it comes right after the question, then the question file's
+    reference answer, and the retrieved segments only when asked for (issue 25, item 3)."""
+    pg, _ = page
+    pg.set_viewport_size({"width": width, "height": 900})
+    log_in(pg, server)
+    pg.goto(f"{server.base_url}/runs/{RUN}/annotate")
+    pg.fill("#annotator-input", f"ordem-{width}")
+    pg.get_by_role("button", name="Começar").click()
+    expect(pg.locator("body")).to_have_attribute("data-ready", "1")
+    expect(pg.locator("#record")).to_have_attribute("data-qid", "web-foto")
+    expect(pg.locator("#reference-answer")).to_have_text("Pela luz, na clorofila.")
+    parts = ["#record-question", "#answer", "#reference-answer", "#evidence"]
+    boxes = []
+    for selector in parts:
+        expect(pg.locator(selector)).to_be_visible()
+        box = pg.locator(selector).bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width + 1, (selector, box)  # nothing off the screen
+        boxes.append(box["y"])
+    assert boxes == sorted(boxes) and len(set(boxes)) == len(parts), dict(zip(parts, boxes, strict=True))
+    evidence = pg.locator("#evidence")
+    assert evidence.evaluate("(e) => e.tagName === 'DETAILS' && !e.open")
+    expect(pg.locator("#hits")).to_be_hidden()
+    expect(evidence.locator("summary")).to_contain_text("Segmentos recuperados")
+    evidence.locator("summary").click()
+    expect(pg.locator("#hits > li").first).to_be_visible()
+    expect(pg.locator("#hits")).to_contain_text(SCRIPT_CAPTION)
+
+
 def test_agreement_page_shows_numbers_and_plots(server: WebServer, page: tuple[Page, Watch], screenshots: Path) -> None:
     pg, _ = page
     for qid, label in {"web-foto": "C", "nurc-048": "P", "nurc-049": "C", "nurc-050": "P", "nurc-051": "P"}.items():

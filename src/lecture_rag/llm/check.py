@@ -23,7 +23,7 @@ PROBE = Request(
     ],
     max_tokens=PROBE_TOKENS,
 )
-README_HINT = "Veja a seção 'Plugging in an LLM' do README."
+README_HINT = "Veja a seção 'Plugging in an LLM' em docs/llms.md."
 
 
 @dataclass(slots=True)

@@ -87,6 +87,7 @@ class RecordOut(BaseModel):
     number: int = Field(description="1-based position in the question file")
     question: str
     answer: Answer
+    reference: str | None = Field(description="the question file's expected answer, when it has one")
     answer_relevance: Judgment | None
     auto_label: str | None = Field(description="automated label; hidden (None) until the annotator has labelled")
     auto_label_hidden: bool

@@ -25,6 +25,7 @@ def record_out(item: RunItem, annotator: str | None) -> RecordOut:
         number=item.number,
         question=item.question,
         answer=item.answer,
+        reference=item.meta.answer or None,
         answer_relevance=item.judgments.get("answer_relevance"),
         auto_label=None if hidden else auto_label(item),
         auto_label_hidden=hidden,

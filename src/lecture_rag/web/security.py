@@ -1,6 +1,6 @@
 """Host check, token and login sessions, request size limit and security headers.
 
-The model, briefly (the README says it for users):
+The model, briefly (docs/reliability.md says it for users):
 
 * the server binds to 127.0.0.1 unless told otherwise, and only answers
   requests whose ``Host`` is an allowed name (see :func:`access_for`): this

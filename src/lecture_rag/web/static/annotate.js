@@ -45,6 +45,11 @@
       `Pergunta ${record.number} · registro ${state.index + 1} de ${state.records.length} · ${record.qid}`;
     $("record-question").textContent = record.question;
     LR.renderHits($("hits"), answer.hits, play);
+    $("hits-count").textContent = String(answer.hits.length);
+    $("evidence").open = false;
+    $("reference-answer").textContent = record.reference || "";
+    $("reference-box").hidden = !record.reference;
+    $("no-reference").hidden = Boolean(record.reference);
     LR.renderAnswer($("answer"), answer.error ? "" : answer.answer, answer.context, play);
     $("answer-error").textContent = answer.error ? `Erro do LLM: ${answer.error}` : "";
     $("answer-error").hidden = !answer.error;
