@@ -12,6 +12,10 @@ translates the placeholders and the few type names (:mod:`lecture_rag.store.sche
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
@@ -72,3 +76,21 @@ class Database(Protocol):
 def is_database_url(url: str) -> bool:
     """Whether a ``[store] url`` names a server database (anything else non-empty is refused by the opener)."""
     return url.startswith(("postgresql://", "postgres://"))
+
+
+#: Test hook, for fault injection only: with this variable set to N, the process kills itself (SIGKILL, as
+#: a power cut or the OOM killer would) right after its Nth committed transaction, so the tests can stop a
+#: real command between every pair of its transactions and check what a rerun finds. Unset: nothing happens.
+FAULT_KILL_AFTER_COMMITS = "LECTURE_RAG_FAULT_KILL_AFTER_COMMITS"
+_commits = itertools.count(1)
+_commits_lock = threading.Lock()
+
+
+def after_commit() -> None:
+    """Called by each database after every COMMIT: the fault-injection point of :data:`FAULT_KILL_AFTER_COMMITS`."""
+    kill_after = os.environ.get(FAULT_KILL_AFTER_COMMITS)
+    if not kill_after:
+        return
+    with _commits_lock:
+        if next(_commits) == int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -34,7 +34,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lecture_rag.errors import StoreError
-from lecture_rag.store.database import Dialect, Params, is_database_url
+from lecture_rag.store.database import Dialect, Params, after_commit, is_database_url
 from lecture_rag.store.failures import StorageError
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it does not answer
@@ -184,6 +184,7 @@ class PostgresDatabase:
             if exclusive:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_KEY,))
             yield _Transaction(conn)
+        after_commit()
 
     @contextmanager
     def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:

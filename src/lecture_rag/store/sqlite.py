@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
-from lecture_rag.store.database import Dialect, Params
+from lecture_rag.store.database import Dialect, Params, after_commit
 from lecture_rag.store.failures import os_errors, rollback, sqlite_errors, write_protected
 
 LOCKS_DIRNAME = "locks"
@@ -96,6 +96,7 @@ class SqliteDatabase:
             except BaseException:
                 rollback(conn)
                 raise
+        after_commit()
 
     @contextmanager
     def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
