@@ -8,6 +8,7 @@ a file-size limit (``RLIMIT_FSIZE``), a damaged file, a stopped and restarted Po
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -99,3 +100,18 @@ def test_a_run_killed_after_any_commit_never_loses_a_question_files_label(store:
         assert _rows(store, _unlabelled(name)) == [(0,)], f"label lost when killed after commit {n}"
         assert _rows(store, f"SELECT COUNT(*) FROM annotations WHERE run='{name}'") == [(3,)]
         assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
+# -- N20: no piece of a database password in messages --------------------------------------
+@pytest.mark.parametrize(
+    "password",
+    ["xqzv@kw9mt", "abcq/defr7", "seg@red/ox", "pq?rs#tuvw", "mno%40pqr%2Fstu", "zz:yyyy@xxxx"],
+)
+def test_a_database_password_with_reserved_characters_never_shows(password: str, tmp_path: Path) -> None:
+    """Before: urlsplit ended the user info at the first '@' or '/', and 'db status' printed the rest of the
+    password as the server, the path or the port ('Port could not be cast to integer value as ...')."""
+    for url in (f"postgresql://ana:{password}@127.0.0.1:1/acervo", f"postgresql://ana:{password}@127.0.0.1:5x/acervo"):
+        result = run_cli("db", "status", store=tmp_path / "s", env={"LECTURE_RAG_DATABASE_URL": url})
+        text = _clean_failure(result, "ana@127.0.0.1")
+        fragments = {password, *(p for p in re.split(r"[@/:?#%]", password) if len(p) >= 4)}
+        assert not [f for f in fragments if f in text], text

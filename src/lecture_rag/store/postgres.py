@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import psycopg.errors
@@ -109,36 +110,79 @@ class _Transaction:
             cur.executemany(translate(sql), [tuple(r) for r in rows])
 
 
+def _authority_split(url: str) -> tuple[str, str, str]:
+    """(scheme, user info, the rest) of a URL, the user info ending at the *last* '@'.
+
+    Why not ``urlsplit``: a password holding a raw '@', '/', '?' or '#' makes
+    it end the user info too early, and part of the password becomes the
+    "server" or the "path" that messages show. The last '@' is always the
+    user info's end (at worst a query's '@' hides a little more than needed).
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return scheme, userinfo if at else "", host if at else rest
+
+
+def password_of(url: str) -> str:
+    """The password a URL carries ('' for none), as written and percent-decoded pieces are redacted from."""
+    userinfo = _authority_split(url)[1]
+    return userinfo.partition(":")[2]
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without the URL's password nor any piece of it (libpq quotes the pieces it misread as a host).
+
+    Pieces shorter than 4 characters are left (they would blank ordinary words and reveal little).
+    """
+    secret = password_of(url)
+    if not secret:
+        return text
+    pieces = {p for p in (*re.split(r"[@/:?#&=%]", secret), *re.split(r"[@/:?#&=]", unquote(secret))) if len(p) >= 4}
+    for piece in sorted({secret, unquote(secret), *pieces}, key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
+
+
 def safe_url(url: str) -> str:
-    """The URL as messages show it: scheme, user, server and database, never the password."""
-    parts = urlsplit(url)
+    """The URL as messages show it: scheme, user, server and database, never the password (nor a piece of it)."""
+    scheme, userinfo, rest = _authority_split(url)
+    user = userinfo.partition(":")[0]
+    parts = urlsplit(f"{scheme}://{rest}")
     try:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:  # a port that is not a number: shown as written
         port = ":" + parts.netloc.rsplit(":", 1)[-1]
-    user = f"{parts.username}@" if parts.username else ""
-    shown = f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+    shown = f"{scheme}://{user + '@' if user else ''}{parts.hostname or ''}{port}{parts.path}"
     if not parts.hostname and "host=" in parts.query:  # a Unix socket folder
         shown += f" (socket em {parts.query.split('host=', 1)[1].split('&', 1)[0]})"
-    return shown
+    return redact(shown, url)
 
 
 def check_url(url: str) -> None:
     """Refuse what cannot be a PostgreSQL URL before trying to connect (a typo, another database's scheme)."""
     if not is_database_url(url):
         raise StoreError(
-            f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else url!r}. "
+            f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else '(oculta)'}. "
             "Use postgresql://USUÁRIO:SENHA@SERVIDOR:PORTA/BANCO em LECTURE_RAG_DATABASE_URL ou em [store] url "
-            "(ou deixe vazio para o SQLite do diretório do acervo). Nada foi gravado."
+            "(ou deixe vazio para o SQLite do diretório do acervo); uma senha com @, /, ?, # ou % vai "
+            "codificada (%40, %2F, %3F, %23, %25). Nada foi gravado."
         )
+    scheme, _, rest = _authority_split(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}://{rest}")
         _ = parts.port  # a non-numeric port raises here
     except ValueError as exc:
-        raise StoreError(f"URL de banco de dados malformada ({exc}): {safe_url(url)}. Nada foi gravado.") from None
+        raise StoreError(
+            f"URL de banco de dados malformada ({redact(str(exc), url)}): {safe_url(url)}. Nada foi gravado."
+        ) from None
     if not parts.path.strip("/"):
         raise StoreError(
             f"A URL {safe_url(url)} não diz qual banco usar: termine-a com /NOME_DO_BANCO. Nada foi gravado."
+        )
+    if any(ch in password_of(url) for ch in "@/?#"):
+        raise StoreError(
+            f"A senha da URL {safe_url(url)} tem um caractere reservado (@, /, ? ou #) sem codificar: escreva-o "
+            "como %40, %2F, %3F ou %23 (ex.: postgresql://ana:p%40ss@servidor/banco). Nada foi gravado."
         )
 
 
@@ -209,26 +253,38 @@ class PostgresDatabase:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Name what went wrong with the server; a statement's own error (a bug, a constraint) passes as it is."""
+        """Name what went wrong with the server; a statement's own error (a bug, a constraint) passes as it is.
+
+        Every message goes through :func:`redact`: no piece of the password, whatever libpq quoted.
+        """
         try:
             yield
         except PoolTimeout as exc:
             raise StorageError(
-                f"O banco {self.where} não respondeu a tempo ({exc}). Confira se o servidor PostgreSQL está no ar "
-                "e aceita conexões; nada foi gravado pela operação interrompida."
+                redact(
+                    f"O banco {self.where} não respondeu a tempo ({exc}). Confira se o servidor PostgreSQL está no "
+                    "ar e aceita conexões; nada foi gravado pela operação interrompida.",
+                    self.url,
+                )
             ) from exc
         except psycopg.errors.DiskFull as exc:
             raise StorageError(
-                f"O servidor PostgreSQL {self.where} está sem espaço em disco ({exc}). A operação foi desfeita; "
-                "libere espaço no servidor e rode o comando de novo."
+                redact(
+                    f"O servidor PostgreSQL {self.where} está sem espaço em disco ({exc}). A operação foi desfeita; "
+                    "libere espaço no servidor e rode o comando de novo.",
+                    self.url,
+                )
             ) from exc
         except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
             raise StorageError(
-                f"O banco {self.where} não aceita gravação por este usuário ({exc}). Use um usuário com permissão "
-                "de escrita (ou o servidor primário, não uma réplica de leitura); nada foi gravado."
+                redact(
+                    f"O banco {self.where} não aceita gravação por este usuário ({exc}). Use um usuário com "
+                    "permissão de escrita (ou o servidor primário, não uma réplica de leitura); nada foi gravado.",
+                    self.url,
+                )
             ) from exc
         except psycopg.OperationalError as exc:
-            raise StorageError(_connection_problem(self.where, exc)) from exc
+            raise StorageError(redact(_connection_problem(self.where, exc), self.url)) from exc
 
 
 def _connection_problem(where: str, exc: psycopg.OperationalError) -> str:
