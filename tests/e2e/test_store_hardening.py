@@ -115,3 +115,24 @@ def test_a_database_password_with_reserved_characters_never_shows(password: str,
         text = _clean_failure(result, "ana@127.0.0.1")
         fragments = {password, *(p for p in re.split(r"[@/:?#%]", password) if len(p) >= 4)}
         assert not [f for f in fragments if f in text], text
+
+
+# -- N21 (second half): intervals and timeouts are bounded and finite ---------------------------
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("[store]\nindex_poll_seconds", "0.000001", "store.index_poll_seconds: Input should be greater than or equal to 0.5"),
+        ("[store]\nindex_poll_seconds", "nan", "store.index_poll_seconds"),
+        ("[llm]\ntimeout", "inf", "llm.timeout"),
+        ("[judge_llm]\ntimeout", "1e12", "judge_llm.timeout"),
+    ],
+)
+def test_a_poll_interval_or_timeout_out_of_bounds_is_refused(
+    setting: str, value: str, says: str, tmp_path: Path
+) -> None:
+    """Before: index_poll_seconds = 0.000001 was accepted (an idle server used 0.41 of a core), and an
+    infinite LLM timeout too."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"{setting} = {value}\n", encoding="utf-8")
+    result = run_cli("corpus", "list", store=tmp_path / "s", env={"LECTURE_RAG_CONFIG": str(config)})
+    _clean_failure(result, "Configuração inválida", says)
