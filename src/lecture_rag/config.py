@@ -203,7 +203,7 @@ class StoreSettings(BaseModel):
     pool_size: int = Field(8, ge=2, le=200, description="PostgreSQL connections one process keeps open at most")
     # At least half a second: a tighter poll makes an idle server spin on the database (0.41 of a core at 1 µs).
     index_poll_seconds: float = Field(
-        2.0, ge=0.5, le=3600, allow_inf_nan=False, description="how often a web replica checks whether the corpus changed"
+        2.0, ge=0.5, le=3600, allow_inf_nan=False, description="how often a web replica checks if the corpus changed"
     )
 
 

@@ -13,7 +13,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -121,7 +120,11 @@ def test_a_database_password_with_reserved_characters_never_shows(password: str,
 @pytest.mark.parametrize(
     ("setting", "value", "says"),
     [
-        ("[store]\nindex_poll_seconds", "0.000001", "store.index_poll_seconds: Input should be greater than or equal to 0.5"),
+        (
+            "[store]\nindex_poll_seconds",
+            "0.000001",
+            "store.index_poll_seconds: Input should be greater than or equal to 0.5",
+        ),
         ("[store]\nindex_poll_seconds", "nan", "store.index_poll_seconds"),
         ("[llm]\ntimeout", "inf", "llm.timeout"),
         ("[judge_llm]\ntimeout", "1e12", "judge_llm.timeout"),
@@ -136,3 +139,78 @@ def test_a_poll_interval_or_timeout_out_of_bounds_is_refused(
     config.write_text(f"{setting} = {value}\n", encoding="utf-8")
     result = run_cli("corpus", "list", store=tmp_path / "s", env={"LECTURE_RAG_CONFIG": str(config)})
     _clean_failure(result, "Configuração inválida", says)
+
+
+# -- N16 / N17: an annotation import is all or nothing, and its names are the web API's -------------
+ANNOTATORS = 100  # x QUESTIONS rows: a file big enough to be caught half way
+
+
+@pytest.fixture(scope="module")
+def answered(indexed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The indexed store with a run 'base' of QUESTIONS answered questions."""
+    root = tmp_path_factory.mktemp("answered")
+    store = root / "store"
+    shutil.copytree(indexed, store)
+    questions = _questions(root / "q.jsonl", QUESTIONS)
+    made = run_cli("run", str(questions), "--name", "base", *RUN, store=store)
+    assert made.returncode == 0, made.stderr + made.stdout
+    return store
+
+
+@pytest.fixture
+def run_store(answered: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "store"
+    shutil.copytree(answered, copy)
+    return copy
+
+
+def _big_import(path: Path) -> Path:
+    rows = ["qid,label,annotator,comment"]
+    rows += [f"q{q},C,pessoa {a},{'um comentário longo ' * 3}" for a in range(ANNOTATORS) for q in range(QUESTIONS)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+_ANNOTATIONS = "SELECT COUNT(*) FROM annotations WHERE run='base'"
+
+
+def test_a_killed_import_stores_all_or_nothing(run_store: Path, tmp_path: Path) -> None:
+    """SIGKILL once 500 rows are visible (or at the end). Before: one transaction per row, 500+ of 6,000 stayed."""
+    path = _big_import(tmp_path / "rotulos.csv")
+    proc = subprocess.Popen(
+        [EXE, "annotate", "import", "base", str(path)],
+        env=cli_env(run_store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    kill_when(proc, run_store / DB, _ANNOTATIONS, 500, timeout=300)
+    assert _rows(run_store, _ANNOTATIONS)[0][0] in (0, QUESTIONS * ANNOTATORS)
+    again = run_cli("annotate", "import", "base", str(path), store=run_store)
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert _rows(run_store, _ANNOTATIONS) == [(QUESTIONS * ANNOTATORS,)]
+
+
+def test_an_import_stopped_by_a_file_size_limit_leaves_nothing(run_store: Path, tmp_path: Path) -> None:
+    """Before: it said "desfeita" (undone) but the rows committed before the limit stayed."""
+    path = _big_import(tmp_path / "rotulos.csv")
+    result = run_with_file_limit(["annotate", "import", "base", str(path)], 40_000, store=run_store)
+    _clean_failure(result, "espaço", "desfeita")
+    assert _rows(run_store, _ANNOTATIONS) == [(0,)]
+    with sqlite3.connect(run_store / DB) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("name", ["x" * 10_000, "ana\x07bia", "ana\x1b[2J", "\u0085"])
+def test_annotator_names_the_web_api_refuses_are_refused_everywhere(run_store: Path, tmp_path: Path, name: str) -> None:
+    """Before: 'annotate import' stored 10,000-character and control-character names the web API refuses."""
+    path = tmp_path / "rotulos.jsonl"
+    rows = [{"qid": "q0", "label": "C", "annotator": "ana"}, {"qid": "q1", "label": "C", "annotator": name}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    imported = run_cli("annotate", "import", "base", str(path), store=run_store)
+    _clean_failure(imported, "linha 2", "Nome de anotador inválido", "nada foi importado")
+    flagged = run_cli("annotate", "import", "base", str(path), "--annotator", name, store=run_store)
+    _clean_failure(flagged, "Nome de anotador inválido")
+    terminal = run_cli("annotate", "base", "--annotator", name, store=run_store, input="c\nq\n")
+    _clean_failure(terminal, "Nome de anotador inválido")
+    assert _rows(run_store, _ANNOTATIONS) == [(0,)]
+    assert name not in json.dumps(_rows(run_store, "SELECT annotator FROM annotations"))

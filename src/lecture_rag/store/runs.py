@@ -35,6 +35,27 @@ def check_run_name(name: str) -> None:
         )
 
 
+#: The longest annotator name (the web API's limit, and the one every other way in shares).
+MAX_ANNOTATOR_CHARS = 80
+
+
+def annotator_name(value: str) -> str:
+    """An annotator's name as stored: runs of whitespace made one space; empty, too long or control characters refused.
+
+    The one check for every way a label comes in (the web API, ``annotate``
+    in the terminal, ``annotate import``, a question file): a name the web
+    app would refuse must never be stored by another door.
+    """
+    name = " ".join(value.split())
+    if not name or len(name) > MAX_ANNOTATOR_CHARS or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        shown = name[:40] + ("…" if len(name) > 40 else "")
+        raise LectureRagError(
+            f"Nome de anotador inválido ({shown!r}): use de 1 a {MAX_ANNOTATOR_CHARS} caracteres visíveis, "
+            "sem caracteres de controle."
+        )
+    return name
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -198,13 +219,25 @@ class RunStore:
     # -- annotations --------------------------------------------------------
     def annotate(self, name: str, qid: str, annotator: str, label: str, comment: str = "") -> None:
         """A person's label for one item; relabelling by the same person replaces it."""
+        self.annotate_many(name, [(qid, annotator, label, comment)])
+
+    def annotate_many(self, name: str, labels: Sequence[tuple[str, str, str, str]]) -> None:
+        """Labels (qid, annotator, label, comment) in one transaction: all of them are stored, or none.
+
+        Why one transaction: an import killed or stopped by a full disk half
+        way must leave the run as it was, not with the first rows of the file.
+        Every annotator name passes :func:`annotator_name` first.
+        """
+        rows = [(qid, annotator_name(annotator), label, comment) for qid, annotator, label, comment in labels]
         with self.store.transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM run_items WHERE run=? AND qid=?", (name, qid)).fetchone()
-            if not exists:
-                raise LectureRagError(f"A rodada '{name}' não tem a pergunta '{qid}'.")
-            conn.execute(
+            known = {str(r[0]) for r in conn.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
+            for qid, *_ in rows:
+                if qid not in known:
+                    raise LectureRagError(f"A rodada '{name}' não tem a pergunta '{qid}'.")
+            now = _now()
+            conn.executemany(
                 """INSERT INTO annotations(run, qid, annotator, label, comment, created_at) VALUES(?,?,?,?,?,?)
                    ON CONFLICT(run, qid, annotator) DO UPDATE SET label=excluded.label,
                      comment=excluded.comment, created_at=excluded.created_at""",
-                (name, qid, annotator, label, comment, _now()),
+                [(name, qid, who, label, comment, now) for qid, who, label, comment in rows],
             )
