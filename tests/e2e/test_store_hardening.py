@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from lecture_rag.store.database import FAULT_KILL_AFTER_COMMITS as KILL_AFTER
-from tests.support.cli import EXE, cli_env, kill_when, run_cli
+from tests.support.cli import EXE, cli_env, kill_when, run_cli, wait_for_count
 from tests.support.limits import run_with_file_limit
+from tests.support.postgres import PgServer
 
 QUESTIONS = 60
 DB = "lecture-rag.sqlite3"
@@ -214,3 +215,43 @@ def test_annotator_names_the_web_api_refuses_are_refused_everywhere(run_store: P
     _clean_failure(terminal, "Nome de anotador inválido")
     assert _rows(run_store, _ANNOTATIONS) == [(0,)]
     assert name not in json.dumps(_rows(run_store, "SELECT annotator FROM annotations"))
+
+
+# -- N18: a run's lock survives a PostgreSQL restart -------------------------------------------
+_LOCK_WORDS = ("já está sendo executada", "outro processo assumiu")
+
+
+@pytest.mark.slow
+def test_a_second_run_after_a_postgres_restart_never_runs_beside_the_first(
+    pg_server: PgServer, indexed: Path, tmp_path: Path
+) -> None:
+    """The server restarts while run A answers, then run B of the same name starts. Before: A's session
+    advisory lock died with its connection, A went on through its pool, and B started too (both answered
+    the same questions). Now one of them stops with a clear message: B refused, or A (if B took the lock
+    first)."""
+    env = {"LECTURE_RAG_DATABASE_URL": pg_server.new_database()}
+    made = run_cli("ingest", str(indexed.parent / "aulas"), store=tmp_path / "a", env=env)
+    assert made.returncode == 0, made.stderr + made.stdout
+    questions = _questions(tmp_path / "q.jsonl", 400)
+    args = ["run", str(questions), "--name", "reinicio", *RUN]
+    log = (tmp_path / "a.log").open("w+", encoding="utf-8")
+    first = subprocess.Popen([EXE, *args], env=cli_env(tmp_path / "a", env), stdout=log, stderr=log, text=True)
+    try:
+        wait_for_count(first, env["LECTURE_RAG_DATABASE_URL"], "SELECT COUNT(*) FROM run_items", 5, timeout=120)
+        assert first.poll() is None, "run A ended before the restart"
+        pg_server.restart()
+        second = run_cli(*args, store=tmp_path / "b", env=env)
+        a_running = first.poll() is None
+        if second.returncode == 0:  # B took the lock first: A must stop at its next write
+            first.wait(timeout=120)
+            log.seek(0)
+            a_text = log.read()
+            assert first.returncode == 2 and "outro processo assumiu" in a_text, a_text
+        else:
+            _clean_failure(second, "já está sendo executada")
+            assert a_running, "A stopped, yet B did not run"
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        log.close()

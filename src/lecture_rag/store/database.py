@@ -47,6 +47,20 @@ class Connection(Protocol):
     def executemany(self, sql: str, rows: Iterable[Params], /) -> Any: ...
 
 
+class HeldLock(Protocol):
+    """A named lock this process holds (what :meth:`Database.lock` yields)."""
+
+    def check(self) -> None:
+        """Make sure the lock is still ours before a write: re-take it if it was lost, else raise StoreError."""
+
+
+class KeptLock:
+    """A lock that cannot be lost while its process lives (an ``flock``): nothing to check."""
+
+    def check(self) -> None:
+        return None
+
+
 class Database(Protocol):
     """One database the store lives in.
 
@@ -55,7 +69,8 @@ class Database(Protocol):
     ``exclusive=True`` also excludes every other exclusive transaction of
     every process (corpus writes and migrations, as strict as SQLite's
     single writer); ``lock`` holds a named lock across processes for a block
-    (one run of a name at a time).
+    (one run of a name at a time), which a writer checks before each write
+    (:meth:`HeldLock.check`: a server's lock dies with its connection).
     """
 
     dialect: Dialect
@@ -66,7 +81,7 @@ class Database(Protocol):
 
     def transaction(self, *, exclusive: bool = False) -> AbstractContextManager[Connection]: ...
 
-    def lock(self, what: str, busy: str, *, wait: bool = False) -> AbstractContextManager[None]: ...
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> AbstractContextManager[HeldLock]: ...
 
     def has_table(self, name: str) -> bool: ...
 

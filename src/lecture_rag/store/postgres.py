@@ -14,7 +14,9 @@ SQLite does by being a file:
   processes exactly as SQLite's single writer serialises them (two ingests of
   one lecture never interleave their segments);
 - named locks (one run of a name at a time) are session advisory locks on a
-  connection of their own, released by the server when the holder dies;
+  connection of their own, released by the server when the holder dies, and
+  checked before each write (a restart ends them: the holder takes its lock
+  again, or stops if another process took it);
 - a server that cannot be reached, a wrong password, a missing database, a
   full disk become one :class:`~lecture_rag.errors.StoreError` that names the
   server (never the password) and says what to do.
@@ -25,8 +27,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +42,7 @@ from lecture_rag.store.database import Dialect, Params, after_commit, is_databas
 from lecture_rag.store.failures import StorageError
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it does not answer
+RELOCK_SECONDS = 60.0  # how long a lock holder waits for a restarting server before it stops (the pool's wait)
 EXCLUSIVE_KEY = 0x6C725F636F7270  # advisory lock of exclusive transactions ("lr_corp")
 
 
@@ -231,22 +235,19 @@ class PostgresDatabase:
         after_commit()
 
     @contextmanager
-    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
-        """A session advisory lock named ``what``, on a connection of its own (the server frees it if we die)."""
-        key = int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
-        with self._errors():
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[SessionLock]:
+        """A session advisory lock named ``what``, on a connection of its own (the server frees it if we die).
+
+        The lock lives only as long as that connection: a server restart ends
+        it. The holder calls :meth:`SessionLock.check` before each write, which
+        takes it again on a new connection, or stops if another process took it meanwhile.
+        """
+        held = SessionLock(self, lock_key(what), busy)
+        held.acquire(wait=wait)
         try:
-            with self._errors():
-                if wait:
-                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-                else:
-                    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                    if not (got and got[0]):
-                        raise StoreError(busy)
-            yield
+            yield held
         finally:
-            conn.close()
+            held.release()
 
     def close(self) -> None:
         self._pool.close()
@@ -285,6 +286,70 @@ class PostgresDatabase:
             ) from exc
         except psycopg.OperationalError as exc:
             raise StorageError(redact(_connection_problem(self.where, exc), self.url)) from exc
+
+
+def lock_key(what: str) -> int:
+    """The advisory lock key of a lock name (64 bits of its hash)."""
+    return int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
+
+
+class SessionLock:
+    """A session advisory lock held on its own connection, checked (and re-taken if lost) before each write.
+
+    Why the check: after a server restart the lock is gone with the
+    connection while this process goes on writing through its pool; a
+    second process could then take the lock and redo the same work.
+    """
+
+    def __init__(self, database: PostgresDatabase, key: int, busy: str) -> None:
+        self._database = database
+        self._key = key
+        self._busy = busy
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def acquire(self, *, wait: bool = False) -> None:
+        with self._database._errors():
+            self._conn = psycopg.connect(self._database.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+        with self._database._errors():
+            if wait:
+                self._conn.execute("SELECT pg_advisory_lock(%s)", (self._key,))
+                return
+            got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+        if not (got and got[0]):
+            self.release()
+            raise StoreError(self._busy)
+
+    def check(self) -> None:
+        """Still ours (its connection answers): go on. Lost with the connection: take it again, waiting for
+        the server up to :data:`RELOCK_SECONDS`; taken by another process meanwhile: stop with a clear message."""
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                pass
+        self.release()
+        deadline = time.monotonic() + RELOCK_SECONDS
+        while True:
+            try:
+                self.acquire()
+                return
+            except StorageError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
+            except StoreError:
+                raise StoreError(
+                    f"A conexão com o banco {self._database.where} caiu e, enquanto isso, outro processo assumiu "
+                    "esta tarefa (a trava se perde com a conexão). Este processo parou para não refazer o "
+                    "trabalho do outro; o que ele já gravou está salvo."
+                ) from None
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
 
 
 def _connection_problem(where: str, exc: psycopg.OperationalError) -> str:

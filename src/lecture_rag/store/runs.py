@@ -19,6 +19,7 @@ from typing import Any
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunItem
 from lecture_rag.store.corpus import Store
+from lecture_rag.store.database import HeldLock
 from lecture_rag.wire import dumps, loads
 
 # A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
@@ -76,6 +77,7 @@ class RunStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._held: dict[str, HeldLock] = {}  # runs this process holds (running()), checked before each write
 
     # -- runs ---------------------------------------------------------------
     def get_config(self, name: str) -> dict[str, Any] | None:
@@ -138,8 +140,18 @@ class RunStore:
             f"A rodada '{name}' já está sendo executada por outro processo. Espere ele terminar "
             "(ou interrompa-o) e rode de novo: o que ele já gravou é retomado, não refeito."
         )
-        with self.store.exclusive(f"run:{name}", busy, shared=True):
-            yield
+        with self.store.exclusive(f"run:{name}", busy, shared=True) as held:
+            self._held[name] = held
+            try:
+                yield
+            finally:
+                self._held.pop(name, None)
+
+    def _still_held(self, name: str) -> None:
+        """Before writing a run's work: the run's lock is still ours (a server restart loses it)."""
+        held = self._held.get(name)
+        if held is not None:
+            held.check()
 
     # -- items and judgments ------------------------------------------------
     def answered(self, name: str) -> set[str]:
@@ -162,6 +174,7 @@ class RunStore:
         label: tuple[str, str] | None = None,
     ) -> None:
         """One item; ``label`` = (annotator, label) stores a person's label with it, in the same transaction."""
+        self._still_held(name)
         with self.store.transaction() as conn:
             conn.execute(
                 """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
@@ -184,6 +197,7 @@ class RunStore:
         (``auto_label#2``, for self-consistency) beside the first; it comes
         back under that key in :meth:`items`, where nothing else looks.
         """
+        self._still_held(name)
         with self.store.transaction() as conn:
             for j in judgments:
                 conn.execute(

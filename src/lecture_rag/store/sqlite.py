@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
-from lecture_rag.store.database import Dialect, Params, after_commit
+from lecture_rag.store.database import Dialect, KeptLock, Params, after_commit
 from lecture_rag.store.failures import os_errors, rollback, sqlite_errors, write_protected
 
 LOCKS_DIRNAME = "locks"
@@ -99,10 +99,10 @@ class SqliteDatabase:
         after_commit()
 
     @contextmanager
-    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[KeptLock]:
         """An ``flock`` named ``what`` under ``locks/`` beside the database (see :func:`file_lock`)."""
-        with file_lock(self.path.parent, what, busy, wait=wait, label=self.what):
-            yield
+        with file_lock(self.path.parent, what, busy, wait=wait, label=self.what) as held:
+            yield held
 
     def close(self) -> None:
         """Close every thread's connection (call once no thread uses the database any more)."""
@@ -114,7 +114,7 @@ class SqliteDatabase:
 
 
 @contextmanager
-def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: str = "o acervo") -> Iterator[None]:
+def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: str = "o acervo") -> Iterator[KeptLock]:
     """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
     With ``wait=True`` the block waits for the other process instead. The
@@ -134,7 +134,7 @@ def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: 
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise StoreError(busy) from None
             raise
-        yield
+        yield KeptLock()  # the kernel keeps an flock as long as the process lives
     finally:
         os.close(fd)
 
