@@ -8,6 +8,7 @@ a file-size limit (``RLIMIT_FSIZE``), a damaged file, a stopped and restarted Po
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -255,3 +256,50 @@ def test_a_second_run_after_a_postgres_restart_never_runs_beside_the_first(
             first.send_signal(signal.SIGKILL)
             first.wait()
         log.close()
+
+
+# -- L7: a damaged SQLite database ------------------------------------------------------------
+def _damage(db: Path, how: str) -> None:
+    size = db.stat().st_size
+    if how == "truncated":
+        os.truncate(db, size // 2)
+    elif how == "zero-byte":
+        os.truncate(db, 0)
+    else:  # bytes overwritten in the middle, as a bad sector or a partial copy leaves them
+        with db.open("r+b") as handle:
+            handle.seek(size // 2 // 4096 * 4096)
+            handle.write(bytes(range(256)) * 32)
+
+
+@pytest.mark.parametrize("how", ["truncated", "overwritten", "zero-byte"])
+def test_a_damaged_database_gives_one_clear_error_and_takes_no_write(store: Path, tmp_path: Path, how: str) -> None:
+    """Before: raw tracebacks (DatabaseError: database disk image is malformed) in search, ask, run and
+    index; writes accepted into a file that fails integrity_check; a zero-byte file read as an empty store
+    ("acervo vazio") while the published index described 40 segments, and an ingest restarted the ids at 1."""
+    db = store / DB
+    _damage(db, how)
+    before = db.read_bytes()
+    new = _srt(tmp_path / "nova.srt", 5, "uma aula nova sobre gravuras")
+    questions = _questions(tmp_path / "q.jsonl", 3)
+    commands = [
+        ("search", "pinturas de Altamira"),
+        ("ask", "o que mostram as pinturas?", "--llm", "none"),
+        ("run", str(questions), "--name", "danificada", *RUN),
+        ("index", "--rebuild"),
+        ("ingest", str(new)),
+    ]
+    said = []
+    for args in commands:
+        result = run_cli(*args, store=store)
+        text = result.stdout + result.stderr
+        assert "Traceback" not in text and "acervo vazio" not in text, (args, text)
+        if result.returncode == 0:  # a read that never touched the damaged pages
+            assert args[0] in ("search", "ask") and how == "overwritten", (args, text)
+            continue
+        said.append(_clean_failure(result, str(db), "backup"))
+    assert db.read_bytes() == before, "something was written into the damaged file"
+    assert len(said) >= 3
+    if how == "zero-byte":
+        assert all("40 segmentos" in text for text in said), said
+    else:
+        assert all("corrompido" in text for text in said), said
