@@ -229,15 +229,40 @@ class OpenAIClient:
         """POST ``body`` to ``path`` and decode the JSON answer."""
         return self._json(self.send("POST", path, body=body), path)
 
-    def post_extra(self, url: str, body: dict[str, Any], timeout: float) -> Any | None:
-        """POST to a server extra outside ``/v1`` (a tokenizer), once; None when it is not there."""
-        try:
-            response = self._client.post(url, json=body, timeout=timeout)
+    def post_extra(self, url: str, body: dict[str, Any]) -> Any | None:
+        """POST to a server extra outside ``/v1`` (a tokenizer): its JSON, or None when the server has none.
+
+        "None" is only ever the server's own answer (an error status that is
+        not a transient one, or a body that is not JSON): a slow, busy or
+        unreachable server is waited for (the client's timeout) and retried
+        like any request, then raises LLMError. Why: a missing answer taken
+        for a missing endpoint made a loaded server's clients count tokens
+        differently from one call, and one process, to the next.
+        """
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise self.timeout_error() from exc
+                self._sleep(attempt)
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise self.connect_error(exc) from exc
+                self._sleep(attempt)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                self._sleep(attempt, retry_after_s(response))
+                continue
             if response.status_code != 200:
                 return None
-            return response.json()
-        except (httpx.HTTPError, ValueError):
-            return None
+            try:
+                return response.json()
+            except ValueError:
+                return None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _json(self, response: httpx.Response, path: str) -> Any:
         try:
