@@ -183,14 +183,18 @@ class OpenAIClient:
         body: dict[str, Any] | None = None,
         stream: bool = False,
         retries: int | None = None,
+        url: str | None = None,
+        idempotent: bool = False,
     ) -> httpx.Response:
         """One request to ``base_url + path`` with retries; an error status or network failure raises LLMError.
 
         With ``stream=True`` the caller owns the response and must close it.
         ``retries`` overrides the client's own count (0 for a probe whose
-        refusal is an answer, not a failure).
+        refusal is an answer, not a failure). ``url``: a whole address instead
+        (a server extra outside ``/v1``). ``idempotent``: a request that timed
+        out may be sent again (a generation is not: it may still be running).
         """
-        url = self.base_url + path
+        url = url or self.base_url + path
         tries = self.retries if retries is None else max(0, retries)
         for attempt in range(tries + 1):
             last = attempt == tries
@@ -203,7 +207,10 @@ class OpenAIClient:
                 self._sleep(attempt)
                 continue
             except httpx.TimeoutException as exc:
-                raise self.timeout_error() from exc
+                if last or not idempotent:
+                    raise self.timeout_error() from exc
+                self._sleep(attempt)
+                continue
             except httpx.TransportError as exc:
                 if last:
                     raise self.connect_error(exc) from exc
@@ -239,30 +246,16 @@ class OpenAIClient:
         for a missing endpoint made a loaded server's clients count tokens
         differently from one call, and one process, to the next.
         """
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                response = self._client.post(url, json=body)
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise self.timeout_error() from exc
-                self._sleep(attempt)
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise self.connect_error(exc) from exc
-                self._sleep(attempt)
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                self._sleep(attempt, retry_after_s(response))
-                continue
-            if response.status_code != 200:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                return None
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        try:
+            response = self.send("POST", "", body=body, url=url, idempotent=True)
+        except HTTPStatusError as exc:
+            if exc.status in RETRY_STATUSES:  # busy even after the retries: not an answer about the endpoint
+                raise
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
     def _json(self, response: httpx.Response, path: str) -> Any:
         try:

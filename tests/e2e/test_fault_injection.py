@@ -25,6 +25,7 @@ import pytest
 from lecture_rag.store.database import FAULT_KILL_AFTER_COMMITS as KILL_AFTER
 from tests.support.cli import EXE, cli_env, run_cli, wait_for_count
 from tests.support.postgres import PgServer
+from tests.support.transcripts import spaced_srt
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +39,10 @@ RUN = ("--llm", "none", "--judge-llm", "none", "--judges", "ar")
 MAX_COMMITS = 200
 
 
-def _t(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d},000"
-
-
 def _lectures(folder: Path, cues: int = 8) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, words in LECTURES.items():
-        with (folder / f"{name}.srt").open("w", encoding="utf-8") as handle:
-            for i in range(cues):
-                handle.write(f"{i + 1}\n{_t(i * 200)} --> {_t(i * 200 + 5)}\n{words} número {i}\n\n")
+        spaced_srt(folder / f"{name}.srt", cues, words)
     return folder
 
 
@@ -174,10 +169,7 @@ def tiny_disk(ingested: Path, tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_stops_ingest_and_run_clearly_and_keeps_the_store(tiny_disk: Path, tmp_path: Path) -> None:
     before = run_cli("corpus", "list", "--json", store=tiny_disk).stdout
-    big = tmp_path / "grande.srt"
-    with big.open("w", encoding="utf-8") as handle:
-        for i in range(4000):
-            handle.write(f"{i + 1}\n{_t(i * 2)} --> {_t(i * 2 + 1)}\n{'uma fala longa ' * 20} {i}\n\n")
+    big = spaced_srt(tmp_path / "grande.srt", 4000, "uma fala longa " * 20, gap=2)
     questions = _questions(tmp_path / "q.jsonl", 200)
     for args in (["ingest", str(big)], ["run", str(questions), "--name", "cheia", *RUN]):
         result = run_cli(*args, store=tiny_disk)
@@ -198,18 +190,23 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 
 
 def _clean_exit_2(result: subprocess.CompletedProcess[str]) -> str:
-    text = result.stdout + result.stderr
+    text = " ".join((result.stdout + result.stderr).split())  # the terminal wraps long messages
     assert result.returncode == 2, text
-    assert ("Traceback" not in text and "Nada foi gravado" in text) or "nada foi gravado" in text, text
+    assert "Traceback" not in text, text
+    assert "nada foi gravado" in text.lower() or "desfeita" in text, text
     return text
 
 
-def test_ingest_with_the_database_down_stops_clearly(own_server: PgServer, lectures: Path, tmp_path: Path) -> None:
+def test_ingest_and_run_with_the_database_down_stop_clearly(
+    own_server: PgServer, lectures: Path, tmp_path: Path
+) -> None:
     url = own_server.new_database()
+    env = {"LECTURE_RAG_DATABASE_URL": url}
+    questions = _questions(tmp_path / "q.jsonl", 3)
     own_server.pause()
     try:
-        result = run_cli("ingest", str(lectures), store=tmp_path / "s", env={"LECTURE_RAG_DATABASE_URL": url})
-        _clean_exit_2(result)
+        _clean_exit_2(run_cli("ingest", str(lectures), store=tmp_path / "s", env=env))
+        _clean_exit_2(run_cli("run", str(questions), "--name", "fora", *RUN, store=tmp_path / "s", env=env))
     finally:
         own_server.resume()
     with psycopg.connect(url) as conn:
@@ -230,7 +227,9 @@ def test_a_run_whose_database_goes_down_stops_clearly_and_resumes(
     try:
         wait_for_count(proc, url, "SELECT COUNT(*) FROM run_items", 3, timeout=120)
         own_server.pause()
-        out, err = proc.communicate(timeout=300)
+        # Slow by the pool's 60 s wait per read (the questions in flight finish failing first): N3's fail-fast
+        # for a server that is down shortens it; the point here is how it ends.
+        out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()

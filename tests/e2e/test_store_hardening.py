@@ -22,21 +22,11 @@ from lecture_rag.store.database import FAULT_KILL_AFTER_COMMITS as KILL_AFTER
 from tests.support.cli import EXE, cli_env, kill_when, run_cli, wait_for_count
 from tests.support.limits import run_with_file_limit
 from tests.support.postgres import PgServer
+from tests.support.transcripts import spaced_srt
 
 QUESTIONS = 60
 DB = "lecture-rag.sqlite3"
 RUN = ("--llm", "none", "--judge-llm", "none", "--judges", "ar")
-
-
-def _t(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d},000"
-
-
-def _srt(path: Path, cues: int, words: str, gap: int = 200) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(cues):
-            handle.write(f"{i + 1}\n{_t(i * gap)} --> {_t(i * gap + 5)}\n{words} número {i}\n\n")
-    return path
 
 
 def _questions(path: Path, n: int, *, label: str | None = None) -> Path:
@@ -67,8 +57,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hardening")
     src = root / "aulas"
     src.mkdir()
-    _srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
-    _srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
+    spaced_srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
+    spaced_srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
     store = root / "store"
     result = run_cli("ingest", str(src), store=store)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -279,7 +269,7 @@ def test_a_damaged_database_gives_one_clear_error_and_takes_no_write(store: Path
     db = store / DB
     _damage(db, how)
     before = db.read_bytes()
-    new = _srt(tmp_path / "nova.srt", 5, "uma aula nova sobre gravuras")
+    new = spaced_srt(tmp_path / "nova.srt", 5, "uma aula nova sobre gravuras")
     questions = _questions(tmp_path / "q.jsonl", 3)
     commands = [
         ("search", "pinturas de Altamira"),
