@@ -184,14 +184,18 @@ class OpenAIClient:
         body: dict[str, Any] | None = None,
         stream: bool = False,
         retries: int | None = None,
+        url: str | None = None,
+        idempotent: bool = False,
     ) -> httpx.Response:
         """One request to ``base_url + path`` with retries; an error status or network failure raises LLMError.
 
         With ``stream=True`` the caller owns the response and must close it.
         ``retries`` overrides the client's own count (0 for a probe whose
-        refusal is an answer, not a failure).
+        refusal is an answer, not a failure). ``url``: a whole address instead
+        (a server extra outside ``/v1``). ``idempotent``: a request that timed
+        out may be sent again (a generation is not: it may still be running).
         """
-        url = self.base_url + path
+        url = url or self.base_url + path
         tries = self.retries if retries is None else max(0, retries)
         for attempt in range(tries + 1):
             last = attempt == tries
@@ -204,7 +208,10 @@ class OpenAIClient:
                 self._sleep(attempt)
                 continue
             except httpx.TimeoutException as exc:
-                raise self.timeout_error() from exc
+                if last or not idempotent:
+                    raise self.timeout_error() from exc
+                self._sleep(attempt)
+                continue
             except httpx.TransportError as exc:
                 if last:
                     raise self.connect_error(exc) from exc
@@ -230,14 +237,25 @@ class OpenAIClient:
         """POST ``body`` to ``path`` and decode the JSON answer."""
         return self._json(self.send("POST", path, body=body), path)
 
-    def post_extra(self, url: str, body: dict[str, Any], timeout: float) -> Any | None:
-        """POST to a server extra outside ``/v1`` (a tokenizer), once; None when it is not there."""
+    def post_extra(self, url: str, body: dict[str, Any]) -> Any | None:
+        """POST to a server extra outside ``/v1`` (a tokenizer): its JSON, or None when the server has none.
+
+        "None" is only ever the server's own answer (an error status that is
+        not a transient one, or a body that is not JSON): a slow, busy or
+        unreachable server is waited for (the client's timeout) and retried
+        like any request, then raises LLMError. Why: a missing answer taken
+        for a missing endpoint made a loaded server's clients count tokens
+        differently from one call, and one process, to the next.
+        """
         try:
-            response = self._client.post(url, json=body, timeout=timeout)
-            if response.status_code != 200:
-                return None
+            response = self.send("POST", "", body=body, url=url, idempotent=True)
+        except HTTPStatusError as exc:
+            if exc.status in RETRY_STATUSES:  # busy even after the retries: not an answer about the endpoint
+                raise
+            return None
+        try:
             return response.json()
-        except (httpx.HTTPError, ValueError):
+        except ValueError:
             return None
 
     def _json(self, response: httpx.Response, path: str) -> Any:

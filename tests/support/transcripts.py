@@ -25,3 +25,12 @@ def big_srt(path: Path, cues: int) -> None:
                 f"{i + 1}\n{srt_time(i * 500)} --> {srt_time(i * 500 + 450)}\n"
                 f"fala número {i} sobre aprendizado de máquina\n\n"
             )
+
+
+def spaced_srt(path: Path, cues: int, words: str, gap: int = 200) -> Path:
+    """One five-second cue of ``words`` (numbered) every ``gap`` seconds: with 120 s windows, one segment per cue."""
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(cues):
+            handle.write(f"{i + 1}\n{srt_time(i * gap * 1000)} --> {srt_time((i * gap + 5) * 1000)}\n")
+            handle.write(f"{words} número {i}\n\n")
+    return path

@@ -27,10 +27,16 @@ class LocalEngine:
             for index, item in enumerate(job.items):
                 yield index, stage.work(resource, item)
             return
-        with ThreadPoolExecutor(max_workers=job.threads) as pool:
+        pool = ThreadPoolExecutor(max_workers=job.threads)
+        try:
             futures = {pool.submit(stage.work, resource, item): index for index, item in enumerate(job.items)}
             for future in futures if job.ordered else as_completed(futures):
                 yield futures[future], future.result()
+        finally:
+            # When the caller stops early (a failed write, a failed item, Ctrl-C), the items not started are
+            # dropped: waiting for every one of them (each failing slowly against a database that went
+            # away) held the process for minutes after its error.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         return None

@@ -71,6 +71,7 @@ from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
+from lecture_rag.store.runs import annotator_name
 from lecture_rag.wire import to_data
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
@@ -462,13 +463,13 @@ def annotate(
             if len(args) != 3:
                 raise LectureRagError("Uso: lecture-rag annotate import RODADA ARQUIVO.csv|.jsonl|.json")
             runs.require(args[1])
-            n = import_labels(runs, args[1], Path(args[2]), annotator or "importado")
+            n = import_labels(runs, args[1], Path(args[2]), annotator_name(annotator) if annotator else "importado")
             console.print(f"{n} anotação(ões) importada(s) para a rodada '{escape(args[1])}'.", highlight=False)
             return
         if len(args) != 1:
             raise LectureRagError("Uso: lecture-rag annotate RODADA [--annotator NOME]")
         runs.require(args[0])
-        who = annotator or typer.prompt("Seu nome (anotador)")
+        who = annotator_name(annotator or typer.prompt("Seu nome (anotador)"))
         annotate_in_terminal(runs, args[0], who, console)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text, scheme_of_run
 from lecture_rag.store import RunStore
+from lecture_rag.store.runs import annotator_name
 from lecture_rag.userfiles import parse_json, read_user_text
 
 JSON_LINES = {".jsonl", ".ndjson"}
@@ -207,7 +208,11 @@ def read_labels(
         elif code is None:
             problems.append(f"{item.where}: rótulo '{given}' inválido (use {', '.join(scheme.codes)})")
         else:
-            annotator = (row.get("annotator") or default_annotator).strip()
+            try:
+                annotator = annotator_name(row.get("annotator") or default_annotator)
+            except LectureRagError as exc:
+                problems.append(f"{item.where}: {exc}")
+                continue
             comment = row.get("comment", "").strip()
             labels.append(Label(qid, code, annotator, comment))
     if problems:
@@ -219,8 +224,8 @@ def read_labels(
 
 
 def import_labels(runs: RunStore, run: str, path: Path, default_annotator: str) -> int:
+    """Store every label of the file in one transaction: a killed or failed import leaves the run as it was."""
     known = runs.answered(run)
     labels = read_labels(path, default_annotator, known, scheme_of_run(runs.require(run)))
-    for item in labels:
-        runs.annotate(run, item.qid, item.annotator, item.label, item.comment)
+    runs.annotate_many(run, [(item.qid, item.annotator, item.label, item.comment) for item in labels])
     return len(labels)

@@ -207,8 +207,8 @@ def execute_run(
     one, the engine's retriever must be shareable between threads,
     :class:`~lecture_rag.retrieve.SharedRetriever`), another engine in
     workers built from the answerer's settings (:attr:`Answerer.setup`). This
-    thread alone writes, each question in its own transaction, as its answer
-    comes back.
+    thread alone writes, each question in its own transaction (its answer, its
+    label from the question file, then its judgments), as its answer comes back.
     """
     answered = runs.answered(name)
     judged = runs.judged(name)
@@ -230,10 +230,10 @@ def execute_run(
         position, q, _, _ = todo[index]
         if new_answer is not None:
             meta = QuestionMeta(q.answer, list(q.evidence), q.type)
-            runs.save_item(name, q.id, position, q.question, meta, new_answer)
+            # The item and the file's label land in one transaction: a crash can never keep one without the other.
+            label = (IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label) if q.label else None
+            runs.save_item(name, q.id, position, q.question, meta, new_answer, label=label)
             stats.answered += 1
-            if q.label:
-                runs.annotate(name, q.id, IMPORT_ANNOTATOR, scheme.resolve(q.label) or q.label)
         runs.save_judgments(name, q.id, judgments)
         stats.judged += 1
         stats.errors += int(bool(answer.error))

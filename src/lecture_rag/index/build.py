@@ -49,13 +49,14 @@ from lecture_rag.index.embed import embed_corpus
 from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_texts
 from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import Store, text_hash
+from lecture_rag.store.corpus import PUBLISHED_INDEX
 from lecture_rag.store.failures import os_failure, read_only_error
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 
-INDEX_DIRNAME = "index"
-CURRENT = "current.json"
+INDEX_DIRNAME = PUBLISHED_INDEX.parent.name  # the store reads the count it publishes (a database that lost it)
+CURRENT = PUBLISHED_INDEX.name
 BUILD_PREFIX = "build-"
 TMP_SUFFIX = ".tmp"
 BUILD_LOCK = "index-build"

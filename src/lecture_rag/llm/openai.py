@@ -92,6 +92,7 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         self._seed = seed
         self._env = env_prefix
         self._tokenizer: str | None = None
+        self._tokenizer_lock = threading.Lock()
         self._stream_options = True
         self._lock = threading.Lock()
 
@@ -280,21 +281,35 @@ class OpenAICompatibleLLM(CompleteByStreaming):
     # -- token counting ---------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
-        """Server tokenizer when it has one (probed once), else :func:`estimate_tokens`."""
+        """The server's tokenizer when it has one, else :func:`estimate_tokens`: decided once per process.
+
+        Deterministic by design: the choice is made at the first count (under
+        a lock, whatever the threads) from what the server *is*, never from a
+        slow answer, and then every count uses it. A server with a tokenizer
+        that stops answering fails the count loudly (LLMError, after the
+        client's timeout and retries) instead of estimating this one count:
+        a run must cut the same prompt the same way in every process.
+        """
         if not text:
             return 0
-        if self._tokenizer is None:
-            for kind in ("extras", "llama.cpp"):
-                count = self._server_count(kind, text)
-                if count is not None:
-                    self._tokenizer = kind
-                    return count
-            self._tokenizer = "estimate"
+        kind = self._counter()
+        if kind == "estimate":
             return estimate_tokens(text)
-        if self._tokenizer == "estimate":
-            return estimate_tokens(text)
-        count = self._server_count(self._tokenizer, text)
-        return count if count is not None else estimate_tokens(text)
+        count = self._server_count(kind, text)
+        if count is None:
+            raise LLMError(
+                f"o tokenizador do servidor em {server_root(self.base_url)} deixou de responder a contagem de "
+                "tokens; confira o servidor e rode de novo (nada é estimado no meio de uma rodada)."
+            )
+        return count
+
+    def _counter(self) -> str:
+        """Which counter this process uses: probed once, at the first count, under a lock."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                found = (kind for kind in ("extras", "llama.cpp") if self._server_count(kind, "Olá") is not None)
+                self._tokenizer = next(found, "estimate")
+            return self._tokenizer
 
     @property
     def tokenizer(self) -> str:
@@ -302,13 +317,13 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         return self._tokenizer or "unprobed"
 
     def _server_count(self, kind: str, text: str) -> int | None:
-        """Ask the server to tokenize; None if it has no such endpoint or is unreachable."""
+        """Ask the server to tokenize; None if it has no such endpoint (an unreachable one raises LLMError)."""
         root = server_root(self.base_url)
         if kind == "extras":
             url, body = f"{root}/extras/tokenize/count", {"input": text}
         else:
             url, body = f"{root}/tokenize", {"content": text}
-        data = self._http.post_extra(url, body, timeout=min(self._http.timeout, 10.0))
+        data = self._http.post_extra(url, body)
         if isinstance(data, dict) and isinstance(data.get("count"), int):
             return int(data["count"])
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):

@@ -53,6 +53,9 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+DAMAGED_ADVICE = "Ele é só um cache: apague o arquivo e rode o comando de novo (os trechos serão reprocessados)."
+
+
 class EmbeddingCache:
     """Passage vectors by (embedder name, text hash), in a database of its own or the store's.
 
@@ -77,7 +80,7 @@ class EmbeddingCache:
     def open_file(cls, path: Path) -> EmbeddingCache:
         """The cache in one SQLite file (the store directory's, :func:`cache_path`)."""
         path = Path(path)
-        db = SqliteDatabase.at(path, WHAT)
+        db = SqliteDatabase.at(path, WHAT, advice=DAMAGED_ADVICE)
         if db.read_only and not path.exists():
             raise read_only_error(WHAT, path, "não é possível criá-lo")
         try:

@@ -41,7 +41,7 @@ from pathlib import Path
 from lecture_rag.errors import StoreError
 from lecture_rag.records import Marks, Segment, Video
 from lecture_rag.store.cache import EmbeddingCache, cache_path
-from lecture_rag.store.database import Connection, Database, Row
+from lecture_rag.store.database import Connection, Database, HeldLock, Row
 from lecture_rag.store.failures import open_error, os_errors, read_only_error
 from lecture_rag.store.schema import SCHEMA_VERSION, migrate, schema_version
 from lecture_rag.store.sqlite import SqliteDatabase, file_lock
@@ -55,6 +55,24 @@ _SINCE_6 = ("media_path",)  # video columns of schema version 6
 _MARKS_SINCE = 5
 CORPUS_VERSION = "corpus_version"
 SHARED_PURGE_GRACE = 3600.0  # seconds a shared store keeps superseded segments for other processes' indexes
+
+
+#: Where ``index`` publishes what a build holds (``lecture_rag.index.build``'s ``index/current.json``); the
+#: store reads only its segment count, to notice a database that lost the corpus that index describes.
+PUBLISHED_INDEX = Path("index") / "current.json"
+DAMAGED_ADVICE = (
+    "Restaure o arquivo de um backup (com os comandos parados), ou mova-o para outro lugar e rode "
+    "'lecture-rag ingest' de novo com as aulas (e depois 'lecture-rag index --rebuild')."
+)
+
+
+def _published_segments(home: Path) -> int:
+    """How many segments the published index of ``home`` describes (0: none published, or unreadable)."""
+    try:
+        count = json.loads((home / PUBLISHED_INDEX).read_text(encoding="utf-8")).get("count", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return count if isinstance(count, int) and count > 0 else 0
 
 
 class EmptyVideoError(StoreError):
@@ -125,7 +143,9 @@ class Store:
             raise StoreError(
                 f"Nenhum acervo em {self.home}: rode 'lecture-rag ingest ARQUIVOS --store {self.home}' primeiro."
             )
-        self.db = SqliteDatabase.at(self.db_path, WHAT, read_only=read_only)
+        if exists and self.db_path.stat().st_size == 0:
+            self._refuse_a_lost_corpus()  # before SQLite writes a header into it (opening in WAL mode does)
+        self.db = SqliteDatabase.at(self.db_path, WHAT, read_only=read_only, advice=DAMAGED_ADVICE)
         self.db.where = str(self.home)
         self.read_only = self.db.read_only
         if self.read_only and not exists:
@@ -133,6 +153,8 @@ class Store:
         try:
             with os_errors(WHAT, self.home):
                 self.home.mkdir(parents=True, exist_ok=True)
+            if exists and schema_version(self.db) == 0:
+                self._refuse_a_lost_corpus()
             if self.read_only:
                 self._check_schema()
             else:
@@ -147,6 +169,25 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    def _refuse_a_lost_corpus(self) -> None:
+        """Called for a database file without tables (zero bytes, emptied): refuse it beside a published index.
+
+        Why: it would read as an empty store ("acervo vazio") while search
+        describes N segments, and a write would start the corpus ids again at
+        1, reusing the ids the published index points to. The file was
+        truncated or replaced; nothing is written to it here.
+        """
+        described = _published_segments(self.home)
+        if not described:
+            return
+        raise StoreError(
+            f"O arquivo do acervo {self.db_path} está vazio ({self.db_path.stat().st_size} bytes, sem tabelas), mas "
+            f"o índice publicado em {self.home / PUBLISHED_INDEX} descreve {described} segmentos: o banco foi "
+            "truncado ou substituído. Nada foi gravado. Restaure o arquivo de um backup; ou, para recomeçar do "
+            f"zero, mova o arquivo e a pasta {self.home / PUBLISHED_INDEX.parent} para outro lugar e rode "
+            "'lecture-rag ingest' de novo com as aulas."
+        )
 
     def _check_schema(self) -> None:
         """A read-only store cannot be upgraded: one from before superseded segments (2) is read as it is.
@@ -178,7 +219,7 @@ class Store:
 
     def exclusive(
         self, what: str, busy: str, *, wait: bool = False, shared: bool = False
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[HeldLock]:
         """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
         With ``wait=True`` the block waits for the other process instead.

@@ -200,16 +200,34 @@ def rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
+class DamagedError(StorageError):
+    """A database file SQLite calls damaged: nothing more is written to it (a batch stops, as on a full disk)."""
+
+
+def corrupt_error(what: str, path: Path, detail: str, advice: str) -> DamagedError:
+    """A damaged database file (SQLite's verdict, or ``PRAGMA quick_check``'s): say which file and what to do."""
+    return DamagedError(
+        f"{what[:1].upper()}{what[1:]} {path} está corrompido ou não é um banco SQLite ({detail}); nada foi "
+        f"gravado nele. {advice}"
+    )
+
+
 @contextmanager
-def sqlite_errors(what: str, path: Path) -> Iterator[None]:
-    """Turn SQLite's storage failures inside the block into a :class:`StorageError` that names the cause."""
+def sqlite_errors(what: str, path: Path, advice: str = "") -> Iterator[None]:
+    """Turn SQLite's storage failures inside the block into a :class:`StorageError` that names the cause.
+
+    With ``advice`` (what to do with a damaged file), SQLite's own corruption
+    verdicts become one clear :func:`corrupt_error` instead of a traceback.
+    """
     try:
         yield
     except sqlite3.Error as exc:
         failure = sqlite_failure(exc, what, path)
-        if failure is None:
-            raise
-        raise failure from exc
+        if failure is not None:
+            raise failure from exc
+        if advice and is_corrupt(exc):
+            raise corrupt_error(what, path, str(exc), advice) from exc
+        raise
 
 
 @contextmanager

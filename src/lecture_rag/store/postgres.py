@@ -14,7 +14,9 @@ SQLite does by being a file:
   processes exactly as SQLite's single writer serialises them (two ingests of
   one lecture never interleave their segments);
 - named locks (one run of a name at a time) are session advisory locks on a
-  connection of their own, released by the server when the holder dies;
+  connection of their own, released by the server when the holder dies, and
+  checked before each write (a restart ends them: the holder takes its lock
+  again, or stops if another process took it);
 - a server that cannot be reached, a wrong password, a missing database, a
   full disk become one :class:`~lecture_rag.errors.StoreError` that names the
   server (never the password) and says what to do;
@@ -31,12 +33,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import psycopg.errors
@@ -44,13 +47,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lecture_rag.config import env_var
 from lecture_rag.errors import StoreError
-from lecture_rag.store.database import Dialect, Params, is_database_url
+from lecture_rag.store.database import Dialect, Params, after_commit, is_database_url
 from lecture_rag.store.failures import StorageError
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it does not answer
 POOL_TIMEOUT = 60.0  # seconds to wait for a pooled connection while the server answers (others hold them all)
 FAST_ACQUIRE_S = 2.0  # after this long without a pooled connection, ask whether the server answers at all
 DOWN_RECHECK_S = 1.0  # a server found unreachable is not asked again for this long: callers fail at once
+RELOCK_SECONDS = 60.0  # how long a lock holder waits for a restarting server before it stops (the pool's wait)
 EXCLUSIVE_KEY = 0x6C725F636F7270  # advisory lock of exclusive transactions ("lr_corp")
 
 
@@ -122,36 +126,79 @@ class _Transaction:
             cur.executemany(translate(sql), [tuple(r) for r in rows])
 
 
+def _authority_split(url: str) -> tuple[str, str, str]:
+    """(scheme, user info, the rest) of a URL, the user info ending at the *last* '@'.
+
+    Why not ``urlsplit``: a password holding a raw '@', '/', '?' or '#' makes
+    it end the user info too early, and part of the password becomes the
+    "server" or the "path" that messages show. The last '@' is always the
+    user info's end (at worst a query's '@' hides a little more than needed).
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return scheme, userinfo if at else "", host if at else rest
+
+
+def password_of(url: str) -> str:
+    """The password a URL carries ('' for none), as written and percent-decoded pieces are redacted from."""
+    userinfo = _authority_split(url)[1]
+    return userinfo.partition(":")[2]
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without the URL's password nor any piece of it (libpq quotes the pieces it misread as a host).
+
+    Pieces shorter than 4 characters are left (they would blank ordinary words and reveal little).
+    """
+    secret = password_of(url)
+    if not secret:
+        return text
+    pieces = {p for p in (*re.split(r"[@/:?#&=%]", secret), *re.split(r"[@/:?#&=]", unquote(secret))) if len(p) >= 4}
+    for piece in sorted({secret, unquote(secret), *pieces}, key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
+
+
 def safe_url(url: str) -> str:
-    """The URL as messages show it: scheme, user, server and database, never the password."""
-    parts = urlsplit(url)
+    """The URL as messages show it: scheme, user, server and database, never the password (nor a piece of it)."""
+    scheme, userinfo, rest = _authority_split(url)
+    user = userinfo.partition(":")[0]
+    parts = urlsplit(f"{scheme}://{rest}")
     try:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:  # a port that is not a number: shown as written
         port = ":" + parts.netloc.rsplit(":", 1)[-1]
-    user = f"{parts.username}@" if parts.username else ""
-    shown = f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+    shown = f"{scheme}://{user + '@' if user else ''}{parts.hostname or ''}{port}{parts.path}"
     if not parts.hostname and "host=" in parts.query:  # a Unix socket folder
         shown += f" (socket em {parts.query.split('host=', 1)[1].split('&', 1)[0]})"
-    return shown
+    return redact(shown, url)
 
 
 def check_url(url: str) -> None:
     """Refuse what cannot be a PostgreSQL URL before trying to connect (a typo, another database's scheme)."""
     if not is_database_url(url):
         raise StoreError(
-            f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else url!r}. "
+            f"URL de banco de dados inválida: {url.split('://', 1)[0] + '://…' if '://' in url else '(oculta)'}. "
             f"Use postgresql://USUÁRIO:SENHA@SERVIDOR:PORTA/BANCO em {env_var('store', 'url')} ou em [store] url "
-            "(ou deixe vazio para o SQLite do diretório do acervo). Nada foi gravado."
+            "(ou deixe vazio para o SQLite do diretório do acervo); uma senha com @, /, ?, # ou % vai "
+            "codificada (%40, %2F, %3F, %23, %25). Nada foi gravado."
         )
+    scheme, _, rest = _authority_split(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}://{rest}")
         _ = parts.port  # a non-numeric port raises here
     except ValueError as exc:
-        raise StoreError(f"URL de banco de dados malformada ({exc}): {safe_url(url)}. Nada foi gravado.") from None
+        raise StoreError(
+            f"URL de banco de dados malformada ({redact(str(exc), url)}): {safe_url(url)}. Nada foi gravado."
+        ) from None
     if not parts.path.strip("/"):
         raise StoreError(
             f"A URL {safe_url(url)} não diz qual banco usar: termine-a com /NOME_DO_BANCO. Nada foi gravado."
+        )
+    if any(ch in password_of(url) for ch in "@/?#"):
+        raise StoreError(
+            f"A senha da URL {safe_url(url)} tem um caractere reservado (@, /, ? ou #) sem codificar: escreva-o "
+            "como %40, %2F, %3F ou %23 (ex.: postgresql://ana:p%40ss@servidor/banco). Nada foi gravado."
         )
 
 
@@ -229,50 +276,124 @@ class PostgresDatabase:
             if exclusive:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_KEY,))
             yield _Transaction(conn)
+        after_commit()
 
     @contextmanager
-    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
-        """A session advisory lock named ``what``, on a connection of its own (the server frees it if we die)."""
-        key = int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
-        with self._errors():
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[SessionLock]:
+        """A session advisory lock named ``what``, on a connection of its own (the server frees it if we die).
+
+        The lock lives only as long as that connection: a server restart ends
+        it. The holder calls :meth:`SessionLock.check` before each write, which
+        takes it again on a new connection, or stops if another process took it meanwhile.
+        """
+        held = SessionLock(self, lock_key(what), busy)
+        held.acquire(wait=wait)
         try:
-            with self._errors():
-                if wait:
-                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-                else:
-                    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                    if not (got and got[0]):
-                        raise StoreError(busy)
-            yield
+            yield held
         finally:
-            conn.close()
+            held.release()
 
     def close(self) -> None:
         self._pool.close()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Name what went wrong with the server; a statement's own error (a bug, a constraint) passes as it is."""
+        """Name what went wrong with the server; a statement's own error (a bug, a constraint) passes as it is.
+
+        Every message goes through :func:`redact`: no piece of the password, whatever libpq quoted.
+        """
         try:
             yield
         except PoolTimeout as exc:
             raise StorageError(
-                f"O banco {self.where} não respondeu a tempo ({exc}). Confira se o servidor PostgreSQL está no ar "
-                "e aceita conexões; nada foi gravado pela operação interrompida."
+                redact(
+                    f"O banco {self.where} não respondeu a tempo ({exc}). Confira se o servidor PostgreSQL está no "
+                    "ar e aceita conexões; nada foi gravado pela operação interrompida.",
+                    self.url,
+                )
             ) from exc
         except psycopg.errors.DiskFull as exc:
             raise StorageError(
-                f"O servidor PostgreSQL {self.where} está sem espaço em disco ({exc}). A operação foi desfeita; "
-                "libere espaço no servidor e rode o comando de novo."
+                redact(
+                    f"O servidor PostgreSQL {self.where} está sem espaço em disco ({exc}). A operação foi desfeita; "
+                    "libere espaço no servidor e rode o comando de novo.",
+                    self.url,
+                )
             ) from exc
         except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
             raise StorageError(
-                f"O banco {self.where} não aceita gravação por este usuário ({exc}). Use um usuário com permissão "
-                "de escrita (ou o servidor primário, não uma réplica de leitura); nada foi gravado."
+                redact(
+                    f"O banco {self.where} não aceita gravação por este usuário ({exc}). Use um usuário com "
+                    "permissão de escrita (ou o servidor primário, não uma réplica de leitura); nada foi gravado.",
+                    self.url,
+                )
             ) from exc
         except psycopg.OperationalError as exc:
-            raise StorageError(_connection_problem(self.where, exc)) from exc
+            raise StorageError(redact(_connection_problem(self.where, exc), self.url)) from exc
+
+
+def lock_key(what: str) -> int:
+    """The advisory lock key of a lock name (64 bits of its hash)."""
+    return int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
+
+
+class SessionLock:
+    """A session advisory lock held on its own connection, checked (and re-taken if lost) before each write.
+
+    Why the check: after a server restart the lock is gone with the
+    connection while this process goes on writing through its pool; a
+    second process could then take the lock and redo the same work.
+    """
+
+    def __init__(self, database: PostgresDatabase, key: int, busy: str) -> None:
+        self._database = database
+        self._key = key
+        self._busy = busy
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def acquire(self, *, wait: bool = False) -> None:
+        with self._database._errors():
+            self._conn = psycopg.connect(self._database.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+        with self._database._errors():
+            if wait:
+                self._conn.execute("SELECT pg_advisory_lock(%s)", (self._key,))
+                return
+            got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+        if not (got and got[0]):
+            self.release()
+            raise StoreError(self._busy)
+
+    def check(self) -> None:
+        """Still ours (its connection answers): go on. Lost with the connection: take it again, waiting for
+        the server up to :data:`RELOCK_SECONDS`; taken by another process meanwhile: stop with a clear message."""
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                pass
+        self.release()
+        deadline = time.monotonic() + RELOCK_SECONDS
+        while True:
+            try:
+                self.acquire()
+                return
+            except StorageError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
+            except StoreError:
+                raise StoreError(
+                    f"A conexão com o banco {self._database.where} caiu e, enquanto isso, outro processo assumiu "
+                    "esta tarefa (a trava se perde com a conexão). Este processo parou para não refazer o "
+                    "trabalho do outro; o que ele já gravou está salvo."
+                ) from None
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
 
 
 def _connection_problem(where: str, exc: psycopg.OperationalError) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunConfig, RunItem
 from lecture_rag.store.corpus import Store
+from lecture_rag.store.database import HeldLock
 from lecture_rag.wire import dumps, from_data, loads, to_data
 
 # A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
@@ -32,6 +33,27 @@ def check_run_name(name: str) -> None:
             f"Nome de rodada inválido: {name!r}. Use só letras, números, '_', '-' e '.', começando por letra "
             "ou número, com até 100 caracteres (ex.: base-2024.1): o nome vira parte do endereço da página web."
         )
+
+
+#: The longest annotator name (the web API's limit, and the one every other way in shares).
+MAX_ANNOTATOR_CHARS = 80
+
+
+def annotator_name(value: str) -> str:
+    """An annotator's name as stored: runs of whitespace made one space; empty, too long or control characters refused.
+
+    The one check for every way a label comes in (the web API, ``annotate``
+    in the terminal, ``annotate import``, a question file): a name the web
+    app would refuse must never be stored by another door.
+    """
+    name = " ".join(value.split())
+    if not name or len(name) > MAX_ANNOTATOR_CHARS or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        shown = name[:40] + ("…" if len(name) > 40 else "")
+        raise LectureRagError(
+            f"Nome de anotador inválido ({shown!r}): use de 1 a {MAX_ANNOTATOR_CHARS} caracteres visíveis, "
+            "sem caracteres de controle."
+        )
+    return name
 
 
 def _now() -> str:
@@ -54,6 +76,7 @@ class RunStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._held: dict[str, HeldLock] = {}  # runs this process holds (running()), checked before each write
 
     # -- runs ---------------------------------------------------------------
     def get_config(self, name: str) -> RunConfig | None:
@@ -117,8 +140,18 @@ class RunStore:
             f"A rodada '{name}' já está sendo executada por outro processo. Espere ele terminar "
             "(ou interrompa-o) e rode de novo: o que ele já gravou é retomado, não refeito."
         )
-        with self.store.exclusive(f"run:{name}", busy, shared=True):
-            yield
+        with self.store.exclusive(f"run:{name}", busy, shared=True) as held:
+            self._held[name] = held
+            try:
+                yield
+            finally:
+                self._held.pop(name, None)
+
+    def _still_held(self, name: str) -> None:
+        """Before writing a run's work: the run's lock is still ours (a server restart loses it)."""
+        held = self._held.get(name)
+        if held is not None:
+            held.check()
 
     # -- items and judgments ------------------------------------------------
     def answered(self, name: str) -> set[str]:
@@ -141,6 +174,7 @@ class RunStore:
         label: tuple[str, str] | None = None,
     ) -> None:
         """One item; ``label`` = (annotator, label) stores a person's label with it, in the same transaction."""
+        self._still_held(name)
         with self.store.transaction() as conn:
             conn.execute(
                 """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
@@ -163,6 +197,7 @@ class RunStore:
         (``auto_label#2``, for self-consistency) beside the first; it comes
         back under that key in :meth:`items`, where nothing else looks.
         """
+        self._still_held(name)
         with self.store.transaction() as conn:
             for j in judgments:
                 conn.execute(
@@ -198,13 +233,25 @@ class RunStore:
     # -- annotations --------------------------------------------------------
     def annotate(self, name: str, qid: str, annotator: str, label: str, comment: str = "") -> None:
         """A person's label for one item; relabelling by the same person replaces it."""
+        self.annotate_many(name, [(qid, annotator, label, comment)])
+
+    def annotate_many(self, name: str, labels: Sequence[tuple[str, str, str, str]]) -> None:
+        """Labels (qid, annotator, label, comment) in one transaction: all of them are stored, or none.
+
+        Why one transaction: an import killed or stopped by a full disk half
+        way must leave the run as it was, not with the first rows of the file.
+        Every annotator name passes :func:`annotator_name` first.
+        """
+        rows = [(qid, annotator_name(annotator), label, comment) for qid, annotator, label, comment in labels]
         with self.store.transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM run_items WHERE run=? AND qid=?", (name, qid)).fetchone()
-            if not exists:
-                raise LectureRagError(f"A rodada '{name}' não tem a pergunta '{qid}'.")
-            conn.execute(
+            known = {str(r[0]) for r in conn.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
+            for qid, *_ in rows:
+                if qid not in known:
+                    raise LectureRagError(f"A rodada '{name}' não tem a pergunta '{qid}'.")
+            now = _now()
+            conn.executemany(
                 """INSERT INTO annotations(run, qid, annotator, label, comment, created_at) VALUES(?,?,?,?,?,?)
                    ON CONFLICT(run, qid, annotator) DO UPDATE SET label=excluded.label,
                      comment=excluded.comment, created_at=excluded.created_at""",
-                (name, qid, annotator, label, comment, _now()),
+                [(name, qid, who, label, comment, now) for qid, who, label, comment in rows],
             )

@@ -19,16 +19,18 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from lecture_rag.errors import StoreError
-from lecture_rag.store.database import Dialect, Params
-from lecture_rag.store.failures import os_errors, rollback, sqlite_errors, write_protected
+from lecture_rag.store.database import Dialect, KeptLock, Params, after_commit
+from lecture_rag.store.failures import corrupt_error, os_errors, rollback, sqlite_errors, write_protected
 
 LOCKS_DIRNAME = "locks"
+DAMAGED_ADVICE = "Restaure o arquivo de um backup (com os comandos parados) e rode o comando de novo."
 
 
 class SqliteDatabase:
@@ -36,18 +38,22 @@ class SqliteDatabase:
 
     dialect: Dialect = "sqlite"
 
-    def __init__(self, path: Path, what: str, *, read_only: bool = False, immutable: bool = False) -> None:
+    def __init__(
+        self, path: Path, what: str, *, read_only: bool = False, immutable: bool = False, advice: str = ""
+    ) -> None:
         self.path = Path(path)
         self.what = what
         self.where = str(self.path)
         self.read_only = read_only
+        self.advice = advice or DAMAGED_ADVICE
         self._immutable = immutable
+        self._checked = False  # whether the file passed PRAGMA quick_check (once, before this process's first write)
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._open_lock = threading.Lock()
 
     @classmethod
-    def at(cls, path: Path, what: str, *, read_only: bool = False) -> SqliteDatabase:
+    def at(cls, path: Path, what: str, *, read_only: bool = False, advice: str = "") -> SqliteDatabase:
         """The database file ``path``, read-only when asked or when it (or its folder) is write-protected.
 
         Nothing can write a protected file: with no WAL file left beside it,
@@ -57,7 +63,7 @@ class SqliteDatabase:
         path = Path(path)
         protected = write_protected(path, path.parent)
         immutable = protected and not path.with_name(path.name + "-wal").exists()
-        return cls(path, what, read_only=read_only or protected, immutable=immutable)
+        return cls(path, what, read_only=read_only or protected, immutable=immutable, advice=advice)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -71,12 +77,31 @@ class SqliteDatabase:
             self._local.conn = conn
         return conn
 
-    def execute(self, sql: str, params: Params = (), /) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+    def execute(self, sql: str, params: Params = (), /) -> CheckedCursor:
+        with self._errors():
+            return CheckedCursor(self.conn.execute(sql, params), self._errors)
 
     def has_table(self, name: str) -> bool:
-        row = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        row = self.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
         return row is not None
+
+    def _errors(self) -> AbstractContextManager[None]:
+        """Storage failures and a damaged file, named (never a traceback): see :func:`sqlite_errors`."""
+        return sqlite_errors(self.what, self.path, self.advice)
+
+    def _check_whole(self, conn: sqlite3.Connection) -> None:
+        """Refuse to write into a damaged file: ``PRAGMA quick_check`` once, before this process's first write.
+
+        Why: SQLite goes on writing into a file whose other pages are damaged
+        (it only fails on the pages it happens to read), burying the damage
+        under new work. One check per process keeps the cost to one pass over the file.
+        """
+        if self._checked:
+            return
+        verdict = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+        if verdict != "ok":
+            raise corrupt_error(self.what, self.path, f"quick_check: {verdict}", self.advice)
+        self._checked = True
 
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[sqlite3.Connection]:
@@ -88,20 +113,22 @@ class SqliteDatabase:
         transaction is still open, and its own failure never hides the first error.
         """
         conn = self.conn
-        with sqlite_errors(self.what, self.path):
+        with self._errors():
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._check_whole(conn)
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)
                 raise
+        after_commit()
 
     @contextmanager
-    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[None]:
+    def lock(self, what: str, busy: str, *, wait: bool = False) -> Iterator[KeptLock]:
         """An ``flock`` named ``what`` under ``locks/`` beside the database (see :func:`file_lock`)."""
-        with file_lock(self.path.parent, what, busy, wait=wait, label=self.what):
-            yield
+        with file_lock(self.path.parent, what, busy, wait=wait, label=self.what) as held:
+            yield held
 
     def close(self) -> None:
         """Close every thread's connection (call once no thread uses the database any more)."""
@@ -112,8 +139,32 @@ class SqliteDatabase:
         self._local = threading.local()
 
 
+class CheckedCursor:
+    """A cursor whose reads name a damaged file (rows are read lazily, so the damage may show only then)."""
+
+    def __init__(self, cursor: sqlite3.Cursor, errors: Callable[[], AbstractContextManager[None]]) -> None:
+        self._cursor = cursor
+        self._errors = errors
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        with self._errors():
+            return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with self._errors():
+            return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._errors():
+            yield from self._cursor
+
+
 @contextmanager
-def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: str = "o acervo") -> Iterator[None]:
+def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: str = "o acervo") -> Iterator[KeptLock]:
     """Hold an inter-process lock named ``what`` for the block; if another process holds it, raise ``busy``.
 
     With ``wait=True`` the block waits for the other process instead. The
@@ -133,7 +184,7 @@ def file_lock(folder: Path, what: str, busy: str, *, wait: bool = False, label: 
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise StoreError(busy) from None
             raise
-        yield
+        yield KeptLock()  # the kernel keeps an flock as long as the process lives
     finally:
         os.close(fd)
 

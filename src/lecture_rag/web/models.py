@@ -17,13 +17,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lecture_rag.config import RetrievalMode
+from lecture_rag.errors import LectureRagError
 from lecture_rag.llm.check import LLMCheck
 from lecture_rag.records import Annotation, Answer, Hit, Judgment
 from lecture_rag.retrieve import IndexStatus
+from lecture_rag.store.runs import MAX_ANNOTATOR_CHARS, annotator_name
 
 MAX_QUESTION_CHARS = 10_000
 MAX_COMMENT_CHARS = 2_000
-MAX_NAME_CHARS = 80
+MAX_NAME_CHARS = MAX_ANNOTATOR_CHARS
 MAX_K = 50
 
 Mode = RetrievalMode
@@ -124,10 +126,10 @@ class AnnotationIn(BaseModel):
     @field_validator("annotator")
     @classmethod
     def _clean_name(cls, value: str) -> str:
-        name = " ".join(value.split())
-        if not name or any(ord(ch) < 32 for ch in name):
-            raise ValueError("nome do anotador vazio ou com caracteres de controle")
-        return name
+        try:
+            return annotator_name(value)  # the store's one check, shared with the CLI and imports
+        except LectureRagError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class AnnotationSaved(BaseModel):
