@@ -31,6 +31,7 @@ app.command()(corpus.index)
 app.add_typer(corpus_app, name="corpus")
 corpus_app.command("list")(corpus.corpus_list)
 corpus_app.command("show")(corpus.corpus_show)
+corpus_app.command("edit")(corpus.corpus_edit)
 corpus_app.command("remove")(corpus.corpus_remove)
 
 app.command()(query.search)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,15 @@ from lecture_rag.cli.common import (
     with_flags,
 )
 from lecture_rag.errors import LectureRagError
-from lecture_rag.ingest.pipeline import IngestOptions, IngestReport, VideoMeta, ingest_paths
+from lecture_rag.ingest.pipeline import (
+    EDITABLE,
+    IngestOptions,
+    IngestReport,
+    VideoMeta,
+    ingest_paths,
+    metadata_changes,
+    read_manifest,
+)
 from lecture_rag.ingest.remote import ingest_urls, is_url
 from lecture_rag.links import hhmmss
 from lecture_rag.store import Store, open_store
@@ -63,6 +72,14 @@ def ingest(
     window: Annotated[float | None, typer.Option(help="Duração alvo dos segmentos, em segundos.")] = None,
     overlap: Annotated[float | None, typer.Option(help="Sobreposição entre segmentos, em segundos.")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Não indexar depois de ingerir.")] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifesto do curso (CSV ou TOML: arquivo ou URL → título, curso, URL da mídia, idioma); "
+            "sem ele, vale o lecture-rag.toml ou manifest.csv de cada pasta.",
+            show_default=False,
+        ),
+    ] = None,
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
@@ -79,14 +96,16 @@ def ingest(
             "transcription.language": language,
         },
     )
+    urls = [s for s in sources if is_url(s)]
+    paths = [Path(s) for s in sources if not is_url(s)]
+    _check_single_file_flags(paths, urls, video_id=video_id, title=title, url=url)
     options = IngestOptions(
         segmentation=settings.segmentation,
         meta=VideoMeta(video_id=video_id, title=title, course=course, url=url, language=language),
         transcription=settings.transcription,
         column=column,
+        manifest=_read_manifest(manifest),
     )
-    urls = [s for s in sources if is_url(s)]
-    paths = [Path(s) for s in sources if not is_url(s)]
     report = IngestReport()
     with open_engine(settings.batch) as batch:  # before the store: a cluster that does not answer writes nothing
         with open_store(settings) as st, progress_bar() as bar:
@@ -99,8 +118,57 @@ def ingest(
         _print_ingest_report(report)
         if report.done and not no_index:
             index_corpus(settings, rebuild=False, engine=batch)
+    if report.done:
+        _print_next_step(no_index)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _check_single_file_flags(paths: list[Path], urls: list[str], **flags: str | None) -> None:
+    """``--video-id``, ``--title`` and ``--url`` name one file: refused, not ignored, for anything else."""
+    given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
+    if not given:
+        return
+    if urls:
+        raise LectureRagError(
+            f"{', '.join(given)} vale(m) só para um arquivo, não para URLs (uma playlist tem vários vídeos). "
+            "Ingira o vídeo e depois dê o título com 'lecture-rag corpus edit ID --title …', ou use um "
+            "manifesto (--manifest) com a URL e o título."
+        )
+    if len(paths) != 1 or paths[0].is_dir():
+        raise LectureRagError(
+            f"{', '.join(given)} vale(m) só para um arquivo; para uma pasta ou vários arquivos, use um "
+            "manifesto do curso (lecture-rag.toml ou manifest.csv na pasta, ou --manifest)."
+        )
+
+
+def _read_manifest(path: Path | None) -> dict[str, VideoMeta]:
+    """``--manifest``: read now, so that a bad one stops the ingest before anything is stored."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise LectureRagError(f"Manifesto {path} não encontrado. Confira o caminho.")
+    try:
+        return read_manifest(path)
+    except LectureRagError:
+        raise
+    except Exception as exc:  # CSV, TOML or decoding errors alike
+        raise LectureRagError(
+            f"O manifesto {path} não pôde ser lido ({type(exc).__name__}: {exc}). Use CSV em UTF-8 com as colunas "
+            "file, title, course, media_url, language, ou TOML com uma tabela [[lecture]] por arquivo."
+        ) from exc
+
+
+def _print_next_step(no_index: bool) -> None:
+    """What to do after an ingest, in one line."""
+    if no_index:
+        hint = "Próximo passo: 'lecture-rag index' para indexar, depois 'lecture-rag ask \"sua pergunta\"'."
+    else:
+        hint = (
+            "Próximo passo: 'lecture-rag ask \"sua pergunta\"' no terminal ou 'lecture-rag serve' para a página; "
+            "títulos e cursos: 'lecture-rag corpus edit ID --title …'."
+        )
+    err_console.print(hint, highlight=False)
 
 
 def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOptions, engine: Engine) -> IngestReport:
@@ -143,7 +211,25 @@ def _ingest_urls(st: Store, bar: Progress, urls: list[str], options: IngestOptio
 
 
 def _print_ingest_report(report: IngestReport) -> None:
-    status_pt = {"added": "adicionado", "replaced": "substituído", "unchanged": "sem mudança"}
+    if report.done:
+        _print_done(report)
+    for path, reason in report.failed:
+        err_console.print(f"[bold red]Falhou:[/] {escape(_shown(path))}: {escape(reason)}", highlight=False)
+    if report.failed:
+        err_console.print(
+            f"{len(report.done)} arquivo(s) ou vídeo(s) ingerido(s), {len(report.failed)} com erro. "
+            "Corrija os itens listados e rode de novo: os já ingeridos não serão refeitos."
+        )
+
+
+def _print_done(report: IngestReport) -> None:
+    """The table of what was stored (none when nothing was: an empty table before an error says nothing)."""
+    status_pt = {
+        "added": "adicionado",
+        "replaced": "substituído",
+        "unchanged": "sem mudança",
+        "updated": "dados atualizados",
+    }
     table = Table(title="Ingestão")
     for col in ("arquivo ou URL", "vídeo", "situação", "segmentos", "duração", "duplicatas removidas"):
         table.add_column(col)
@@ -159,19 +245,14 @@ def _print_ingest_report(report: IngestReport) -> None:
         )
     console.print(table)
     for item in report.done:
+        for change in item.changes:
+            console.print(f"{escape(item.video_id)}: {escape(change)}", highlight=False)
         if item.stats and item.stats.late:
             err_console.print(
                 f"[yellow]Aviso:[/] {escape(_shown(item.path))}: {item.stats.late} legenda(s) chegaram mais de "
                 "10 minutos fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
                 highlight=False,
             )
-    for path, reason in report.failed:
-        err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
-    if report.failed:
-        err_console.print(
-            f"{len(report.done)} arquivo(s) ou vídeo(s) ingerido(s), {len(report.failed)} com erro. "
-            "Corrija os itens listados e rode de novo: os já ingeridos não serão refeitos."
-        )
 
 
 def _shown(source: Path | str) -> str:
@@ -248,13 +329,55 @@ def corpus_show(
 
 
 @user_errors
+def corpus_edit(
+    video_id: Annotated[str, typer.Argument(help="Id do vídeo.")],
+    store: StoreOpt = None,
+    title: Annotated[str | None, typer.Option(help="Novo título.", show_default=False)] = None,
+    course: Annotated[str | None, typer.Option(help="Nova disciplina/curso.", show_default=False)] = None,
+    url: Annotated[str | None, typer.Option(help="Nova URL do vídeo ou da mídia.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mudar o título, o curso ou a URL de uma aula; uma nova ingestão mantém a mudança."""
+    if title is None and course is None and url is None:
+        raise LectureRagError("Diga o que mudar: --title, --course e/ou --url.")
+    with open_store(settings_for(store), create=False) as st:
+        before = st.get_video(video_id)
+        if before is None:
+            raise LectureRagError(f"Vídeo '{video_id}' não está no acervo. Veja 'lecture-rag corpus list'.")
+        st.update_video(video_id, title=title, course=course, url=url)
+        after = st.get_video(video_id)
+    assert after is not None
+    if as_json:
+        print_json(after)
+        return
+    changes = metadata_changes(before, after)
+    for change in changes or [f"nada mudou ({', '.join(EDITABLE.values())} já eram esses)"]:
+        console.print(f"{escape(video_id)}: {escape(change)}", highlight=False)
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Não pedir confirmação.")]
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before destroying something; ``--yes`` skips it, and without a terminal to ask on it is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise LectureRagError(f"{question} Confirme com --yes (não há terminal para perguntar).")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+@user_errors
 def corpus_remove(
     video_ids: Annotated[list[str], typer.Argument(help="Ids dos vídeos a remover.")],
     store: StoreOpt = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Não reindexar depois de remover.")] = False,
+    yes: YesOpt = False,
 ) -> None:
     """Remover aulas (e seus segmentos) do acervo; reindexa (rápido: os vetores estão no cache)."""
     settings = settings_for(store)
+    confirm(f"Remover {len(video_ids)} aula(s) do acervo ({', '.join(video_ids)})?", yes)
     missing = []
     with open_store(settings, create=False) as st:
         for vid in video_ids:

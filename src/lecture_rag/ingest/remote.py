@@ -30,7 +30,10 @@ from lecture_rag.ingest.pipeline import (
     FileResult,
     IngestOptions,
     IngestReport,
+    VideoMeta,
+    manifest_entry,
     safe_video_id,
+    settle,
     store_cues,
     unchanged_result,
     whisper_source,
@@ -175,6 +178,7 @@ class _Session:
             }
         )
         self._current = ""
+        self.given = VideoMeta(course=options.meta.course)  # what a person entered for every video of the call
 
     def _hook(self, status: Mapping[str, Any]) -> None:
         total = status.get("total_bytes") or status.get("total_bytes_estimate") or 0
@@ -210,10 +214,13 @@ class _Session:
             channel=str(info.get("channel") or info.get("uploader") or ""),
             upload_date=_iso_date(info.get("upload_date")),
         )
+        listed = manifest_entry(self.options.manifest, url, str(info.get("original_url") or ""), video_id)
+        given = self.given.merged(listed) if listed else self.given
+        video = settle(video, given, self.store.get_video(video_id))  # an edited title or course stays
         metadata = json.dumps([video.title, video.course, video.url, video.channel, video.upload_date, video.duration])
         if captions:
-            return self._from_captions(video, captions, metadata)
-        return self._from_audio(video, info, whisper_language(language), metadata)
+            return self._from_captions(video, captions, metadata, given)
+        return self._from_audio(video, info, whisper_language(language), metadata, given)
 
     def _digest(self, *parts: str | bytes) -> str:
         digest = hashlib.sha256()
@@ -222,7 +229,7 @@ class _Session:
             digest.update(b"\0")
         return digest.hexdigest()
 
-    def _from_captions(self, video: Video, captions: Captions, metadata: str) -> FileResult:
+    def _from_captions(self, video: Video, captions: Captions, metadata: str, given: VideoMeta) -> FileResult:
         data = self._download_captions(captions)
         digest = self._digest(data, f"captions:{captions.kind}:{captions.language}", metadata)
         unchanged = unchanged_result(self.store, video.url or video.video_id, video.video_id, digest)
@@ -233,7 +240,9 @@ class _Session:
         try:
             video.language, video.source_hash = captions.language, digest
             video.transcript_source = f"captions:{captions.kind}"
-            return store_cues(self.store, video, read_cues(path), self.options, video.url or video.video_id)
+            return store_cues(
+                self.store, video, read_cues(path), self.options, video.url or video.video_id, given
+            )
         finally:
             path.unlink(missing_ok=True)
 
@@ -250,7 +259,9 @@ class _Session:
             raise IngestError(f"legendas grandes demais (mais de {MAX_CAPTION_BYTES // 2**20} MB)")
         return data
 
-    def _from_audio(self, video: Video, info: Mapping[str, Any], language: str, metadata: str) -> FileResult:
+    def _from_audio(
+        self, video: Video, info: Mapping[str, Any], language: str, metadata: str, given: VideoMeta
+    ) -> FileResult:
         fingerprint = json.dumps(
             [info.get(k) for k in ("extractor_key", "id", "timestamp", "format_id", "filesize", "filesize_approx")],
             default=str,
@@ -274,7 +285,7 @@ class _Session:
             )
             video.language, video.source_hash = language, digest
             video.transcript_source = whisper_source(self.options)
-            return store_cues(self.store, video, cues, self.options, video.url or video.video_id)
+            return store_cues(self.store, video, cues, self.options, video.url or video.video_id, given)
         finally:
             for leftover in set(self.folder.iterdir()) - before:
                 leftover.unlink(missing_ok=True)
