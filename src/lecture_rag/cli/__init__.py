@@ -11,9 +11,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
-from lecture_rag.cli import corpus, db, evaluation, llm, query, serve
+from lecture_rag.cli import corpus, db, evaluation, help_pt, llm, query, serve
+
+help_pt.install()
 
 app = typer.Typer(
     name="lecture-rag",
@@ -25,6 +30,31 @@ corpus_app = typer.Typer(help="Ver e gerenciar o acervo de aulas.", no_args_is_h
 eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_is_help=True)
 llm_app = typer.Typer(help="O LLM das respostas.", no_args_is_help=True)
 db_app = typer.Typer(help="O banco do acervo (SQLite ou PostgreSQL): esquema e estado.", no_args_is_help=True)
+
+
+
+def _version() -> str:
+    try:
+        return version("lecture-rag")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+        return "desconhecida (não instalado)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lecture-rag {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Mostrar a versão e sair.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Perguntas e respostas sobre videoaulas, com citações no segundo certo."""
+
 
 app.command()(corpus.ingest)
 app.command()(corpus.index)
