@@ -429,8 +429,9 @@ def _run_on(
                 batch=batch,
             )
     where = "" if batch.name == "local" else f", {batch.name}"
+    judged = f"{stats.judged} avaliadas" if judge is not None else "nenhuma avaliada (sem juiz)"
     console.print(
-        f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
+        f"{stats.answered} respondidas, {judged}, {stats.skipped} já prontas, "
         f"{stats.errors} com erro do LLM ({stats.workers} em paralelo{where}). Veja: lecture-rag report {escape(name)}",
         highlight=False,
     )
@@ -487,19 +488,27 @@ def agreement(
     _print_summary(run, summary)
 
 
+def _answers_line(s: RunOverview) -> str:
+    """The answers' counts in words (not a Python dict)."""
+    a = s.answers
+    return (
+        f"{a.extractive} extrativa(s), {a.abstained} abstenção(ões), {a.no_citations} sem citação, "
+        f"{a.invalid_citations} com citação inválida, {a.llm_errors} com erro do LLM"
+    )
+
+
 def _print_summary(run: str, s: RunOverview) -> None:
     console.print(
         f"[bold]Rodada {escape(run)}[/]: {s.questions} perguntas, {s.annotated} com anotação manual",
         highlight=False,
     )
-    console.print(f"Respostas: {to_data(s.answers)}", highlight=False)
+    console.print(f"Respostas: {_answers_line(s)}", highlight=False)
     for kind, j in s.judges.items():
         if not j.judged:
             console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
             continue
         console.print(
-            f"Juiz {kind}: média {fmt(j.mean, 2)} em {j.n_scored}, não interpretadas {j.unparsed}"
-            + (f" ({escape('; '.join(j.errors))})" if j.errors else ""),
+            f"Juiz {kind}: {j.wording}" + (f" ({escape('; '.join(j.errors))})" if j.errors else ""),
             highlight=False,
         )
     if s.retrieval:
@@ -586,6 +595,12 @@ def compare(
     console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
     for f in flips:
         console.print(
-            escape(f"- {f.qid} ({f.which}): {f.a or '-'} → {f.b or '-'}  {f.question[:80]}"),
+            escape(f"- {f.qid} ({f.which}): {f.a} → {f.b}  {f.question[:80]}"),
+            highlight=False,
+        )
+    if result.labelled_in_one:
+        console.print(
+            f"[dim]{result.labelled_in_one} rótulo(s) em só uma das rodadas (pergunta não anotada ou não julgada "
+            "na outra): não contam como mudança. As frações 'manual X' são sobre as respostas anotadas.[/]",
             highlight=False,
         )
