@@ -178,7 +178,7 @@ def _ingest_files(st: Store, bar: Progress, paths: list[Path], options: IngestOp
     media_task = bar.add_task(label, total=None, visible=False)
 
     def on_file(path: Path) -> None:
-        bar.update(files_task, description=f"Ingerindo {escape(path.name)}")
+        bar.update(files_task, description=f"Ingerindo {escape(short_name(path.name))}")
         bar.advance(files_task)
 
     def on_media(done: float, total: float) -> None:
@@ -195,15 +195,14 @@ def _ingest_urls(st: Store, bar: Progress, urls: list[str], options: IngestOptio
     current = bar.add_task("", total=None, visible=False)
 
     def on_video(label: str) -> None:
-        bar.update(overall, description=f"Vídeos: {escape(label[-60:])}")
-        bar.advance(overall)
+        bar.update(overall, description=f"Vídeos: {escape(short_name(label))}")
         bar.update(current, visible=False, completed=0, total=None)
 
     def step(what: str, done: float, total: float) -> None:
         bar.update(current, description=escape(what), completed=done, total=total, visible=True)
 
     report = ingest_urls(
-        st, urls, options, on_video=on_video, on_total=lambda n: bar.update(overall, total=n), step=step
+        st, urls, options, on_video=on_video, on_count=lambda n, t: bar.update(overall, completed=n, total=t), step=step
     )
     bar.update(overall, description="Vídeos")
     bar.update(current, visible=False)
@@ -231,8 +230,9 @@ def _print_done(report: IngestReport) -> None:
         "updated": "dados atualizados",
     }
     table = Table(title="Ingestão")
-    for col in ("arquivo ou URL", "vídeo", "situação", "segmentos", "duração", "duplicatas removidas"):
-        table.add_column(col)
+    table.add_column("arquivo ou URL", overflow="fold")  # a name cut to 'sentences_S…' says nothing
+    for col in ("vídeo", "situação", "segmentos", "duração", "repetições removidas"):
+        table.add_column(col, overflow="fold")
     for item in report.done:
         dups = str(item.stats.duplicates) if item.stats else "-"
         table.add_row(
@@ -253,6 +253,14 @@ def _print_done(report: IngestReport) -> None:
                 "10 minutos fora da ordem do tempo e foram descartadas; confira os tempos do arquivo.",
                 highlight=False,
             )
+
+
+def short_name(name: str, width: int = 32) -> str:
+    """A long file name or URL cut in the middle for a progress bar: its start and its end both tell it apart."""
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return f"{name[: keep // 2]}…{name[-(keep - keep // 2) :]}"
 
 
 def _shown(source: Path | str) -> str:

@@ -555,7 +555,27 @@ def _store_planned(store: Store, plan: _Planned, cues: _Heard | None, options: I
         return _metadata_only(store, plan)
     if isinstance(cues, Exception):
         raise cues
-    return write_file(store, plan, read_cues(plan.path, column=options.column) if cues is None else cues, options)
+    return write_file(store, plan, _in_time_order(plan.path, options) if cues is None else cues, options)
+
+
+#: Transcript files up to this size are read whole and put in time order before segmenting.
+SORT_LIMIT_BYTES = 32 * 1024 * 1024
+
+
+def _in_time_order(path: Path, options: IngestOptions) -> Iterable[Cue]:
+    """A transcript's cues, sorted by start when the file is small enough to hold (else in file order).
+
+    Why: some transcripts list the lecture more than once, each pass restarting at 0 (the NURC-SP
+    files give it sentence by sentence, then again in shorter pieces). Streamed in file order, a
+    piece of the second pass that fills a gap of the first arrives after its place was written
+    out and is dropped with a warning, so the sample data warned on every ingest and lost speech.
+    In time order the repeats are plain duplicates and the gaps are filled. Larger files stream
+    (the segmenter reorders within ten minutes), so memory stays bounded.
+    """
+    cues = read_cues(path, column=options.column)
+    if path.stat().st_size > SORT_LIMIT_BYTES:
+        return cues
+    return sorted(cues, key=lambda cue: cue.start)
 
 
 def _metadata_only(store: Store, plan: FilePlan) -> FileResult:

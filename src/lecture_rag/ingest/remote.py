@@ -297,18 +297,18 @@ def ingest_urls(
     options: IngestOptions,
     *,
     on_video: Callable[[str], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
+    on_count: Callable[[int, int], None] | None = None,
     step: StepFn | None = None,
 ) -> IngestReport:
     """Ingest videos, playlists and channels; one bad video never stops the others.
 
-    ``on_total`` hears how many videos there are (it grows as playlists
-    expand), ``on_video`` each video as it starts, ``step`` the download
-    and transcription of the current one.
+    ``on_video`` hears each item as it starts, ``on_count(done, total)`` the videos finished
+    out of those known (a playlist counts as its videos once expanded, never as one more), and
+    ``step`` the download and transcription of the current one.
     """
     pending: deque[tuple[dict[str, Any], int]] = deque(({"_type": "url", "url": url}, 0) for url in urls)
     report = IngestReport()
-    total = len(pending)
+    total, done = len(pending), 0
     with tempfile.TemporaryDirectory(prefix="lecture-rag-") as tmp:
         session = _Session(store, options, Path(tmp), step)
         try:
@@ -319,10 +319,12 @@ def ingest_urls(
                     on_video(label)
                 entries = _ingest_one(session, item, depth, label, report)
                 if entries:
-                    total += len(entries)
+                    total += len(entries) - 1  # the playlist is replaced by its videos
                     pending.extendleft(reversed([(entry, depth + 1) for entry in entries]))
-                    if on_total:
-                        on_total(total)
+                else:
+                    done += 1
+                if on_count:
+                    on_count(done, total)
         finally:
             session.close()
     return report
