@@ -5,11 +5,17 @@ Each test is a defect seen by a course team; each failed before its fix.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run_cli
-from tests.support.paths import FIXTURES, shared
+from tests.support.paths import FIXTURES, QUESTIONS, shared
 
 SRT = "1\n00:00:01,000 --> 00:00:04,000\n{text}\n"
 
@@ -152,3 +158,154 @@ def test_ingest_ends_with_what_to_do_next(tmp_path: Path) -> None:
     result = run_cli("ingest", str(_srt(tmp_path / "aula.srt", "texto")), "--no-index", store=tmp_path / "s")
     assert result.returncode == 0
     assert "Próximo passo: 'lecture-rag index'" in " ".join(result.stderr.split())
+
+
+# -- reports that say what happened (item 4) ------------------------------------------------------
+
+
+def _questions(tmp_path: Path, n: int, labels: dict[int, str] | None = None) -> Path:
+    lines = QUESTIONS.read_text(encoding="utf-8").splitlines()[:n]
+    out = []
+    for i, line in enumerate(lines):
+        obj = json.loads(line)
+        if labels and i in labels:
+            obj["label"] = labels[i]
+        out.append(json.dumps(obj, ensure_ascii=False))
+    path = tmp_path / f"perguntas{n}.jsonl"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reports_without_a_judge_and_with_comments_say_what_happened(nurc_indexed: Path, tmp_path: Path) -> None:
+    questions = _questions(tmp_path, 3, labels={0: "C"})
+    run = run_cli(
+        "run", str(questions), "--name", "equipe-a", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+    )
+    assert run.returncode == 0, run.stderr
+    assert "3 respondidas, nenhuma avaliada (sem juiz)" in run.stdout and "avaliadas," not in run.stdout
+    qids = [json.loads(line)["id"] for line in questions.read_text(encoding="utf-8").splitlines()]
+    labels = tmp_path / "rotulos.csv"
+    labels.write_text(
+        f"qid,label,annotator,comment\n{qids[1]},P,ana,faltou citar o minuto certo\n", encoding="utf-8"
+    )
+    assert run_cli("annotate", "import", "equipe-a", str(labels), store=nurc_indexed).returncode == 0
+
+    agreement = run_cli("agreement", "equipe-a", store=nurc_indexed)
+    assert agreement.returncode == 0, agreement.stderr
+    text = " ".join(agreement.stdout.split())
+    assert "não interpretadas" not in text and "{'" not in text
+    assert "sem juiz configurado: nenhuma das 3 respostas foi avaliada" in text
+    assert "3 extrativa(s)" in text
+
+    csv_text = run_cli("report", "equipe-a", "--format", "csv", store=nurc_indexed).stdout
+    assert "annotator_comments" in csv_text.splitlines()[0] and "ana: faltou citar o minuto certo" in csv_text
+
+    md = run_cli("report", "equipe-a", store=nurc_indexed).stdout
+    assert md.count("**Resposta extrativa (sem LLM)**: ") == 3 and "Resposta gerada pelo LLM" not in md
+    assert "- *URL:* sem URL" in md and "*URL:* oculto" not in md  # the NURC lectures have no URL
+    assert "]()" not in md and "(sem URL)" in md
+    hidden = run_cli("report", "equipe-a", "--hide-urls", store=nurc_indexed).stdout
+    assert "- *URL:* oculto" in hidden  # the seed's format when URLs are hidden on purpose
+
+    run_b = run_cli(
+        "run", str(questions), "--name", "equipe-b", "--llm", "none", "--judge-llm", "none", store=nurc_indexed
+    )
+    assert run_b.returncode == 0, run_b.stderr
+    compared = run_cli("compare", "equipe-a", "equipe-b", store=nurc_indexed)
+    assert compared.returncode == 0, compared.stderr
+    out = " ".join(compared.stdout.split())
+    assert "→ -" not in out and "Nenhuma pergunta mudou de rótulo." in out
+    assert "1 rótulo(s) em só uma das rodadas" in out
+    data = json.loads(run_cli("compare", "equipe-a", "equipe-b", "--json", store=nurc_indexed).stdout)
+    fractions = {m["name"]: m["a"] for m in data["metrics"] if m["name"].startswith("manual ")}
+    assert fractions == {"manual C (fração das anotadas)": 0.5, "manual P (fração das anotadas)": 0.5}
+
+
+# -- eval retrieval at 80 columns (item 5) ---------------------------------------------------------
+
+
+def test_eval_retrieval_table_fits_80_columns(nurc_indexed: Path) -> None:
+    result = run_cli("eval", "retrieval", str(QUESTIONS), store=nurc_indexed, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout  # nothing cut
+    header = next(line for line in lines if "métrica" in line)
+    assert "dense" in header and "bm25" not in header  # one configuration: the one `ask` uses
+    assert "recall@10" in result.stdout and "acerto@10" in result.stdout and "offset_median" not in result.stdout
+
+
+# -- one dialect (item 6) --------------------------------------------------------------------------
+
+
+def test_one_cli_dialect(nurc_indexed: Path, tmp_path: Path) -> None:
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("lecture-rag ")
+    for command in (("corpus", "remove"), ("ingest",), ("eval", "retrieval"), ()):
+        shown = run_cli(*command, "--help")
+        assert shown.returncode == 0, shown.stderr
+        for english in ("<bool>", "<list[str]>", "<str>", "Show this message and exit.", "[required]", "Options"):
+            assert english not in shown.stdout, (command, english)
+        assert "Mostrar esta ajuda e sair." in shown.stdout
+    asked = run_cli("ask", "como viviam os homens do paleolítico?", "--json", store=nurc_indexed)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["question"] == "como viviam os homens do paleolítico?"
+    no_url = run_cli(
+        "ask", "arte rupestre", "--llm", "openai", store=nurc_indexed, env={"LECTURE_RAG_LLM_BASE_URL": ""}
+    )
+    assert no_url.returncode == 2 and "LECTURE_RAG_LLM_BASE_URL" in no_url.stderr
+    assert "8080/v1 para o llama.cpp" in " ".join(no_url.stderr.split())
+
+
+# -- errors that name the cause (item 7) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain web site: not a video, not an LLM."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text("<!DOCTYPE html><html><body><h1>Curso</h1></body></html>", encoding="utf-8")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_missing_video_is_one_portuguese_line(web_site: str, tmp_path: Path) -> None:
+    url = f"{web_site}/nao-existe.mp4"
+    result = run_cli("ingest", url, "--no-index", store=tmp_path / "s")
+    assert result.returncode == 1
+    err = " ".join(result.stderr.split())
+    assert f"Falhou: {url}: o site diz que o vídeo não existe (HTTP 404)" in err
+    assert "caused by" not in err and "HTTPError" not in err and "Ingestão" not in result.stdout
+    verbose = run_cli("ingest", url, "--no-index", "--verbose", store=tmp_path / "s")
+    assert "detalhe:" in verbose.stderr and "404" in verbose.stderr
+
+
+def test_a_web_page_as_llm_url_is_named_not_dumped(web_site: str, tmp_path: Path) -> None:
+    env = {"LECTURE_RAG_LLM_BASE_URL": f"{web_site}/v1", "LECTURE_RAG_LLM_MODEL": "x", "LECTURE_RAG_LLM_RETRIES": "0"}
+    result = run_cli("llm", "check", "--llm", "openai", store=tmp_path / "s", env=env)
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1
+    assert "uma página da web (HTML), não como uma API de LLM" in out
+    assert "<html" not in out.lower() and "<!doctype" not in out.lower() and "Confira LECTURE_RAG_LLM_MODEL" not in out
+
+
+# -- progress (item 8) -----------------------------------------------------------------------------
+
+
+def test_the_sample_lectures_ingest_without_warnings(tmp_path: Path) -> None:
+    result = run_cli("ingest", str(shared("nurc-sp", "transcripts")), "--no-index", store=tmp_path / "s",
+                     env={"COLUMNS": "80"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Aviso" not in result.stderr and "fora da ordem" not in result.stderr
+    assert "…" not in result.stdout  # file names folded, not cut to 'sentences_S…'
+

@@ -80,6 +80,9 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Nas falhas, também o texto do yt-dlp ou do leitor.")
+    ] = False,
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
@@ -115,7 +118,8 @@ def ingest(
                 remote = _ingest_urls(st, bar, urls, options)
                 report.done += remote.done
                 report.failed += remote.failed
-        _print_ingest_report(report)
+                report.details.update(remote.details)
+        _print_ingest_report(report, verbose)
         if report.done and not no_index:
             index_corpus(settings, rebuild=False, engine=batch)
     if report.done:
@@ -209,11 +213,14 @@ def _ingest_urls(st: Store, bar: Progress, urls: list[str], options: IngestOptio
     return report
 
 
-def _print_ingest_report(report: IngestReport) -> None:
+def _print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     if report.done:
         _print_done(report)
     for path, reason in report.failed:
         err_console.print(f"[bold red]Falhou:[/] {escape(_shown(path))}: {escape(reason)}", highlight=False)
+        detail = report.details.get(_shown(path))
+        if verbose and detail:
+            err_console.print(f"  [dim]detalhe: {escape(detail)}[/]", highlight=False)
     if report.failed:
         err_console.print(
             f"{len(report.done)} arquivo(s) ou vídeo(s) ingerido(s), {len(report.failed)} com erro. "

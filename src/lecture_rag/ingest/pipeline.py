@@ -91,6 +91,7 @@ class FileResult:
 class IngestReport:
     done: list[FileResult] = field(default_factory=list)
     failed: list[tuple[Path | str, str]] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # a failure's third-party text, for --verbose
 
 
 @dataclass(slots=True)

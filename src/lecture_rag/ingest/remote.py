@@ -129,18 +129,38 @@ def _yt_dlp() -> Any:
     return yt_dlp
 
 
-def _reason(exc: BaseException) -> str:
-    """A yt-dlp failure in words: what went wrong and what to do."""
+#: Words in yt-dlp's (English) messages → the cause in Portuguese, first match wins.
+_CAUSES = (
+    (("http error 404", "404: not found"), "o site diz que o vídeo não existe (HTTP 404)"),
+    (("http error 403", "403: forbidden"), "o site recusou o acesso (HTTP 403): vídeo privado ou restrito"),
+    (("http error 429", "too many requests"), "o site limitou os pedidos (HTTP 429): espere alguns minutos"),
+    (("private video", "video unavailable", "has been removed", "not available"), "vídeo indisponível (privado ou removido)"),
+    (("sign in", "login", "age"), "o site pede login para este vídeo (restrição de idade ou de acesso)"),
+    (
+        ("getaddrinfo", "name or service not known", "timed out", "connection", "network is unreachable"),
+        "sem conexão com o site",
+    ),
+)
+
+
+def _reason(exc: BaseException) -> tuple[str, str]:
+    """A yt-dlp failure in one Portuguese line (what went wrong, what to do) and yt-dlp's own text.
+
+    The own text is English and long ("caused by <HTTPError …>"); it is shown only with --verbose.
+    """
     yt_dlp = _yt_dlp()
     cause = getattr(exc, "exc_info", None)
     inner = cause[1] if cause else exc
-    text = " ".join(str(exc).replace("ERROR: ", "").split())[:300]
+    detail = " ".join(str(exc).replace("ERROR: ", "").split())
     if isinstance(inner, yt_dlp.utils.UnsupportedError):
         return (
             "endereço não suportado: o yt-dlp não encontrou vídeo nem áudio nessa página. Confira o link "
-            "(um vídeo, uma playlist ou um canal)"
+            "(um vídeo, uma playlist ou um canal)",
+            detail,
         )
-    return f"não foi possível obter o vídeo ({text}). Confira o link e a conexão e rode de novo: o que já entrou fica"
+    lowered = detail.lower()
+    what = next((text for words, text in _CAUSES if any(w in lowered for w in words)), "o vídeo não pôde ser obtido")
+    return f"{what}. Confira o link e a conexão e rode de novo: o que já entrou fica (detalhes: --verbose)", detail
 
 
 def _label(item: Mapping[str, Any]) -> str:
@@ -351,7 +371,9 @@ def _ingest_one(
     except LectureRagError as exc:
         report.failed.append((label, str(exc)))
     except Exception as exc:  # yt-dlp's DownloadError and friends; anything else is reported too
-        report.failed.append((label, _reason(exc)))
+        reason, detail = _reason(exc)
+        report.failed.append((label, reason))
+        report.details[label] = detail
     return []
 
 
