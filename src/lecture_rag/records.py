@@ -128,7 +128,7 @@ def transcript_source_label(source: str) -> str:
 
 def machine_transcript(source: str) -> bool:
     """Whether ``source`` is speech recognition (Whisper, another ASR, automatic captions)."""
-    kind, _, detail = source.partition(":")
+    kind = source.partition(":")[0]
     return kind in ("whisper", "asr") or source in ("captions:automatic", "file:whisper_json")
 
 

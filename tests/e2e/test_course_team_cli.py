@@ -185,9 +185,7 @@ def test_reports_without_a_judge_and_with_comments_say_what_happened(nurc_indexe
     assert "3 respondidas, nenhuma avaliada (sem juiz)" in run.stdout and "avaliadas," not in run.stdout
     qids = [json.loads(line)["id"] for line in questions.read_text(encoding="utf-8").splitlines()]
     labels = tmp_path / "rotulos.csv"
-    labels.write_text(
-        f"qid,label,annotator,comment\n{qids[1]},P,ana,faltou citar o minuto certo\n", encoding="utf-8"
-    )
+    labels.write_text(f"qid,label,annotator,comment\n{qids[1]},P,ana,faltou citar o minuto certo\n", encoding="utf-8")
     assert run_cli("annotate", "import", "equipe-a", str(labels), store=nurc_indexed).returncode == 0
 
     agreement = run_cli("agreement", "equipe-a", store=nurc_indexed)
@@ -308,4 +306,3 @@ def test_the_sample_lectures_ingest_without_warnings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Aviso" not in result.stderr and "fora da ordem" not in result.stderr
     assert "…" not in result.stdout  # file names folded, not cut to 'sentences_S…'
-

@@ -32,7 +32,6 @@ llm_app = typer.Typer(help="O LLM das respostas.", no_args_is_help=True)
 db_app = typer.Typer(help="O banco do acervo (SQLite ou PostgreSQL): esquema e estado.", no_args_is_help=True)
 
 
-
 def _version() -> str:
     try:
         return version("lecture-rag")

@@ -71,7 +71,6 @@ from lecture_rag.report import run_report
 from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
-from lecture_rag.wire import to_data
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
 # paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
@@ -111,9 +110,7 @@ def eval_retrieval(
     ] = False,
     every: Annotated[
         bool,
-        typer.Option(
-            "--all", help="Na tabela, os três modos com e sem reordenação (o --json sempre traz todos)."
-        ),
+        typer.Option("--all", help="Na tabela, os três modos com e sem reordenação (o --json sempre traz todos)."),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:

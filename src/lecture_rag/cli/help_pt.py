@@ -62,8 +62,8 @@ def install() -> None:
     rich_utils.ABORTED_TEXT = "Cancelado."
     rich_utils.RICH_HELP = "Veja [blue]'{command_path} {help_option}'[/] para ajuda."
     for cls in (core.TyperOption, core.TyperArgument):
-        cls.display_type_rich = _display_type  # type: ignore[method-assign]
+        cls.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
     if not getattr(click_core.Command.get_help_option, "_pt", False):
         patched = _help_option(click_core.Command.get_help_option)
-        patched._pt = True  # type: ignore[attr-defined]
+        patched._pt = True
         click_core.Command.get_help_option = patched  # type: ignore[method-assign]

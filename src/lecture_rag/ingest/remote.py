@@ -134,8 +134,11 @@ _CAUSES = (
     (("http error 404", "404: not found"), "o site diz que o vídeo não existe (HTTP 404)"),
     (("http error 403", "403: forbidden"), "o site recusou o acesso (HTTP 403): vídeo privado ou restrito"),
     (("http error 429", "too many requests"), "o site limitou os pedidos (HTTP 429): espere alguns minutos"),
-    (("private video", "video unavailable", "has been removed", "not available"), "vídeo indisponível (privado ou removido)"),
-    (("sign in", "login", "age"), "o site pede login para este vídeo (restrição de idade ou de acesso)"),
+    (
+        ("private video", "video unavailable", "has been removed", "not available"),
+        "vídeo indisponível (privado ou removido)",
+    ),
+    (("sign in", "login", "confirm your age"), "o site pede login para este vídeo (restrição de idade ou de acesso)"),
     (
         ("getaddrinfo", "name or service not known", "timed out", "connection", "network is unreachable"),
         "sem conexão com o site",
@@ -260,9 +263,7 @@ class _Session:
         try:
             video.language, video.source_hash = captions.language, digest
             video.transcript_source = f"captions:{captions.kind}"
-            return store_cues(
-                self.store, video, read_cues(path), self.options, video.url or video.video_id, given
-            )
+            return store_cues(self.store, video, read_cues(path), self.options, video.url or video.video_id, given)
         finally:
             path.unlink(missing_ok=True)
 

@@ -289,7 +289,8 @@ class Store:
             return self.get_video(video_id) is not None
         assignments = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as conn:
-            cur = conn.execute(f"UPDATE videos SET {assignments} WHERE video_id=?", (*fields.values(), video_id))  # noqa: S608 (fixed names)
+            # the column names are fixed above, the values are parameters
+            cur = conn.execute(f"UPDATE videos SET {assignments} WHERE video_id=?", (*fields.values(), video_id))
         return cur.rowcount > 0
 
     def remove_video(self, video_id: str) -> bool:
