@@ -214,10 +214,13 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
 
 def load_manifest(directory: Path) -> dict[str, VideoMeta]:
     """The folder's course manifest (the first of :data:`MANIFEST_NAMES` there), keyed by file or URL."""
-    for name in MANIFEST_NAMES:
-        if (directory / name).is_file():
-            return read_manifest(directory / name)
-    return {}
+    path = manifest_path(directory)
+    return {} if path is None else read_manifest(path)
+
+
+def manifest_path(directory: Path) -> Path | None:
+    """The course manifest ``ingest`` reads in ``directory``, if there is one."""
+    return next((directory / name for name in MANIFEST_NAMES if (directory / name).is_file()), None)
 
 
 def read_manifest(path: Path) -> dict[str, VideoMeta]:
@@ -635,7 +638,7 @@ def _manifest(directory: Path) -> dict[str, VideoMeta]:
         raise
     except Exception as exc:  # encoding, CSV or file errors alike
         raise IngestError(
-            f"o manifesto da pasta {directory} não pôde ser lido ({type(exc).__name__}: {_short(exc)}), "
+            f"o manifesto {manifest_path(directory) or directory} não pôde ser lido ({type(exc).__name__}: {_short(exc)}), "
             "e sem ele os vídeos desta pasta ficariam com ids e títulos errados. Corrija-o (CSV em UTF-8 com as "
             "colunas file, video_id, title, course, media_url, language, ou TOML com [[lecture]]) e rode de novo"
         ) from exc
