@@ -1,6 +1,6 @@
 """The ``lecture-rag`` command line: one module per command group, registered here.
 
-* :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|remove``
+* :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|edit|remove``
 * :mod:`.query`: ``search``, ``ask``
 * :mod:`.evaluation`: ``eval retrieval``, ``eval judges``, ``run``, ``runs``, ``annotate``, ``agreement``,
   ``report``, ``compare``

@@ -1,4 +1,4 @@
-"""Corpus commands: ``ingest``, ``index`` and ``corpus list|show|remove``."""
+"""Corpus commands: ``ingest``, ``index`` and ``corpus list|show|edit|remove``."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ from lecture_rag.ingest.pipeline import (
     IngestOptions,
     IngestReport,
     VideoMeta,
+    checked_manifest,
     ingest_paths,
     metadata_changes,
-    read_manifest,
 )
 from lecture_rag.ingest.remote import ingest_urls, is_url
 from lecture_rag.links import hhmmss
@@ -152,15 +152,7 @@ def _read_manifest(path: Path | None) -> dict[str, VideoMeta]:
         return {}
     if not path.is_file():
         raise LectureRagError(f"Manifesto {path} não encontrado. Confira o caminho.")
-    try:
-        return read_manifest(path)
-    except LectureRagError:
-        raise
-    except Exception as exc:  # CSV, TOML or decoding errors alike
-        raise LectureRagError(
-            f"O manifesto {path} não pôde ser lido ({type(exc).__name__}: {exc}). Use CSV em UTF-8 com as colunas "
-            "file, title, course, media_url, language, ou TOML com uma tabela [[lecture]] por arquivo."
-        ) from exc
+    return checked_manifest(path)
 
 
 def _print_next_step(no_index: bool) -> None:

@@ -632,15 +632,23 @@ def _manifest(directory: Path) -> dict[str, VideoMeta]:
 
     Ingesting them without it would give them the wrong ids and titles.
     """
+    path = manifest_path(directory)
+    if path is None:
+        return {}
+    return checked_manifest(path, ", e sem ele os vídeos desta pasta ficariam com ids e títulos errados")
+
+
+def checked_manifest(path: Path, consequence: str = "") -> dict[str, VideoMeta]:
+    """:func:`read_manifest`, any failure to read it an :class:`IngestError` naming the file and the format."""
     try:
-        return load_manifest(directory)
+        return read_manifest(path)
     except LectureRagError:
         raise
-    except Exception as exc:  # encoding, CSV or file errors alike
+    except Exception as exc:  # encoding, CSV, TOML or file errors alike
         raise IngestError(
-            f"o manifesto {manifest_path(directory) or directory} não pôde ser lido ({type(exc).__name__}: {_short(exc)}), "
-            "e sem ele os vídeos desta pasta ficariam com ids e títulos errados. Corrija-o (CSV em UTF-8 com as "
-            "colunas file, video_id, title, course, media_url, language, ou TOML com [[lecture]]) e rode de novo"
+            f"o manifesto {path} não pôde ser lido ({type(exc).__name__}: {_short(exc)}){consequence}. Corrija-o "
+            "(CSV em UTF-8 com as colunas file, video_id, title, course, media_url, language, ou TOML com uma "
+            "tabela [[lecture]] por arquivo) e rode de novo"
         ) from exc
 
 
