@@ -11,6 +11,7 @@ from typing import Any
 
 from typer import core, rich_utils
 from typer._click import core as click_core
+from typer._click import formatting
 
 HELP_TEXT = "Mostrar esta ajuda e sair."
 
@@ -49,6 +50,13 @@ def _help_option(original: Any) -> Any:
     return get_help_option
 
 
+def _usage(original: Any) -> Any:
+    def write_usage(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
+        original(self, prog, args, "Uso: " if prefix is None else prefix)
+
+    return write_usage
+
+
 def install() -> None:
     """Put typer's help words in Portuguese (idempotent)."""
     rich_utils.DEFAULT_STRING = "[padrão: {}]"
@@ -67,3 +75,4 @@ def install() -> None:
         patched = _help_option(click_core.Command.get_help_option)
         patched._pt = True
         click_core.Command.get_help_option = patched  # type: ignore[method-assign]
+        formatting.HelpFormatter.write_usage = _usage(formatting.HelpFormatter.write_usage)  # type: ignore[method-assign]
