@@ -248,6 +248,8 @@ def test_one_cli_dialect(nurc_indexed: Path, tmp_path: Path) -> None:
     asked = run_cli("ask", "como viviam os homens do paleolítico?", "--json", store=nurc_indexed)
     assert asked.returncode == 0, asked.stderr
     assert json.loads(asked.stdout)["question"] == "como viviam os homens do paleolítico?"
+    assert json.loads(run_cli("index", "--json", store=nurc_indexed).stdout)["segments"] > 0
+    assert isinstance(json.loads(run_cli("runs", "--json", store=nurc_indexed).stdout), list)
     no_url = run_cli(
         "ask", "arte rupestre", "--llm", "openai", store=nurc_indexed, env={"LECTURE_RAG_LLM_BASE_URL": ""}
     )

@@ -277,11 +277,15 @@ def index(
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
     settings = with_batch(settings_for(store), engine, ray_address, workers)
     with open_engine(settings.batch) as batch:
         stats = index_corpus(settings, rebuild=rebuild, prune_cache=prune_cache, engine=batch)
+    if as_json:
+        print_json(stats)
+        return
     console.print(" ".join(f"{k}={v}" for k, v in stats.items()), highlight=False)
 
 

@@ -465,10 +465,13 @@ def _run_on(
 
 
 @user_errors
-def list_runs(store: StoreOpt = None) -> None:
+def list_runs(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Listar as rodadas de avaliação."""
     with run_store(store) as runs:
         rows = runs.summaries()
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="Rodadas")
     for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
         table.add_column(col)
