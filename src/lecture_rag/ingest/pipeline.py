@@ -206,10 +206,17 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
     from_manifest = manifest_entry(manifest, path.name, path.stem)
     if from_manifest:
         meta = meta.merged(from_manifest)
-    match = _YT_IN_NAME.search(path.name)
-    if match and not meta.url:
-        meta.url = f"https://www.youtube.com/watch?v={match.group(1)}"
     return meta
+
+
+def url_from_name(path: Path) -> str:
+    """The YouTube URL a yt-dlp file name carries (``Title [VIDEOID].pt.vtt``), else "".
+
+    A default, like the title from the file name: a URL a person entered (flag, manifest,
+    ``corpus edit``) wins over it, on a re-ingest too.
+    """
+    match = _YT_IN_NAME.search(path.name)
+    return f"https://www.youtube.com/watch?v={match.group(1)}" if match else ""
 
 
 def load_manifest(directory: Path) -> dict[str, VideoMeta]:
@@ -394,7 +401,7 @@ def write_file(store: Store, plan: FilePlan, cues: Iterable[Cue], options: Inges
         video_id=plan.video_id,
         title=meta.title or path.stem,
         course=meta.course or "",
-        url=meta.url or "",
+        url=meta.url or url_from_name(path),
         language=plan.language,
         source_path=str(path.resolve()),
         source_hash=plan.digest,
