@@ -282,7 +282,7 @@ class LLMSettings(Section):
     """Answer LLM: ``none`` (extractive), ``openai``, ``auto`` (a local runner on its usual port) or ``gguf:PATH``."""
 
     backend: str = "none"
-    base_url: str = "http://127.0.0.1:8080/v1"
+    base_url: str = ""  # no default: ``openai`` without one is an error, not a silent guess at :8080
     model: str = ""
     api_key: SecretStr = SecretStr("")
     timeout: float = Field(120.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds per request")

@@ -111,12 +111,20 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
+#: What :func:`error_detail` says for a web page: its HTML is nobody's business in an error line.
+HTML_PAGE = "uma página da web (HTML)"
+
+
 def error_detail(response: httpx.Response) -> str:
-    """The server's own error message, short, for inclusion in ours."""
+    """The server's own error message, short, for inclusion in ours (:data:`HTML_PAGE` for a web page)."""
     try:
         text = response.read().decode("utf-8", "replace")
     except httpx.HTTPError:
         return ""
+    if "html" in response.headers.get("content-type", "").lower() or text.lstrip()[:15].lower().startswith(
+        ("<!doctype", "<html")
+    ):
+        return HTML_PAGE
     try:
         data = json.loads(text)
     except ValueError:
@@ -294,7 +302,12 @@ class OpenAIClient:
     def http_error(self, status: int, detail: str, attempts: int) -> HTTPStatusError:
         where = f"o {self.names.server} em {self.base_url} respondeu HTTP {status}"
         suffix = f": {detail}" if detail else ""
-        if status in (401, 403):
+        if detail == HTML_PAGE:  # a web site, not an LLM: the model name is not the problem
+            message = (
+                f"{where} com {HTML_PAGE}, não como uma API de LLM compatível com a OpenAI. Confira "
+                f"{self.names.base_url}: é o endereço da API do servidor (…/v1), não o de um site."
+            )
+        elif status in (401, 403):
             message = f"{where} (chave de API recusada){suffix}. Defina {self.names.api_key} com uma chave válida."
         elif status == 404:
             message = (

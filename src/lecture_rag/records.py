@@ -107,15 +107,39 @@ class Video:
 
 
 def transcript_source_label(source: str) -> str:
-    """``whisper:base`` -> ``transcrição automática (Whisper base)``; one wording for every output."""
+    """``whisper:base`` -> ``transcrição automática (Whisper base)``; one wording for every output.
+
+    The label tells a person's transcript from speech recognition (Whisper, another ASR, a site's
+    automatic captions): a user judges a transcript's quality by it.
+    """
     kind, _, detail = source.partition(":")
     if kind == "captions":
         return "legendas automáticas do site" if detail == "automatic" else "legendas enviadas pelo autor"
     if kind == "whisper":
         return f"transcrição automática (Whisper {detail})"
+    if kind == "human":
+        return f"transcrição humana ({_FORMAT_WORDS.get(detail, detail)})"
+    if kind == "asr":
+        return f"transcrição automática (ASR, {_FORMAT_WORDS.get(detail, detail)})"
+    if source == "file:whisper_json":
+        return "transcrição automática (arquivo do Whisper)"
     if kind == "file":
         return f"arquivo de transcrição ({detail})"
     return "origem não registrada"
+
+
+def machine_transcript(source: str) -> bool:
+    """Whether ``source`` is speech recognition (Whisper, another ASR, automatic captions)."""
+    kind = source.partition(":")[0]
+    return kind in ("whisper", "asr") or source in ("captions:automatic", "file:whisper_json")
+
+
+def human_transcript(source: str) -> bool:
+    """Whether ``source`` is known to be a person's transcript (a NURC text column, an author's captions)."""
+    return source.split(":")[0] == "human" or source == "captions:uploaded"
+
+
+_FORMAT_WORDS = {"nurc_csv": "CSV NURC"}
 
 
 #: Where each cue of a segment begins: (second, character offset of its text in the segment's text).

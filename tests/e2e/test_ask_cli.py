@@ -74,7 +74,7 @@ def test_markdown_record_with_and_without_urls(nurc_indexed: Path) -> None:
             "**Pergunta 7**: " + QUESTION + " \n\n**Segmentos recuperados pelo E5**:\n- *Corpus ID:* "
         )
         assert out.count("- *Transcrição:* ") == 10
-        assert "**Resposta gerada pelo LLM**: Resposta extrativa" in out
+        assert "**Resposta extrativa (sem LLM)**: Resposta extrativa" in out
         assert out.endswith("---\n")
     assert hidden.stdout.count("- *URL:* oculto") == 10
     assert "[Vídeo de referência oculto]()" in hidden.stdout

@@ -159,7 +159,7 @@ def test_a_read_only_store_answers_reads_and_refuses_writes_by_name(
     new = spaced_srt(tmp_path / "nova.srt", 2, "uma aula nova")
     _clean_failure(run_cli("ingest", str(new), "--no-index", store=read_only), "somente leitura")
     _clean_failure(run_cli("index", "--rebuild", store=read_only), "somente leitura")
-    _clean_failure(run_cli("corpus", "remove", "cinema", store=read_only), "somente leitura")
+    _clean_failure(run_cli("corpus", "remove", "cinema", "--yes", store=read_only), "somente leitura")
     run = run_cli("run", str(questions), "--name", "ro", "--llm", "none", "--judge-llm", "none", store=read_only)
     _clean_failure(run, "somente leitura")
     assert run_cli("index", store=read_only).returncode == 0  # up to date: nothing to write
@@ -240,7 +240,7 @@ def test_a_reingested_lecture_is_served_until_the_new_version_is_indexed(store: 
 
 
 def test_a_removed_lecture_is_served_until_the_index_drops_it(store: Path) -> None:
-    result = run_cli("corpus", "remove", "cinema", "--no-index", store=store)
+    result = run_cli("corpus", "remove", "cinema", "--no-index", "--yes", store=store)
     assert result.returncode == 0, result.stderr
     assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["pintura"]
     hits = _search(store, "cinema brasileiro dos anos trinta", k=3)

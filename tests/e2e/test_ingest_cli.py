@@ -174,7 +174,7 @@ def test_corpus_remove_reindexes_and_prune_cache_forgets_its_vectors(tmp_path: P
     with Store(store, create=False) as st:  # the removed lecture's ~25 s passages are cached too
         passages = sum(len(split_passages(seg, 25.0)) for seg in st.segments("SP_EF_377"))
     assert passages > 2 * 15
-    removed = run_cli("corpus", "remove", "SP_EF_377", "nao-existe", store=store)
+    removed = run_cli("corpus", "remove", "SP_EF_377", "nao-existe", "--yes", store=store)
     assert removed.returncode == 2 and "Removido: SP_EF_377" in removed.stdout and "nao-existe" in removed.stderr
     assert [v["video_id"] for v in json.loads(run_cli("corpus", "list", "--json", store=store).stdout)] == ["SP_EF_405"]
     # Re-indexed on removal (from the cache): search is current, without the stale-index warning.

@@ -103,14 +103,14 @@ def test_health_and_videos_describe_the_store(client: httpx.Client) -> None:
     assert videos["hist-revolucao"]["player"] == {"kind": "media", "src": MEDIA_URL, "youtube_id": None}
     assert videos["hist-revolucao"]["title"] == XSS_TITLE
     assert videos["SP_EF_405"]["player"]["kind"] == "none" and videos["SP_EF_405"]["n_segments"] > 5
-    assert videos["SP_EF_405"]["transcript_source"] == "file:nurc_csv"
+    assert videos["SP_EF_405"]["transcript_source"] == "human:nurc_csv"
     assert videos["hist-revolucao"]["source_label"] == "arquivo de transcrição (srt)"
 
 
 def test_lectures_page_says_where_each_transcript_came_from(client: httpx.Client) -> None:
     page = client.get("/aulas")
     assert page.status_code == 200
-    assert "arquivo de transcrição (nurc_csv)" in page.text and "arquivo de transcrição (srt)" in page.text
+    assert "transcrição humana (CSV NURC)" in page.text and "arquivo de transcrição (srt)" in page.text
     assert "<img src=x" not in page.text and "Revolução Industrial &lt;img" in page.text
     assert f'href="{MEDIA_URL}"' in page.text
 

@@ -1,6 +1,6 @@
 """The ``lecture-rag`` command line: one module per command group, registered here.
 
-* :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|remove``
+* :mod:`.corpus`: ``ingest``, ``index``, ``corpus list|show|edit|remove``
 * :mod:`.query`: ``search``, ``ask``
 * :mod:`.evaluation`: ``eval retrieval``, ``eval judges``, ``run``, ``runs``, ``annotate``, ``agreement``,
   ``report``, ``compare``
@@ -11,9 +11,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
-from lecture_rag.cli import corpus, db, evaluation, llm, query, serve
+from lecture_rag.cli import corpus, db, evaluation, help_pt, llm, query, serve
+
+help_pt.install()
 
 app = typer.Typer(
     name="lecture-rag",
@@ -26,11 +31,36 @@ eval_app = typer.Typer(help="Avaliar a recuperação e as respostas.", no_args_i
 llm_app = typer.Typer(help="O LLM das respostas.", no_args_is_help=True)
 db_app = typer.Typer(help="O banco do acervo (SQLite ou PostgreSQL): esquema e estado.", no_args_is_help=True)
 
+
+def _version() -> str:
+    try:
+        return version("lecture-rag")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+        return "desconhecida (não instalado)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lecture-rag {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Mostrar a versão e sair.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Perguntas e respostas sobre videoaulas, com citações no segundo certo."""
+
+
 app.command()(corpus.ingest)
 app.command()(corpus.index)
 app.add_typer(corpus_app, name="corpus")
 corpus_app.command("list")(corpus.corpus_list)
 corpus_app.command("show")(corpus.corpus_show)
+corpus_app.command("edit")(corpus.corpus_edit)
 corpus_app.command("remove")(corpus.corpus_remove)
 
 app.command()(query.search)

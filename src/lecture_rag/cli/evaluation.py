@@ -72,13 +72,10 @@ from lecture_rag.retrieve import Retriever, SearchRequest, SharedRetriever
 from lecture_rag.retrieve.rerank import Reranker, make_reranker
 from lecture_rag.store import RunStore, open_store
 from lecture_rag.store.runs import annotator_name
-from lecture_rag.wire import to_data
 
 # SQuAD files are evaluated in stores of their own under this folder of the user's store: their
 # paragraphs (one-segment pseudo-videos) must never show up in the user's searches and answers.
 EVAL_CORPORA = "eval-corpora"
-METRICS = ("recall@1", "recall@5", "recall@10", "hit@1", "hit@10", "mrr@10", "ndcg@10")
-OFFSETS = ("offset_median", "offset_p90", "window_offset_median")
 ALL_MODES = tuple(RetrievalMode)
 
 
@@ -112,6 +109,10 @@ def eval_retrieval(
     details: Annotated[
         bool, typer.Option("--details", help="Também, por pergunta: posição do 1º acerto e distância do link.")
     ] = False,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Na tabela, os três modos com e sem reordenação (o --json sempre traz todos)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Recall@1/5/10, hit@1/10, MRR@10, nDCG@10 e distância dos links por modo e reordenador.
@@ -120,8 +121,11 @@ def eval_retrieval(
     """
     settings = settings_for(store)
     k, _ = retrieval_choice(settings, k, None)
-    modes = list(mode or ALL_MODES)
-    rerankers = list(dict.fromkeys(rerank or [Reranking.NONE, settings.retrieval.rerank]))
+    one = not (as_json or every)  # the table shows the configuration `ask` uses, unless asked for more
+    modes = list(mode or ([settings.retrieval.mode] if one else ALL_MODES))
+    rerankers = list(
+        dict.fromkeys(rerank or ([settings.retrieval.rerank] if one else [Reranking.NONE, settings.retrieval.rerank]))
+    )
     if is_squad(questions):
         settings, qs = _squad_settings(settings, questions)
     else:
@@ -164,30 +168,53 @@ def _evaluate_one(
     return evaluate(qs, search, progress=step)
 
 
+#: The table's rows: a metric's key and its name in Portuguese (the JSON keeps the keys).
+METRIC_ROWS = (
+    ("recall@1", "recall@1 (evidência no 1º)"),
+    ("recall@5", "recall@5"),
+    ("recall@10", "recall@10"),
+    ("hit@1", "acerto@1 (algum relevante)"),
+    ("hit@10", "acerto@10"),
+    ("mrr@10", "MRR@10 (posição média)"),
+    ("ndcg@10", "nDCG@10"),
+)
+OFFSET_ROWS = (
+    ("offset_median", "link: mediana (s)"),
+    ("offset_p90", "link: percentil 90 (s)"),
+    ("window_offset_median", "início da janela: mediana (s)"),
+)
+
+
 def _print_retrieval_report(report: RetrievalReport) -> None:
+    """One column per configuration, one row per metric: readable at 80 columns with one to six configurations."""
     table = Table(title=f"Recuperação: {report.questions} perguntas, k={report.k}")
-    for col in ["modo", "n", *METRICS, *OFFSETS]:
-        table.add_column(col, justify="right")
-    for m, row in report.modes.items():
-        s = row.overall
-        table.add_row(m, str(s.n), *(f"{s.metrics[c]:.3f}" for c in METRICS), *(fmt(s.offsets[c], 1) for c in OFFSETS))
+    table.add_column("métrica")
+    for m in report.modes:
+        table.add_column(escape(m), justify="right")
+    rows = report.modes.values()
+    table.add_row("perguntas avaliadas", *(str(r.overall.n) for r in rows))
+    for key, name in METRIC_ROWS:
+        table.add_row(name, *(f"{r.overall.metrics[key]:.3f}" for r in rows))
+    for key, name in OFFSET_ROWS:
+        table.add_row(name, *(fmt(r.overall.offsets[key], 1) for r in rows))
     console.print(table)
     for m, row in report.modes.items():
         if len(row.by_type) > 1 and len(row.by_type) <= 12:
             sub = Table(title=f"{m}: por tipo de pergunta")
-            for col in ["tipo", "n", *METRICS]:
+            for col in ("tipo", "n", "recall@1", "recall@10", "MRR@10"):
                 sub.add_column(col, justify="right")
             for t, r in row.by_type.items():
-                sub.add_row(escape(t), str(r.n), *(f"{r.metrics[c]:.3f}" for c in METRICS))
+                sub.add_row(escape(t), str(r.n), *(f"{r.metrics[c]:.3f}" for c in ("recall@1", "recall@10", "mrr@10")))
             console.print(sub)
     for m, row in report.modes.items():
         if row.questions is not None:
             _print_details(m, row.questions)
     console.print(
         "[dim]recall@k: fração dos trechos de evidência cobertos pelos k primeiros resultados; "
-        "hit@k: fração das perguntas com algum resultado relevante entre os k primeiros; "
-        "link med/p90: segundos entre o ponto citado do 1º resultado relevante e o início da evidência "
-        "(mediana, percentil 90); janela med: o mesmo com o link no início da janela.[/]"
+        "acerto@k: fração das perguntas com algum resultado relevante entre os k primeiros; "
+        "link: segundos entre o ponto citado do 1º resultado relevante e o início da evidência; "
+        "início da janela: o mesmo com o link no início da janela. Todas as configurações e métricas: "
+        "--all ou --json.[/]"
     )
 
 
@@ -430,18 +457,22 @@ def _run_on(
                 batch=batch,
             )
     where = "" if batch.name == "local" else f", {batch.name}"
+    judged = f"{stats.judged} avaliadas" if judge is not None else "nenhuma avaliada (sem juiz)"
     console.print(
-        f"{stats.answered} respondidas, {stats.judged} avaliadas, {stats.skipped} já prontas, "
+        f"{stats.answered} respondidas, {judged}, {stats.skipped} já prontas, "
         f"{stats.errors} com erro do LLM ({stats.workers} em paralelo{where}). Veja: lecture-rag report {escape(name)}",
         highlight=False,
     )
 
 
 @user_errors
-def list_runs(store: StoreOpt = None) -> None:
+def list_runs(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Listar as rodadas de avaliação."""
     with run_store(store) as runs:
         rows = runs.summaries()
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="Rodadas")
     for col in ("nome", "criada", "perguntas", "anotadas", "LLM", "juiz"):
         table.add_column(col)
@@ -488,19 +519,27 @@ def agreement(
     _print_summary(run, summary)
 
 
+def _answers_line(s: RunOverview) -> str:
+    """The answers' counts in words (not a Python dict)."""
+    a = s.answers
+    return (
+        f"{a.extractive} extrativa(s), {a.abstained} abstenção(ões), {a.no_citations} sem citação, "
+        f"{a.invalid_citations} com citação inválida, {a.llm_errors} com erro do LLM"
+    )
+
+
 def _print_summary(run: str, s: RunOverview) -> None:
     console.print(
         f"[bold]Rodada {escape(run)}[/]: {s.questions} perguntas, {s.annotated} com anotação manual",
         highlight=False,
     )
-    console.print(f"Respostas: {to_data(s.answers)}", highlight=False)
+    console.print(f"Respostas: {_answers_line(s)}", highlight=False)
     for kind, j in s.judges.items():
         if not j.judged:
             console.print(f"Juiz {kind}: não pedido nesta rodada (--judges)", highlight=False)
             continue
         console.print(
-            f"Juiz {kind}: média {fmt(j.mean, 2)} em {j.n_scored}, não interpretadas {j.unparsed}"
-            + (f" ({escape('; '.join(j.errors))})" if j.errors else ""),
+            f"Juiz {kind}: {j.wording}" + (f" ({escape('; '.join(j.errors))})" if j.errors else ""),
             highlight=False,
         )
     if s.retrieval:
@@ -587,6 +626,12 @@ def compare(
     console.print(f"{len(flips)} pergunta(s) mudaram de rótulo:" if flips else "Nenhuma pergunta mudou de rótulo.")
     for f in flips:
         console.print(
-            escape(f"- {f.qid} ({f.which}): {f.a or '-'} → {f.b or '-'}  {f.question[:80]}"),
+            escape(f"- {f.qid} ({f.which}): {f.a} → {f.b}  {f.question[:80]}"),
+            highlight=False,
+        )
+    if result.labelled_in_one:
+        console.print(
+            f"[dim]{result.labelled_in_one} rótulo(s) em só uma das rodadas (pergunta não anotada ou não julgada "
+            "na outra): não contam como mudança. As frações 'manual X' são sobre as respostas anotadas.[/]",
             highlight=False,
         )

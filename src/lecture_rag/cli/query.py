@@ -26,6 +26,7 @@ from lecture_rag.cli.common import (
     user_errors,
 )
 from lecture_rag.config import env_var
+from lecture_rag.errors import LectureRagError
 from lecture_rag.generate.answer import AnswerEngine
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer
@@ -78,8 +79,12 @@ def ask(
     video: Annotated[str | None, typer.Option(help="Só este vídeo.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tempo até o 1º token e tokens/s.")] = False,
     rerank: RerankOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Saída em JSON (o mesmo que --format json).")] = False,
 ) -> None:
     """Responder a uma pergunta com base nas aulas, citando os trechos."""
+    if as_json and fmt not in (AskFormat.TEXT, AskFormat.JSON):
+        raise LectureRagError(f"--json e --format {fmt} pedem saídas diferentes: escolha uma.")
+    fmt = AskFormat.JSON if as_json else fmt
     settings = settings_for(store, rerank=rerank)
     k, mode = retrieval_choice(settings, k, mode)
     engine = AnswerEngine(open_retriever(settings), answer_llm(settings, llm), settings.llm)

@@ -38,6 +38,8 @@ class Comparison:
     metrics: list[MetricPair]
     flips: list[Flip]
     shared_questions: int
+    # Questions labelled in one run only: not a flip (nobody changed their mind), counted apart.
+    labelled_in_one: int = 0
 
 
 def _metrics(summary: RunOverview) -> dict[str, float | None]:
@@ -52,8 +54,8 @@ def _metrics(summary: RunOverview) -> dict[str, float | None]:
     n = summary.questions or 1
     out["abstenções (fração)"] = summary.answers.abstained / n
     out["sem citação (fração)"] = summary.answers.no_citations / n
-    for label, count in sorted(summary.manual_labels.items()):
-        out[f"manual {label} (fração)"] = count / n
+    for label, count in sorted(summary.manual_labels.items()):  # over the annotated answers, not all questions
+        out[f"manual {label} (fração das anotadas)"] = count / summary.annotated if summary.annotated else None
     return out
 
 
@@ -68,13 +70,16 @@ def compare_runs(
     metrics = [MetricPair(k, ma.get(k), mb.get(k)) for k in dict.fromkeys([*ma, *mb])]
     by_id = {i.qid: i for i in b}
     flips = []
+    in_one = 0
     for item in a:
         other = by_id.get(item.qid)
         if other is None:
             continue
         for which, fn in (("manual", manual_label), ("automatizada", auto_label)):
             la, lb = fn(item), fn(other)
-            if la != lb and (la or lb):
+            if la and lb and la != lb:
                 flips.append(Flip(item.qid, item.question, which, la, lb))
+            elif bool(la) != bool(lb):
+                in_one += 1
     shared = len({i.qid for i in a} & set(by_id))
-    return Comparison(metrics, flips, shared)
+    return Comparison(metrics, flips, shared, in_one)

@@ -22,7 +22,7 @@ from lecture_rag.evaluate.agreement import (
     inter_annotator,
     score_distribution,
 )
-from lecture_rag.evaluate.judges import KINDS
+from lecture_rag.evaluate.judges import KINDS, NO_JUDGE_ERROR
 from lecture_rag.evaluate.labels import DEFAULT_SCHEME, LabelScheme, fold_text
 from lecture_rag.evaluate.retrieval import Summary, judge_hits, summarise
 from lecture_rag.records import Question, RunItem
@@ -54,13 +54,32 @@ class AnswerCounts:
 
 @dataclass(slots=True)
 class JudgeSummary:
-    """One judge over the run: how many it judged (0: not asked for), its mean score, what it could not read."""
+    """One judge over the run: how many it judged (0: not asked for), its mean score, what it could not read.
+
+    ``no_judge`` counts the items no judge looked at (none was configured): they are not verdicts
+    that could not be read, and a report must not call them so.
+    """
 
     judged: int
     n_scored: int
     mean: float | None
     unparsed: int
     errors: dict[str, int]
+    no_judge: int = 0
+
+    @property
+    def wording(self) -> str:
+        """This judge in one Portuguese phrase, the same in the terminal and on the web page."""
+        if not self.judged:
+            return "não pedido nesta rodada"
+        if self.no_judge == self.judged:
+            return f"sem juiz configurado: nenhuma das {self.judged} respostas foi avaliada"
+        text = f"média {'n/d' if self.mean is None else f'{self.mean:.2f}'} em {self.n_scored}"
+        if self.unparsed:
+            text += f", {self.unparsed} veredito(s) ilegível(is)"
+        if self.no_judge:
+            text += f", {self.no_judge} sem juiz"
+        return text
 
 
 @dataclass(slots=True)
@@ -163,13 +182,15 @@ def judgment_score(item: RunItem, kind: str) -> float | None:
 def _judge_summary(items: list[RunItem], kind: str) -> JudgeSummary:
     judgments = [j for j in (i.judgments.get(kind) for i in items) if j is not None]
     scores = [float(j.score) for j in judgments if j.score is not None]
-    errors = Counter(j.error for j in judgments if not j.parsed and j.error)
+    unjudged = sum(1 for j in judgments if j.error == NO_JUDGE_ERROR and not j.parsed)
+    errors = Counter(j.error for j in judgments if not j.parsed and j.error and j.error != NO_JUDGE_ERROR)
     return JudgeSummary(
         judged=len(judgments),  # 0: this judge was not asked for in the run
         n_scored=len(scores),
         mean=mean(scores) if scores else None,
-        unparsed=sum(1 for j in judgments if not j.parsed),
+        unparsed=sum(1 for j in judgments if not j.parsed) - unjudged,
         errors=dict(errors.most_common(3)),
+        no_judge=unjudged,
     )
 
 

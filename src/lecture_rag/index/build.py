@@ -209,6 +209,8 @@ def _build(
         store.purge_superseded(keep=())  # the published build holds exactly the current segments
         return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
 
+    if progress is not None:
+        progress = _towards(progress, _work_total(store, ids, settings))
     t0 = time.perf_counter()
     corpus_ids, vectors = embed_corpus(
         store, embedder, batch_size=settings.embedder.batch_size, progress=progress, engine=engine,
@@ -255,6 +257,21 @@ def _build(
         passages=len(passages.vectors),
         passages_s=round(t4 - t3, 2),
     )
+
+
+def _work_total(store: Store, ids: np.ndarray, settings: Settings) -> int:
+    """Windows and passages to embed: one bar's true total, known before the first is embedded.
+
+    Why: the bar used to count the windows (80/80, ETA 0) and then jump to windows + passages (396).
+    Counting the passages costs one more read of the texts, cheap beside embedding them.
+    """
+    seconds = settings.retrieval.passage_seconds
+    return int(ids.size) + sum(1 for _ in passage_texts(store, ids.tolist(), seconds))
+
+
+def _towards(progress: ProgressFn, total: int) -> ProgressFn:
+    """Progress reported against the whole build's ``total`` instead of the current phase's."""
+    return lambda done, _phase_total: progress(done, max(total, done))
 
 
 def _after(progress: ProgressFn, offset: int) -> ProgressFn:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from lecture_rag.batch import LOCAL, Engine, Job, Stage
 from lecture_rag.config import IngestSettings, SegmentationSettings, TranscriptionSettings
 from lecture_rag.errors import IngestError, LectureRagError
-from lecture_rag.ingest.readers import SUPPORTED_SUFFIXES, detect_format, nurc_video_id, parse_json, read_cues
+from lecture_rag.ingest.readers import (
+    SUPPORTED_SUFFIXES,
+    detect_format,
+    nurc_video_id,
+    parse_json,
+    read_cues,
+    read_user_text,
+    transcript_source,
+)
 from lecture_rag.ingest.segment import MAX_LOST_SHARE, SegmentStats, clean_cues, windows
 from lecture_rag.ingest.transcribe import (
     MEDIA_SUFFIXES,
@@ -41,12 +50,14 @@ from lecture_rag.ingest.transcribe import (
     transcription_stage,
     whisper_language,
 )
-from lecture_rag.records import Cue, Video
+from lecture_rag.records import Cue, Video, human_transcript, machine_transcript, transcript_source_label
 from lecture_rag.store import EmptyVideoError, StorageError, Store
 from lecture_rag.userfiles import printable, require_regular_file
 
 READER_VERSION = "1"
 MANIFEST_NAME = "videos.csv"
+#: The course manifests ``ingest`` reads in a folder, first found wins (``videos.csv`` is the older name).
+MANIFEST_NAMES = ("lecture-rag.toml", "manifest.csv", MANIFEST_NAME)
 _SIDECAR_KEYS = {"title", "course", "url", "language", "video_id"}
 _YT_IN_NAME = re.compile(r"\[([A-Za-z0-9_-]{11})\]")
 _LANG_SUFFIX = re.compile(r"\.(?:[a-z]{2,3})(?:[-_][A-Za-z]{2,4})?$")
@@ -74,16 +85,18 @@ class VideoMeta:
 class FileResult:
     path: Path | str  # a file, or the URL of a video
     video_id: str
-    status: str  # added | replaced | unchanged
+    status: str  # added | replaced | unchanged | updated (metadata only)
     segments: int = 0
     duration: float = 0.0
     stats: SegmentStats | None = None
+    changes: list[str] = field(default_factory=list)  # what changed in the stored metadata, one line each
 
 
 @dataclass(slots=True)
 class IngestReport:
     done: list[FileResult] = field(default_factory=list)
     failed: list[tuple[Path | str, str]] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # a failure's third-party text, for --verbose
 
 
 @dataclass(slots=True)
@@ -96,6 +109,7 @@ class IngestOptions:
     # media file's path relative to the ingested folder (``--media-base-url``).
     media_base_url: str | None = None
     limits: IngestSettings = field(default_factory=IngestSettings)  # what ``ingest URL`` may fetch
+    manifest: dict[str, VideoMeta] = field(default_factory=dict)  # ``--manifest``: over each folder's own
 
     def whisper_key(self, language: str) -> str:
         """What shapes a Whisper transcript: a change re-transcribes, anything else keeps it."""
@@ -137,7 +151,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]
             problems.append((path, "o caminho não existe; confira o nome e tente de novo"))
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.name == MANIFEST_NAME or child.name.startswith(".") or _is_sidecar(child):
+                if child.name in MANIFEST_NAMES or child.name.startswith(".") or _is_sidecar(child):
                     continue
                 if _is_media(child) and _has_transcript(child):
                     continue
@@ -234,34 +248,69 @@ def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
         data = _small_json(sidecar)
         if isinstance(data, dict):
             meta = _sidecar_meta(sidecar, data)
-    from_manifest = manifest.get(path.name) or manifest.get(path.stem)
+    from_manifest = manifest_entry(manifest, path.name, path.stem)
     if from_manifest:
         meta = meta.merged(from_manifest)
-    match = _YT_IN_NAME.search(path.name)
-    if match and not meta.url:
-        meta.url = f"https://www.youtube.com/watch?v={match.group(1)}"
     return meta
 
 
+def url_from_name(path: Path) -> str:
+    """The YouTube URL a yt-dlp file name carries (``Title [VIDEOID].pt.vtt``), else "".
+
+    A default, like the title from the file name: a URL a person entered (flag, manifest,
+    ``corpus edit``) wins over it, on a re-ingest too.
+    """
+    match = _YT_IN_NAME.search(path.name)
+    return f"https://www.youtube.com/watch?v={match.group(1)}" if match else ""
+
+
 def load_manifest(directory: Path) -> dict[str, VideoMeta]:
-    """``videos.csv`` (columns: file, video_id, title, course, url, language) keyed by file."""
-    path = directory / MANIFEST_NAME
-    if not path.exists():
-        return {}
-    require_regular_file(path, "o manifesto CSV da pasta")
+    """The folder's course manifest (the first of :data:`MANIFEST_NAMES` there), keyed by file or URL."""
+    path = manifest_path(directory)
+    return {} if path is None else read_manifest(path)
+
+
+def manifest_path(directory: Path) -> Path | None:
+    """The course manifest ``ingest`` reads in ``directory``, if there is one."""
+    return next((directory / name for name in MANIFEST_NAMES if (directory / name).is_file()), None)
+
+
+def read_manifest(path: Path) -> dict[str, VideoMeta]:
+    """A course manifest: file name (or video URL) → title, course, media URL, language, video id.
+
+    CSV columns: ``file`` (or ``url`` for a video by URL), ``title``, ``course``, ``media_url``
+    (``url`` in a ``file`` row), ``language``, ``video_id``. TOML: a top-level ``course`` (and
+    ``language``) for every lecture, and one ``[[lecture]]`` table per file or URL with the same keys.
+    Why: a course team sets titles, courses and playable media for a whole folder at once.
+    """
+    require_regular_file(path, "o manifesto do curso")
+    if path.suffix.lower() == ".toml":
+        data = tomllib.loads(read_user_text(path, "o manifesto do curso em TOML"))
+        defaults = {k: data.get(k) for k in ("course", "language")}
+        rows = [{**defaults, **row} for row in data.get("lecture", data.get("aula", [])) if isinstance(row, dict)]
+    else:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
     out: dict[str, VideoMeta] = {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            key = (row.get("file") or row.get("video_id") or "").strip()
-            if key:
-                out[key] = VideoMeta(
-                    video_id=safe_video_id(row.get("video_id")),
-                    title=metadata_text(row.get("title")),
-                    course=metadata_text(row.get("course")),
-                    url=metadata_text(row.get("url")),
-                    language=metadata_text(row.get("language")),
-                )
+    for row in rows:
+        row = {str(k).strip().lower(): str(v).strip() for k, v in row.items() if k is not None and v is not None}
+        key = row.get("file") or row.get("url") or row.get("video_id") or ""
+        if not key:
+            continue
+        media = row.get("media_url") or (row.get("url") if row.get("file") else None)
+        out[key] = VideoMeta(
+            video_id=safe_video_id(row.get("video_id")),
+            title=metadata_text(row.get("title")),
+            course=metadata_text(row.get("course")),
+            url=metadata_text(media),
+            language=metadata_text(row.get("language")),
+        )
     return out
+
+
+def manifest_entry(manifest: dict[str, VideoMeta], *keys: str) -> VideoMeta | None:
+    """The manifest's entry for the first of ``keys`` (file name, stem, URL, id) it has."""
+    return next((manifest[k] for k in keys if k and k in manifest), None)
 
 
 def content_hash(path: Path, options: IngestOptions, language: str) -> str:
@@ -320,14 +369,70 @@ def hosted_url(base: str, media: Path, root: Path) -> str:
     return base.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
 
 
-def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestOptions, name: str) -> FileResult:
+#: The metadata a person enters, and how the change lines call them.
+EDITABLE = {"title": "título", "course": "curso", "url": "URL"}
+
+
+def settle(video: Video, given: VideoMeta, stored: Video | None) -> Video:
+    """``video`` with what a person entered kept: a field given now (flag, manifest, sidecar) wins,
+    else the stored value, else ``video``'s own default (the file name, the site's title).
+
+    Why: re-ingesting corrected captions must not wipe the title and course someone typed.
+    """
+    if stored is None:
+        return video
+    kept = {f: getattr(given, f) or getattr(stored, f) or getattr(video, f) for f in EDITABLE}
+    return replace(video, **kept)
+
+
+def metadata_changes(before: Video | None, after: Video) -> list[str]:
+    """One line per field a re-ingest or an edit changes (``título: 'aula' → 'Aula 1'``)."""
+    if before is None:
+        return []
+    lines = [
+        f"{word}: {getattr(before, f) or '(vazio)'!r} → {getattr(after, f) or '(vazio)'!r}"
+        for f, word in EDITABLE.items()
+        if getattr(before, f) != getattr(after, f)
+    ]
+    if after.transcript_source and before.transcript_source != after.transcript_source:
+        lines.append(
+            f"transcrição: {transcript_source_label(before.transcript_source)} → "
+            f"{transcript_source_label(after.transcript_source)}"
+        )
+    return lines
+
+
+def check_transcript_kind(stored: Video | None, video: Video) -> None:
+    """Refuse to replace a person's transcript with speech recognition of the same lecture.
+
+    The human transcript is the better text and the ASR one would replace it silently; a user who
+    wants both stores the ASR one under another id.
+    """
+    if stored is None or not human_transcript(stored.transcript_source):
+        return
+    if not machine_transcript(video.transcript_source):
+        return
+    raise IngestError(
+        f"a aula {video.video_id} já tem {transcript_source_label(stored.transcript_source)} no acervo, e "
+        f"esta é {transcript_source_label(video.transcript_source)}: ela não substitui a humana. Para guardar as "
+        f"duas, ingira esta com outro id (--video-id {video.video_id}-asr); para trocar mesmo assim, remova a "
+        f"aula antes (lecture-rag corpus remove {video.video_id})"
+    )
+
+
+def store_cues(
+    store: Store, video: Video, cues: Iterable[Cue], options: IngestOptions, name: str, given: VideoMeta | None = None
+) -> FileResult:
     """Window ``cues`` and store them as ``video`` in one transaction (the old version stays if anything fails).
 
-    ``name`` is what the messages call the source (a file name, a video's URL).
+    ``name`` is what the messages call the source (a file name, a video's URL); ``given`` is the
+    metadata a person entered now (see :func:`settle`).
     """
+    stored = store.get_video(video.video_id)
+    video = settle(video, given or VideoMeta(), stored)
+    check_transcript_kind(stored, video)
     stats = SegmentStats()
     drafts = windows(_loud(clean_cues(cues, stats), stats, name), options.segmentation)
-    previous = store.source_hash(video.video_id)
     try:
         ids = store.replace_video(video, drafts)
     except EmptyVideoError as exc:
@@ -335,14 +440,15 @@ def store_cues(store: Store, video: Video, cues: Iterable[Cue], options: IngestO
             f"{name}: nenhuma fala encontrada (legendas vazias ou todas duplicadas, ou áudio sem fala "
             "reconhecível). Confira se é a transcrição ou o vídeo certo."
         ) from exc
-    stored = store.get_video(video.video_id)
+    after = store.get_video(video.video_id)
     return FileResult(
         name,
         video.video_id,
-        "replaced" if previous else "added",
+        "replaced" if stored else "added",
         len(ids),
-        stored.duration if stored else 0.0,
+        after.duration if after else 0.0,
         stats,
+        metadata_changes(stored, video),
     )
 
 
@@ -399,14 +505,14 @@ def write_file(store: Store, plan: FilePlan, cues: Iterable[Cue], options: Inges
         video_id=plan.video_id,
         title=meta.title or path.stem,
         course=meta.course or "",
-        url=meta.url or "",
+        url=meta.url or url_from_name(path),
         language=plan.language,
         source_path=str(path.resolve()),
         source_hash=plan.digest,
-        transcript_source=whisper_source(options) if plan.media else f"file:{detect_format(path)}",
+        transcript_source=whisper_source(options) if plan.media else transcript_source(path, column=options.column),
         media_path=str(media) if media else "",
     )
-    result = store_cues(store, video, cues, options, path.name)
+    result = store_cues(store, video, cues, options, path.name, meta)
     result.path = path
     return result
 
@@ -509,7 +615,7 @@ class _Metas:
 
     def of(self, path: Path) -> VideoMeta:
         if path.parent not in self._manifests:
-            self._manifests[path.parent] = _manifest(path.parent)
+            self._manifests[path.parent] = {**_manifest(path.parent), **self._options.manifest}
         meta = file_meta(path, self._manifests[path.parent])
         if self._single:
             meta = self._options.meta.merged(meta)
@@ -608,10 +714,46 @@ def _store_planned(store: Store, plan: _Planned, cues: _Heard | None, options: I
     if isinstance(plan, tuple):
         raise plan[1]
     if plan.unchanged:
-        return plan.unchanged
+        return _metadata_only(store, plan)
     if isinstance(cues, Exception):
         raise cues
-    return write_file(store, plan, read_cues(plan.path, column=options.column) if cues is None else cues, options)
+    return write_file(store, plan, _in_time_order(plan.path, options) if cues is None else cues, options)
+
+
+#: Transcript files up to this size are read whole and put in time order before segmenting.
+SORT_LIMIT_BYTES = 32 * 1024 * 1024
+
+
+def _in_time_order(path: Path, options: IngestOptions) -> Iterable[Cue]:
+    """A transcript's cues, sorted by start when the file is small enough to hold (else in file order).
+
+    Why: some transcripts list the lecture more than once, each pass restarting at 0 (the NURC-SP
+    files give it sentence by sentence, then again in shorter pieces). Streamed in file order, a
+    piece of the second pass that fills a gap of the first arrives after its place was written
+    out and is dropped with a warning, so the sample data warned on every ingest and lost speech.
+    In time order the repeats are plain duplicates and the gaps are filled. Larger files stream
+    (the segmenter reorders within ten minutes), so memory stays bounded.
+    """
+    cues = read_cues(path, column=options.column)
+    if path.stat().st_size > SORT_LIMIT_BYTES:
+        return cues
+    return sorted(cues, key=lambda cue: cue.start)
+
+
+def _metadata_only(store: Store, plan: FilePlan) -> FileResult:
+    """An unchanged transcript whose metadata a flag or manifest now changes: update only the metadata."""
+    result = plan.unchanged
+    assert result is not None
+    stored = store.get_video(plan.video_id)
+    if stored is None:
+        return result
+    wanted = {f: getattr(plan.meta, f) for f in EDITABLE if getattr(plan.meta, f)}
+    after = replace(stored, **wanted)
+    result.changes = metadata_changes(stored, after)
+    if result.changes:
+        store.update_video(plan.video_id, **wanted)
+        result.status = "updated"
+    return result
 
 
 def _hearing(
@@ -648,15 +790,23 @@ def _manifest(directory: Path) -> dict[str, VideoMeta]:
 
     Ingesting them without it would give them the wrong ids and titles.
     """
+    path = manifest_path(directory)
+    if path is None:
+        return {}
+    return checked_manifest(path, ", e sem ele os vídeos desta pasta ficariam com ids e títulos errados")
+
+
+def checked_manifest(path: Path, consequence: str = "") -> dict[str, VideoMeta]:
+    """:func:`read_manifest`, any failure to read it an :class:`IngestError` naming the file and the format."""
     try:
-        return load_manifest(directory)
+        return read_manifest(path)
     except LectureRagError:
         raise
-    except Exception as exc:  # encoding, CSV or file errors alike
+    except Exception as exc:  # encoding, CSV, TOML or file errors alike
         raise IngestError(
-            f"o manifesto {directory / MANIFEST_NAME} não pôde ser lido ({type(exc).__name__}: {_short(exc)}), "
-            "e sem ele os vídeos desta pasta ficariam com ids e títulos errados. Corrija-o (CSV em UTF-8 com as "
-            "colunas file, video_id, title, course, url, language) e rode de novo"
+            f"o manifesto {path} não pôde ser lido ({type(exc).__name__}: {_short(exc)}){consequence}. Corrija-o "
+            "(CSV em UTF-8 com as colunas file, video_id, title, course, media_url, language, ou TOML com uma "
+            "tabela [[lecture]] por arquivo) e rode de novo"
         ) from exc
 
 

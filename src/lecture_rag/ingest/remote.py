@@ -31,8 +31,11 @@ from lecture_rag.ingest.pipeline import (
     FileResult,
     IngestOptions,
     IngestReport,
+    VideoMeta,
+    manifest_entry,
     metadata_text,
     safe_video_id,
+    settle,
     store_cues,
     unchanged_result,
     whisper_source,
@@ -128,18 +131,41 @@ def _yt_dlp() -> Any:
     return yt_dlp
 
 
-def _reason(exc: BaseException) -> str:
-    """A yt-dlp failure in words: what went wrong and what to do."""
+#: Words in yt-dlp's (English) messages → the cause in Portuguese, first match wins.
+_CAUSES = (
+    (("http error 404", "404: not found"), "o site diz que o vídeo não existe (HTTP 404)"),
+    (("http error 403", "403: forbidden"), "o site recusou o acesso (HTTP 403): vídeo privado ou restrito"),
+    (("http error 429", "too many requests"), "o site limitou os pedidos (HTTP 429): espere alguns minutos"),
+    (
+        ("private video", "video unavailable", "has been removed", "not available"),
+        "vídeo indisponível (privado ou removido)",
+    ),
+    (("sign in", "login", "confirm your age"), "o site pede login para este vídeo (restrição de idade ou de acesso)"),
+    (
+        ("getaddrinfo", "name or service not known", "timed out", "connection", "network is unreachable"),
+        "sem conexão com o site",
+    ),
+)
+
+
+def _reason(exc: BaseException) -> tuple[str, str]:
+    """A yt-dlp failure in one Portuguese line (what went wrong, what to do) and yt-dlp's own text.
+
+    The own text is English and long ("caused by <HTTPError …>"); it is shown only with --verbose.
+    """
     yt_dlp = _yt_dlp()
     cause = getattr(exc, "exc_info", None)
     inner = cause[1] if cause else exc
-    text = " ".join(str(exc).replace("ERROR: ", "").split())[:300]
+    detail = " ".join(str(exc).replace("ERROR: ", "").split())
     if isinstance(inner, yt_dlp.utils.UnsupportedError):
         return (
             "endereço não suportado: o yt-dlp não encontrou vídeo nem áudio nessa página. Confira o link "
-            "(um vídeo, uma playlist ou um canal)"
+            "(um vídeo, uma playlist ou um canal)",
+            detail,
         )
-    return f"não foi possível obter o vídeo ({text}). Confira o link e a conexão e rode de novo: o que já entrou fica"
+    lowered = detail.lower()
+    what = next((text for words, text in _CAUSES if any(w in lowered for w in words)), "o vídeo não pôde ser obtido")
+    return f"{what}. Confira o link e a conexão e rode de novo: o que já entrou fica (detalhes: --verbose)", detail
 
 
 def _label(item: Mapping[str, Any]) -> str:
@@ -179,6 +205,7 @@ class _Session:
         )
         self._current = ""
         self._too_big = False
+        self.given = VideoMeta(course=options.meta.course)  # what a person entered for every video of the call
 
     def _hook(self, status: Mapping[str, Any]) -> None:
         cap = self.options.limits.max_download_mb * 2**20
@@ -220,10 +247,13 @@ class _Session:
             channel=channel,
             upload_date=_iso_date(info.get("upload_date")),
         )
+        listed = manifest_entry(self.options.manifest, url, str(info.get("original_url") or ""), video_id)
+        given = self.given.merged(listed) if listed else self.given
+        video = settle(video, given, self.store.get_video(video_id))  # an edited title or course stays
         metadata = json.dumps([video.title, video.course, video.url, video.channel, video.upload_date, video.duration])
         if captions:
-            return self._from_captions(video, captions, metadata)
-        return self._from_audio(video, info, whisper_language(language), metadata)
+            return self._from_captions(video, captions, metadata, given)
+        return self._from_audio(video, info, whisper_language(language), metadata, given)
 
     def _digest(self, *parts: str | bytes) -> str:
         digest = hashlib.sha256()
@@ -232,7 +262,7 @@ class _Session:
             digest.update(b"\0")
         return digest.hexdigest()
 
-    def _from_captions(self, video: Video, captions: Captions, metadata: str) -> FileResult:
+    def _from_captions(self, video: Video, captions: Captions, metadata: str, given: VideoMeta) -> FileResult:
         data = self._download_captions(captions)
         digest = self._digest(data, f"captions:{captions.kind}:{captions.language}", metadata)
         unchanged = unchanged_result(self.store, video.url or video.video_id, video.video_id, digest)
@@ -243,7 +273,7 @@ class _Session:
         try:
             video.language, video.source_hash = captions.language, digest
             video.transcript_source = f"captions:{captions.kind}"
-            return store_cues(self.store, video, read_cues(path), self.options, video.url or video.video_id)
+            return store_cues(self.store, video, read_cues(path), self.options, video.url or video.video_id, given)
         finally:
             path.unlink(missing_ok=True)
 
@@ -260,7 +290,9 @@ class _Session:
                 f"não foi possível baixar as {what}: {exc}. Rode de novo mais tarde: o que já entrou fica"
             ) from exc
 
-    def _from_audio(self, video: Video, info: Mapping[str, Any], language: str, metadata: str) -> FileResult:
+    def _from_audio(
+        self, video: Video, info: Mapping[str, Any], language: str, metadata: str, given: VideoMeta
+    ) -> FileResult:
         fingerprint = json.dumps(
             [info.get(k) for k in ("extractor_key", "id", "timestamp", "format_id", "filesize", "filesize_approx")],
             default=str,
@@ -286,7 +318,7 @@ class _Session:
             )
             video.language, video.source_hash = language, digest
             video.transcript_source = whisper_source(self.options)
-            return store_cues(self.store, video, cues, self.options, video.url or video.video_id)
+            return store_cues(self.store, video, cues, self.options, video.url or video.video_id, given)
         finally:
             for leftover in set(self.folder.iterdir()) - before:
                 leftover.unlink(missing_ok=True)
@@ -326,18 +358,18 @@ def ingest_urls(
     options: IngestOptions,
     *,
     on_video: Callable[[str], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
+    on_count: Callable[[int, int], None] | None = None,
     step: StepFn | None = None,
 ) -> IngestReport:
     """Ingest videos, playlists and channels; one bad video never stops the others.
 
-    ``on_total`` hears how many videos there are (it grows as playlists
-    expand), ``on_video`` each video as it starts, ``step`` the download
-    and transcription of the current one.
+    ``on_video`` hears each item as it starts, ``on_count(done, total)`` the videos finished
+    out of those known (a playlist counts as its videos once expanded, never as one more), and
+    ``step`` the download and transcription of the current one.
     """
     pending: deque[tuple[dict[str, Any], int]] = deque(({"_type": "url", "url": url}, 0) for url in urls)
     report = IngestReport()
-    total = len(pending)
+    total, done = len(pending), 0
     with tempfile.TemporaryDirectory(prefix="lecture-rag-") as tmp:
         session = _Session(store, options, Path(tmp), step)
         try:
@@ -348,10 +380,12 @@ def ingest_urls(
                     on_video(label)
                 entries = _ingest_one(session, item, depth, label, report)
                 if entries:
-                    total += len(entries)
+                    total += len(entries) - 1  # the playlist is replaced by its videos
                     pending.extendleft(reversed([(entry, depth + 1) for entry in entries]))
-                    if on_total:
-                        on_total(total)
+                else:
+                    done += 1
+                if on_count:
+                    on_count(done, total)
         finally:
             session.close()
     return report
@@ -378,7 +412,9 @@ def _ingest_one(
     except LectureRagError as exc:
         report.failed.append((label, str(exc)))
     except Exception as exc:  # yt-dlp's DownloadError and friends; anything else is reported too
-        report.failed.append((label, _reason(exc)))
+        reason, detail = _reason(exc)
+        report.failed.append((label, reason))
+        report.details[label] = detail
     return []
 
 

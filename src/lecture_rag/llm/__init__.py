@@ -72,6 +72,12 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
     kind = backend.lower()
     if kind in ("", "none"):
         return None
+    if kind == "openai" and not settings.base_url.strip():
+        raise LLMError(
+            f"o backend openai precisa do endereço do servidor: defina {env_prefix}BASE_URL (por exemplo "
+            "http://127.0.0.1:8080/v1 para o llama.cpp server, http://127.0.0.1:11434/v1 para o Ollama), "
+            "ou use --llm auto para achar um servidor local."
+        )
     if kind in ("openai", "auto"):
         base_url, model = (settings.base_url, settings.model) if kind == "openai" else _auto(settings, env_prefix)
         return OpenAICompatibleLLM(

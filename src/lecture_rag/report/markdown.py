@@ -33,6 +33,7 @@ class RecordView:
     answer: str
     references: list[Reference]
     evaluated: bool = False
+    extractive: bool = False  # the answer was not written by an LLM: the record must not say it was
     manual_label: str | None = None
     ar_score: float | None = None
     auto_label: str | None = None
@@ -102,4 +103,5 @@ def record_from_answer(answer: Answer, number: int | str) -> RecordView:
         hits=list(answer.hits),
         answer=text,
         references=list(answer.references),
+        extractive=answer.extractive and not answer.error,
     )

@@ -319,6 +319,23 @@ class Store:
             _bump_corpus_version(conn)
         return ids
 
+    def update_video(
+        self, video_id: str, *, title: str | None = None, course: str | None = None, url: str | None = None
+    ) -> bool:
+        """Change a lecture's title, course or URL (None: keep) without touching its segments.
+
+        Search results read these from the videos table, so no re-index is needed; a re-ingest
+        keeps them unless a flag or manifest says otherwise. False when the video is not stored.
+        """
+        fields = {k: v for k, v in (("title", title), ("course", course), ("url", url)) if v is not None}
+        if not fields:
+            return self.get_video(video_id) is not None
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as conn:
+            # the column names are fixed above, the values are parameters
+            cur = conn.execute(f"UPDATE videos SET {assignments} WHERE video_id=?", (*fields.values(), video_id))
+        return cur.rowcount > 0
+
     def remove_video(self, video_id: str) -> bool:
         """Remove a video; its segments stay superseded until an index without them is published."""
         with self.transaction(exclusive=True) as conn:

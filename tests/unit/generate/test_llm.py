@@ -396,9 +396,9 @@ def test_make_llm_grammar_setting(tmp_path: Path) -> None:
     assert isinstance(gguf, LlamaCppLLM) and gguf.applies_grammar  # default: on where llama.cpp runs in-process
     off = make_llm(LLMSettings(backend=f"gguf:{smollm2_path()}", grammar=False))
     assert isinstance(off, LlamaCppLLM) and not off.applies_grammar
-    http = make_llm(LLMSettings(backend="openai", model="m"))
+    http = make_llm(LLMSettings(backend="openai", base_url="http://127.0.0.1:8080/v1", model="m"))
     assert isinstance(http, OpenAICompatibleLLM) and not http.applies_grammar  # default: off for unknown servers
-    on = make_llm(LLMSettings(backend="openai", model="m", grammar=True))
+    on = make_llm(LLMSettings(backend="openai", base_url="http://127.0.0.1:8080/v1", model="m", grammar=True))
     assert isinstance(on, OpenAICompatibleLLM) and on.applies_grammar
 
 
@@ -533,7 +533,7 @@ def test_structured_setting_and_the_older_grammar_switch() -> None:
     assert LLMSettings().transport == "auto"
     assert LLMSettings(grammar=True).transport == "gbnf" and LLMSettings(grammar=False).transport == "none"
     assert LLMSettings(grammar=False, structured="json_schema").transport == "json_schema"
-    http = make_llm(LLMSettings(backend="openai", model="m", structured="gbnf"))
+    http = make_llm(LLMSettings(backend="openai", base_url="http://127.0.0.1:8080/v1", model="m", structured="gbnf"))
     assert isinstance(http, OpenAICompatibleLLM) and http.applies_grammar and http.structured == "gbnf"
     with pytest.raises(ValidationError):
         LLMSettings(structured="xml")  # type: ignore[arg-type]

@@ -50,6 +50,7 @@ __all__ = [
     "parse_json",
     "read_cues",
     "read_user_text",
+    "transcript_source",
 ]
 
 
@@ -61,6 +62,19 @@ def detect_format(path: Path) -> str:
     content is what a user expects. The suffix still has to be a transcript one.
     """
     return sniff(Path(path)).fmt
+
+
+def transcript_source(path: Path, *, column: str | None = None) -> str:
+    """What a file's text is, for its video's ``transcript_source`` (see ``records.transcript_source_label``).
+
+    A NURC CSV read from its ``prediction`` column is speech recognition (``asr:nurc_csv``), from
+    its ``text`` column a person's transcript (``human:nurc_csv``): both map to the same video id,
+    so the label is how a user tells them apart. Other files are ``file:<format>``.
+    """
+    source = sniff(Path(path))
+    if source.fmt == "nurc_csv":
+        return "asr:nurc_csv" if csv_column(source, column) == "prediction" else "human:nurc_csv"
+    return f"file:{source.fmt}"
 
 
 def read_cues(path: Path, *, column: str | None = None) -> Iterator[Cue]:
