@@ -197,7 +197,8 @@ class AnswerEngine:
         if quotes.abstains:
             answer.fallback = NOT_FOUND[answer.language]
             return
-        answer.fallback = extractive.render(quotes.quotes, answer.language)
+        labels = extractive.FALLBACK_LABEL["failed" if answer.error else "flagged"]
+        answer.fallback = extractive.render(quotes.quotes, answer.language, labels)
 
 
 def _clip_question(question: str, llm: LLM, max_tokens: int) -> str:
