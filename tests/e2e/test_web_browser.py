@@ -117,7 +117,7 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
     expect(hits.first).to_contain_text(f"Score {first['score']:.4f}")
 
     n = expected["citations"][-1]
-    pg.locator(f"#answer a.cite[data-n='{n}']").first.click()
+    pg.locator(f"#answer .cite[data-n='{n}']").first.click()
     second = int(expected["context"][n - 1]["cite_start"])  # the player opens at the cited sentence
     assert second > 0
     expect(pg.locator("#player-frame")).to_have_attribute(
@@ -128,7 +128,7 @@ def test_ask_streams_the_answer_and_citations_play_youtube_at_the_second(
     expect(pg.locator("#player-frame")).to_have_attribute(
         "src", f"https://www.youtube.com/embed/{YOUTUBE_ID}?start={int(ref['start'])}&autoplay=1"
     )
-    pg.locator("#answer a.cite").first.click()
+    pg.locator("#answer .cite").first.click()
     pg.screenshot(path=str(screenshots / "ask.png"))
 
 
