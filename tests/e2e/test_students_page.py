@@ -28,9 +28,11 @@ SCREENS = {"phone": PHONE, "desktop": DESKTOP}
 LLM_TIMEOUT_S = 6
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> WebServer:
-    return web_server(tmp_path_factory)
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    srv = web_server(tmp_path_factory)
+    yield srv
+    srv.stop()  # the shared process; stopping twice (other modules) is harmless
 
 
 @pytest.fixture(scope="module")
