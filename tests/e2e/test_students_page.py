@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import Watch, ask_in_page
+from tests.support.browser import Watch, ask_in_page, log_in
 from tests.support.servers import Reply, ScriptedServer
 from tests.support.web import Q_CAVES, Q_INDUSTRY, Q_PHOTO, RUN, WebServer, start_web, web_server
 
@@ -80,13 +80,6 @@ def in_viewport(pg: Page, selector: str) -> bool:
 def sideways(pg: Page) -> int:
     """How many pixels the page is wider than the viewport (0: no sideways scrolling)."""
     return int(pg.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
-
-
-def log_in(pg: Page, server: WebServer) -> None:
-    pg.goto(f"{server.base_url}/login")
-    pg.fill("#login-token", server.token)
-    pg.get_by_role("button", name="Entrar").click()
-    expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")
 
 
 @pytest.mark.parametrize("kind", ["phone", "desktop"])

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from lecture_rag.links import hhmmss
-from tests.support.browser import VIEWPORT, Watch, ask_in_page
+from tests.support.browser import VIEWPORT, Watch, ask_in_page, log_in
 from tests.support.paths import REPO
 from tests.support.web import (
     IMG_CAPTION,
@@ -67,14 +67,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_ms(pg: Page) -> float:
     """Navigation timing: from navigation start to the end of the load event."""
     return float(pg.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
-
-
-def log_in(pg: Page, server: WebServer) -> None:
-    """Open a session as a person with the token would: the form at /login (the printed link is one-time)."""
-    pg.goto(f"{server.base_url}/login")
-    pg.fill("#login-token", server.token)
-    pg.get_by_role("button", name="Entrar").click()
-    expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")
 
 
 def api_answer(server: WebServer, question: str) -> dict[str, Any]:
