@@ -263,6 +263,18 @@ class Hit(Segment):
         """Deep link at ``cite_start``, the second the best-matching sentence begins ('' without a URL)."""
         return self.url_at(self.cite_start)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cite_text(self) -> str:
+        """The words of the cited sentence (the piece starting at ``cite_start``), for pages to highlight.
+
+        '' when the segment has no cue marks (a hit read back from JSON): a guessed span would highlight
+        words nobody said at that second.
+        """
+        if not self.marks:
+            return ""
+        return next((p.text for p in self.pieces() if abs(p.start - self.cite_start) < 1e-6), "")
+
     # The deep link is a URL too: hiding URLs hides it with the others.
     _url_shown = field_serializer("url", "video_url", "cite_url")(_shown_url)
 

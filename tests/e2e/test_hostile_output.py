@@ -327,7 +327,7 @@ def _player_is_safe(pg: Page) -> None:
 
 def _play_everything(pg: Page, watch: Watch) -> int:
     """Click every play button, citation and reference on the page; each must play only http(s) or nothing."""
-    buttons = pg.locator("#hits button.play, #answer a.cite, #references button.ref-time")
+    buttons = pg.locator("#hits button.play, #answer .cite, #references button.ref-time")
     count = buttons.count()
     for i in range(count):
         buttons.nth(i).click()

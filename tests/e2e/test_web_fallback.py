@@ -47,7 +47,7 @@ def test_an_uncited_llm_answer_is_kept_and_the_extractive_one_offered(
     expect(pg.locator("#fallback-why")).to_contain_text("não citou")
     fallback = pg.locator("#fallback-answer")
     expect(fallback).to_contain_text("Resposta extrativa")
-    cite = fallback.locator("a.cite").first
+    cite = fallback.locator(".cite").first
     expect(cite).to_be_visible()
     cite.click()
     expect(pg.locator("#player-frame, #player-video, #player-none").first).to_be_visible()

@@ -198,7 +198,7 @@ def test_the_ask_page_plays_the_local_recording_at_the_cited_second(server: Serv
         pg.evaluate("document.body.dataset.state = ''")
         pg.get_by_role("button", name="Perguntar").click()
         expect(pg.locator("body")).to_have_attribute("data-state", "done", timeout=120_000)
-        cite = pg.locator("#answer a.cite").first
+        cite = pg.locator("#answer .cite").first
         n = int(cite.get_attribute("data-n") or "0")
         hours, minutes, seconds = (
             pg.locator(f"#references .ref-time[data-n='{n}']").first.inner_text().split()[-1].split(":")

@@ -9,6 +9,8 @@ from re import Pattern
 
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route, expect
 
+from tests.support.servers import ServeProcess
+
 RouteHandler = Callable[[Route], None]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,3 +74,11 @@ def ask_in_page(pg: Page, question: str) -> dict[str, float]:
     expect(pg.locator("body")).to_have_attribute("data-state", "done", timeout=60_000)
     timings: dict[str, float] = pg.evaluate("window.lectureRagTimings")
     return timings
+
+
+def log_in(pg: Page, server: ServeProcess) -> None:
+    """Open a session as a person with the token would: the form at /login (the printed link is one-time)."""
+    pg.goto(f"{server.base_url}/login")
+    pg.fill("#login-token", server.token)
+    pg.get_by_role("button", name="Entrar").click()
+    expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")

@@ -72,6 +72,31 @@ def _console(**kwargs: Any) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
+
+class Waiting:
+    """A spinner on stderr while a slow call (an LLM) has not answered; ``stop()`` ends it early (first token).
+
+    On stderr, and transient, so stdout (the answer, ``--json``) stays clean; on a pipe rich draws nothing.
+    """
+
+    def __init__(self, message: str) -> None:
+        self._status = err_console.status(message, spinner="dots")
+        self._running = False
+
+    def __enter__(self) -> Waiting:
+        self._status.start()
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self._running:
+            self._status.stop()
+            self._running = False
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

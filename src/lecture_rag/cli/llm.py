@@ -9,6 +9,7 @@ from lecture_rag.cli.common import (
     JsonOpt,
     LLMOpt,
     StoreOpt,
+    Waiting,
     answer_settings,
     console,
     print_json,
@@ -31,7 +32,8 @@ def llm_check(store: StoreOpt = None, llm: LLMOpt = None, as_json: JsonOpt = Fal
     except LLMError as exc:
         error = str(exc)
     try:
-        result = check_llm(cfg, model, error=error)
+        with Waiting("testando o LLM com uma geração curta…"):
+            result = check_llm(cfg, model, error=error)
     finally:
         if model is not None:
             model.close()

@@ -16,6 +16,7 @@ from lecture_rag.cli.common import (
     ModeOpt,
     RerankOpt,
     StoreOpt,
+    Waiting,
     answer_llm,
     console,
     err_console,
@@ -91,14 +92,15 @@ def ask(
     streaming = fmt == AskFormat.TEXT
     if streaming:
         console.print("[bold]Resposta:[/] ", end="")
-    answer = engine.answer(
-        question,
-        k=k,
-        mode=mode,
-        course=course,
-        video=video,
-        on_token=(lambda t: console.out(t, end="", highlight=False)) if streaming else None,
-    )
+
+    def on_token(text: str) -> None:
+        spinner.stop()
+        console.out(text, end="", highlight=False)
+
+    with Waiting("buscando nas aulas e esperando o LLM…") as spinner:
+        answer = engine.answer(
+            question, k=k, mode=mode, course=course, video=video, on_token=on_token if streaming else None
+        )
     if fmt == AskFormat.JSON:
         print_json(answer, hide_urls=hide_urls)
     elif fmt == AskFormat.MARKDOWN:

@@ -202,7 +202,8 @@ class AnswerEngine:
         # keeps the seconds its references were built with.
         answer.hits = [replace(h) for h in answer.hits]
         extractive.cite_quoted(quotes.quotes, answer.hits)
-        answer.fallback = extractive.render(quotes.quotes, answer.language)
+        labels = extractive.FALLBACK_LABEL["failed" if answer.error else "flagged"]
+        answer.fallback = extractive.render(quotes.quotes, answer.language, labels)
 
 
 def _clip_question(question: str, llm: LLM, max_tokens: int) -> str:

@@ -62,6 +62,19 @@ LABEL = {
     "en": "Extractive answer (no LLM configured): the lecture passages closest to the question.",
     "es": "Respuesta extractiva (ningún LLM configurado): fragmentos más cercanos a la pregunta.",
 }
+#: Beside an LLM answer: the LLM is configured, so say what happened to it (it failed, or was flagged).
+FALLBACK_LABEL = {
+    "failed": {
+        "pt": "Resposta extrativa (o LLM não respondeu; trechos das aulas):",
+        "en": "Extractive answer (the LLM did not answer; lecture passages):",
+        "es": "Respuesta extractiva (el LLM no respondió; fragmentos de las clases):",
+    },
+    "flagged": {
+        "pt": "Resposta extrativa (trechos das aulas mais próximos da pergunta):",
+        "en": "Extractive answer (the lecture passages closest to the question):",
+        "es": "Respuesta extractiva (fragmentos de las clases más cercanos a la pregunta):",
+    },
+}
 
 
 @dataclass(slots=True)
@@ -231,8 +244,8 @@ def cite_quoted(quotes: Sequence[Quote], hits: Sequence[Hit]) -> None:
         hits[quote.number - 1].cite_start = quote.start
 
 
-def render(quotes: Sequence[Quote], language: str) -> str:
-    """The label, then one line per quote: its second, the words, its citation."""
-    lines = [LABEL.get(language, LABEL["pt"])]
+def render(quotes: Sequence[Quote], language: str, labels: dict[str, str] = LABEL) -> str:
+    """The label (``labels``, by language: :data:`LABEL` or one of :data:`FALLBACK_LABEL`), then one line per quote."""
+    lines = [labels.get(language, labels["pt"])]
     lines += [f"- {hhmmss(q.start)} «{q.text}» [{q.number}]" for q in quotes]
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources as pkg_resources
 from typing import Annotated, Any
@@ -60,6 +61,7 @@ def templates() -> Environment:
     env.filters["num"] = _num
     env.filters["pct"] = _pct
     env.filters["pathseg"] = lambda value: quote(str(value), safe="")
+    env.filters["when"] = when
     env.filters["web_url"] = lambda value: safe_url(value, relative=False)  # only http(s) links reach a page
     return env
 
@@ -86,9 +88,44 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return out
 
 
+MONTHS = ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez")
+#: What the header says of the answer LLM, by state: none configured, answering, failed on the last question.
+LLM_LABELS = {"none": "respostas extrativas", "ok": "LLM ok", "down": "LLM sem resposta"}
+
+
+def when(value: Any) -> str:
+    """An ISO timestamp as people read it ("5 dez 2026, 14:03"); anything else unchanged."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M}"
+
+
+def llm_state(request: Request) -> str:
+    """The header's LLM badge: no LLM, or whether the last question's LLM answered (no probe on each page)."""
+    res = resources_of(request)
+    if res.engine.llm is None:
+        return "none"
+    return "down" if res.llm_failing else "ok"
+
+
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     session = has_session(request)  # the page's script fetches the token of a session (common.js)
-    html = templates().get_template(name).render(nav=NAV, path=request.url.path, session=session, **context)
+    state = llm_state(request)
+    html = (
+        templates()
+        .get_template(name)
+        .render(
+            nav=NAV,
+            path=request.url.path,
+            session=session,
+            llm_state=state,
+            llm_label=LLM_LABELS[state],
+            llm_name=resources_of(request).llm_name,
+            **context,
+        )
+    )
     return HTMLResponse(html, status_code=status)
 
 
@@ -186,7 +223,7 @@ def static(name: str) -> Response:
     return Response(body, media_type=kind, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def ask_page(request: Request) -> HTMLResponse:
     res = resources_of(request)
     videos, segments = res.counts()
@@ -203,7 +240,7 @@ def ask_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/aulas", response_class=HTMLResponse)
+@router.api_route("/aulas", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def videos_page(request: Request) -> HTMLResponse:
     """The lectures, with where each transcript came from (users judge its quality by it)."""
     links = MediaLinks.of(request)
@@ -261,7 +298,7 @@ def cited_line(lines: Sequence[Piece], second: float | None) -> int:
     return found
 
 
-@router.get("/runs", response_class=HTMLResponse)
+@router.api_route("/runs", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def runs_page(request: Request) -> Response:
     return _login_first(request) or render(request, "runs.html", runs=resources_of(request).runs.summaries())
 

@@ -80,6 +80,8 @@ class Resources:
     access: Access = field(default_factory=Access)
     sessions: Sessions = field(default_factory=Sessions)
     warm_up_problem: str = ""
+    # Whether the answer LLM failed on the last question (the header tells students; the cause goes to the log).
+    llm_failing: bool = False
 
     @classmethod
     def load(cls, settings: Settings, token: str, access: Access) -> Resources:

@@ -102,10 +102,15 @@ def run_answer(
         if cancelled.is_set():
             return  # the client left while the question waited for a worker
         answer = _answer(resources, req, emit, cancelled, media)
+        if not answer.extractive:
+            resources.llm_failing = bool(answer.error)
+        if answer.error:  # the student sees a plain message; the cause is for whoever runs the server
+            log.warning("o LLM falhou ao responder: %s", answer.error)
         emit("done", to_data(answer))
     except _Cancelled:
         log.info("cliente desconectou; resposta interrompida")
     except LectureRagError as exc:
+        log.warning("pergunta não respondida: %s", exc)
         emit("error", {"message": str(exc)})
     except Exception:
         log.exception("falha ao responder a pergunta")

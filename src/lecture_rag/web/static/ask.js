@@ -1,13 +1,22 @@
 // Ask page: stream the answer, list the segments, play the cited second.
+// The question lives in the address (/?q=…): a link to it asks it again; this browser keeps its
+// recent questions (localStorage, never sent anywhere).
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const form = $("ask-form");
   const button = $("ask-button");
+  const cancel = $("cancel-button");
   const status = $("status");
+  const elapsed = $("elapsed");
   const playerBox = $("player");
+  const PLAYER_HINT = "Toque numa citação [n], numa referência ou num trecho para ver o vídeo no segundo citado.";
+  const RECENT_KEY = "lecture-rag.recent";
+  const RECENT_MAX = 8;
   const play = (item) => LR.play(playerBox, item);
+  let controller = null;
+  let ticker = null;
   // Timings (ms since navigation start) for the page's own measurements and the browser tests.
   window.lectureRagTimings = {};
 
@@ -22,6 +31,7 @@
     $("extractive-note").hidden = true;
     $("fallback").hidden = true;
     $("fallback-answer").replaceChildren();
+    LR.clearPlayer(playerBox, PLAYER_HINT);
   }
 
   // Why the LLM's answer is flagged, in the words a student understands ("" when it is not).
@@ -47,6 +57,14 @@
     $("answer-error").hidden = false;
   }
 
+  // The header's word on the LLM, corrected by what the last answer showed.
+  function llmTrouble(failed) {
+    const badge = document.getElementById("llm-health");
+    if (!badge || badge.dataset.llm === "none") return;
+    badge.dataset.state = failed ? "down" : "ok";
+    badge.textContent = failed ? "LLM sem resposta" : "LLM ok";
+  }
+
   function finish(answer) {
     const box = $("answer");
     box.classList.remove("streaming");
@@ -55,9 +73,77 @@
     LR.renderHits($("hits"), answer.hits, play);
     $("extractive-badge").hidden = !answer.extractive;
     $("extractive-note").hidden = !answer.extractive;
-    if (answer.error) showError(`O LLM falhou: ${answer.error}`);
+    // The cause (a timeout, a refused connection) is in the server log and `lecture-rag llm check`.
+    if (answer.error) showError("O LLM não respondeu a tempo. Abaixo, os trechos das aulas que tratam da pergunta.");
     else if (answer.abstained) status.textContent = "As aulas não parecem responder a esta pergunta.";
+    if (!answer.extractive) llmTrouble(Boolean(answer.error));
     showFallback(answer);
+  }
+
+  function startClock(label) {
+    const started = performance.now();
+    const tick = () => {
+      elapsed.textContent = `${Math.floor((performance.now() - started) / 1000)} s`;
+    };
+    status.textContent = label;
+    tick();
+    clearInterval(ticker);
+    ticker = setInterval(tick, 1000);
+  }
+
+  function stopClock() {
+    clearInterval(ticker);
+    ticker = null;
+    elapsed.textContent = "";
+  }
+
+  function recent() {
+    try {
+      const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+      return Array.isArray(list) ? list.filter((q) => typeof q === "string").slice(0, RECENT_MAX) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+
+  function remember(question) {
+    const list = [question, ...recent().filter((q) => q !== question)].slice(0, RECENT_MAX);
+    localStorage.setItem(RECENT_KEY, JSON.stringify(list));
+    showRecent();
+  }
+
+  function showRecent() {
+    const list = recent();
+    $("recent").hidden = list.length === 0;
+    $("recent-list").replaceChildren(...list.map((q) => LR.el("li", {},
+      LR.el("button", { type: "button", className: "linkish", on: { click: () => askFor(q) } }, q))));
+  }
+
+  function askFor(question) {
+    $("question").value = question;
+    form.requestSubmit();
+  }
+
+  // The question in the address bar, so the page can be shared and reloaded.
+  function putInAddress(question) {
+    const url = new URL(window.location.href);
+    if (url.searchParams.get("q") === question) return;
+    url.searchParams.set("q", question);
+    window.history.pushState({}, "", url);
+  }
+
+  async function fillFilter() {
+    try {
+      const videos = await LR.api("GET", "/api/videos");
+      const courses = [...new Set(videos.map((v) => v.course).filter(Boolean))].sort();
+      $("course").append(...courses.map((c) => LR.el("option", { value: c }, c)));
+      $("video").append(...videos.map((v) => LR.el("option", { value: v.video_id }, v.title || v.video_id)));
+      const params = new URLSearchParams(window.location.search);
+      if (params.get("curso")) $("course").value = params.get("curso");
+      if (params.get("aula")) $("video").value = params.get("aula");
+    } catch (_) {
+      // no filter: every lecture is searched
+    }
   }
 
   async function ask(event) {
@@ -66,9 +152,16 @@
     if (!question) return;
     const timings = (window.lectureRagTimings = { submit: performance.now() });
     reset();
+    putInAddress(question);
+    remember(question);
     button.disabled = true;
-    status.textContent = "Buscando nas aulas…";
-    const body = { question, k: Number($("k").value) || undefined, mode: $("mode").value };
+    cancel.hidden = false;
+    controller = new AbortController();
+    startClock("Buscando nas aulas…");
+    const body = {
+      question, k: Number($("k").value) || undefined, mode: $("mode").value,
+      course: $("course").value || undefined, video: $("video").value || undefined,
+    };
     try {
       await LR.postEvents("/api/ask", body, {
         hits: (data) => {
@@ -85,16 +178,24 @@
           finish(answer);
           if (!answer.abstained) status.textContent = "Pronto.";
         },
-        error: (data) => {
+        error: () => {
           timings.done = performance.now();
-          showError(data.message);
+          showError("Não foi possível responder agora. Tente de novo em instantes.");
           status.textContent = "";
         },
-      });
+      }, controller.signal);
     } catch (err) {
-      showError(err.message);
-      status.textContent = "";
+      if (err.name === "AbortError") {
+        status.textContent = "Pergunta cancelada.";
+        $("answer").classList.remove("streaming");
+      } else {
+        showError("Não foi possível falar com o servidor. Confira a conexão e tente de novo.");
+        status.textContent = "";
+      }
     } finally {
+      stopClock();
+      controller = null;
+      cancel.hidden = true;
       button.disabled = false;
       document.body.dataset.state = "done";
     }
@@ -104,7 +205,21 @@
     document.body.dataset.state = "asking";
     ask(event);
   });
+  cancel.addEventListener("click", () => controller && controller.abort());
   $("question").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+  $("recent-clear").addEventListener("click", () => {
+    localStorage.removeItem(RECENT_KEY);
+    showRecent();
+  });
+  window.addEventListener("popstate", () => {
+    const q = new URLSearchParams(window.location.search).get("q");
+    if (q) askFor(q);
+  });
+  showRecent();
+  fillFilter().then(() => {
+    const q = new URLSearchParams(window.location.search).get("q");
+    if (q && q.trim()) askFor(q);
   });
 })();

@@ -61,7 +61,9 @@ const LR = (() => {
   }
 
   // Play `item` ({player, start, cite_start?, title, video_id}) inside `box`, at the second it cites
-  // (a hit's best-matching sentence) or else at its start.
+  // (a hit's best-matching sentence) or else at its start. The player is brought into view (on a phone
+  // it sits above the answer, far from the hit that was tapped) and seeks itself, so a host without
+  // HTTP Range still opens at the second.
   function play(box, item) {
     const at = item.cite_start ?? item.start;
     const second = Math.max(0, Math.floor(Number(at) || 0));
@@ -74,34 +76,75 @@ const LR = (() => {
         allow: "autoplay; encrypted-media; picture-in-picture", allowFullscreen: true,
       }));
     } else if (player.kind === "media" && isHttpUrl(player.src)) {
-      box.append(el("video", {
+      const video = el("video", {
         id: "player-video", src: `${player.src}#t=${second}`, controls: true, autoplay: true, preload: "metadata",
-      }));
+        title,
+      });
+      video.addEventListener("loadedmetadata", () => {
+        if (Math.abs(video.currentTime - second) > 1) video.currentTime = second;
+      }, { once: true });
+      box.append(video);
     } else {
       box.append(el("p", { className: "no-link", id: "player-none" },
         `Este vídeo não tem link para reprodução. O trecho citado começa em ${hhmmss(second)}.`));
     }
     box.append(el("p", { className: "player-caption" }, `${title} · ${hhmmss(second)}`));
     box.dataset.second = String(second);
+    const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    box.scrollIntoView({ block: "start", behavior: reduce ? "auto" : "smooth" });
+  }
+
+  // The player's resting state: nothing chosen yet (a new question must not keep the last lecture).
+  function clearPlayer(box, hint) {
+    box.replaceChildren(el("p", { className: "muted" }, hint));
+    delete box.dataset.second;
   }
 
   function scoreText(score) {
     return score === null || score === undefined ? "n/d" : Number(score).toFixed(4);
   }
 
-  // Retrieved segments: score, time range and text, each playable.
+  // The hit's text with its cited sentence (``cite_text``) marked; text nodes only.
+  function markedText(h) {
+    const text = String(h.text || "");
+    const cited = String(h.cite_text || "");
+    const at = cited ? text.indexOf(cited) : -1;
+    if (at < 0) return [text];
+    return [text.slice(0, at), el("mark", { className: "cited" }, cited), text.slice(at + cited.length)];
+  }
+
+  // The engineer's fields of a hit, behind "detalhes": what ranked it, not what a student reads first.
+  function hitDetails(h) {
+    const parts = [`segmento ${h.inicio}–${h.fim}`, `Corpus ID ${h.corpus_id}`];
+    if (h.score !== null && h.score !== undefined) parts.push(`Score ${scoreText(h.score)}`);
+    if (h.bm25 !== null && h.bm25 !== undefined) parts.push(`BM25 ${Number(h.bm25).toFixed(2)}`);
+    if (h.rerank_score !== null && h.rerank_score !== undefined) parts.push(`rerank ${scoreText(h.rerank_score)}`);
+    if (h.rank) parts.push(`posição ${h.rank}`);
+    return el("details", { className: "hit-details" }, el("summary", {}, "detalhes"),
+      el("span", { className: "muted" }, parts.join(" · ")));
+  }
+
+  // Retrieved segments as a student reads them, in ranked order: the lecture and the cited second first,
+  // the text clamped to a few lines with the cited sentence marked, "mostrar mais" to read it all.
   function renderHits(list, hits, onPlay) {
-    list.replaceChildren(...hits.map((h) => el("li", { className: "hit", dataset: { corpusId: h.corpus_id } },
-      el("div", { className: "hit-head" },
-        el("button", { type: "button", className: "play", title: "Ver o vídeo no trecho que mais responde à pergunta",
-          dataset: { cite: String(Math.floor(Number(h.cite_start ?? h.start) || 0)) },
-          on: { click: () => onPlay(h) } }, `▶ ${hhmmss(Math.floor(Number(h.cite_start ?? h.start) || 0))}`),
-        el("span", { className: "muted window" }, `segmento ${h.inicio}–${h.fim}`),
-        el("span", { className: "score" }, `Score ${scoreText(h.score)}`),
-        el("span", { className: "muted" }, `Corpus ID ${h.corpus_id}`),
-        el("span", { className: "title" }, h.title || h.video_id)),
-      el("p", { className: "hit-text", title: "Clique para expandir ou recolher",
-        on: { click: (ev) => ev.currentTarget.classList.toggle("expanded") } }, h.text))));
+    const ranked = [...hits].sort((a, b) => (a.rank || 0) - (b.rank || 0));
+    list.replaceChildren(...ranked.map((h) => {
+      const second = Math.floor(Number(h.cite_start ?? h.start) || 0);
+      const text = el("p", { className: "hit-text" }, ...markedText(h));
+      const more = el("button", { type: "button", className: "more", ariaExpanded: "false" }, "mostrar mais");
+      more.addEventListener("click", () => {
+        const open = text.classList.toggle("expanded");
+        more.textContent = open ? "mostrar menos" : "mostrar mais";
+        more.setAttribute("aria-expanded", String(open));
+      });
+      return el("li", { className: "hit", dataset: { corpusId: h.corpus_id } },
+        el("div", { className: "hit-head" },
+          el("span", { className: "title" }, h.title || h.video_id),
+          el("button", { type: "button", className: "play", title: "Ver o vídeo no trecho que mais responde à pergunta",
+            ariaLabel: `Assistir a partir de ${hhmmss(second)}`,
+            dataset: { cite: String(second) }, on: { click: () => onPlay(h) } }, `▶ ${hhmmss(second)}`)),
+        text, more, hitDetails(h));
+    }));
   }
 
   // Answer text with each valid [n] as a link that plays context[n-1].
@@ -114,9 +157,10 @@ const LR = (() => {
       box.append(document.createTextNode(text.slice(last, match.index)));
       const target = context[n - 1];
       if (target) {
-        box.append(el("a", { href: "#", className: "cite", dataset: { n: String(n) },
-          title: `${target.title || target.video_id} · ${hhmmss(target.cite_start ?? target.start)}`,
-          on: { click: (ev) => { ev.preventDefault(); onPlay(target); } } }, `[${n}]`));
+        const second = hhmmss(Math.floor(Number(target.cite_start ?? target.start) || 0));
+        box.append(el("button", { type: "button", className: "cite", dataset: { n: String(n) },
+          title: `${target.title || target.video_id} · ${second}`, ariaLabel: `citação ${n}: ${target.title || target.video_id}, ${second}`,
+          on: { click: () => onPlay(target) } }, `[${n}]`));
       } else {
         box.append(document.createTextNode(match[0]));
       }
@@ -161,10 +205,11 @@ const LR = (() => {
   }
 
   // POST and read server-sent events: handlers[event](data) for each message.
-  async function postEvents(url, body, handlers) {
+  // `signal` (an AbortController's) cancels the request and the stream: the server then stops the answer.
+  async function postEvents(url, body, handlers, signal) {
     const response = await fetch(url, {
       method: "POST", headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify(body),
+      body: JSON.stringify(body), signal,
     });
     if (!response.ok) throw new Error(await errorOf(response));
     const reader = response.body.getReader();
@@ -196,5 +241,5 @@ const LR = (() => {
   const logout = document.getElementById("logout");
   if (logout) logout.addEventListener("submit", () => setToken(""));
   const ready = loadSessionToken();
-  return { el, hhmmss, play, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready };
+  return { el, hhmmss, play, clearPlayer, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready };
 })();
