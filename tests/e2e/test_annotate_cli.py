@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -120,6 +121,17 @@ class _Terminal:
     def send(self, keys: str) -> None:
         os.write(self.master, keys.encode("utf-8"))
 
+    def key(self, key: str, timeout: float = 60) -> None:
+        """One key, once the annotator reads keys one at a time (the terminal out of line mode).
+
+        Sent earlier, under load, the key would land in line mode: echoed, held until Enter, never read.
+        """
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.master)[3] & termios.ICANON:
+            assert time.monotonic() < deadline, "o anotador não passou a ler teclas"
+            time.sleep(0.02)
+        self.send(key)
+
     def close(self) -> int:
         code = self.proc.wait(timeout=60)
         os.close(self.master)
@@ -135,24 +147,24 @@ def test_in_a_terminal_the_comment_prompt_offers_the_current_comment_and_enter_k
     term = _Terminal(["annotate", "terminal", "--annotator", "ana"], nurc_indexed)
     try:
         term.expect("q = sair")
-        term.send("o")
+        term.key("o")
         term.expect("Observação (Enter mantém")
         term.send("faltou citar o texto\r")
         assert "Observação: faltou citar o texto" in term.expect("q = sair")
-        term.send("c")
+        term.key("c")
         term.expect("2/3")
         term.expect("q = sair")
-        term.send("b")
+        term.key("b")
         back = term.expect("q = sair")
         assert "Seu rótulo: C" in back and "Observação: faltou citar o texto" in back
-        term.send("o")
+        term.key("o")
         assert "[faltou citar o texto]" in term.expect("apaga)")
         term.send("\r")
         term.expect("q = sair")
-        term.send("p")
+        term.key("p")
         term.expect("Gravado: P")
         term.expect("q = sair")
-        term.send("q")
+        term.key("q")
         assert term.close() == 0
     finally:
         if term.proc.poll() is None:
