@@ -281,12 +281,13 @@ def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_a_missing_video_is_one_portuguese_line(web_site: str, tmp_path: Path) -> None:
     url = f"{web_site}/nao-existe.mp4"
-    result = run_cli("ingest", url, "--no-index", store=tmp_path / "s")
+    loopback = {"LECTURE_RAG_INGEST__ALLOW_PRIVATE_URLS": "true"}  # the site lives on 127.0.0.1
+    result = run_cli("ingest", url, "--no-index", store=tmp_path / "s", env=loopback)
     assert result.returncode == 1
     err = " ".join(result.stderr.split())
     assert f"Falhou: {url}: o site diz que o vídeo não existe (HTTP 404)" in err
     assert "caused by" not in err and "HTTPError" not in err and "Ingestão" not in result.stdout
-    verbose = run_cli("ingest", url, "--no-index", "--verbose", store=tmp_path / "s")
+    verbose = run_cli("ingest", url, "--no-index", "--verbose", store=tmp_path / "s", env=loopback)
     assert "detalhe:" in verbose.stderr and "404" in verbose.stderr
 
 

@@ -252,7 +252,8 @@ def _print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     if report.done:
         _print_done(report)
     for path, reason in report.failed:
-        err_console.print(f"[bold red]Falhou:[/] {escape(_shown(path))}: {escape(reason)}", highlight=False)
+        # A failed file by its whole path (which one of several same-named files), a video by its URL.
+        err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
         detail = report.details.get(_shown(path))
         if verbose and detail:
             err_console.print(f"  [dim]detalhe: {escape(detail)}[/]", highlight=False)
@@ -286,13 +287,6 @@ def _print_done(report: IngestReport) -> None:
             dups,
         )
     console.print(table)
-    for path, reason in report.failed:
-        err_console.print(f"[bold red]Falhou:[/] {escape(str(path))}: {escape(reason)}", highlight=False)
-    if report.failed:
-        err_console.print(
-            f"{len(report.done)} arquivo(s) ou vídeo(s) ingerido(s), {len(report.failed)} com erro. "
-            "Corrija os itens listados e rode de novo: os já ingeridos não serão refeitos."
-        )
     for item in report.done:
         for change in item.changes:
             console.print(f"{escape(item.video_id)}: {escape(change)}", highlight=False)

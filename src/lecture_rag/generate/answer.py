@@ -134,18 +134,16 @@ class AnswerEngine:
         assert self.llm is not None
         llm = self.llm
         max_tokens = min(self.llm_settings.max_tokens, llm.context_window // 4)
-        question = _clip_question(question, llm, llm.context_window // _QUESTION_SHARE)
-        packed = self.context_for(question, found, language, llm)
-        if not packed.hits:
-            raise LectureRagError(
-                f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
-                f"Aumente {env_var('llm', 'context_window')} ou use um modelo com janela maior."
-            )
+        started = time.perf_counter()
+        try:
+            question, packed = self._prompt(question, found, language, llm)
+        except LLMError as exc:  # a server's tokenizer counts the prompt: one that is down fails here
+            answer = Answer(question, language, list(found.hits), list(found.hits), "", model=llm.name)
+            return self._failed(answer, exc, started, found)
         messages = build_messages(question, packed.hits, language)
         answer = Answer(
             question, language, list(found.hits), packed.hits, "", model=llm.name, dropped_segments=packed.dropped
         )
-        started = time.perf_counter()
         try:
             stream = llm.stream(
                 Request(
@@ -163,10 +161,7 @@ class AnswerEngine:
                         on_token(delta)
                 completion = stream.completion
         except LLMError as exc:
-            answer.error = str(exc)
-            answer.timing = Timing(total_s=time.perf_counter() - started)
-            self._offer_extractive(answer, found)
-            return answer
+            return self._failed(answer, exc, started, found)
         answer.text = "".join(parts).strip()
         answer.timing = Timing(
             completion.first_token_s, completion.total_s, completion.prompt_tokens, completion.completion_tokens
@@ -174,6 +169,24 @@ class AnswerEngine:
         _attach_citations(answer)
         if answer.no_citations or answer.invalid_citations or answer.off_language or not answer.text:
             self._offer_extractive(answer, found)
+        return answer
+
+    def _prompt(self, question: str, found: SearchResult, language: str, llm: LLM) -> tuple[str, Packed]:
+        """The question as the model reads it (clipped) and the lectures packed for it."""
+        question = _clip_question(question, llm, llm.context_window // _QUESTION_SHARE)
+        packed = self.context_for(question, found, language, llm)
+        if not packed.hits:
+            raise LectureRagError(
+                f"A janela de contexto do modelo ({llm.context_window} tokens) não comporta nenhum trecho. "
+                f"Aumente {env_var('llm', 'context_window')} ou use um modelo com janela maior."
+            )
+        return question, packed
+
+    def _failed(self, answer: Answer, exc: LLMError, started: float, found: SearchResult) -> Answer:
+        """The LLM did not answer: say why, and offer the extractive answer beside."""
+        answer.error = str(exc)
+        answer.timing = Timing(total_s=time.perf_counter() - started)
+        self._offer_extractive(answer, found)
         return answer
 
     def context_for(self, question: str, found: SearchResult, language: str, llm: LLM) -> Packed:
