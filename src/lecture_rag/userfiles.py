@@ -82,7 +82,7 @@ def require_regular_file(path: Path, expected: str) -> None:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise _unreadable(path, exc) from None
+        raise _unreadable(path, exc, expected) from None
     if stat.S_ISDIR(mode):
         raise LectureRagError(f"{path}: é uma pasta, não um arquivo. Indique o arquivo ({expected}).")
     if not stat.S_ISREG(mode):
@@ -92,9 +92,10 @@ def require_regular_file(path: Path, expected: str) -> None:
         )
 
 
-def _unreadable(path: Path, exc: OSError) -> LectureRagError:
+def _unreadable(path: Path, exc: OSError, expected: str = "") -> LectureRagError:
     if isinstance(exc, FileNotFoundError):
-        return LectureRagError(f"{path}: arquivo não encontrado. Confira o caminho.")
+        what = f" ({expected})" if expected else ""
+        return LectureRagError(f"{path}: arquivo não encontrado{what}. Confira o caminho.")
     return LectureRagError(
         f"{path}: não foi possível ler o arquivo ({exc.strerror}). Confira o caminho e as permissões."
     )

@@ -373,6 +373,7 @@ def test_annotate_runs_and_agreement_pages_show_hostile_strings_as_text(
     expect(pg.locator("body")).to_contain_text(LABEL_NAME)
     pg.wait_for_timeout(300)
     watch.check()
+    pg.locator("details:has(#hits)").evaluate("d => { d.open = true; }")  # the evidence comes collapsed
     assert _play_everything(pg, watch) >= 6
     pg.keyboard.press("ArrowRight")
     expect(pg.locator("#record-question")).to_have_text(FORMULA_QUESTION)

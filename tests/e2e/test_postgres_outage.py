@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_hostile_web import LECTURE, QUESTIONS, serving
 from tests.support.cli import run_cli
+from tests.support.hostile_web import LECTURE, QUESTIONS, serving
 from tests.support.paths import shared
 from tests.support.postgres import PgServer
 

@@ -265,8 +265,8 @@ def test_annotation_reads_question_answer_reference_then_collapsed_evidence(
     evidence = pg.locator("#evidence")
     assert evidence.evaluate("(e) => e.tagName === 'DETAILS' && !e.open")
     expect(pg.locator("#hits")).to_be_hidden()
-    expect(evidence.locator("summary")).to_contain_text("Segmentos recuperados")
-    evidence.locator("summary").click()
+    expect(evidence.locator(":scope > summary")).to_contain_text("Segmentos recuperados")
+    evidence.locator(":scope > summary").click()
     expect(pg.locator("#hits > li").first).to_be_visible()
     expect(pg.locator("#hits")).to_contain_text(SCRIPT_CAPTION)
 

@@ -23,13 +23,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_hostile_web import QUESTIONS, ask_all, serving
-from tests.e2e.test_hostile_web import store as store  # the module's one ingested lecture (a fixture)
 from tests.support.cli import run_cli
+from tests.support.hostile_web import QUESTIONS, ask_all, one_lecture_store, serving
 from tests.support.servers import free_port
 
 TOKEN = "token-endurecido-5e1c9a7b"
 PROXY, STRANGER, OTHER = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One NURC lecture, ingested and indexed once for the module."""
+    return one_lecture_store(tmp_path_factory)
 
 
 def client_from(address: str, base_url: str, **kwargs: object) -> httpx.Client:

@@ -24,7 +24,7 @@ def server_token(token: str | None, token_file: Path | None) -> str | None:
         given = token.strip()
         where = "--token"
     elif token_file is not None:
-        require_regular_file(token_file.expanduser(), "o token, numa linha")
+        require_regular_file(token_file.expanduser(), "--token-file: o token, numa linha")
         try:
             given = token_file.expanduser().read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:

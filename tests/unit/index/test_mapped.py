@@ -16,7 +16,7 @@ import pytest
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25Index
 from lecture_rag.index.vectors import VectorIndex, read_manifest
-from tests.unit.index.test_vectors import E5, unit
+from tests.support.vectors import E5, unit
 
 
 def _truncate(path: Path) -> None:

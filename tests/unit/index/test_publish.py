@@ -122,7 +122,7 @@ def test_building_the_index_writes_nothing_to_the_shared_store(tmp_path: Path, e
     with Store(tmp_path) as store:
         _video(store, "v0", LINES)
         meta, version = _meta_rows(store), store.corpus_version()
-        assert build_indexes(store, embedder, Settings(home=tmp_path))["skipped"] is False
+        assert build_indexes(store, embedder, Settings(home=tmp_path)).skipped is False
         assert _meta_rows(store) == meta and store.corpus_version() == version
         current = published(tmp_path)
         assert current is not None and current.embedder == embedder.name and current.dim == embedder.dim

