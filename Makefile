@@ -3,7 +3,7 @@
 install:
 	./scripts/setup
 
-# The default suite: every test but the slow ones (~15 min on 2 cores). CI runs it, then test-slow.
+# The default suite: every test but the slow ones (~18 min on 2 cores). CI runs it, then test-slow.
 test:
 	.venv/bin/python -m pytest -q -m "not slow"
 
