@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.limits import cap_files_when, run_with_file_limit
+from tests.support.stores import two_small_lectures
 from tests.support.transcripts import spaced_srt
 
 LIMIT = 40_000  # bytes: above SQLite's 32 KiB -shm, below what each command below must write
@@ -62,13 +63,7 @@ def _search(store: Path, query: str, k: int = 3) -> list[dict[str, object]]:
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two small lectures, ingested and indexed: 40 segments, a vectors file larger than LIMIT."""
     root = tmp_path_factory.mktemp("hostile")
-    src = root / "aulas"
-    src.mkdir()
-    spaced_srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
-    spaced_srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
-    store = root / "store"
-    result = run_cli("ingest", str(src), store=store)
-    assert result.returncode == 0, result.stderr + result.stdout
+    store = two_small_lectures(root)
     questions = root / "perguntas.jsonl"
     with questions.open("w", encoding="utf-8") as handle:
         for i in range(QUESTIONS):

@@ -22,6 +22,7 @@ from lecture_rag.store.database import FAULT_KILL_AFTER_COMMITS as KILL_AFTER
 from tests.support.cli import EXE, cli_env, kill_when, run_cli, wait_for_count
 from tests.support.limits import run_with_file_limit
 from tests.support.postgres import PgServer
+from tests.support.stores import two_small_lectures
 from tests.support.transcripts import spaced_srt
 
 QUESTIONS = 60
@@ -55,13 +56,7 @@ def _clean_failure(result: subprocess.CompletedProcess[str], *must: str) -> str:
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two small lectures, ingested and indexed (40 segments)."""
     root = tmp_path_factory.mktemp("hardening")
-    src = root / "aulas"
-    src.mkdir()
-    spaced_srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
-    spaced_srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
-    store = root / "store"
-    result = run_cli("ingest", str(src), store=store)
-    assert result.returncode == 0, result.stderr + result.stdout
+    store = two_small_lectures(root)
     return store
 
 

@@ -24,3 +24,18 @@ def previous_release_store(home: Path, version: int = 2) -> Path:
         conn.execute("INSERT INTO videos(video_id, title, ingested_at) VALUES('v1', 'Aula', '2026-01-01')")
         conn.execute("INSERT INTO segments(video_id, seq, start, end, text) VALUES('v1', 0, 0, 60, 'olá')")
     return db
+
+
+def two_small_lectures(root: Path) -> Path:
+    """Two small lectures (20 cues each) ingested and indexed under ``root``: 40 segments; returns the store."""
+    from tests.support.cli import run_cli
+    from tests.support.transcripts import spaced_srt
+
+    src = root / "aulas"
+    src.mkdir()
+    spaced_srt(src / "pintura.srt", 20, "as pinturas rupestres de Altamira mostram bisontes")
+    spaced_srt(src / "cinema.srt", 20, "o cinema brasileiro dos anos trinta conheceu o som")
+    store = root / "store"
+    result = run_cli("ingest", str(src), store=store)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return store
