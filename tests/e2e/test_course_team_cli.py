@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +21,8 @@ from tests.support.paths import FIXTURES, QUESTIONS, shared
 SRT = "1\n00:00:01,000 --> 00:00:04,000\n{text}\n"
 
 
-def _videos(store: Path) -> dict[str, dict[str, object]]:
-    result = run_cli("corpus", "list", "--json", store=store)
+def _videos(store: Path, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
+    result = run_cli("corpus", "list", "--json", store=store, env=env)
     assert result.returncode == 0, result.stderr
     return {str(v["video_id"]): v for v in json.loads(result.stdout)}
 
@@ -142,6 +143,59 @@ def test_manifest_in_the_folder_sets_titles_courses_and_media_urls(tmp_path: Pat
     assert again.returncode == 0, again.stderr
     assert "aula2: título: 'Aula 2: membranas' → 'Aula 2: a membrana'" in again.stdout
     assert _videos(tmp_path / "s")["aula1"]["title"] == "Aula 1: células"  # not in this manifest: kept
+
+
+def _course_folder(root: Path, titles: dict[str, str], course: str) -> Path:
+    """A folder of SRT lectures and its lecture-rag.toml giving each a title, and all one course."""
+    folder = root / "curso"
+    folder.mkdir(exist_ok=True)
+    lectures = "".join(f'[[lecture]]\nfile = "{name}.srt"\ntitle = "{title}"\n' for name, title in titles.items())
+    (folder / "lecture-rag.toml").write_text(f'course = "{course}"\n{lectures}', encoding="utf-8")
+    for name in titles:
+        if not (folder / f"{name}.srt").exists():
+            _srt(folder / f"{name}.srt", f"conteúdo da {name}")
+    return folder
+
+
+def test_an_unchanged_manifest_does_not_undo_a_later_edit_a_changed_one_does(
+    tmp_path: Path, store_url: str
+) -> None:
+    """The newest statement of a person wins, on both store backends (the origins are stored)."""
+    store = tmp_path / "s"
+    env = {"LECTURE_RAG_DATABASE_URL": store_url} if store_url else None
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        result = run_cli(*args, store=store, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    titles = {"aula1": "Aula 1: células", "aula2": "Aula 2: membranas"}
+    folder = _course_folder(tmp_path, titles, "Biologia Celular")
+    cli("ingest", str(folder), "--no-index")
+    cli("corpus", "edit", "aula1", "--title", "Aula 1: a célula", "--course", "Biologia")
+    # The same manifest, re-read by a re-ingest of the folder (metadata only, then after a caption fix).
+    again = cli("ingest", str(folder), "--no-index")
+    assert "título" not in again.stdout and "curso" not in again.stdout
+    _srt(folder / "aula1.srt", "conteúdo corrigido da aula1")
+    fixed = cli("ingest", str(folder), "--no-index")
+    assert "substituído" in fixed.stdout and "título" not in fixed.stdout
+    video = _videos(store, env)["aula1"]
+    assert (video["title"], video["course"]) == ("Aula 1: a célula", "Biologia")
+    # A manifest value that changed since it was applied is newer than the edit: applied, and said.
+    _course_folder(tmp_path, {**titles, "aula1": "Aula 1: a célula viva"}, "Biologia Celular")
+    changed = cli("ingest", str(folder), "--no-index")
+    assert "aula1: título: 'Aula 1: a célula' → 'Aula 1: a célula viva'" in changed.stdout
+    assert "curso" not in changed.stdout  # the manifest's course did not change: the edited one stays
+    videos = _videos(store, env)
+    assert (videos["aula1"]["title"], videos["aula1"]["course"]) == ("Aula 1: a célula viva", "Biologia")
+    assert (videos["aula2"]["title"], videos["aula2"]["course"]) == ("Aula 2: membranas", "Biologia Celular")
+    # An explicit flag always wins, and an unchanged manifest does not undo it either.
+    flagged = cli("ingest", str(folder / "aula2.srt"), "--title", "Aula 2: a membrana plasmática", "--no-index")
+    assert "aula2: título: 'Aula 2: membranas' → 'Aula 2: a membrana plasmática'" in flagged.stdout
+    cli("ingest", str(folder), "--course", "Biologia Celular e Molecular", "--no-index")
+    videos = _videos(store, env)
+    assert videos["aula2"]["title"] == "Aula 2: a membrana plasmática"
+    assert {v["course"] for v in videos.values()} == {"Biologia Celular e Molecular"}
 
 
 def test_corpus_remove_asks_before_removing(tmp_path: Path) -> None:

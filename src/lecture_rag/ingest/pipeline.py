@@ -19,7 +19,7 @@ import hashlib
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -51,7 +51,7 @@ from lecture_rag.ingest.transcribe import (
     whisper_language,
 )
 from lecture_rag.records import Cue, Video, human_transcript, machine_transcript, transcript_source_label
-from lecture_rag.store import EmptyVideoError, StorageError, Store
+from lecture_rag.store import EmptyVideoError, Origin, StorageError, Store
 from lecture_rag.userfiles import printable, require_regular_file
 
 READER_VERSION = "1"
@@ -66,19 +66,40 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 ProgressFn = Callable[[float, float], None]
 
 
+#: Where a value a person entered came from. A value with no recorded source was given by a flag.
+FLAG, MANIFEST, SIDECAR = "flag", "manifest", "sidecar"
+#: The sources read from files that stay in the folder: re-read on every ingest, their unchanged values
+#: must not undo a later ``corpus edit`` or flag (see :func:`wanted`).
+LISTED = frozenset({MANIFEST, SIDECAR})
+_META_FIELDS = ("video_id", "title", "course", "url", "language")
+
+
 @dataclass(slots=True)
 class VideoMeta:
-    """What the user told us about a video (flags, sidecar or manifest)."""
+    """What the user told us about a video (flags, sidecar or manifest), and which of them told each field."""
 
     video_id: str | None = None
     title: str | None = None
     course: str | None = None
     url: str | None = None
     language: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # field → manifest | sidecar (absent: a flag)
 
     def merged(self, other: VideoMeta) -> VideoMeta:
-        """Fields of ``self`` win; missing ones come from ``other``."""
-        return VideoMeta(*(getattr(self, f) if getattr(self, f) else getattr(other, f) for f in self.__slots__))
+        """Fields of ``self`` win; missing ones come from ``other`` (each with its source)."""
+        mine = {f: getattr(self, f) for f in _META_FIELDS if getattr(self, f)}
+        theirs = {f: getattr(other, f) for f in _META_FIELDS if getattr(other, f) and f not in mine}
+        sources = {f: s for f, s in self.sources.items() if f in mine}
+        sources.update({f: s for f, s in other.sources.items() if f in theirs})
+        return VideoMeta(**mine, **theirs, sources=sources)
+
+    def source(self, name: str) -> str:
+        """Who gave field ``name``: a manifest, a sidecar, or (by default) a flag."""
+        return self.sources.get(name, FLAG)
+
+    def listed_in(self, source: str) -> VideoMeta:
+        """These values, each marked as given by ``source`` (a manifest, a sidecar)."""
+        return replace(self, sources={f: source for f in _META_FIELDS if getattr(self, f)})
 
 
 @dataclass(slots=True)
@@ -237,7 +258,7 @@ def _sidecar_meta(sidecar: Path, data: dict[str, Any]) -> VideoMeta:
         ) from None
     meta = VideoMeta(**{k: metadata_text(v) for k, v in fields.model_dump().items()})
     meta.video_id = safe_video_id(meta.video_id)
-    return meta
+    return meta.listed_in(SIDECAR)
 
 
 def file_meta(path: Path, manifest: dict[str, VideoMeta]) -> VideoMeta:
@@ -304,7 +325,7 @@ def read_manifest(path: Path) -> dict[str, VideoMeta]:
             course=metadata_text(row.get("course")),
             url=metadata_text(media),
             language=metadata_text(row.get("language")),
-        )
+        ).listed_in(MANIFEST)
     return out
 
 
@@ -373,15 +394,44 @@ def hosted_url(base: str, media: Path, root: Path) -> str:
 EDITABLE = {"title": "título", "course": "curso", "url": "URL"}
 
 
-def settle(video: Video, given: VideoMeta, stored: Video | None) -> Video:
-    """``video`` with what a person entered kept: a field given now (flag, manifest, sidecar) wins,
-    else the stored value, else ``video``'s own default (the file name, the site's title).
+def wanted(given: VideoMeta, origins: Mapping[str, Origin]) -> dict[str, str]:
+    """The fields an ingest sets from what a person entered: the newest statement of a person wins.
 
-    Why: re-ingesting corrected captions must not wipe the title and course someone typed.
+    A flag's value always; a manifest's or sidecar's only when it differs from the value that
+    source last applied (``origins``): one unchanged since then is older than a later
+    ``corpus edit`` or flag, which it must not undo. A lecture with no recorded origin (new, or
+    stored before they were recorded) takes every value given.
     """
-    if stored is None:
-        return video
-    kept = {f: getattr(given, f) or getattr(stored, f) or getattr(video, f) for f in EDITABLE}
+    out: dict[str, str] = {}
+    for name in EDITABLE:
+        value = getattr(given, name)
+        origin = origins.get(name)
+        if value and (given.source(name) not in LISTED or origin is None or origin.listed != value):
+            out[name] = value
+    return out
+
+
+def applied_origins(given: VideoMeta, applied: Iterable[str]) -> dict[str, Origin]:
+    """What the store records for the fields set now (``applied``, and the language given): who set them,
+    and for a manifest or sidecar the value it applied, to tell next time whether it changed."""
+    names = [*applied, *(["language"] if given.language else [])]
+    return {
+        name: Origin(given.source(name), getattr(given, name) if given.source(name) in LISTED else None)
+        for name in names
+    }
+
+
+def settle(
+    video: Video, given: VideoMeta, stored: Video | None, origins: Mapping[str, Origin] | None = None
+) -> Video:
+    """``video`` with what a person entered kept: a field set now (:func:`wanted`) wins, else the
+    stored value, else ``video``'s own default (the file name, the site's title).
+
+    Why: re-ingesting corrected captions must not wipe the title and course someone typed, and an
+    unchanged manifest must not undo a ``corpus edit`` made after it.
+    """
+    now = wanted(given, origins or {})
+    kept = {f: now.get(f) or (getattr(stored, f) if stored else "") or getattr(video, f) for f in EDITABLE}
     return replace(video, **kept)
 
 
@@ -428,13 +478,15 @@ def store_cues(
     ``name`` is what the messages call the source (a file name, a video's URL); ``given`` is the
     metadata a person entered now (see :func:`settle`).
     """
+    given = given or VideoMeta()
     stored = store.get_video(video.video_id)
-    video = settle(video, given or VideoMeta(), stored)
+    origins = store.origins(video.video_id) if stored else {}
+    video = settle(video, given, stored, origins)
     check_transcript_kind(stored, video)
     stats = SegmentStats()
     drafts = windows(_loud(clean_cues(cues, stats), stats, name), options.segmentation)
     try:
-        ids = store.replace_video(video, drafts)
+        ids = store.replace_video(video, drafts, applied_origins(given, wanted(given, origins)))
     except EmptyVideoError as exc:
         raise IngestError(
             f"{name}: nenhuma fala encontrada (legendas vazias ou todas duplicadas, ou áudio sem fala "
@@ -741,17 +793,18 @@ def _in_time_order(path: Path, options: IngestOptions) -> Iterable[Cue]:
 
 
 def _metadata_only(store: Store, plan: FilePlan) -> FileResult:
-    """An unchanged transcript whose metadata a flag or manifest now changes: update only the metadata."""
+    """An unchanged transcript whose metadata a flag or a changed manifest now changes: update only the metadata."""
     result = plan.unchanged
     assert result is not None
     stored = store.get_video(plan.video_id)
     if stored is None:
         return result
-    wanted = {f: getattr(plan.meta, f) for f in EDITABLE if getattr(plan.meta, f)}
-    after = replace(stored, **wanted)
+    fields = wanted(plan.meta, store.origins(plan.video_id))
+    after = replace(stored, **fields)
     result.changes = metadata_changes(stored, after)
+    if fields:  # recorded even when the value is the same: the manifest now says it too
+        store.update_video(plan.video_id, **fields, origins=applied_origins(plan.meta, fields))
     if result.changes:
-        store.update_video(plan.video_id, **wanted)
         result.status = "updated"
     return result
 

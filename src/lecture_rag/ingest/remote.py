@@ -249,7 +249,9 @@ class _Session:
         )
         listed = manifest_entry(self.options.manifest, url, str(info.get("original_url") or ""), video_id)
         given = self.given.merged(listed) if listed else self.given
-        video = settle(video, given, self.store.get_video(video_id))  # an edited title or course stays
+        stored = self.store.get_video(video_id)
+        origins = self.store.origins(video_id) if stored else {}
+        video = settle(video, given, stored, origins)  # an edited title or course stays
         metadata = json.dumps([video.title, video.course, video.url, video.channel, video.upload_date, video.duration])
         if captions:
             return self._from_captions(video, captions, metadata, given)

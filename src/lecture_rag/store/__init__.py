@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from lecture_rag.config import Settings
 from lecture_rag.store.cache import CACHE_NAME, EmbeddingCache, cache_path, text_hash
-from lecture_rag.store.corpus import DB_NAME, WHAT, EmptyVideoError, SegmentDraft, Store
+from lecture_rag.store.corpus import DB_NAME, EDITED, WHAT, EmptyVideoError, Origin, SegmentDraft, Store
 from lecture_rag.store.database import Database, is_database_url
 from lecture_rag.store.failures import StorageError, read_only_error
 from lecture_rag.store.runs import RunStore, RunSummary
@@ -88,9 +88,11 @@ def store_status(settings: Settings) -> StoreStatus:
 __all__ = [
     "CACHE_NAME",
     "DB_NAME",
+    "EDITED",
     "Database",
     "EmbeddingCache",
     "EmptyVideoError",
+    "Origin",
     "RunStore",
     "RunSummary",
     "SegmentDraft",

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +53,7 @@ _SUPERSEDED_SINCE = 3
 _SINCE_4 = ("transcript_source", "channel", "upload_date")  # video columns of schema version 4
 _SINCE_6 = ("media_path",)  # video columns of schema version 6
 _MARKS_SINCE = 5
+_ORIGINS_SINCE = 7
 CORPUS_VERSION = "corpus_version"
 SHARED_PURGE_GRACE = 3600.0  # seconds a shared store keeps superseded segments for other processes' indexes
 
@@ -89,6 +90,18 @@ class SegmentDraft:
     marks: Marks = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who set a lecture's field last, and what a manifest or sidecar last applied to it.
+
+    Why: re-ingesting a folder must tell a manifest value that changed (apply it) from one
+    unchanged since it was applied (a later ``corpus edit`` or flag is newer: keep that).
+    """
+
+    source: str  # flag | manifest | sidecar | edit
+    listed: str | None = None  # the value a manifest or sidecar last applied (None: none yet, or keep the stored one)
+
+
 class Store:
     """Videos and segments of one store directory."""
 
@@ -106,6 +119,7 @@ class Store:
         self.db_path = self.home / DB_NAME
         self._superseded = True  # whether the superseded_segments table exists (not in old read-only stores)
         self._marks = True  # whether segments have cue marks (not in old read-only stores)
+        self._origins = True  # whether video_origins exists (not in old read-only stores)
         if database is not None:
             self._open_server(database, create=create)
         else:
@@ -203,6 +217,7 @@ class Store:
             migrate(self.db)  # refuses a newer store without writing
         self._superseded = found >= _SUPERSEDED_SINCE
         self._marks = found >= _MARKS_SINCE
+        self._origins = found >= _ORIGINS_SINCE
 
     @property
     def _seg_select(self) -> str:
@@ -261,7 +276,9 @@ class Store:
         row = self.db.execute("SELECT source_hash FROM videos WHERE video_id=?", (video_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def replace_video(self, video: Video, drafts: Iterable[SegmentDraft]) -> list[int]:
+    def replace_video(
+        self, video: Video, drafts: Iterable[SegmentDraft], origins: Mapping[str, Origin] | None = None
+    ) -> list[int]:
         """Insert or replace a video and all its segments in one transaction.
 
         ``drafts`` may be a generator (a 200 MB transcript streams straight
@@ -270,7 +287,7 @@ class Store:
         docstring), so readers see either the old or the new version; if
         reading fails half-way, or yields nothing, the old version stays
         untouched. The video's duration, when not given, is the end of its
-        last segment.
+        last segment. ``origins``: who set which field now (see :meth:`origins`).
         """
         ingested = video.ingested_at or datetime.now(UTC).isoformat(timespec="seconds")
         with self.transaction(exclusive=True) as conn:
@@ -316,16 +333,24 @@ class Store:
                 raise EmptyVideoError(f"{video.video_id}: nenhum segmento para gravar")
             if not video.duration:
                 conn.execute("UPDATE videos SET duration=? WHERE video_id=?", (last_end, video.video_id))
+            _write_origins(conn, video.video_id, origins or {})
             _bump_corpus_version(conn)
         return ids
 
     def update_video(
-        self, video_id: str, *, title: str | None = None, course: str | None = None, url: str | None = None
+        self,
+        video_id: str,
+        *,
+        title: str | None = None,
+        course: str | None = None,
+        url: str | None = None,
+        origins: Mapping[str, Origin] | None = None,
     ) -> bool:
         """Change a lecture's title, course or URL (None: keep) without touching its segments.
 
         Search results read these from the videos table, so no re-index is needed; a re-ingest
-        keeps them unless a flag or manifest says otherwise. False when the video is not stored.
+        keeps them unless a flag or a changed manifest says otherwise. ``origins``: who set each
+        field (default: ``corpus edit``). False when the video is not stored.
         """
         fields = {k: v for k, v in (("title", title), ("course", course), ("url", url)) if v is not None}
         if not fields:
@@ -334,7 +359,16 @@ class Store:
         with self.transaction() as conn:
             # the column names are fixed above, the values are parameters
             cur = conn.execute(f"UPDATE videos SET {assignments} WHERE video_id=?", (*fields.values(), video_id))
+            if cur.rowcount > 0:
+                _write_origins(conn, video_id, origins if origins is not None else dict.fromkeys(fields, EDITED))
         return cur.rowcount > 0
+
+    def origins(self, video_id: str) -> dict[str, Origin]:
+        """Who set each field of a stored lecture last, and what a manifest or sidecar last applied to it."""
+        if not self._origins:
+            return {}
+        rows = self.db.execute("SELECT field, source, listed FROM video_origins WHERE video_id=?", (video_id,))
+        return {str(r[0]): Origin(str(r[1]), None if r[2] is None else str(r[2])) for r in rows}
 
     def remove_video(self, video_id: str) -> bool:
         """Remove a video; its segments stay superseded until an index without them is published."""
@@ -474,6 +508,22 @@ class Store:
                 return
             yield [(int(r[0]), str(r[1])) for r in rows]
             last = int(rows[-1][0])
+
+
+#: What ``corpus edit`` records as the source of the fields it changes.
+EDITED = Origin("edit")
+
+
+def _write_origins(conn: Connection, video_id: str, origins: Mapping[str, Origin]) -> None:
+    """Record who set each field now; an origin without a listed value keeps the one recorded."""
+    if not origins:
+        return
+    conn.executemany(
+        """INSERT INTO video_origins(video_id, field, source, listed) VALUES(?,?,?,?)
+           ON CONFLICT(video_id, field) DO UPDATE SET source=excluded.source,
+             listed=COALESCE(excluded.listed, video_origins.listed)""",
+        [(video_id, name, origin.source, origin.listed) for name, origin in origins.items()],
+    )
 
 
 def _bump_corpus_version(conn: Connection) -> None:

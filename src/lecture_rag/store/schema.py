@@ -13,6 +13,9 @@ Version 4 records each video's transcript source, channel and upload date;
 lectures stored before it show an empty source until they are re-ingested.
 Version 6 records where each lecture's local recording is (``serve`` plays it);
 a media file stored before it is still found through its ``source_path``.
+Version 7 records, per lecture and field, who set the value last (flag,
+manifest, sidecar, ``corpus edit``) and the value a manifest or sidecar last
+applied; lectures stored before it have none, and their next manifest applies.
 
 One schema for both databases: the statements are written once, with
 ``{real}``, ``{bigint}``, ``{blob}`` and ``{serial}`` where SQLite and
@@ -128,6 +131,17 @@ TEMPLATES: tuple[tuple[str, ...], ...] = (
     ),
     # 6: where the lecture's local recording is, so that ``serve`` can play it (issue 21)
     ("ALTER TABLE videos ADD COLUMN media_path TEXT NOT NULL DEFAULT ''",),
+    # 7: who last set each lecture's title, course, URL and language, and what a manifest or sidecar last said
+    # (issue 25): an unchanged manifest must not undo a later ``corpus edit``
+    (
+        """CREATE TABLE IF NOT EXISTS video_origins (
+            video_id TEXT NOT NULL REFERENCES videos(video_id) ON DELETE CASCADE,
+            field TEXT NOT NULL,
+            source TEXT NOT NULL,
+            listed TEXT,
+            PRIMARY KEY (video_id, field)
+        )""",
+    ),
 )
 
 TYPES: dict[Dialect, dict[str, str]] = {
