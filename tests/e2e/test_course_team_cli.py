@@ -157,9 +157,7 @@ def _course_folder(root: Path, titles: dict[str, str], course: str) -> Path:
     return folder
 
 
-def test_an_unchanged_manifest_does_not_undo_a_later_edit_a_changed_one_does(
-    tmp_path: Path, store_url: str
-) -> None:
+def test_an_unchanged_manifest_does_not_undo_a_later_edit_a_changed_one_does(tmp_path: Path, store_url: str) -> None:
     """The newest statement of a person wins, on both store backends (the origins are stored)."""
     store = tmp_path / "s"
     env = {"LECTURE_RAG_DATABASE_URL": store_url} if store_url else None
@@ -309,6 +307,39 @@ def test_one_cli_dialect(nurc_indexed: Path, tmp_path: Path) -> None:
     )
     assert no_url.returncode == 2 and "LECTURE_RAG_LLM_BASE_URL" in no_url.stderr
     assert "8080/v1 para o llama.cpp" in " ".join(no_url.stderr.split())
+
+
+#: Click's usage errors as a user meets them (typos, a missing or extra argument, a bad value), and the
+#: Portuguese each must say instead of click's English.
+USAGE_ERRORS = (
+    (("aks", "pergunta"), "Não existe o comando 'aks'. Você quis dizer 'ask'?"),
+    (("corpus", "mostrar"), "Não existe o comando 'mostrar'."),
+    (("ingest", "aula.srt", "--titulo", "x"), "A opção --titulo não existe (opções parecidas: --title"),
+    (("corpus", "edit"), "Falta o argumento 'video_id'."),
+    (("run", "perguntas.jsonl"), "Falta a opção '--name'."),
+    (("corpus", "show", "a", "b"), "Argumento(s) a mais, não esperado(s): b"),
+    (("ask", "pergunta", "--k", "muitos"), "Valor inválido para '--k': esperava um número inteiro (ex.: 5)."),
+    (("ask", "pergunta", "--k", "0"), "Valor inválido para '--k': deve ser no mínimo 1."),
+    (("ingest", "aula.srt", "--window", "x"), "Valor inválido para '--window': esperava um número"),
+    (("ask", "pergunta", "--format", "xml"), "Valor inválido para '--format': 'xml' não é um destes:"),
+    (("ask", "pergunta", "--format"), "A opção '--format' precisa de um valor."),
+)
+CLICK_ENGLISH = (
+    "No such", "Missing", "Got unexpected", "Invalid value", "Try '", "for help", "Error", "Possible options",
+    "Did you mean", "Usage", "[OPTIONS]", "COMMAND", "requires an argument", "Input should", "Value error",
+)  # fmt: skip
+
+
+def test_click_usage_errors_are_portuguese(tmp_path: Path) -> None:
+    for args, portuguese in USAGE_ERRORS:
+        result = run_cli(*args, store=tmp_path / "s")
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert portuguese in result.stderr, (args, result.stderr)
+        if args[-1] != "--format":  # an option without its value fails before click knows the command's usage
+            assert "Veja 'lecture-rag" in result.stderr and "--help' para ajuda." in result.stderr
+            assert "Uso: lecture-rag" in result.stderr and "[OPÇÕES]" in result.stderr
+        for english in CLICK_ENGLISH:
+            assert english not in result.stderr, (args, english, result.stderr)
 
 
 # -- errors that name the cause (item 7) -----------------------------------------------------------

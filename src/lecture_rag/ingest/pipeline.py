@@ -421,9 +421,7 @@ def applied_origins(given: VideoMeta, applied: Iterable[str]) -> dict[str, Origi
     }
 
 
-def settle(
-    video: Video, given: VideoMeta, stored: Video | None, origins: Mapping[str, Origin] | None = None
-) -> Video:
+def settle(video: Video, given: VideoMeta, stored: Video | None, origins: Mapping[str, Origin] | None = None) -> Video:
     """``video`` with what a person entered kept: a field set now (:func:`wanted`) wins, else the
     stored value, else ``video``'s own default (the file name, the site's title).
 
