@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -67,6 +68,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
         "<html><head><title>Pré-História</title></head><body><video controls>"
         '<source src="aula-sem-legenda.mp4" type="video/mp4">'
         '<track kind="captions" srclang="pt" src="aula.pt.vtt" label="Português"></video></body></html>',
+        encoding="utf-8",
+    )
+    # A course page with two lectures (yt-dlp reads it as a playlist of two), each with its own captions.
+    _vtt_from_nurc(root / "aula2.pt.vtt", rows=20)
+    (root / "curso.html").write_text(
+        "<html><head><title>Curso</title></head><body>"
+        + "".join(
+            f'<video controls><source src="{media}" type="video/mp4"><track kind="captions" srclang="pt" '
+            f'src="{vtt}" label="Português"></video>'
+            for media, vtt in (("aula-sem-legenda.mp4", "aula.pt.vtt"), ("muda.mp4", "aula2.pt.vtt"))
+        )
+        + "</body></html>",
         encoding="utf-8",
     )
     (root / "vazia.html").write_text("<html><head><title>Nada</title></head><body><p>sem vídeo</p></body></html>")
@@ -154,3 +167,14 @@ def test_unknown_language_is_refused_before_anything_is_downloaded(
     assert result.returncode == 1
     assert "Idioma 'xx' desconhecido" in " ".join(result.stderr.split())
     assert _videos(store) == {}
+
+
+def test_a_playlist_bar_counts_its_videos(site: tuple[str, Path, list[str]], tmp_path: Path) -> None:
+    """Two videos on the page: the bar ends at 2/2, not 2/3 (the playlist itself is not one more video)."""
+    base, _, _ = site
+    store = tmp_path / "store"
+    result = run_cli("ingest", f"{base}/curso.html", "--no-index", store=store)
+    assert result.returncode == 0, result.stderr
+    assert sorted(_videos(store)) == ["curso-1", "curso-2"]
+    [bar] = [line for line in result.stderr.splitlines() if line.startswith("Vídeos")]
+    assert re.search(r"\s2/2\s", bar), bar
