@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import re
-import select
-import subprocess
-import termios
-import time
 from pathlib import Path
 
-from tests.support.cli import EXE, cli_env, run_cli
+from tests.support.cli import run_cli
 from tests.support.paths import QUESTIONS
+from tests.support.terminal import Terminal
 
 
 def _run(nurc_indexed: Path, tmp_path: Path, name: str) -> list[dict[str, object]]:
@@ -89,62 +83,13 @@ def test_the_record_reads_question_answer_reference_then_evidence(nurc_indexed: 
     assert -1 not in positions and positions == sorted(positions), dict(zip(marks, positions, strict=True))
 
 
-class _Terminal:
-    """The annotator on a real pseudo-terminal: keys arrive one at a time, prompts read whole lines."""
-
-    ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-    def __init__(self, args: list[str], store: Path) -> None:
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            [EXE, *args], stdin=slave, stdout=slave, stderr=slave, env=cli_env(store, {"TERM": "xterm"}),
-            start_new_session=True,
-        )  # fmt: skip
-        os.close(slave)
-        self.seen = ""
-
-    def expect(self, text: str, timeout: float = 120) -> str:
-        """Everything printed since the last call, once ``text`` is in it (the screen is read as plain text)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            assert time.monotonic() < deadline, f"{text!r} não apareceu; saída: {self.seen[-2000:]!r}"
-            ready, _, _ = select.select([self.master], [], [], 1)
-            if ready:
-                try:
-                    self.seen += self.ANSI.sub("", os.read(self.master, 65536).decode("utf-8", "replace"))
-                except OSError:  # the child closed the terminal
-                    break
-        assert text in self.seen, self.seen[-2000:]
-        out, self.seen = self.seen, ""
-        return " ".join(out.split())
-
-    def send(self, keys: str) -> None:
-        os.write(self.master, keys.encode("utf-8"))
-
-    def key(self, key: str, timeout: float = 60) -> None:
-        """One key, once the annotator reads keys one at a time (the terminal out of line mode).
-
-        Sent earlier, under load, the key would land in line mode: echoed, held until Enter, never read.
-        """
-        deadline = time.monotonic() + timeout
-        while termios.tcgetattr(self.master)[3] & termios.ICANON:
-            assert time.monotonic() < deadline, "o anotador não passou a ler teclas"
-            time.sleep(0.02)
-        self.send(key)
-
-    def close(self) -> int:
-        code = self.proc.wait(timeout=60)
-        os.close(self.master)
-        return code
-
-
 def test_in_a_terminal_the_comment_prompt_offers_the_current_comment_and_enter_keeps_it(
     nurc_indexed: Path, tmp_path: Path
 ) -> None:
     """With a real terminal (one key per label): back shows label and comment; Enter at the prompt keeps it."""
     items = _run(nurc_indexed, tmp_path, "terminal")
     first = str(items[0]["id"])
-    term = _Terminal(["annotate", "terminal", "--annotator", "ana"], nurc_indexed)
+    term = Terminal(["annotate", "terminal", "--annotator", "ana"], nurc_indexed)
     try:
         term.expect("q = sair")
         term.key("o")

@@ -256,7 +256,8 @@ def _sidecar_meta(sidecar: Path, data: dict[str, Any]) -> VideoMeta:
             f"{sidecar}: o campo '{where}' deve ser texto (ou null), mas é {type(data.get(where)).__name__} "
             f"({_short(ValueError(repr(data.get(where))))}). Corrija o arquivo e rode de novo"
         ) from None
-    meta = VideoMeta(**{k: metadata_text(v) for k, v in fields.model_dump().items()})
+    values: dict[str, Any] = {k: metadata_text(v) for k, v in fields.model_dump().items()}
+    meta = VideoMeta(**values)
     meta.video_id = safe_video_id(meta.video_id)
     return meta.listed_in(SIDECAR)
 
@@ -429,7 +430,9 @@ def settle(video: Video, given: VideoMeta, stored: Video | None, origins: Mappin
     unchanged manifest must not undo a ``corpus edit`` made after it.
     """
     now = wanted(given, origins or {})
-    kept = {f: now.get(f) or (getattr(stored, f) if stored else "") or getattr(video, f) for f in EDITABLE}
+    kept: dict[str, Any] = {
+        f: now.get(f) or (getattr(stored, f) if stored else "") or getattr(video, f) for f in EDITABLE
+    }
     return replace(video, **kept)
 
 
@@ -797,7 +800,7 @@ def _metadata_only(store: Store, plan: FilePlan) -> FileResult:
     stored = store.get_video(plan.video_id)
     if stored is None:
         return result
-    fields = wanted(plan.meta, store.origins(plan.video_id))
+    fields: dict[str, Any] = wanted(plan.meta, store.origins(plan.video_id))
     after = replace(stored, **fields)
     result.changes = metadata_changes(stored, after)
     if fields:  # recorded even when the value is the same: the manifest now says it too

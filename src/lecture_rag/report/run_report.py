@@ -159,7 +159,8 @@ def json_report(name: str, config: RunConfig, items: list[RunItem], summary: Run
 
 
 def html_report(name: str, config: RunConfig, items: list[RunItem], summary: RunOverview, *, hide: bool = False) -> str:
-    """One page: summary tables, plots (AR histogram, confusion heat map), then every record."""
+    """One page: summary tables, plots (AR histogram, confusion heat map), then every record with each
+    annotator's label and comment (the comment is why a person chose the label; the page must not drop it)."""
     # autoescape=True: the template's name ends in .j2, which select_autoescape() never escaped (issue 16).
     env = Environment(loader=PackageLoader("lecture_rag.report", "templates"), autoescape=True)
     env.filters["safe_url"] = safe_url
@@ -179,6 +180,7 @@ def html_report(name: str, config: RunConfig, items: list[RunItem], summary: Run
         summary=summary,
         plots=plots,
         records=records,
+        annotations=[item.annotations for item in items],  # each annotator's label and comment, as they put them
         hide=hide,
         labels=scheme_of_run(config).codes,
     )
