@@ -57,7 +57,28 @@ class Terminal:
             time.sleep(0.02)
         self.send(key)
 
+    def label(self, key: str) -> str:
+        """Label the record on screen with ``key``; returns the next record's screen."""
+        self.key(key)
+        self.expect(f"Gravado: {key.upper()}")
+        return self.expect("q = sair")
+
+    def comment(self, text: str) -> str:
+        """Write ``text`` as the record's comment ('o', then the prompt); returns the record's screen after it."""
+        self.key("o")
+        self.expect("Observação (Enter mantém")
+        self.send(text + "\r")
+        return self.expect("q = sair")
+
     def close(self) -> int:
         code = self.proc.wait(timeout=60)
         os.close(self.master)
         return code
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A test that failed half-way leaves no annotator running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
