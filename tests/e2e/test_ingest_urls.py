@@ -178,3 +178,17 @@ def test_a_playlist_bar_counts_its_videos(site: tuple[str, Path, list[str]], tmp
     assert sorted(_videos(store)) == ["curso-1", "curso-2"]
     [bar] = [line for line in result.stderr.splitlines() if line.startswith("Vídeos")]
     assert re.search(r"\s2/2\s", bar), bar
+
+
+def test_a_manifest_titles_a_video_by_its_url_on_the_first_ingest(
+    site: tuple[str, Path, list[str]], tmp_path: Path
+) -> None:
+    """The manifest's title and course for a URL were applied only to a video already stored."""
+    base, _, _ = site
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"url,title,course\n{base}/aula.html,Aula 3: a arte rupestre,História da Arte\n", "utf-8")
+    store = tmp_path / "store"
+    result = run_cli("ingest", f"{base}/aula.html", "--manifest", str(manifest), "--no-index", store=store)
+    assert result.returncode == 0, result.stderr
+    [video] = _videos(store).values()
+    assert (video["title"], video["course"]) == ("Aula 3: a arte rupestre", "História da Arte")
