@@ -194,6 +194,12 @@ def test_an_unchanged_manifest_does_not_undo_a_later_edit_a_changed_one_does(tmp
     videos = _videos(store, env)
     assert videos["aula2"]["title"] == "Aula 2: a membrana plasmática"
     assert {v["course"] for v in videos.values()} == {"Biologia Celular e Molecular"}
+    # A lecture first ingested with a flag over its manifest title: that title was seen, not applied,
+    # and is no newer statement when the folder is ingested next.
+    _course_folder(tmp_path, {**titles, "aula1": "Aula 1: a célula viva", "aula3": "Aula 3: organelas"}, "Biologia")
+    cli("ingest", str(folder / "aula3.srt"), "--title", "Aula 3: as organelas", "--no-index")
+    cli("ingest", str(folder), "--no-index")
+    assert _videos(store, env)["aula3"]["title"] == "Aula 3: as organelas"
 
 
 def test_corpus_remove_asks_before_removing(tmp_path: Path) -> None:

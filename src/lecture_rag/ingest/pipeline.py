@@ -51,7 +51,7 @@ from lecture_rag.ingest.transcribe import (
     whisper_language,
 )
 from lecture_rag.records import Cue, Video, human_transcript, machine_transcript, transcript_source_label
-from lecture_rag.store import EmptyVideoError, Origin, StorageError, Store
+from lecture_rag.store import KEEP, EmptyVideoError, Origin, StorageError, Store
 from lecture_rag.userfiles import printable, require_regular_file
 
 READER_VERSION = "1"
@@ -84,6 +84,9 @@ class VideoMeta:
     url: str | None = None
     language: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # field → manifest | sidecar (absent: a flag)
+    # What the manifest or sidecar says for each field, also where a flag overrides it: the store
+    # records it as seen, so that a value a flag overrode does not count as new next time.
+    listed: dict[str, str] = field(default_factory=dict)
 
     def merged(self, other: VideoMeta) -> VideoMeta:
         """Fields of ``self`` win; missing ones come from ``other`` (each with its source)."""
@@ -91,7 +94,7 @@ class VideoMeta:
         theirs = {f: getattr(other, f) for f in _META_FIELDS if getattr(other, f) and f not in mine}
         sources = {f: s for f, s in self.sources.items() if f in mine}
         sources.update({f: s for f, s in other.sources.items() if f in theirs})
-        return VideoMeta(**mine, **theirs, sources=sources)
+        return VideoMeta(**mine, **theirs, sources=sources, listed={**other.listed, **self.listed})
 
     def source(self, name: str) -> str:
         """Who gave field ``name``: a manifest, a sidecar, or (by default) a flag."""
@@ -99,7 +102,8 @@ class VideoMeta:
 
     def listed_in(self, source: str) -> VideoMeta:
         """These values, each marked as given by ``source`` (a manifest, a sidecar)."""
-        return replace(self, sources={f: source for f in _META_FIELDS if getattr(self, f)})
+        given = {f: str(getattr(self, f)) for f in (*EDITABLE, "language") if getattr(self, f)}
+        return replace(self, sources=dict.fromkeys(given, source), listed=given)
 
 
 @dataclass(slots=True)
@@ -413,12 +417,16 @@ def wanted(given: VideoMeta, origins: Mapping[str, Origin]) -> dict[str, str]:
 
 
 def applied_origins(given: VideoMeta, applied: Iterable[str]) -> dict[str, Origin]:
-    """What the store records for the fields set now (``applied``, and the language given): who set them,
-    and for a manifest or sidecar the value it applied, to tell next time whether it changed."""
-    names = [*applied, *(["language"] if given.language else [])]
+    """What the store records now: who set the fields set now (``applied``, and the language given),
+    and every value the manifest or sidecar gives, applied or not, to tell next time whether it changed.
+
+    A manifest value that a flag overrode is recorded as seen (its field keeps its source): a folder
+    re-ingested later must not take it for a new statement that undoes the flag.
+    """
+    setters = {*applied, *(["language"] if given.language else [])}
     return {
-        name: Origin(given.source(name), getattr(given, name) if given.source(name) in LISTED else None)
-        for name in names
+        name: Origin(given.source(name) if name in setters else KEEP, given.listed.get(name))
+        for name in setters | set(given.listed)
     }
 
 
@@ -803,8 +811,11 @@ def _metadata_only(store: Store, plan: FilePlan) -> FileResult:
     fields: dict[str, Any] = wanted(plan.meta, store.origins(plan.video_id))
     after = replace(stored, **fields)
     result.changes = metadata_changes(stored, after)
+    origins = applied_origins(plan.meta, fields)
     if fields:  # recorded even when the value is the same: the manifest now says it too
-        store.update_video(plan.video_id, **fields, origins=applied_origins(plan.meta, fields))
+        store.update_video(plan.video_id, **fields, origins=origins)
+    elif origins:
+        store.record_origins(plan.video_id, origins)
     if result.changes:
         result.status = "updated"
     return result

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from lecture_rag.config import Settings
 from lecture_rag.store.cache import CACHE_NAME, EmbeddingCache, cache_path, text_hash
-from lecture_rag.store.corpus import DB_NAME, EDITED, WHAT, EmptyVideoError, Origin, SegmentDraft, Store
+from lecture_rag.store.corpus import DB_NAME, EDITED, KEEP, WHAT, EmptyVideoError, Origin, SegmentDraft, Store
 from lecture_rag.store.database import Database, is_database_url
 from lecture_rag.store.failures import StorageError, read_only_error
 from lecture_rag.store.runs import RunStore, RunSummary
@@ -89,6 +89,7 @@ __all__ = [
     "CACHE_NAME",
     "DB_NAME",
     "EDITED",
+    "KEEP",
     "Database",
     "EmbeddingCache",
     "EmptyVideoError",

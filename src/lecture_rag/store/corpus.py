@@ -98,8 +98,12 @@ class Origin:
     unchanged since it was applied (a later ``corpus edit`` or flag is newer: keep that).
     """
 
-    source: str  # flag | manifest | sidecar | edit
-    listed: str | None = None  # the value a manifest or sidecar last applied (None: none yet, or keep the stored one)
+    source: str  # flag | manifest | sidecar | edit; KEEP ('') when writing: the recorded one stays
+    listed: str | None = None  # what a manifest or sidecar last said (None: nothing yet; when writing: keep it)
+
+
+#: An origin's source when writing only what the manifest said: the field's recorded source stays.
+KEEP = ""
 
 
 class Store:
@@ -363,6 +367,11 @@ class Store:
                 _write_origins(conn, video_id, origins if origins is not None else dict.fromkeys(fields, EDITED))
         return cur.rowcount > 0
 
+    def record_origins(self, video_id: str, origins: Mapping[str, Origin]) -> None:
+        """Record who set a stored lecture's fields, or what its manifest says, without changing the fields."""
+        with self.transaction() as conn:
+            _write_origins(conn, video_id, origins)
+
     def origins(self, video_id: str) -> dict[str, Origin]:
         """Who set each field of a stored lecture last, and what a manifest or sidecar last applied to it."""
         if not self._origins:
@@ -515,12 +524,13 @@ EDITED = Origin("edit")
 
 
 def _write_origins(conn: Connection, video_id: str, origins: Mapping[str, Origin]) -> None:
-    """Record who set each field now; an origin without a listed value keeps the one recorded."""
+    """Record who set each field now; an origin without a source or a listed value keeps the one recorded."""
     if not origins:
         return
     conn.executemany(
         """INSERT INTO video_origins(video_id, field, source, listed) VALUES(?,?,?,?)
-           ON CONFLICT(video_id, field) DO UPDATE SET source=excluded.source,
+           ON CONFLICT(video_id, field) DO UPDATE SET
+             source=COALESCE(NULLIF(excluded.source, ''), video_origins.source),
              listed=COALESCE(excluded.listed, video_origins.listed)""",
         [(video_id, name, origin.source, origin.listed) for name, origin in origins.items()],
     )
