@@ -113,12 +113,39 @@ def rrf_fuse(
     return [(cid, scores[cid], tuple(sources[cid])) for cid in order]
 
 
+class WordSets:
+    """The word sets of window texts, kept across searches (bounded): most of deduplication's CPU.
+
+    Keyed by the text itself, so a cached set can never belong to another
+    text; past ``size`` texts it starts over (a cheap bound, no LRU book-keeping).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._sets: dict[str, frozenset[str]] = {}
+
+    def __call__(self, text: str) -> frozenset[str]:
+        words = self._sets.get(text)
+        if words is None:
+            if len(self._sets) >= self.size:
+                self._sets.clear()
+            words = self._sets[text] = frozenset(_WORD.findall(fold_accents(text.lower())))
+        return words
+
+
 def suppress_near_duplicates(
-    candidates: Sequence[Candidate], segments: dict[int, Segment], policy: DedupPolicy, limit: int
+    candidates: Sequence[Candidate],
+    segments: dict[int, Segment],
+    policy: DedupPolicy,
+    limit: int,
+    words: WordSets | None = None,
 ) -> list[Candidate]:
-    """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``."""
+    """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``.
+
+    ``words``: a cache of window word sets kept by the caller across searches.
+    """
     kept: list[Candidate] = []
-    words: dict[int, frozenset[str]] = {}
+    words = words or WordSets()
     for cand in candidates:
         seg = segments[cand.corpus_id]
         if not any(_near_duplicate(seg, segments[k.corpus_id], policy, words) for k in kept):
@@ -144,20 +171,16 @@ def word_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / union if union else 1.0
 
 
-def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, cache: dict[int, frozenset[str]]) -> bool:
+def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, words: WordSets) -> bool:
     if time_overlap(a, b) > policy.overlap:
         return True
-    wa, wb = _words(a, cache), _words(b, cache)
+    wa, wb = words(a.text), words(b.text)
     # Jaccard <= smaller/larger set size: many pairs are ruled out without intersecting them.
     if min(len(wa), len(wb)) < policy.jaccard * max(len(wa), len(wb)):
         return False
-    return word_jaccard(wa, wb) >= policy.jaccard
-
-
-def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
-    if seg.corpus_id not in cache:
-        cache[seg.corpus_id] = frozenset(_WORD.findall(fold_accents(seg.text.lower())))
-    return cache[seg.corpus_id]
+    shared = len(wa & wb)  # |a ∪ b| = |a| + |b| - |a ∩ b|: the same ratio as word_jaccard, without building the union
+    union = len(wa) + len(wb) - shared
+    return (shared / union if union else 1.0) >= policy.jaccard
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +255,7 @@ class Retriever:
         self.settings = index.settings
         self.reranker = reranker
         self.dedup_policy = DedupPolicy(overlap=self.settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
+        self.word_sets = WordSets()
 
     @classmethod
     def open(
@@ -290,7 +314,7 @@ class Retriever:
             candidates = [c for c in candidates if c.corpus_id in segments]
             kept = candidates[:k]
             if dedup:
-                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k)
+                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k, self.word_sets)
             if len(kept) >= k or exhausted or fetch >= total:
                 break
             fetch = min(total, fetch * 4)
