@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Protocol
@@ -113,24 +114,47 @@ def rrf_fuse(
     return [(cid, scores[cid], tuple(sources[cid])) for cid in order]
 
 
-class WordSets:
-    """The word sets of window texts, kept across searches (bounded): most of deduplication's CPU.
+WordLookup = Callable[[str], tuple[int, int]]
 
-    Keyed by the text itself, so a cached set can never belong to another
-    text; past ``size`` texts it starts over (a cheap bound, no LRU book-keeping).
+
+class WordSets:
+    """Window word sets as bitmasks over one vocabulary, kept across searches (bounded).
+
+    Deduplication's CPU was tokenizing windows and intersecting Python sets;
+    a set here is a Python int with one bit per vocabulary word, so an
+    intersection is ``(a & b).bit_count()``. Keyed by the text itself, so a
+    cached set never belongs to another text. Past ``size`` texts the cache
+    and its vocabulary start over (a cheap bound), but only between two
+    deduplications: each one reads a single vocabulary (:meth:`lookup`), and
+    new words get their bits under a lock, so concurrent searches (the web
+    app's threads) never compare masks of two numberings.
     """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._sets: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[int, int]] = {}
+        self._vocab: dict[str, int] = {}
 
-    def __call__(self, text: str) -> frozenset[str]:
-        words = self._sets.get(text)
-        if words is None:
+    def lookup(self) -> WordLookup:
+        """text -> (bitmask, number of words), over one vocabulary, for one deduplication."""
+        with self._lock:
             if len(self._sets) >= self.size:
-                self._sets.clear()
-            words = self._sets[text] = frozenset(_WORD.findall(fold_accents(text.lower())))
-        return words
+                self._sets, self._vocab = {}, {}
+            sets, vocab = self._sets, self._vocab
+
+        def words_of(text: str) -> tuple[int, int]:
+            found = sets.get(text)
+            if found is None:
+                words = frozenset(_WORD.findall(fold_accents(text.lower())))
+                mask = 0
+                with self._lock:
+                    for word in words:
+                        mask |= 1 << vocab.setdefault(word, len(vocab))
+                found = sets[text] = (mask, len(words))
+            return found
+
+        return words_of
 
 
 def suppress_near_duplicates(
@@ -145,10 +169,10 @@ def suppress_near_duplicates(
     ``words``: a cache of window word sets kept by the caller across searches.
     """
     kept: list[Candidate] = []
-    words = words or WordSets()
+    lookup = (words or WordSets()).lookup()
     for cand in candidates:
         seg = segments[cand.corpus_id]
-        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, words) for k in kept):
+        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, lookup) for k in kept):
             kept.append(cand)
             if len(kept) >= limit:
                 break
@@ -166,20 +190,15 @@ def time_overlap(a: Segment, b: Segment) -> float:
     return 1.0 if shorter <= 0 else min(1.0, shared / shorter)
 
 
-def word_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
-
-
-def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, words: WordSets) -> bool:
+def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, words: WordLookup) -> bool:
     if time_overlap(a, b) > policy.overlap:
         return True
-    wa, wb = words(a.text), words(b.text)
+    (mask_a, size_a), (mask_b, size_b) = words(a.text), words(b.text)
     # Jaccard <= smaller/larger set size: many pairs are ruled out without intersecting them.
-    if min(len(wa), len(wb)) < policy.jaccard * max(len(wa), len(wb)):
+    if min(size_a, size_b) < policy.jaccard * max(size_a, size_b):
         return False
-    shared = len(wa & wb)  # |a ∪ b| = |a| + |b| - |a ∩ b|: the same ratio as word_jaccard, without building the union
-    union = len(wa) + len(wb) - shared
+    shared = (mask_a & mask_b).bit_count()  # |a ∪ b| = |a| + |b| - |a ∩ b|
+    union = size_a + size_b - shared
     return (shared / union if union else 1.0) >= policy.jaccard
 
 
