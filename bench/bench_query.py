@@ -47,8 +47,8 @@ def ensure_store(store: Path) -> Path:
     if published(store) is None:
         store.mkdir(parents=True, exist_ok=True)
         cli = [sys.executable, "-m", "lecture_rag.cli"]
-        subprocess.run([*cli, "ingest", "--store", str(store), str(TRANSCRIPTS)], check=True)
-        subprocess.run([*cli, "index", "--store", str(store)], check=True)
+        subprocess.run([*cli, "ingest", "--store", str(store), str(TRANSCRIPTS)], check=True, stdout=sys.stderr)
+        subprocess.run([*cli, "index", "--store", str(store)], check=True, stdout=sys.stderr)
     return store
 
 
