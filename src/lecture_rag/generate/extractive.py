@@ -10,11 +10,13 @@ How sentences are chosen (no model beyond the retrieval's E5):
 * candidates are the timed pieces (caption cues or transcript sentences,
   :meth:`~lecture_rag.records.Segment.pieces`) of the top windows; a piece
   longer than :data:`SPAN_WORDS` is cut into spans of that many words;
-* four orderings of the candidates are fused by reciprocal rank, as the
-  ``passages`` reranker does for windows: the E5 cosine of the candidate
-  itself, its IDF-weighted share of the question's terms, the E5 cosine of
-  the ~25-second passage it lies in (both from :mod:`lecture_rag.retrieve.cite`)
-  and the rank of its window (which carries the reranker's verdict);
+* three orderings of the candidates are fused by reciprocal rank, as the
+  ``passages`` reranker does for windows: the E5 cosine of the ~25-second
+  passage it lies in (at double weight), its IDF-weighted share of the
+  question's terms (both from :mod:`lecture_rag.retrieve.cite`) and the rank
+  of its window (which carries the reranker's verdict); the best
+  :data:`SHORTLIST` of a first, equal-weight fusion are fused again, so the
+  window rank and the passage cosine decide among the likely ones;
 * the best ones are taken in that order while the answer stays within
   :data:`MAX_WORDS` words, skipping repeats (overlapping windows share
   sentences). A window is quoted once: from its best sentence on (the
@@ -25,6 +27,15 @@ How sentences are chosen (no model beyond the retrieval's E5):
 When even the best candidate is far from the question (E5 cosine below
 :data:`ABSTAIN_BELOW`, chosen on the NURC question set, see README), the
 answer says the lectures probably do not hold it instead of quoting noise.
+
+Why no sentence is embedded here: every vector comes from the index build
+(the search's :class:`~lecture_rag.retrieve.SearchResult` carries the
+question's and the passages' cosines), so an answer costs a search plus
+microseconds. Embedding the 24 shortlisted sentences per question took 87%
+of ``ask``'s time (0.8 s of CPU per question on 2 cores) and bought no answer
+recall on the NURC set (0.388 with it, 0.386 without: docs/benchmarks.md);
+embedding every sentence at index time instead would add about as many
+tokens to the index as the passages do.
 """
 
 from __future__ import annotations
@@ -46,12 +57,15 @@ SPAN_WORDS = 30
 MAX_WORDS = 75
 #: Windows whose pieces are candidates.
 MAX_SEGMENTS = 5
-#: Candidates embedded one by one (the best of the cheap signals); the rest are not quoted.
-MAX_EMBEDDED = 24
+#: Candidates fused a second time (the best of the first fusion); the rest are not quoted.
+SHORTLIST = 24
+#: Weight of the passage cosine in the second fusion: it stands for the candidate's own cosine too.
+SEMANTIC_WEIGHT = 2.0
 #: Reciprocal-rank constant of the fusion (small: over a few dozen candidates the top of each ordering counts).
 RRF_K = 10
 #: Below this E5 cosine between the question and its best candidate, abstain. Measured on the NURC set
-#: with multilingual-e5-small (README): abstains on 3/62 answerable and 4/9 unanswerable questions.
+#: with multilingual-e5-small (README): abstains on 5/62 answerable and 4/9 unanswerable questions
+#: (3/62 and 4/9 when each shortlisted sentence was embedded per question).
 #: Cosine scales differ between models, so it applies to E5 embedders only.
 ABSTAIN_BELOW = 0.84
 #: Two candidates sharing this share of their words are one (overlapping windows repeat sentences).
@@ -89,7 +103,7 @@ class Candidate:
     text: str
     semantic: float
     lexical: float
-    cosine: float = 0.0
+    cosine: float = 0.0  # its E5 cosine to the question: its passage's (the index build's vectors)
     score: float = 0.0
 
 
@@ -151,19 +165,20 @@ def _spans(piece: Piece) -> list[Piece]:
     ]
 
 
-def _fuse(orderings: Sequence[Sequence[float]], n: int) -> np.ndarray:
-    """Reciprocal-rank fusion of several score lists (higher is better; ties keep the input order)."""
+def _fuse(orderings: Sequence[Sequence[float]], n: int, weights: Sequence[float] | None = None) -> np.ndarray:
+    """Weighted reciprocal-rank fusion of score lists (higher is better; ties keep the input order)."""
     fused = np.zeros(n)
-    for values in orderings:
+    for values, weight in zip(orderings, weights or [1.0] * len(orderings), strict=True):
         for rank, i in enumerate(sorted(range(n), key=lambda i: (-float(values[i]), i)), start=1):
-            fused[i] += 1.0 / (RRF_K + rank)
+            fused[i] += weight / (RRF_K + rank)
     return fused
 
 
 def extract(found: SearchResult, embedder: Embedder, *, max_words: int = MAX_WORDS) -> Extract:
     """The quotes of ``found``'s top windows that best answer its question, best first (see module docstring).
 
-    The question's vector is the search's (``found.query``); ``embedder`` embeds the shortlisted spans.
+    Embeds nothing: the cosines are the search's (``found.signals``); ``embedder`` names the model,
+    which says whether :data:`ABSTAIN_BELOW` (an E5 cosine) applies.
     """
     threshold = ABSTAIN_BELOW if "e5" in embedder.name.lower() else None
     cands = candidates(found.hits, found.signals)
@@ -171,20 +186,14 @@ def extract(found: SearchResult, embedder: Embedder, *, max_words: int = MAX_WOR
         return Extract([], None, threshold)
     window = [-float(c.number) for c in cands]
     cheap = _fuse([[c.semantic for c in cands], [c.lexical for c in cands], window], len(cands))
-    shortlist = [cands[i] for i in np.argsort(-cheap, kind="stable")[:MAX_EMBEDDED]]
-    cosines = embedder.embed_passages([c.text for c in shortlist]) @ found.query.vector
-    for cand, cos in zip(shortlist, cosines, strict=True):
-        cand.cosine = float(cos)
+    shortlist = [cands[i] for i in np.argsort(-cheap, kind="stable")[:SHORTLIST]]
     fused = _fuse(
-        [
-            [c.cosine for c in shortlist],
-            [c.lexical for c in shortlist],
-            [c.semantic for c in shortlist],
-            [-float(c.number) for c in shortlist],
-        ],
+        [[c.semantic for c in shortlist], [c.lexical for c in shortlist], [-float(c.number) for c in shortlist]],
         len(shortlist),
+        [SEMANTIC_WEIGHT, 1.0, 1.0],
     )
     for cand, score in zip(shortlist, fused, strict=True):
+        cand.cosine = cand.semantic
         cand.score = float(score)
     ranked = sorted(shortlist, key=lambda c: -c.score)
     return Extract(_merge(_choose(ranked, max_words)), max(c.cosine for c in shortlist), threshold)

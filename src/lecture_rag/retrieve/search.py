@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Protocol
@@ -113,15 +114,65 @@ def rrf_fuse(
     return [(cid, scores[cid], tuple(sources[cid])) for cid in order]
 
 
+WordLookup = Callable[[str], tuple[int, int]]
+
+
+class WordSets:
+    """Window word sets as bitmasks over one vocabulary, kept across searches (bounded).
+
+    Deduplication's CPU was tokenizing windows and intersecting Python sets;
+    a set here is a Python int with one bit per vocabulary word, so an
+    intersection is ``(a & b).bit_count()``. Keyed by the text itself, so a
+    cached set never belongs to another text. Past ``size`` texts the cache
+    and its vocabulary start over (a cheap bound), but only between two
+    deduplications: each one reads a single vocabulary (:meth:`lookup`), and
+    new words get their bits under a lock, so concurrent searches (the web
+    app's threads) never compare masks of two numberings.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[int, int]] = {}
+        self._vocab: dict[str, int] = {}
+
+    def lookup(self) -> WordLookup:
+        """text -> (bitmask, number of words), over one vocabulary, for one deduplication."""
+        with self._lock:
+            if len(self._sets) >= self.size:
+                self._sets, self._vocab = {}, {}
+            sets, vocab = self._sets, self._vocab
+
+        def words_of(text: str) -> tuple[int, int]:
+            found = sets.get(text)
+            if found is None:
+                words = frozenset(_WORD.findall(fold_accents(text.lower())))
+                mask = 0
+                with self._lock:
+                    for word in words:
+                        mask |= 1 << vocab.setdefault(word, len(vocab))
+                found = sets[text] = (mask, len(words))
+            return found
+
+        return words_of
+
+
 def suppress_near_duplicates(
-    candidates: Sequence[Candidate], segments: dict[int, Segment], policy: DedupPolicy, limit: int
+    candidates: Sequence[Candidate],
+    segments: dict[int, Segment],
+    policy: DedupPolicy,
+    limit: int,
+    words: WordSets | None = None,
 ) -> list[Candidate]:
-    """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``."""
+    """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``.
+
+    ``words``: a cache of window word sets kept by the caller across searches.
+    """
     kept: list[Candidate] = []
-    words: dict[int, frozenset[str]] = {}
+    lookup = (words or WordSets()).lookup()
     for cand in candidates:
         seg = segments[cand.corpus_id]
-        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, words) for k in kept):
+        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, lookup) for k in kept):
             kept.append(cand)
             if len(kept) >= limit:
                 break
@@ -139,25 +190,16 @@ def time_overlap(a: Segment, b: Segment) -> float:
     return 1.0 if shorter <= 0 else min(1.0, shared / shorter)
 
 
-def word_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
-
-
-def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, cache: dict[int, frozenset[str]]) -> bool:
+def _near_duplicate(a: Segment, b: Segment, policy: DedupPolicy, words: WordLookup) -> bool:
     if time_overlap(a, b) > policy.overlap:
         return True
-    wa, wb = _words(a, cache), _words(b, cache)
+    (mask_a, size_a), (mask_b, size_b) = words(a.text), words(b.text)
     # Jaccard <= smaller/larger set size: many pairs are ruled out without intersecting them.
-    if min(len(wa), len(wb)) < policy.jaccard * max(len(wa), len(wb)):
+    if min(size_a, size_b) < policy.jaccard * max(size_a, size_b):
         return False
-    return word_jaccard(wa, wb) >= policy.jaccard
-
-
-def _words(seg: Segment, cache: dict[int, frozenset[str]]) -> frozenset[str]:
-    if seg.corpus_id not in cache:
-        cache[seg.corpus_id] = frozenset(_WORD.findall(fold_accents(seg.text.lower())))
-    return cache[seg.corpus_id]
+    shared = (mask_a & mask_b).bit_count()  # |a ∪ b| = |a| + |b| - |a ∩ b|
+    union = size_a + size_b - shared
+    return (shared / union if union else 1.0) >= policy.jaccard
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +274,7 @@ class Retriever:
         self.settings = index.settings
         self.reranker = reranker
         self.dedup_policy = DedupPolicy(overlap=self.settings.retrieval.dedup_overlap, jaccard=dedup_jaccard)
+        self.word_sets = WordSets()
 
     @classmethod
     def open(
@@ -290,7 +333,7 @@ class Retriever:
             candidates = [c for c in candidates if c.corpus_id in segments]
             kept = candidates[:k]
             if dedup:
-                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k)
+                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k, self.word_sets)
             if len(kept) >= k or exhausted or fetch >= total:
                 break
             fetch = min(total, fetch * 4)

@@ -22,6 +22,7 @@ from lecture_rag.retrieve.search import (
     Candidate,
     DedupPolicy,
     Retriever,
+    WordSets,
     prepare_query,
     rrf_fuse,
     suppress_near_duplicates,
@@ -172,6 +173,25 @@ def test_near_duplicates_are_suppressed() -> None:
     loose = suppress_near_duplicates(cands, segs, DedupPolicy(overlap=1.0, jaccard=1.01), limit=10)
     assert [c.corpus_id for c in loose] == [1, 2, 3, 4, 5]
     assert len(suppress_near_duplicates(cands, segs, DedupPolicy(), limit=2)) == 2
+
+
+def test_word_sets_kept_across_searches_decide_as_fresh_ones() -> None:
+    """The retriever's cache of window word sets (starting over when full) never changes what is kept."""
+    segs = {
+        1: Segment(1, "v", 0, 90, "a arte paleolítica nasce da magia de caça"),
+        2: Segment(2, "w", 0, 90, "A arte paleolítica nasce da magia de caça!"),
+        3: Segment(3, "x", 0, 90, "a arte neolítica nasce da agricultura e da cerâmica"),
+        4: Segment(4, "y", 0, 90, "a arte neolítica nasce da agricultura e da cerâmica."),
+    }
+    cands = [Candidate(i, 1.0 / i) for i in (1, 2, 3, 4)]
+    policy = DedupPolicy(overlap=0.5, jaccard=0.8)
+    fresh = [c.corpus_id for c in suppress_near_duplicates(cands, segs, policy, limit=10)]
+    assert fresh == [1, 3]
+    for size in (1, 2, 4096):  # 1 and 2: the cache starts over between searches
+        words = WordSets(size)
+        for order in (cands, cands[::-1], cands):
+            kept = suppress_near_duplicates(order, segs, policy, limit=10, words=words)
+            assert {c.corpus_id for c in kept} == ({1, 3} if order[0].corpus_id == 1 else {4, 2})
 
 
 # -- slow: real model, real store ---------------------------------------------------------
