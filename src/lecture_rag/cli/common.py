@@ -135,7 +135,10 @@ RerankOpt = Annotated[
     Reranking | None,
     typer.Option(
         "--rerank",
-        help="Reordenar os candidatos: none, passages (offline), cross-encoder ou llm (padrão: \\[retrieval] rerank).",
+        help=(
+            "Reordenar os candidatos: none, passages, learned (modelo ajustado, offline), cross-encoder ou "
+            "llm (padrão: \\[retrieval] rerank, learned)."
+        ),
     ),
 ]
 LLMOpt = Annotated[

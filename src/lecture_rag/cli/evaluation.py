@@ -103,7 +103,7 @@ def eval_retrieval(
         list[Reranking] | None,
         typer.Option(
             "--rerank",
-            help="none, passages, cross-encoder, llm (repita; padrão: none e o de \\[retrieval] rerank).",
+            help="none, passages, learned, cross-encoder, llm (repita; padrão: none e o de \\[retrieval] rerank).",
         ),
     ] = None,
     details: Annotated[

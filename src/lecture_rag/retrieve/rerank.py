@@ -14,6 +14,9 @@ Rerankers (the :class:`Reranker` protocol; pick one with ``--rerank`` or
   the candidates: window cosine, window BM25, best-passage cosine and
   best-passage BM25 (see :mod:`lecture_rag.index.passages`). Needs nothing
   but the index build.
+* ``learned``: a logistic model over the candidates' signals, fitted on
+  held-out folds with distractors (:mod:`lecture_rag.retrieve.learned`);
+  reorders the first stage's top 10 only.
 * ``cross-encoder``: a sentence-transformers ``CrossEncoder`` scores each
   (question, window) pair; for users who have a reranker model.
 * ``llm`` (off by default): an LLM orders the candidates listwise
@@ -113,6 +116,10 @@ def make_reranker(settings: Settings, name: Reranking | str | None = None) -> Re
         return None
     if chosen is Reranking.PASSAGES:
         return PassageReranker()
+    if chosen is Reranking.LEARNED:
+        from lecture_rag.retrieve.learned import LearnedReranker  # it builds on this module's helpers
+
+        return LearnedReranker()
     if chosen is Reranking.CROSS_ENCODER:
         return CrossEncoderReranker(settings.retrieval.cross_encoder_model)
     return LLMReranker(_llm_or_error(settings.llm))
@@ -146,12 +153,22 @@ class PassageReranker:
             query.indexes.bm25.scores_for(query.text, ids),
             *best_passage_scores(query, hits),
         ]
-        fused = np.zeros(len(hits))
-        for values in features:
-            order = sorted(range(len(hits)), key=lambda i: (-float(values[i]), i))
-            for rank, i in enumerate(order, start=1):
-                fused[i] += 1.0 / (self.rrf_k + rank)
-        return [float(x) for x in fused]
+        return [float(x) for x in rank_fusion(features, self.rrf_k)]
+
+
+def rank_fusion(
+    orderings: Sequence[Sequence[float] | np.ndarray],
+    rrf_k: int = PASSAGES_RRF_K,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
+    """(Weighted) reciprocal-rank fusion of score lists over the same candidates (ties keep the candidates' order)."""
+    n = len(orderings[0]) if orderings else 0
+    fused = np.zeros(n)
+    for values, weight in zip(orderings, weights or [1.0] * len(orderings), strict=True):
+        order = sorted(range(n), key=lambda i: (-float(values[i]), i))
+        for rank, i in enumerate(order, start=1):
+            fused[i] += weight / (rrf_k + rank)
+    return fused
 
 
 def best_passage_scores(query: Query, hits: Sequence[Hit]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,532 @@
+"""Held-out quality of ranking, answers and abstention: leave-one-lecture-out CV with distractors in the store.
+
+    python -m bench.bench_heldout --quick     # ~5 min on 2 busy cores after the store is built
+    python -m bench.bench_heldout             # every NURC question, 300 FaQuAD + 300 SQuAD-pt questions
+    python -m bench.bench_heldout --fit       # also fit on every fold and write the shipped model
+
+The store (:mod:`bench.heldout_store`): the four NURC-SP lectures, human AND ASR
+transcripts, among 211 FaQuAD and 506 SQuAD-pt paragraphs. A question about
+transcript kind K is searched among K's lectures and every paragraph (the other
+kind holds the same speech, so it is left out of that search).
+
+Folds: one per NURC lecture (its questions on both kinds) and two per SQuAD-format
+set (by article). Every weight and threshold is fitted on the other folds and
+scored on the held-out one (the inner choice of the regularisation by
+``LogisticRegressionCV`` over the training folds' own groups).
+
+Unanswerable questions: the 9 of the NURC file, plus every NURC question asked
+with its lecture removed from the search, and SQuAD-format questions with their
+whole article removed.
+
+Reported per data set and transcript kind, mean with a bootstrap 95% interval:
+hit@1, hit@10, MRR@10, link offset median (seconds; NURC only), and the
+extractive answer's content-word recall, words (median), and abstentions
+(answerable lost, unanswerable caught). BEFORE = today's defaults (dense,
+``passages`` reranker, extractive abstention at cosine 0.84); AFTER = the
+cross-validated choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import track
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+from bench.bench_extractive import score as answer_score
+from bench.heldout_store import HOME, KINDS, LECTURES, SQUAD_SETS, ensure_store, squad_set
+from lecture_rag.config import RetrievalMode, load_settings
+from lecture_rag.embed import Embedder, make_embedder
+from lecture_rag.evaluate.questions import load_questions
+from lecture_rag.evaluate.retrieval import judge_hits
+from lecture_rag.generate.abstain import MODEL_PATH as ABSTAIN_PATH
+from lecture_rag.generate.abstain import SIGNALS, AbstainModel, signals
+from lecture_rag.generate.extractive import extract
+from lecture_rag.records import Evidence, Hit, Question
+from lecture_rag.retrieve import Retriever, SearchRequest, SearchResult
+from lecture_rag.retrieve.cite import cite_hits, piece_signals
+from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, depth_scores, features
+from lecture_rag.retrieve.rerank import PassageReranker, Query
+from lecture_rag.store import Store
+
+QUESTIONS = Path(__file__).resolve().parents[1] / "tests" / "data" / "nurc_questions.jsonl"
+CANDIDATES = 50
+K = 10
+DEPTHS = (10, 50)
+MODES = (RetrievalMode.DENSE, RetrievalMode.HYBRID)
+CS = (0.01, 0.1, 1.0, 10.0)
+#: Share of answerable questions the abstention may lose on the training folds when its threshold is chosen.
+ABSTAIN_LOSS = 0.08
+SEED = 22
+
+
+@dataclass(slots=True)
+class Item:
+    """One question as searched: data set, transcript kind, fold, and what is left out of the search."""
+
+    dataset: str
+    kind: str
+    fold: str
+    question: Question
+    answerable: bool
+    removed: frozenset[str] = frozenset()
+    runs: dict[str, Any] = field(default_factory=dict)
+
+
+def nurc_items() -> list[Item]:
+    items: list[Item] = []
+    for n, q in enumerate(load_questions(QUESTIONS)):
+        for kind in KINDS:
+            ev = [Evidence(f"{e.video_id}-{kind}", e.start, e.end) for e in q.evidence]
+            asked = Question(q.id, q.question, q.answer, ev, q.type)
+            if not q.answerable:
+                items.append(Item("nurc", kind, LECTURES[n % 4], asked, False))
+                continue
+            lecture = q.evidence[0].video_id
+            items.append(Item("nurc", kind, lecture, asked, True))
+            items.append(Item("nurc", kind, lecture, asked, False, frozenset(e.video_id for e in ev)))
+    return items
+
+
+def squad_items(name: str, count: int) -> list[Item]:
+    paragraphs, questions = squad_set(name)
+    title = {p.video_id: p.title for p in paragraphs}
+    titles = sorted(set(title.values()))
+    rng = random.Random(SEED)
+    chosen = rng.sample(questions, min(count, len(questions)))
+    items = []
+    for q in chosen:
+        t = title[q.evidence[0].video_id]
+        fold = f"{name}-{titles.index(t) % 2}"
+        article = frozenset(v for v, tt in title.items() if tt == t)
+        items.append(Item(name, "text", fold, q, True))
+        if rng.random() < 0.25:
+            items.append(Item(name, "text", fold, q, False, article))
+    return items
+
+
+class Bench:
+    """The store, its retriever, and each kind's allowed corpus ids."""
+
+    def __init__(self, home: Path) -> None:
+        self.settings = load_settings(home)
+        self.store = Store(home, create=False)
+        self.embedder = make_embedder(self.settings.embedder)
+        self.retriever = Retriever.open(self.store, self.embedder, self.settings)
+        self.indexes = self.retriever.index.current()
+        videos = [v.video_id for v in self.store.list_videos()]
+        self.ids = {v: self.store.corpus_ids([v]) for v in videos}
+        self.span_cache: dict[str, np.ndarray] = {}
+
+    def allowed(self, item: Item) -> np.ndarray:
+        other = {k for k in KINDS if k != item.kind}
+        ids = [
+            i
+            for v, vids in self.ids.items()
+            if v not in item.removed and not any(v.endswith(f"-{o}") for o in other)
+            for i in vids
+        ]
+        return np.asarray(sorted(ids), dtype=np.int64)
+
+    def first_stage(self, query: Query, mode: RetrievalMode, allowed: np.ndarray) -> list[Hit]:
+        return self.retriever._first_stage(query, mode, CANDIDATES, allowed, True)
+
+
+def query_vectors(bench: Bench, texts: list[str]) -> dict[str, np.ndarray]:
+    """E5 query vectors, cached on disk by text (a rerun embeds nothing)."""
+    path = HOME.parent / "heldout-queries.npz"
+    cached: dict[str, np.ndarray] = dict(np.load(path)) if path.exists() else {}
+    keyed = {hashlib.sha1(t.encode()).hexdigest(): t for t in texts}
+    missing = [k for k in keyed if k not in cached]
+    for start in track(range(0, len(missing), 64), description="Perguntas (E5)"):
+        chunk = missing[start : start + 64]
+        for key, vec in zip(chunk, bench.embedder.embed_queries([keyed[k] for k in chunk]), strict=True):
+            cached[key] = vec
+    if missing:
+        np.savez(path, **cached)  # type: ignore[arg-type]
+    return {t: cached[k] for k, t in keyed.items()}
+
+
+def prepare(bench: Bench, items: list[Item]) -> None:
+    """Each item's first-stage candidates in both modes, their labels and features at each depth."""
+    vectors = query_vectors(bench, sorted({it.question.question for it in items}))
+    for it in track(items, description="Primeiro estágio e atributos"):
+        text = SearchRequest(it.question.question).question
+        query = Query(text, vectors[it.question.question], bench.indexes)
+        allowed = bench.allowed(it)
+        it.runs["query"] = query
+        for mode in MODES:
+            hits = bench.first_stage(query, mode, allowed)
+            labels = np.asarray([judge_hits(it.question, [h]).ranks == [1] for h in hits], dtype=float)
+            run: dict[Any, Any] = {"hits": hits, "labels": labels}
+            for depth in DEPTHS:
+                run[depth] = features(query, hits[:depth]) if hits else np.zeros((0, len(FEATURES)))
+            if mode is RetrievalMode.DENSE:
+                run["passages"] = PassageReranker().scores(query, hits) if len(hits) > 1 else [1.0] * len(hits)
+            it.runs[mode] = run
+
+
+def ordered(hits: list[Hit], scores: Sequence[float]) -> list[Hit]:
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    return [replace(hits[i]) for i in order]
+
+
+def finish(it: Item, hits: list[Hit]) -> SearchResult:
+    """The top K as the search returns them: ranked, each cited at its best sentence."""
+    top = hits[:K]
+    for rank, hit in enumerate(top, start=1):
+        hit.rank = rank
+    query = it.runs["query"]
+    signals = piece_signals(query, top)
+    cite_hits(top, signals)
+    return SearchResult(SearchRequest(it.question.question), query, tuple(top), tuple(signals))
+
+
+def retrieval_row(it: Item, found: SearchResult) -> dict[str, float | None]:
+    r = judge_hits(it.question, list(found.hits))
+    return {"hit1": r.hit(1), "hit10": r.hit(10), "mrr": r.mrr(10), "offset": r.offset}
+
+
+# ---------------------------------------------------------------------- fitting
+
+
+def training_rows(items: Sequence[Item], mode: RetrievalMode, depth: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    xs, ys, groups = [], [], []
+    for it in items:
+        run = it.runs[mode]
+        x = run[depth]
+        if not it.answerable or len(x) == 0:
+            continue
+        y = run["labels"][: len(x)]
+        if y.sum() == 0:
+            continue  # nothing relevant among the candidates: no ordering to learn
+        xs.append(x)
+        ys.append(y)
+        groups += [it.fold] * len(x)
+    return np.vstack(xs), np.concatenate(ys), groups
+
+
+def fit_ranker(items: Sequence[Item], mode: RetrievalMode, depth: int, about: str = "") -> LearnedModel:
+    """Logistic regression on the candidates of ``items``; C chosen by inner CV over their folds."""
+    x, y, groups = training_rows(items, mode, depth)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / scale
+    folds = sorted(set(groups))
+    splits = [(np.flatnonzero([g != f for g in groups]), np.flatnonzero([g == f for g in groups])) for f in folds]
+    cv = LogisticRegressionCV(Cs=list(CS), cv=splits, scoring="neg_log_loss", max_iter=2000)
+    cv.fit(z, y)
+    model = LogisticRegression(C=float(cv.C_[0]), max_iter=2000).fit(z, y)
+    return LearnedModel(
+        FEATURES,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in model.coef_[0]),
+        float(model.intercept_[0]),
+        depth,
+        about,
+    )
+
+
+def learned_hits(it: Item, model: LearnedModel, mode: RetrievalMode) -> list[Hit]:
+    run = it.runs[mode]
+    hits = run["hits"]
+    if len(hits) < 2:
+        return [replace(h) for h in hits]
+    return ordered(hits, depth_scores(model.score(run[model.depth]), len(hits)))
+
+
+def cross_validate(items: list[Item], mode: RetrievalMode, depth: int) -> dict[int, list[Hit]]:
+    """Each item's hits reranked by a model fitted without its fold."""
+    out: dict[int, list[Hit]] = {}
+    for fold in sorted({it.fold for it in items}):
+        model = fit_ranker([it for it in items if it.fold != fold], mode, depth)
+        for n, it in enumerate(items):
+            if it.fold == fold:
+                out[n] = learned_hits(it, model, mode)
+    return out
+
+
+# ------------------------------------------------------------------ abstention
+
+
+def fit_abstention(x: np.ndarray, y: np.ndarray, lectures: np.ndarray, about: str = "") -> AbstainModel:
+    """Logistic P(answerable) over :data:`SIGNALS`; the threshold loses at most :data:`ABSTAIN_LOSS` of these
+    answerable lecture questions (``lectures``: a mask; SQuAD-format questions are easier, so their
+    probabilities would set a threshold that loses more on lectures)."""
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y)
+    model = AbstainModel(
+        SIGNALS,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in clf.coef_[0]),
+        float(clf.intercept_[0]),
+        0.5,
+        about,
+    )
+    p = np.asarray([model.probability(row) for row in x])
+    answerable = (y == 1) & lectures
+    threshold = float(np.quantile(p[answerable], ABSTAIN_LOSS)) if answerable.any() else 0.5
+    return replace(model, threshold=threshold)
+
+
+# --------------------------------------------------------------------- answers
+
+
+class CachedEmbedder:
+    """The bench's embedder with a per-run cache of passage vectors (before and after quote many same spans)."""
+
+    def __init__(self, inner: Embedder, path: Path = HOME.parent / "heldout-spans.npz") -> None:
+        self.inner = inner
+        self.path = path
+        self.cache: dict[str, np.ndarray] = dict(np.load(path)) if path.exists() else {}
+        self.name = inner.name
+
+    def save(self) -> None:
+        np.savez(self.path, **self.cache)  # type: ignore[arg-type]
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.cache}
+        if missing:
+            for k, v in zip(missing, self.inner.embed_passages(list(missing.values())), strict=True):
+                self.cache[k] = v
+        return np.vstack([self.cache[k] for k in keys])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_queries(texts)
+
+
+#: The extractive answer's options before issue 22 (75 words, fragments allowed, any lecture).
+BEFORE_ANSWER: dict[str, Any] = {"max_words": 75, "min_words": 0, "one_lecture": False}
+
+
+def answer_row(it: Item, found: SearchResult, embedder: CachedEmbedder, options: dict[str, Any]) -> dict[str, Any]:
+    ex = extract(found, embedder, calibrated=False, **options)
+    quoted = " ".join(q.text for q in ex.quotes)
+    recall, _ = answer_score(quoted, it.question.answer or "") if it.answerable else (0.0, 0.0)
+    return {"recall": recall, "words": len(quoted.split()), "best_cosine": ex.best_cosine, "abstains": ex.abstains}
+
+
+# ---------------------------------------------------------------------- report
+
+
+def bootstrap(values: Sequence[float], stat: Callable[[Any], float] = np.mean, n: int = 1000) -> str:
+    vals = np.asarray([v for v in values if v is not None], dtype=float)
+    if vals.size == 0:
+        return "n/d"
+    rng = np.random.default_rng(SEED)
+    boots = [float(stat(vals[rng.integers(0, vals.size, vals.size)])) for _ in range(n)]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    fmt = "{:.1f}" if stat is np.median and vals.max() > 1.5 else "{:.3f}"
+    return f"{fmt.format(float(stat(vals)))} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def print_retrieval(items: list[Item], rows: dict[str, list[dict[str, Any]]]) -> None:
+    groups = sorted({(it.dataset, it.kind) for it in items})
+    print("\n## Retrieval (answerable questions; mean [bootstrap 95% CI])")
+    print("| data set | kind | n | config | hit@1 | hit@10 | MRR@10 | link offset median s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dataset, kind in groups:
+        idx = [n for n, it in enumerate(items) if it.answerable and (it.dataset, it.kind) == (dataset, kind)]
+        for name, per in rows.items():
+            cells = [
+                bootstrap([per[n]["hit1"] for n in idx]),
+                bootstrap([per[n]["hit10"] for n in idx]),
+                bootstrap([per[n]["mrr"] for n in idx]),
+                bootstrap([per[n]["offset"] for n in idx], np.median) if dataset == "nurc" else "–",
+            ]
+            print(f"| {dataset} | {kind} | {len(idx)} | {name} | " + " | ".join(cells) + " |")
+
+
+def print_answers(items: list[Item], rows: dict[str, list[dict[str, Any] | None]], abst: dict[str, list[bool]]) -> None:
+    print("\n## Extractive answer (NURC; recall over answerable; abstentions answerable lost / unanswerable caught)")
+    print("| kind | config | recall | words median | answerable lost | unanswerable caught |")
+    print("|---|---|---|---|---|---|")
+    for kind in KINDS:
+        idx = [n for n, it in enumerate(items) if it.dataset == "nurc" and it.kind == kind]
+        pos = [n for n in idx if items[n].answerable]
+        for name, per in rows.items():
+            neg = [n for n in idx if not items[n].answerable and per[n] is not None]
+            got = [per[n] for n in pos]
+            recall = [0.0 if abst[name][n] else r["recall"] for n, r in zip(pos, got, strict=True) if r]
+            words = [r["words"] for n, r in zip(pos, got, strict=True) if r and not abst[name][n]]
+            lost = sum(abst[name][n] for n in pos)
+            caught = sum(abst[name][n] for n in neg)
+            print(
+                f"| {kind} | {name} | {bootstrap(recall)} | {bootstrap(words, np.median)} | "
+                f"{lost}/{len(pos)} | {caught}/{len(neg)} |"
+            )
+
+
+def print_tradeoff(items: list[Item], prob: np.ndarray) -> None:
+    print("\n## Abstention trade-off (cross-validated P(answerable), shifted so that 0.5 is each fold's threshold")
+    print("## chosen on its training folds; NURC questions of both kinds; unanswerable: 9 file ones + lecture removed)")
+    print("| threshold | answerable lost | unanswerable caught |")
+    print("|---|---|---|")
+    idx = [n for n, it in enumerate(items) if it.dataset == "nurc"]
+    for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        lost = sum(prob[n] < t for n in idx if items[n].answerable)
+        caught = sum(prob[n] < t for n in idx if not items[n].answerable)
+        pos = sum(items[n].answerable for n in idx)
+        print(f"| {t:.1f} | {lost}/{pos} | {caught}/{len(idx) - pos} |")
+
+
+# ------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer FaQuAD/SQuAD-pt questions, NURC answers on ASR")
+    parser.add_argument("--fit", action="store_true", help="fit on every fold and write the shipped model")
+    parser.add_argument("--squad", type=int, default=None, help="questions per SQuAD-format set")
+    parser.add_argument("--no-build", action="store_true", help="search the store as it is (no ingest/index)")
+    parser.add_argument("--no-answers", action="store_true", help="ranking and abstention only")
+    parser.add_argument("--out", type=Path, default=None, help="write per-item rows here (JSON)")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    home = HOME if args.no_build else ensure_store()
+    bench = Bench(home)
+    per_set = args.squad if args.squad is not None else (60 if args.quick else 300)
+    items = nurc_items() + [it for name in SQUAD_SETS for it in squad_items(name, per_set)]
+    print(
+        f"{len(items)} items ({sum(it.answerable for it in items)} answerable), folds: "
+        f"{', '.join(sorted({it.fold for it in items}))}",
+        file=sys.stderr,
+    )
+    prepare(bench, items)
+
+    # Retrieval: before (dense + passages), first stages alone, and the learned reranker per mode and depth.
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    found: dict[str, dict[int, SearchResult]] = defaultdict(dict)
+    for n, it in enumerate(items):
+        dense = it.runs[RetrievalMode.DENSE]
+        configs = {
+            "before: dense+passages": ordered(dense["hits"], dense["passages"]),
+            "dense, no reranker": [replace(h) for h in dense["hits"]],
+            "hybrid, no reranker": [replace(h) for h in it.runs[RetrievalMode.HYBRID]["hits"]],
+        }
+        for name, hits in configs.items():
+            found[name][n] = finish(it, hits)
+    for mode in MODES:
+        for depth in DEPTHS:
+            name = f"{mode.value}+learned@{depth}"
+            for n, hits in cross_validate(items, mode, depth).items():
+                found[name][n] = finish(items[n], hits)
+    for name, results in found.items():
+        rows[name] = [retrieval_row(items[n], results[n]) for n in range(len(items))]
+    best = choose(items, rows)
+    print_retrieval(items, {k: v for k, v in rows.items()})
+    print(f"\nchosen by CV (MRR on both NURC kinds, no hit@10 loss): {best}")
+
+    # Abstention: cross-validated logistic over the chosen search's signals.
+    x = np.vstack([signals(found[best][n]) for n in range(len(items))])
+    y = np.asarray([it.answerable for it in items], dtype=int)
+    lectures = np.asarray([it.dataset == "nurc" for it in items])
+    prob = np.zeros(len(items))
+    for fold in sorted({it.fold for it in items}):
+        train = [n for n, it in enumerate(items) if it.fold != fold]
+        abstainer = fit_abstention(x[train], y[train], lectures[train])
+        for n, it in enumerate(items):
+            if it.fold == fold:  # centred so that 0.5 is the fold's own threshold
+                prob[n] = abstainer.probability(x[n]) - abstainer.threshold + 0.5
+    print_tradeoff(items, prob)
+
+    if args.no_answers:
+        return
+    # Extractive answers on NURC (quick: ASR only, and the lecture-removed questions left out).
+    embedder = CachedEmbedder(bench.embedder)
+    kinds = ("asr",) if args.quick else KINDS
+    answers: dict[str, list[dict[str, Any] | None]] = {}
+    abstains: dict[str, list[bool]] = {}
+    plans = {
+        "before": ("before: dense+passages", BEFORE_ANSWER, False),
+        f"{best}, old sentence rules": (best, BEFORE_ANSWER, True),
+        f"after: {best}": (best, {}, True),
+    }
+    for label, (name, options, fitted) in plans.items():
+        per: list[dict[str, Any] | None] = [None] * len(items)
+        for n in track(range(len(items)), description=f"Respostas ({label})"):
+            it = items[n]
+            if it.dataset == "nurc" and it.kind in kinds and not (args.quick and it.removed):
+                per[n] = answer_row(it, found[name][n], embedder, options)
+        answers[label] = per
+        embedder.save()
+        if fitted:
+            abstains[label] = [bool(prob[n] < 0.5) for n in range(len(items))]
+        else:
+            abstains[label] = [bool(r and r["abstains"]) for r in per]
+    print_answers([it for it in items], answers, abstains)
+    if args.fit:
+        mode, depth = best_mode_depth(best) if "learned" in best else (RetrievalMode.DENSE, DEPTHS[0])
+        model = fit_ranker(items, mode, depth, about=ABOUT.format(what="reranker", mode=mode.value, how=RANKER_HOW))
+        MODEL_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
+        abstainer = fit_abstention(
+            x, y, lectures, about=ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
+        )
+        ABSTAIN_PATH.write_text(abstainer.to_json() + "\n", encoding="utf-8")
+        print(f"\nmodels written to {MODEL_PATH} (depth {depth}, {mode.value}) and {ABSTAIN_PATH}")
+    if args.out:
+        args.out.write_text(json.dumps({k: v for k, v in rows.items()}, indent=1), encoding="utf-8")
+    print(f"\n{len(items)} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+ABOUT = (
+    "Logistic regression ({what}, {mode} first stage), fitted by "
+    "'python -m bench.bench_heldout --fit' on NURC-SP (4 lectures, human and ASR) + FaQuAD + SQuAD-pt "
+    "questions, searched among all of them (distractors in the store); {how}."
+)
+
+
+RANKER_HOW = "C chosen by CV over those folds"
+ABSTAIN_HOW = "threshold: the probability below which 8% of the answerable NURC questions fall"
+
+
+def best_mode_depth(name: str) -> tuple[RetrievalMode, int]:
+    mode, depth = name.split("+learned@")
+    return RetrievalMode(mode), int(depth)
+
+
+def choose(items: list[Item], rows: dict[str, list[dict[str, Any]]]) -> str:
+    """The learned config with the best NURC MRR averaged over kinds that loses no hit@10 on either kind.
+
+    Falls back to the before config when none beats it on MRR on both kinds.
+    """
+
+    def mean(name: str, kind: str, metric: str) -> float:
+        vals = [
+            rows[name][n][metric]
+            for n, it in enumerate(items)
+            if it.answerable and it.dataset == "nurc" and it.kind == kind
+        ]
+        return statistics.mean(vals)
+
+    before = "before: dense+passages"
+    best, best_mrr = before, -1.0
+    for name in rows:
+        if "learned" not in name:
+            continue
+        wins = all(
+            mean(name, k, "mrr") > mean(before, k, "mrr") and mean(name, k, "hit10") >= mean(before, k, "hit10")
+            for k in KINDS
+        )
+        mrr = statistics.mean(mean(name, k, "mrr") for k in KINDS)
+        if wins and mrr > best_mrr:
+            best, best_mrr = name, mrr
+    return best
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The ``learned`` reranker on the NURC lectures (human transcripts): its features, its model file, its order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lecture_rag.config import load_settings
+from lecture_rag.embed import make_embedder
+from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.questions import load_questions
+from lecture_rag.evaluate.retrieval import judge_hits
+from lecture_rag.index.bm25 import BM25Index
+from lecture_rag.index.build import Indexes
+from lecture_rag.records import Hit
+from lecture_rag.retrieve import Retriever
+from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, LearnedReranker, coverage, features
+from lecture_rag.retrieve.rerank import Query, make_reranker
+from lecture_rag.store import Store
+from tests.support.paths import QUESTIONS, shared
+from tests.support.retrieval import search_hits
+
+
+@pytest.fixture(scope="module")
+def retriever(nurc_indexed: Path) -> Retriever:
+    settings = load_settings(nurc_indexed)
+    return Retriever.open(Store(nurc_indexed, create=False), make_embedder(settings.embedder), settings)
+
+
+def _query(retriever: Retriever, text: str) -> Query:
+    return Query(text, retriever.embedder.embed_queries([text])[0], retriever.index.current())
+
+
+def _nurc_sentences(lecture: str, count: int) -> list[str]:
+    """The first ``count`` transcript sentences of a NURC lecture (the human CSV's ``text`` column)."""
+    lines = shared("nurc-sp", "transcripts", f"sentences_{lecture}.csv").read_text(encoding="utf-8").splitlines()
+    return [row.split(";")[3] for row in lines[1 : count + 1]]
+
+
+def test_rare_word_coverage_folds_accents_and_inflection() -> None:
+    """A student typing without accents (or in the singular) covers the same words as the lecture's spelling.
+
+    The index stems accented words: ``paleolítico`` and ``paleolitico`` stem apart unless folded first.
+    """
+    texts = _nurc_sentences("SP_EF_405", 40) + _nurc_sentences("SP_EF_153", 40)
+    bm25 = BM25Index.build(range(len(texts)), texts, fingerprint="test")
+    hits = [Hit(i, "v", 0.0, 1.0, t) for i, t in enumerate(texts)]
+    indexes = Indexes(vectors=None, bm25=bm25)  # type: ignore[arg-type]  # coverage reads only BM25
+    with_accents = coverage(Query("as pinturas das cavernas do paleolítico", np.zeros(1), indexes), hits)
+    without = coverage(Query("pintura da caverna do paleolitico", np.zeros(1), indexes), hits)
+    assert with_accents.max() > 0.3
+    np.testing.assert_allclose(with_accents, without)
+
+
+def test_features_are_one_finite_row_per_hit_relative_to_the_question(retriever: Retriever) -> None:
+    q = "Por que os homens do paleolítico não se fixavam num lugar?"
+    hits = search_hits(retriever, q, k=20, mode="dense", reranker=None)
+    x = features(_query(retriever, q), hits)
+    assert x.shape == (len(hits), len(FEATURES))
+    assert np.isfinite(x).all()
+    assert x[:, FEATURES.index("cosine_gap")].max() == pytest.approx(0.0)
+    assert x[:, FEATURES.index("bm25")].max() == pytest.approx(1.0)
+    assert x[0, FEATURES.index("inverse_rank")] == 1.0
+
+
+def test_the_shipped_model_loads_and_says_what_it_was_fitted_on() -> None:
+    model = LearnedModel.load()
+    assert model.features == FEATURES and len(model.coef) == len(FEATURES)
+    for data_set in ("NURC", "FaQuAD", "SQuAD-pt"):
+        assert data_set in model.about
+    assert make_reranker(load_settings(None), "learned").name == "learned"
+
+
+def test_a_damaged_model_file_is_a_user_error_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "modelo.json"
+    bad.write_text("{", encoding="utf-8")
+    with pytest.raises(LectureRagError, match=r"modelo\.json"):
+        LearnedModel.load(bad)
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    data["features"] = ["cosine"]
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(LectureRagError, match="bench_heldout --fit"):
+        LearnedModel.load(bad)
+
+
+def test_only_the_first_stage_top_depth_is_reordered(retriever: Retriever) -> None:
+    """Below the model's depth the first-stage order stays: hit@depth can never be lost to reranking."""
+    reranker = LearnedReranker()
+    depth = reranker.model.depth
+    for q in load_questions(QUESTIONS)[:12]:
+        first = search_hits(retriever, q.question, k=50, mode="dense", reranker=None)
+        again = search_hits(retriever, q.question, k=50, mode="dense", reranker=reranker)
+        assert {h.corpus_id for h in again[:depth]} == {h.corpus_id for h in first[:depth]}
+        assert [h.corpus_id for h in again[depth:]] == [h.corpus_id for h in first[depth:]]
+        assert judge_hits(q, again[:depth]).hit(depth) == judge_hits(q, first[:depth]).hit(depth)
