@@ -18,9 +18,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import Watch, ask_in_page, log_in
+from tests.support.browser import Watch, ask_in_page, log_in, low_contrast
 from tests.support.servers import Reply, ScriptedServer, dead_endpoint
 from tests.support.web import Q_CAVES, Q_INDUSTRY, Q_PHOTO, RUN, WebServer, start_web, web_server
+
+#: A lecture of the shared store (the NURC one, ingested without a URL).
+LECTURE = "SP_EF_405"
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 1000}}
@@ -131,10 +134,12 @@ def test_no_page_scrolls_sideways(server: WebServer, browser: Browser, kind: str
         pg.goto(server.base_url + "/")
         ask_in_page(pg, Q_PHOTO)
         assert sideways(pg) <= 0, "/ com resposta"
-        for path in ("/aulas", "/runs"):
+        for path in ("/aulas", f"/aulas/{LECTURE}", "/runs", "/login"):
             pg.goto(server.base_url + path)
             assert sideways(pg) <= 0, path
         log_in(pg, server)
+        pg.goto(f"{server.base_url}/runs/{RUN}/agreement")
+        assert sideways(pg) <= 0, "concordância"
         pg.goto(f"{server.base_url}/runs/{RUN}/annotate")
         pg.fill("#annotator-input", "Ana")
         pg.get_by_role("button", name="Começar").click()
@@ -229,8 +234,9 @@ def test_the_small_things(server: WebServer, browser: Browser) -> None:
 @pytest.mark.parametrize("kind", ["phone", "desktop"])
 def test_keyboard_and_labels(server: WebServer, browser: Browser, kind: str) -> None:
     with screen(browser, kind) as pg:
-        for path in ("/", "/aulas", "/runs", "/login"):
+        for path in ("/", "/aulas", f"/aulas/{LECTURE}", "/runs", "/login"):
             pg.goto(server.base_url + path)
+            assert low_contrast(pg) == [], f"{path}: contraste abaixo de WCAG AA"
             unnamed = pg.evaluate(
                 "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]"
                 ".filter((e) => !e.closest('[hidden]') && !(e.labels && e.labels.length)"
