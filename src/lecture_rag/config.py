@@ -276,6 +276,9 @@ class WebSettings(Section):
 
 #: Default ``[llm] context_budget`` (tokens); measured in bench/bench_llm.py (README, "First token in seconds").
 CONTEXT_BUDGET = 2400
+#: Default ``[llm] connect_timeout`` (seconds): the connect bound the HTTP client always had; a local
+#: server answers its model list in milliseconds, a remote API in about one second.
+CONNECT_TIMEOUT_S = 10.0
 
 # How a judge's verdict form is held: a JSON schema (``response_format``), a GBNF grammar, or
 # nothing (free text, read by the tolerant parser); ``auto`` picks what the backend accepts.
@@ -291,6 +294,11 @@ class LLMSettings(Section):
     model: str = ""
     api_key: SecretStr = SecretStr("")
     timeout: float = Field(120.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds per request")
+    # Seconds to reach the server and get the first byte of its model list: a dead or hung endpoint is
+    # reported in this time, before any generation is asked for (which then has ``timeout``).
+    connect_timeout: float = Field(
+        CONNECT_TIMEOUT_S, gt=0, le=3_600, allow_inf_nan=False, description="seconds to reach the server"
+    )
     retries: int = Field(3, ge=0, le=100)
     context_window: int = Field(4096, ge=256)
     max_tokens: int = Field(512, ge=1)

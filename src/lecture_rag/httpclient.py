@@ -12,13 +12,19 @@ share one retry policy and one set of error messages:
   request, so a second one would only queue behind it;
 * other 4xx answers are not retried; every failure becomes an
   :class:`~lecture_rag.errors.LLMError` that names the server URL and the
-  setting to fix (:class:`Names` says which variables the caller's settings are).
+  setting to fix (:class:`Names` says which variables the caller's settings are);
+* a client made with ``probe_first`` asks ``GET /models`` before its first
+  request, bounded by the connect timeout for the connection *and* the first
+  byte (:meth:`OpenAIClient.probe`): a server that accepts connections but never
+  answers is reported as down in seconds, not after the long generation timeout,
+  while a live server that is slow to generate still gets that timeout.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from lecture_rag.config import env_var
+from lecture_rag.config import CONNECT_TIMEOUT_S, env_var
 from lecture_rag.errors import LLMError
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -46,6 +52,7 @@ class Names:
     timeout: str
     retries: str
     fallback: str = ""  # what else the user can do when the server is down
+    connect_timeout: str = "o tempo de conexão"
 
     @classmethod
     def llm(cls, env_prefix: str) -> Names:
@@ -58,6 +65,7 @@ class Names:
             timeout=f"{env_prefix}TIMEOUT",
             retries=f"{env_prefix}RETRIES",
             fallback=f"ou rode sem LLM ({env_prefix}BACKEND=none)",
+            connect_timeout=f"{env_prefix}CONNECT_TIMEOUT",
         )
 
 
@@ -157,6 +165,8 @@ class OpenAIClient:
         retries: int = 3,
         backoff_s: float = 0.5,
         max_connections: int | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        probe_first: bool = False,
     ) -> None:
         self.names = names
         self.base_url = normalise_base_url(base_url, names)
@@ -164,10 +174,15 @@ class OpenAIClient:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff_s = backoff_s
+        self.connect_timeout = min(timeout, connect_timeout)
+        # Until a probe succeeds, every request probes first (a server that comes back is seen at once).
+        self._probed = not probe_first
+        self._probe_lock = threading.Lock()
+        self._probe_failed: tuple[float, LLMError] | None = None  # when the last probe failed, and how
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(max_connections=max_connections) if max_connections else httpx.Limits()
         self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers, limits=limits
+            timeout=httpx.Timeout(timeout, connect=self.connect_timeout), headers=headers, limits=limits
         )
 
     def close(self) -> None:
@@ -203,6 +218,8 @@ class OpenAIClient:
         (a server extra outside ``/v1``). ``idempotent``: a request that timed
         out may be sent again (a generation is not: it may still be running).
         """
+        if not self._probed:
+            self._probe_once()
         url = url or self.base_url + path
         tries = self.retries if retries is None else max(0, retries)
         for attempt in range(tries + 1):
@@ -236,6 +253,50 @@ class OpenAIClient:
                 raise self.http_error(response.status_code, detail, attempt + 1)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _probe_once(self) -> None:
+        """The probe before the first request, until one succeeds.
+
+        Threads wait for the probe in flight and share its verdict: a failure
+        that ended after a thread started waiting is that thread's answer too,
+        so N waiting requests to a dead server take one connect timeout, not N.
+        """
+        asked = time.monotonic()
+        with self._probe_lock:
+            if self._probed:
+                return
+            if self._probe_failed is not None and self._probe_failed[0] >= asked:
+                raise self._probe_failed[1]
+            try:
+                self.probe()
+            except LLMError as exc:
+                self._probe_failed = (time.monotonic(), exc)
+                raise
+            self._probed = True
+
+    def probe(self) -> None:
+        """``GET /models`` answered (any status) within the connect timeout, or LLMError saying the server is down.
+
+        The bound covers the connection and the first byte, so a server that
+        accepts and never answers HTTP is told apart from one that is slow to
+        generate (which answers this at once). A refused connection is retried
+        with the usual back-off while the bound allows. Why any status counts:
+        a server without ``/models`` (or one that wants a key) is up; what is
+        wrong with it is the real request's to say.
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        for attempt in range(self.retries + 1):
+            left = deadline - time.monotonic()
+            try:
+                self._client.get(self.base_url + "/models", timeout=httpx.Timeout(max(left, 0.01))).close()
+                return
+            except httpx.TimeoutException as exc:
+                raise self.down_error() from exc
+            except httpx.TransportError as exc:
+                pause = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
+                if attempt == self.retries or time.monotonic() + pause >= deadline:
+                    raise self.connect_error(exc) from exc
+                time.sleep(pause)
 
     def get_json(self, path: str) -> Any:
         """GET ``path`` and decode its JSON body."""
@@ -286,6 +347,13 @@ class OpenAIClient:
         return LLMError(
             f"não consegui conectar ao {self.names.server} em {self.base_url} ({type(exc).__name__}: {exc}). "
             f"Verifique se o servidor está rodando e {self.names.base_url}{fallback}."
+        )
+
+    def down_error(self) -> LLMError:
+        return LLMError(
+            f"o {self.names.server} em {self.base_url} não atendeu em {self.connect_timeout:g} s (nem a lista de "
+            f"modelos): o servidor parece fora do ar ou travado. Verifique o servidor e {self.names.base_url}, "
+            f"ou aumente {self.names.connect_timeout}."
         )
 
     def timeout_error(self) -> LLMError:

@@ -2,7 +2,8 @@
 
 The store and ``serve`` process are the session's shared web ones (``tests.support.web``); the LLM
 trouble tests start a second ``serve`` over the same store whose LLM is a real HTTP server that
-accepts the request and never answers (``ScriptedServer`` with a long delay).
+lists its models but never answers a question (``ScriptedServer`` with a long delay), and a third
+whose LLM endpoint accepts connections and never answers anything (``dead_endpoint("silent")``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import Watch, ask_in_page, log_in
-from tests.support.servers import Reply, ScriptedServer
+from tests.support.browser import Watch, ask_in_page, log_in, low_contrast
+from tests.support.servers import Reply, ScriptedServer, dead_endpoint
 from tests.support.web import Q_CAVES, Q_INDUSTRY, Q_PHOTO, RUN, WebServer, start_web, web_server
+
+#: A lecture of the shared store (the NURC one, ingested without a URL).
+LECTURE = "SP_EF_405"
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 1000}}
 SCREENS = {"phone": PHONE, "desktop": DESKTOP}
 #: How long the hanging LLM's requests may wait before the engine gives up (LECTURE_RAG_LLM_TIMEOUT).
 LLM_TIMEOUT_S = 6
+#: The dead endpoint's generation timeout (never reached) and connect timeout (what bounds the wait).
+DEAD_LLM_TIMEOUT_S = 300
+DEAD_CONNECT_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +56,23 @@ def hanging_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServ
             "LECTURE_RAG_LLM_RETRIES": "0",
         }
         server = start_web(shared.store, tmp_path_factory.mktemp("hanging") / "server.log", env)
+        yield server
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def dead_llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """A ``serve`` over the shared store whose LLM endpoint accepts connections and never answers HTTP."""
+    shared = web_server(tmp_path_factory)
+    with dead_endpoint("silent") as url:
+        env = {
+            "LECTURE_RAG_LLM_BACKEND": "openai",
+            "LECTURE_RAG_LLM_BASE_URL": url,
+            "LECTURE_RAG_LLM_MODEL": "scripted-model",
+            "LECTURE_RAG_LLM_TIMEOUT": str(DEAD_LLM_TIMEOUT_S),
+            "LECTURE_RAG_LLM_CONNECT_TIMEOUT": str(DEAD_CONNECT_TIMEOUT_S),
+        }
+        server = start_web(shared.store, tmp_path_factory.mktemp("dead-llm") / "server.log", env)
         yield server
         server.stop()
 
@@ -110,10 +134,12 @@ def test_no_page_scrolls_sideways(server: WebServer, browser: Browser, kind: str
         pg.goto(server.base_url + "/")
         ask_in_page(pg, Q_PHOTO)
         assert sideways(pg) <= 0, "/ com resposta"
-        for path in ("/aulas", "/runs"):
+        for path in ("/aulas", f"/aulas/{LECTURE}", "/runs", "/login"):
             pg.goto(server.base_url + path)
             assert sideways(pg) <= 0, path
         log_in(pg, server)
+        pg.goto(f"{server.base_url}/runs/{RUN}/agreement")
+        assert sideways(pg) <= 0, "concordância"
         pg.goto(f"{server.base_url}/runs/{RUN}/annotate")
         pg.fill("#annotator-input", "Ana")
         pg.get_by_role("button", name="Começar").click()
@@ -208,8 +234,9 @@ def test_the_small_things(server: WebServer, browser: Browser) -> None:
 @pytest.mark.parametrize("kind", ["phone", "desktop"])
 def test_keyboard_and_labels(server: WebServer, browser: Browser, kind: str) -> None:
     with screen(browser, kind) as pg:
-        for path in ("/", "/aulas", "/runs", "/login"):
+        for path in ("/", "/aulas", f"/aulas/{LECTURE}", "/runs", "/login"):
             pg.goto(server.base_url + path)
+            assert low_contrast(pg) == [], f"{path}: contraste abaixo de WCAG AA"
             unnamed = pg.evaluate(
                 "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]"
                 ".filter((e) => !e.closest('[hidden]') && !(e.labels && e.labels.length)"
@@ -239,6 +266,8 @@ def test_a_hanging_llm_shows_time_and_cancel_then_the_truthful_fallback(
 ) -> None:
     with screen(browser, "phone") as pg:
         pg.goto(hanging_server.base_url + "/")
+        # it lists its models: reachable, until a question shows it never answers one
+        expect(pg.locator("#llm-health")).to_have_text("LLM: disponível", timeout=10_000)
         pg.fill("#question", Q_CAVES)
         pg.get_by_role("button", name="Perguntar").click()
         expect(pg.locator("#cancel-button")).to_be_visible()
@@ -257,5 +286,28 @@ def test_a_hanging_llm_shows_time_and_cancel_then_the_truthful_fallback(
         expect(pg.locator("#fallback-answer")).to_contain_text("o LLM não respondeu; trechos das aulas")
         assert "nenhum LLM configurado" not in pg.locator("main").inner_text()
         pg.reload()
-        expect(pg.locator("#llm-health")).to_have_text("LLM sem resposta")
+        expect(pg.locator("#llm-health")).to_have_text("LLM: indisponível")
     assert "o LLM falhou" in hanging_server.log.read_text(errors="replace")
+
+
+def test_the_header_tells_a_dead_llm_before_any_question(
+    dead_llm_server: WebServer, server: WebServer, browser: Browser
+) -> None:
+    """The badge is a live probe: "indisponível" on the first page load; a question then gives up in seconds."""
+    with screen(browser, "phone") as pg:
+        started = time.monotonic()
+        pg.goto(dead_llm_server.base_url + "/aulas")
+        assert time.monotonic() - started < DEAD_CONNECT_TIMEOUT_S * 5, "a page waited for the dead LLM"
+        badge = pg.locator("#llm-health")
+        expect(badge).to_have_text("LLM: indisponível", timeout=DEAD_CONNECT_TIMEOUT_S * 5_000)
+        assert "LECTURE_RAG" not in (badge.get_attribute("title") or "") + badge.inner_text()
+        pg.goto(dead_llm_server.base_url + "/")
+        started = time.monotonic()
+        ask_in_page(pg, Q_CAVES)
+        assert time.monotonic() - started < DEAD_LLM_TIMEOUT_S / 5, "the question waited for the generation timeout"
+        expect(pg.locator("#answer-error")).to_contain_text("não respondeu")
+        expect(pg.locator("#fallback-answer")).to_contain_text("o LLM não respondeu; trechos das aulas")
+        expect(badge).to_have_text("LLM: indisponível")
+        # no LLM configured: the shared server says so, in the student's words
+        pg.goto(server.base_url + "/")
+        expect(pg.locator("#llm-health")).to_have_text("LLM: não configurado")

@@ -280,6 +280,7 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
         "/api/runs/{name}/annotations",
         "/api/runs/{name}/agreement",
         "/api/health",
+        "/api/llm",
     ):
         assert path in paths, path
     components = schema["components"]["schemas"]

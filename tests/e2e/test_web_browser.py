@@ -173,7 +173,7 @@ def test_video_without_url_shows_the_time_and_says_there_is_no_link(
 
 
 def test_annotate_three_records_by_keyboard_and_resume(
-    server: WebServer, page: tuple[Page, Watch], screenshots: Path
+    server: WebServer, page: tuple[Page, Watch], tmp_path: Path
 ) -> None:
     pg, _ = page
     annotator = "ana-teclado"
@@ -206,7 +206,8 @@ def test_annotate_three_records_by_keyboard_and_resume(
         )
         expect(pg.locator("#progress-text")).to_have_text(f"{number}/5 anotadas por você")
     pg.set_viewport_size({"width": 1280, "height": 1700})  # the whole record, label bar at the bottom
-    pg.screenshot(path=str(screenshots / "annotate.png"))
+    # a test run's record (test strings): never the docs' picture, which scripts/screenshots.py takes
+    pg.screenshot(path=str(tmp_path / "annotate.png"))
     pg.set_viewport_size(VIEWPORT)
 
     assert stored_annotations(server.store, annotator) == {"web-foto": "C", "nurc-048": "P", "nurc-049": "I"}

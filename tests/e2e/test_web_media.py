@@ -24,7 +24,7 @@ from lecture_rag.links import hhmmss
 from lecture_rag.records import Answer
 from lecture_rag.report.markdown import record_from_answer, render_record
 from lecture_rag.wire import from_data
-from tests.support.browser import VIEWPORT, Watch, watched_page
+from tests.support.browser import VIEWPORT, Watch
 from tests.support.cli import run_cli
 from tests.support.servers import ServeProcess
 from tests.support.speech import synthesise
@@ -191,8 +191,13 @@ def test_the_lecture_page_opens_at_the_cited_line_and_plays_the_local_file_there
     assert any(status == 206 for _, status in media), media  # the browser seeks with Range, the server answers 206
 
 
-def test_the_ask_page_plays_the_local_recording_at_the_cited_second(server: ServeProcess, browser: Browser) -> None:
-    with watched_page(browser) as (pg, _):
+@pytest.mark.parametrize("phone", [False, True], ids=["1280", "390-touch"])
+def test_the_ask_page_plays_the_local_recording_at_the_cited_second(
+    server: ServeProcess, browser: Browser, phone: bool
+) -> None:
+    """Clicking (or, on a phone, tapping) ``[1]`` shows the player and plays the local file at the cited second."""
+    pg, watch, _ = _open(browser, PHONE if phone else VIEWPORT, phone)
+    try:
         pg.goto(server.base_url + "/")
         pg.fill("#question", QUESTION)
         pg.evaluate("document.body.dataset.state = ''")
@@ -205,9 +210,16 @@ def test_the_ask_page_plays_the_local_recording_at_the_cited_second(server: Serv
         )
         second = 3600 * int(hours) + 60 * int(minutes) + int(seconds)
         assert hhmmss(second) in (cite.get_attribute("title") or "")  # the hover says the cited second
-        cite.click()
+        cite.scroll_into_view_if_needed()
+        cite.tap() if phone else cite.click()
         _wait_at(pg, "player-video", second)
         assert f"/media/{VIDEO_ID}" in (pg.locator("#player-video").get_attribute("src") or "")
+        expect(pg.locator("#player-video")).to_be_in_viewport()  # on a phone: brought up from below the answer
+        pg.wait_for_function("() => !document.getElementById('player-video').paused", timeout=10_000)  # playing
+        _no_sideways_scroll(pg)
+    finally:
+        pg.context.close()
+    watch.check()
 
 
 def test_the_lecture_page_names_its_player_and_no_server_path(server: ServeProcess) -> None:

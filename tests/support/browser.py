@@ -82,3 +82,43 @@ def log_in(pg: Page, server: ServeProcess) -> None:
     pg.fill("#login-token", server.token)
     pg.get_by_role("button", name="Entrar").click()
     expect(pg.locator("body")).to_have_attribute("data-token-ready", "1")
+
+
+#: Text elements whose colour contrast is below WCAG AA against the background they sit on
+#: (4.5:1; 3:1 for large text, 24 px or 18.66 px bold), as ``tag#id.class: ratio``.
+LOW_CONTRAST_JS = """
+() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) continue;
+    if (["SCRIPT", "STYLE", "OPTION"].includes(el.tagName)) continue;
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color).slice(0, 3);
+    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className}: ${ratio.toFixed(2)}`);
+  }
+  return out;
+}
+"""
+
+
+def low_contrast(pg: Page) -> list[str]:
+    """The page's visible text below WCAG AA contrast (an empty list when every text passes)."""
+    found: list[str] = pg.evaluate(LOW_CONTRAST_JS)
+    return found

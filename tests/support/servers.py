@@ -5,6 +5,9 @@
 * :class:`ScriptedServer` is a tiny real HTTP server whose replies follow a
   script (status codes, delays, ``Retry-After``), for the failure modes a
   healthy llama.cpp server never produces on demand: 429, 5xx, slowness.
+* :func:`dead_endpoint` is a real local address that fails as a dead LLM
+  endpoint does: nothing listening, a handshake never completed, or a
+  connection accepted and never answered.
 """
 
 from __future__ import annotations
@@ -40,6 +43,33 @@ def port_is_free(port: int) -> bool:
     """Whether nothing listens on 127.0.0.1:``port`` (so a test may start a server there)."""
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+#: The ways an endpoint can be dead, as :func:`dead_endpoint` builds them.
+DEAD_KINDS = ("refused", "handshake", "silent")
+
+
+@contextmanager
+def dead_endpoint(kind: str) -> Iterator[str]:
+    """A base URL (``…/v1``) on this machine that is dead in the way ``kind`` says, with real sockets.
+
+    ``refused``: nothing listens on the port. ``silent``: the kernel completes
+    the handshake (the listening socket's queue holds it) but nothing ever
+    reads the request or answers it. ``handshake``: a queue of length zero,
+    already taken by one connection, so the kernel drops every later SYN and
+    the client's connect never completes (as with a host that vanished).
+    """
+    if kind == "refused":
+        yield f"http://127.0.0.1:{free_port()}/v1"
+        return
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0 if kind == "handshake" else 64)
+        host, port = listener.getsockname()
+        with socket.socket() as filler:
+            if kind == "handshake":
+                filler.connect((host, port))  # fills the queue: later connects hang in SYN_SENT
+            yield f"http://{host}:{port}/v1"
 
 
 def smollm2_path() -> Path:

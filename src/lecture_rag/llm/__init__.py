@@ -90,6 +90,7 @@ def make_llm(settings: LLMSettings, *, env_prefix: str = DEFAULT_ENV_PREFIX) -> 
             seed=settings.seed,
             env_prefix=env_prefix,
             structured=settings.transport,
+            connect_timeout=settings.connect_timeout,
         )
     if kind == "gguf" or kind.startswith("gguf:"):
         target = backend[5:].strip()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from lecture_rag.config import LLMSettings, env_var
 from lecture_rag.errors import LLMError
 from lecture_rag.llm.base import LLM, Request
+from lecture_rag.llm.openai import OpenAICompatibleLLM
 from lecture_rag.llm.runners import Runner, detect_runners
 
 PROBE_TOKENS = 8
@@ -72,6 +73,21 @@ def check_llm(settings: LLMSettings, llm: LLM | None, *, error: str = "", probe_
         result.error = str(exc)
         result.advice = f"O LLM configurado não respondeu: siga a mensagem acima. {README_HINT}"
     return result
+
+
+def reachable(llm: LLM) -> bool:
+    """Whether ``llm`` can be asked now, without generating: its server answers within its connect timeout.
+
+    Cheaper than :func:`check_llm` (no generation), so a page can ask it every
+    few seconds; an in-process model is always there once loaded.
+    """
+    if not isinstance(llm, OpenAICompatibleLLM):
+        return True
+    try:
+        llm.probe()
+    except LLMError:
+        return False
+    return True
 
 
 _BACKEND, _BASE_URL, _MODEL = (env_var("llm", key) for key in ("backend", "base_url", "model"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from lecture_rag.config import Structured
+from lecture_rag.config import CONNECT_TIMEOUT_S, Structured
 from lecture_rag.errors import LLMError
 from lecture_rag.httpclient import HTTPStatusError, Names, OpenAIClient, server_root
 from lecture_rag.llm.base import (
@@ -71,6 +71,7 @@ class OpenAICompatibleLLM(CompleteByStreaming):
         env_prefix: str = DEFAULT_ENV_PREFIX,
         max_connections: int | None = None,
         structured: Structured | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self._http = OpenAIClient(
             base_url,
@@ -81,6 +82,8 @@ class OpenAICompatibleLLM(CompleteByStreaming):
             retries=retries,
             backoff_s=backoff_s,
             max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            probe_first=True,  # a dead endpoint is told in connect_timeout, not after timeout
         )
         self.base_url = self._http.base_url
         self.structured: Structured = structured or "none"
@@ -117,6 +120,10 @@ class OpenAICompatibleLLM(CompleteByStreaming):
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
+
+    def probe(self) -> None:
+        """Raise LLMError unless the server answers within the connect timeout (the web header's health)."""
+        self._http.probe()
 
     def available_models(self) -> list[str]:
         """Model ids the server lists under ``/v1/models``."""

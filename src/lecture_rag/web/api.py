@@ -22,6 +22,7 @@ from lecture_rag.llm.check import check_llm
 from lecture_rag.records import RunItem, Video
 from lecture_rag.retrieve import SearchRequest
 from lecture_rag.store import RunSummary
+from lecture_rag.web.llm_health import LABELS as LLM_LABELS
 from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.models import (
     MAX_K,
@@ -32,6 +33,7 @@ from lecture_rag.web.models import (
     AskRequest,
     ErrorOut,
     HealthOut,
+    LLMHealthOut,
     Mode,
     RecordsOut,
     SearchOut,
@@ -127,6 +129,14 @@ def health(
         index=index,
         llm_check=checked,
     )
+
+
+@router.get("/llm", response_model=LLMHealthOut, summary="O LLM das respostas está disponível? (selo do cabeçalho)")
+def llm_health(res: Res, response: Response) -> LLMHealthOut:
+    """A probe of the LLM's server, bounded by its connect timeout, at most every 30 s (the pages poll this)."""
+    state = res.llm_health.refresh()
+    response.headers["Cache-Control"] = "no-store"
+    return LLMHealthOut(state=state, label=LLM_LABELS[state])
 
 
 @router.post(

@@ -157,6 +157,15 @@ class HealthOut(BaseModel):
     llm_check: LLMCheck | None = None
 
 
+class LLMHealthOut(BaseModel):
+    """The header's word on the answer LLM (a live probe, cached a few seconds)."""
+
+    state: Literal["none", "checking", "ok", "down"] = Field(
+        description="none: nenhum configurado; ok: responde; down: não responde (ou a última resposta falhou)"
+    )
+    label: str = Field(description="o texto do selo, em português")
+
+
 class ErrorOut(BaseModel):
     detail: str
 

@@ -33,6 +33,7 @@ from lecture_rag.links import hhmmss, safe_url
 from lecture_rag.records import Piece, Segment
 from lecture_rag.report.plots import confusion_heatmap, score_histograms
 from lecture_rag.web.api import open_run, resources_of
+from lecture_rag.web.llm_health import LABELS as LLM_LABELS
 from lecture_rag.web.media import MediaLinks
 from lecture_rag.web.payloads import labels_out
 from lecture_rag.web.security import (
@@ -89,8 +90,6 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 MONTHS = ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez")
-#: What the header says of the answer LLM, by state: none configured, answering, failed on the last question.
-LLM_LABELS = {"none": "respostas extrativas", "ok": "LLM ok", "down": "LLM sem resposta"}
 
 
 def when(value: Any) -> str:
@@ -102,17 +101,9 @@ def when(value: Any) -> str:
     return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M}"
 
 
-def llm_state(request: Request) -> str:
-    """The header's LLM badge: no LLM, or whether the last question's LLM answered (no probe on each page)."""
-    res = resources_of(request)
-    if res.engine.llm is None:
-        return "none"
-    return "down" if res.llm_failing else "ok"
-
-
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     session = has_session(request)  # the page's script fetches the token of a session (common.js)
-    state = llm_state(request)
+    state = resources_of(request).llm_health.state()  # cached: a dead LLM never delays a page
     html = (
         templates()
         .get_template(name)
@@ -122,7 +113,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
             session=session,
             llm_state=state,
             llm_label=LLM_LABELS[state],
-            llm_name=resources_of(request).llm_name,
+            llm_name=resources_of(request).configured_llm,
             **context,
         )
     )
@@ -230,7 +221,6 @@ def ask_page(request: Request) -> HTMLResponse:
     return render(
         request,
         "ask.html",
-        llm=res.llm_name,
         extractive=res.engine.llm is None,
         videos=videos,
         segments=segments,

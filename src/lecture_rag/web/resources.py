@@ -28,6 +28,7 @@ from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import IndexWatcher, Retriever, ServedIndex, SharedRetriever
 from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.store import RunStore, Store, open_store
+from lecture_rag.web.llm_health import LLMHealth
 from lecture_rag.web.security import Access, Sessions
 
 
@@ -80,8 +81,8 @@ class Resources:
     access: Access = field(default_factory=Access)
     sessions: Sessions = field(default_factory=Sessions)
     warm_up_problem: str = ""
-    # Whether the answer LLM failed on the last question (the header tells students; the cause goes to the log).
-    llm_failing: bool = False
+    # What the header tells students of the answer LLM (a cached live probe); causes go to the log.
+    llm_health: LLMHealth = field(default_factory=lambda: LLMHealth(None))
 
     @classmethod
     def load(cls, settings: Settings, token: str, access: Access) -> Resources:
@@ -107,7 +108,7 @@ class Resources:
         slots = AnswerSlots(web.answer_workers + web.ask_queue)
         resources = cls(
             settings, token, store, RunStore(store), retriever, watcher, engine, answer_lock, executor, slots, access,
-            sessions=Sessions.for_token(token),
+            sessions=Sessions.for_token(token), llm_health=LLMHealth(llm),
         )  # fmt: skip
         if index.served is not None:  # else the watcher's status says why there is nothing to search
             resources.warm_up_problem = retriever.warm_up()
@@ -118,6 +119,13 @@ class Resources:
     def llm_name(self) -> str:
         llm = self.engine.llm
         return llm.name if llm is not None else "nenhum (respostas extrativas)"
+
+    @property
+    def configured_llm(self) -> str:
+        """The answer LLM as configured (model or backend): what a page may name without asking the server."""
+        if self.engine.llm is None:
+            return "nenhum (respostas extrativas)"
+        return self.settings.llm.model.strip() or self.settings.llm.backend
 
     @property
     def problem(self) -> str:

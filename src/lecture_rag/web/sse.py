@@ -103,7 +103,7 @@ def run_answer(
             return  # the client left while the question waited for a worker
         answer = _answer(resources, req, emit, cancelled, media)
         if not answer.extractive:
-            resources.llm_failing = bool(answer.error)
+            resources.llm_health.answered(failed=bool(answer.error))
         if answer.error:  # the student sees a plain message; the cause is for whoever runs the server
             log.warning("o LLM falhou ao responder: %s", answer.error)
         emit("done", to_data(answer))

@@ -57,14 +57,6 @@
     $("answer-error").hidden = false;
   }
 
-  // The header's word on the LLM, corrected by what the last answer showed.
-  function llmTrouble(failed) {
-    const badge = document.getElementById("llm-health");
-    if (!badge || badge.dataset.llm === "none") return;
-    badge.dataset.state = failed ? "down" : "ok";
-    badge.textContent = failed ? "LLM sem resposta" : "LLM ok";
-  }
-
   function finish(answer) {
     const box = $("answer");
     box.classList.remove("streaming");
@@ -76,7 +68,7 @@
     // The cause (a timeout, a refused connection) is in the server log and `lecture-rag llm check`.
     if (answer.error) showError("O LLM não respondeu a tempo. Abaixo, os trechos das aulas que tratam da pergunta.");
     else if (answer.abstained) status.textContent = "As aulas não parecem responder a esta pergunta.";
-    if (!answer.extractive) llmTrouble(Boolean(answer.error));
+    if (!answer.extractive) LR.refreshLLM(); // the server heard how this answer went
     showFallback(answer);
   }
 

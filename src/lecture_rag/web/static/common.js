@@ -237,9 +237,31 @@ const LR = (() => {
     if (data.length && handlers[event]) handlers[event](JSON.parse(data.join("\n")));
   }
 
+  // The header's LLM badge follows the server's live probe of the LLM (GET /api/llm, cached there):
+  // polled, so the page itself never waits for a dead LLM.
+  const LLM_POLL_MS = 30000;
+  async function refreshLLM() {
+    const badge = document.getElementById("llm-health");
+    if (!badge || badge.dataset.llm === "none") return;
+    try {
+      const response = await fetch("/api/llm", { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const health = await response.json();
+      badge.dataset.state = health.state;
+      badge.textContent = health.label;
+    } catch (_) {
+      // the server itself is away: the badge keeps its last word
+    }
+  }
+  refreshLLM();
+  setInterval(refreshLLM, LLM_POLL_MS);
+
   // Logging out forgets this tab's copy of the token too (the server deletes the cookie).
   const logout = document.getElementById("logout");
   if (logout) logout.addEventListener("submit", () => setToken(""));
   const ready = loadSessionToken();
-  return { el, hhmmss, play, clearPlayer, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready };
+  return {
+    el, hhmmss, play, clearPlayer, renderHits, renderAnswer, renderReferences, api, postEvents, token, setToken, ready,
+    refreshLLM,
+  };
 })();
