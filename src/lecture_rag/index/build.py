@@ -212,13 +212,21 @@ def _build(
 
     if progress is not None:
         progress = _towards(progress, _work_total(store, ids, settings))
-    staging = _new_staging(store.home)
+    root = index_dir(store.home)
+    staging = root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
     try:
+        staging.mkdir(parents=True)
         stats, vindex = _stream_build(store, embedder, settings, ids, staging, progress, engine)
-        publish(store.home, vindex, staged=staging)
+    except (OSError, RuntimeError) as exc:  # a full disk or a read-only folder while writing (usearch: RuntimeError)
+        shutil.rmtree(staging, ignore_errors=True)
+        failure = os_failure(exc, "o índice", root)
+        if failure is None:
+            raise
+        raise failure from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    publish(store.home, vindex, staged=staging)  # removes the staging folder itself if it fails
     store.purge_superseded(keep=vindex.ids)
     return stats
 
@@ -346,15 +354,6 @@ def _after(progress: ProgressFn, offset: int) -> ProgressFn:
     return lambda done, total: progress(offset + done, offset + total)
 
 
-def _new_staging(home: Path) -> Path:
-    """A fresh staging folder for one build (``.build-TOKEN.tmp``; a killed build's is removed by the next)."""
-    root = index_dir(home)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
-    staging.mkdir()
-    return staging
-
-
 def publish(
     home: Path,
     vindex: VectorIndex,
@@ -365,7 +364,7 @@ def publish(
 ) -> None:
     """Write the indexes into a new build folder, then swap the pointer; tidy older builds.
 
-    ``staged``: a folder from :func:`_new_staging` where a streamed build already
+    ``staged``: a staging folder (``.build-TOKEN.tmp``) where a streamed build already
     wrote all three indexes (then ``bm25`` and ``passages`` are not needed).
     If writing fails (full disk, read-only folder), what was written is removed,
     the published pair stays in use, and the failure is a StorageError that names it.
