@@ -260,7 +260,6 @@ def _stream_build(
     so all four indexes describe the same windows.
     """
     dtype = settings.retrieval.vector_dtype
-    seconds = settings.retrieval.passage_seconds
     streams = _Streams(
         VectorWriter(staging, embedder.dim, dtype),
         BM25Builder(),
@@ -268,6 +267,27 @@ def _stream_build(
         BM25Builder(),
     )
     clock = {"embed": 0.0, "passages": 0.0, "bm25": 0.0}
+    try:
+        _stream_slices(store, embedder, settings, ids, streams, progress, engine, clock)
+    except BaseException:
+        streams.windows.abort()
+        streams.passages.abort()
+        raise
+    return _finish(store, embedder, settings, streams, staging, clock)
+
+
+def _stream_slices(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    ids: np.ndarray,
+    streams: _Streams,
+    progress: ProgressFn | None,
+    engine: Engine,
+    clock: dict[str, float],
+) -> None:
+    """Each slice of windows: read, embed windows and passages (cache first), append to the four indexes."""
+    seconds = settings.retrieval.passage_seconds
     done = 0
     with store.embedding_cache() as cache:
         for lo in range(0, int(ids.size), SLICE_WINDOWS):
@@ -295,7 +315,6 @@ def _stream_build(
                 clock[phase] += t1 - t0
                 clock["bm25"] += time.perf_counter() - t1
                 done += len(pairs)
-    return _finish(store, embedder, settings, streams, staging, clock)
 
 
 def _finish(
