@@ -61,9 +61,15 @@ def _search(store: Path, query: str, k: int = 3) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two small lectures, ingested and indexed: 40 segments, a vectors file larger than LIMIT."""
+    """Two small lectures, ingested and indexed: 40 segments, a vectors file larger than LIMIT.
+
+    float32 vectors (61 KB for 40 windows): float16 ones, the default, fit under LIMIT,
+    which cannot go lower (SQLite's -shm file takes 32 KiB).
+    """
     root = tmp_path_factory.mktemp("hostile")
     store = two_small_lectures(root)
+    (store / "config.toml").write_text('[retrieval]\nvector_dtype = "f32"\n', encoding="utf-8")
+    assert run_cli("index", store=store).returncode == 0  # rebuilt with float32 vectors
     questions = root / "perguntas.jsonl"
     with questions.open("w", encoding="utf-8") as handle:
         for i in range(QUESTIONS):

@@ -33,7 +33,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +44,10 @@ from lecture_rag.batch import LOCAL, Engine
 from lecture_rag.config import Settings
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
-from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
-from lecture_rag.index.embed import embed_corpus
-from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_texts
-from lecture_rag.index.vectors import VectorIndex, check_manifest_embedder, ids_fingerprint
+from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Builder, BM25Index
+from lecture_rag.index.embed import embed_texts
+from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_id, passage_texts, split_passages
+from lecture_rag.index.vectors import VectorIndex, VectorWriter, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import Store, text_hash
 from lecture_rag.store.corpus import PUBLISHED_INDEX
 from lecture_rag.store.failures import os_failure, read_only_error
@@ -60,6 +60,7 @@ CURRENT = PUBLISHED_INDEX.name
 BUILD_PREFIX = "build-"
 TMP_SUFFIX = ".tmp"
 BUILD_LOCK = "index-build"
+SLICE_WINDOWS = 20_000  # windows read, embedded and indexed at a time (~70k passages): bounds a build's memory
 _LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
 
 
@@ -211,52 +212,145 @@ def _build(
 
     if progress is not None:
         progress = _towards(progress, _work_total(store, ids, settings))
-    t0 = time.perf_counter()
-    corpus_ids, vectors = embed_corpus(
-        store, embedder, batch_size=settings.embedder.batch_size, progress=progress, engine=engine,
-        settings=settings.embedder,
-    )  # fmt: skip
-    t_embed = time.perf_counter() - t0
-    corpus_ids, vectors = _only_live(store, np.asarray(corpus_ids, dtype=np.int64), vectors)
-    t1 = time.perf_counter()
-    vindex = VectorIndex.build(
-        corpus_ids, vectors, embedder_name=embedder.name, hnsw_threshold=settings.retrieval.hnsw_threshold
-    )
-    t2 = time.perf_counter()
-    live = set(corpus_ids.tolist())
-    bm25 = BM25Index.build_from_pairs(_texts(store, live), fingerprint=vindex.fingerprint)
-    if len(bm25) != len(vindex):
-        raise StoreError(
-            "O acervo mudou durante a indexação (uma aula foi removida ou reingerida). "
-            "Rode 'lecture-rag index' de novo."
-        )
-    t3 = time.perf_counter()
-    passages = PassageIndex.build(
-        store,
-        embedder,
-        corpus_ids.tolist(),
-        seconds=settings.retrieval.passage_seconds,
-        fingerprint=vindex.fingerprint,
-        batch_size=settings.embedder.batch_size,
-        progress=None if progress is None else _after(progress, len(vindex)),
-        engine=engine,
-        settings=settings.embedder,
-    )
-    t4 = time.perf_counter()
-    publish(store.home, vindex, bm25, passages)
+    root = index_dir(store.home)
+    staging = root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
+    try:
+        staging.mkdir(parents=True)
+        stats, vindex = _stream_build(store, embedder, settings, ids, staging, progress, engine)
+    except (OSError, RuntimeError) as exc:  # a full disk or a read-only folder while writing (usearch: RuntimeError)
+        shutil.rmtree(staging, ignore_errors=True)
+        failure = os_failure(exc, "o índice", root)
+        if failure is None:
+            raise
+        raise failure from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(store.home, vindex, staged=staging)  # removes the staging folder itself if it fails
     store.purge_superseded(keep=vindex.ids)
-    return IndexStats(
+    return stats
+
+
+@dataclass(slots=True)
+class _Streams:
+    """The four indexes of one build being written: windows' and passages' vectors and BM25."""
+
+    windows: VectorWriter
+    window_terms: BM25Builder
+    passages: VectorWriter
+    passage_terms: BM25Builder
+
+
+def _stream_build(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    ids: np.ndarray,
+    staging: Path,
+    progress: ProgressFn | None,
+    engine: Engine,
+) -> tuple[IndexStats, VectorIndex]:
+    """Embed and index the corpus a slice of windows at a time, writing into ``staging``.
+
+    Why slices: the whole corpus's vectors, texts and term lists held at once
+    outgrew a 24 GB machine at 1M windows (issue 26). Each slice of
+    :data:`SLICE_WINDOWS` windows is read, its windows and passages embedded
+    (through the cache), appended to the vector files and to the BM25 builders,
+    and dropped. Windows removed meanwhile are simply absent from their slice,
+    so all four indexes describe the same windows.
+    """
+    dtype = settings.retrieval.vector_dtype
+    streams = _Streams(
+        VectorWriter(staging, embedder.dim, dtype),
+        BM25Builder(),
+        VectorWriter(staging / PASSAGES_DIRNAME, embedder.dim, dtype),
+        BM25Builder(),
+    )
+    clock = {"embed": 0.0, "passages": 0.0, "bm25": 0.0}
+    try:
+        _stream_slices(store, embedder, settings, ids, streams, progress, engine, clock)
+    except BaseException:
+        streams.windows.abort()
+        streams.passages.abort()
+        raise
+    return _finish(store, embedder, settings, streams, staging, clock)
+
+
+def _stream_slices(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    ids: np.ndarray,
+    streams: _Streams,
+    progress: ProgressFn | None,
+    engine: Engine,
+    clock: dict[str, float],
+) -> None:
+    """Each slice of windows: read, embed windows and passages (cache first), append to the four indexes."""
+    seconds = settings.retrieval.passage_seconds
+    done = 0
+    with store.embedding_cache() as cache:
+        for lo in range(0, int(ids.size), SLICE_WINDOWS):
+            segments = store.get_segments(ids[lo : lo + SLICE_WINDOWS].tolist())
+            windows = [(cid, segments[cid].text) for cid in sorted(segments)]
+            passages = [
+                (passage_id(cid, j), piece.text)
+                for cid in sorted(segments)
+                for j, piece in enumerate(split_passages(segments[cid], seconds))
+            ]
+            for pairs, writer, terms, phase in (
+                (windows, streams.windows, streams.window_terms, "embed"),
+                (passages, streams.passages, streams.passage_terms, "passages"),
+            ):
+                t0 = time.perf_counter()
+                got_ids, vectors = embed_texts(
+                    store, [pairs], embedder, batch_size=settings.embedder.batch_size, cache=cache,
+                    progress=None if progress is None else _after(progress, done), engine=engine,
+                    settings=settings.embedder,
+                )  # fmt: skip
+                writer.add(got_ids, vectors)
+                t1 = time.perf_counter()
+                for corpus_id, text in pairs:
+                    terms.add(corpus_id, text)
+                clock[phase] += t1 - t0
+                clock["bm25"] += time.perf_counter() - t1
+                done += len(pairs)
+
+
+def _finish(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    streams: _Streams,
+    staging: Path,
+    clock: dict[str, float],
+) -> tuple[IndexStats, VectorIndex]:
+    """Complete the four indexes in ``staging`` (graph, BM25 matrices), one at a time to bound memory."""
+    if len(streams.windows) == 0:
+        raise StoreError(f"O acervo em {store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' antes de indexar.")
+    t0 = time.perf_counter()
+    vindex = streams.windows.finish(embedder_name=embedder.name, hnsw_threshold=settings.retrieval.hnsw_threshold)
+    t1 = time.perf_counter()
+    streams.window_terms.finish(fingerprint=vindex.fingerprint).save(staging / BM25_DIRNAME)
+    t2 = time.perf_counter()
+    pvectors = streams.passages.finish(embedder_name=embedder.name, hnsw_threshold=1 << 62)
+    pterms = streams.passage_terms.finish(fingerprint=vindex.fingerprint)
+    pterms.manifest["passage_seconds"] = float(settings.retrieval.passage_seconds)
+    pterms.save(staging / PASSAGES_DIRNAME / BM25_DIRNAME)
+    t3 = time.perf_counter()
+    stats = IndexStats(
         len(vindex),
         embedder.name,
         embedder.dim,
         skipped=False,
         kind=vindex.kind,
-        embed_s=round(t_embed, 2),
-        vector_index_s=round(t2 - t1, 2),
-        bm25_s=round(t3 - t2, 2),
-        passages=len(passages.vectors),
-        passages_s=round(t4 - t3, 2),
+        embed_s=round(clock["embed"], 2),
+        vector_index_s=round(t1 - t0, 2),
+        bm25_s=round(clock["bm25"] + t2 - t1, 2),
+        passages=len(pvectors),
+        passages_s=round(clock["passages"] + t3 - t2, 2),
     )
+    return stats, vindex
 
 
 def _work_total(store: Store, ids: np.ndarray, settings: Settings) -> int:
@@ -279,15 +373,24 @@ def _after(progress: ProgressFn, offset: int) -> ProgressFn:
     return lambda done, total: progress(offset + done, offset + total)
 
 
-def publish(home: Path, vindex: VectorIndex, bm25: BM25Index, passages: PassageIndex | None = None) -> None:
+def publish(
+    home: Path,
+    vindex: VectorIndex,
+    bm25: BM25Index | None = None,
+    passages: PassageIndex | None = None,
+    *,
+    staged: Path | None = None,
+) -> None:
     """Write the indexes into a new build folder, then swap the pointer; tidy older builds.
 
+    ``staged``: a staging folder (``.build-TOKEN.tmp``) where a streamed build already
+    wrote all three indexes (then ``bm25`` and ``passages`` are not needed).
     If writing fails (full disk, read-only folder), what was written is removed,
     the published pair stays in use, and the failure is a StorageError that names it.
     """
     root = index_dir(home)
-    token = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    staging = root / f".{BUILD_PREFIX}{token}{TMP_SUFFIX}"
+    staging = staged if staged is not None else root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
+    token = staging.name.removeprefix(f".{BUILD_PREFIX}").removesuffix(TMP_SUFFIX)
     final = root / f"{BUILD_PREFIX}{token}"
     tmp = root / f".{CURRENT}.{token}{TMP_SUFFIX}"
     previous = _current_or_none(home)
@@ -303,10 +406,12 @@ def publish(home: Path, vindex: VectorIndex, bm25: BM25Index, passages: PassageI
     }
     try:
         root.mkdir(parents=True, exist_ok=True)
-        vindex.save(staging)
-        bm25.save(staging / BM25_DIRNAME)
-        if passages is not None:
-            passages.save(staging / PASSAGES_DIRNAME)
+        if staged is None:
+            vindex.save(staging)
+            if bm25 is not None:
+                bm25.save(staging / BM25_DIRNAME)
+            if passages is not None:
+                passages.save(staging / PASSAGES_DIRNAME)
         os.replace(staging, final)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(pointer, indent=2))
@@ -323,6 +428,10 @@ def publish(home: Path, vindex: VectorIndex, bm25: BM25Index, passages: PassageI
         raise failure from exc
     keep = {final.name} | ({f"{BUILD_PREFIX}{previous.build}"} if previous else set())
     _tidy(root, keep)
+
+
+def _token() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 def _tidy(root: Path, keep: set[str]) -> None:
@@ -385,6 +494,7 @@ def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embe
         and bm25.fingerprint == fingerprint
         and passages.bm25.fingerprint == fingerprint
         and passages.seconds == settings.retrieval.passage_seconds
+        and vindex.manifest.dtype == passages.vectors.manifest.dtype == settings.retrieval.vector_dtype
         and VectorIndex.verify(folder) is None
         and BM25Index.verify(folder / BM25_DIRNAME) is None
         and PassageIndex.verify(folder / PASSAGES_DIRNAME) is None
@@ -439,19 +549,3 @@ def prune_embedding_cache(store: Store, embedder: Embedder, settings: Settings) 
     keep |= {text_hash(text) for _, text in passage_texts(store, store.corpus_ids(), seconds)}
     with store.embedding_cache() as cache:
         return cache.prune(embedder.name, keep)
-
-
-def _only_live(store: Store, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop ids deleted while embedding ran, so both indexes describe one corpus."""
-    current = np.asarray(store.corpus_ids(), dtype=np.int64)
-    keep = np.isin(ids, current)
-    if keep.all():
-        return ids, vectors
-    return ids[keep], np.asarray(vectors)[keep]
-
-
-def _texts(store: Store, live: set[int]) -> Iterator[tuple[int, str]]:
-    for batch in store.iter_texts():
-        for corpus_id, text in batch:
-            if corpus_id in live:
-                yield corpus_id, text

@@ -25,12 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lecture_rag.batch import LOCAL, Engine
-from lecture_rag.config import EmbedderSettings
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
-from lecture_rag.index.embed import Progress, embed_texts
 from lecture_rag.index.vectors import VectorIndex
 from lecture_rag.records import Piece, Segment
 from lecture_rag.store import Store
@@ -86,30 +83,6 @@ class PassageIndex:
     def seconds(self) -> float:
         return float(self.bm25.manifest.get("passage_seconds", 0.0))
 
-    @classmethod
-    def build(
-        cls,
-        store: Store,
-        embedder: Embedder,
-        live: Sequence[int],
-        *,
-        seconds: float,
-        fingerprint: str,
-        batch_size: int,
-        progress: Progress | None = None,
-        engine: Engine = LOCAL,
-        settings: EmbedderSettings | None = None,
-    ) -> PassageIndex:
-        """Cut, embed (through the embedding cache, batches run by ``engine``) and index the live windows' passages."""
-        pairs = list(passage_texts(store, live, seconds))
-        ids, vectors = embed_texts(
-            store, _chunks(pairs), embedder, batch_size=batch_size, progress=progress, engine=engine, settings=settings
-        )
-        vindex = VectorIndex.build(ids, vectors, embedder_name=embedder.name, hnsw_threshold=1 << 62)
-        bm25 = BM25Index.build_from_pairs(pairs, fingerprint=fingerprint)
-        bm25.manifest["passage_seconds"] = float(seconds)
-        return cls(vindex, bm25)
-
     def save(self, directory: Path) -> None:
         self.vectors.save(directory)
         self.bm25.save(directory / BM25_DIRNAME)
@@ -150,8 +123,3 @@ def passage_texts(store: Store, live: Iterable[int], seconds: float) -> Iterator
                 continue
             for j, passage in enumerate(split_passages(segment, seconds)):
                 yield passage_id(corpus_id, j), passage.text
-
-
-def _chunks(pairs: list[tuple[int, str]], size: int = 1000) -> Iterator[list[tuple[int, str]]]:
-    for start in range(0, len(pairs), size):
-        yield pairs[start : start + size]

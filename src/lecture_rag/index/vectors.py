@@ -8,9 +8,20 @@ on an idle machine, much more under load. Above
 recall@10 >= 0.98 (0.999 at 200k, 0.984 at 1M; ``bench/bench_search.py``, real
 E5 vectors).
 
-The float32 matrix is always kept (memory-mapped ``.npy``): it gives the exact
-cosine of any segment (HNSW results are re-scored with it, BM25-only hybrid
-hits get their cosine from it) and exact search over a filtered subset.
+The full matrix is always kept (memory-mapped ``.npy``): it gives the cosine
+of any segment (HNSW results are re-scored with it, BM25-only hybrid hits get
+their cosine from it) and exact search over a filtered subset. It is stored
+as ``float32``, ``float16`` or ``int8`` (``[retrieval] vector_dtype``): int8
+rows are scaled one by one to use the whole [-127, 127] range, so the cosine
+with a row is that of its direction, ``q . v / |v|``, which no scale changes
+(usearch's own i8 multiplies every component by 127, wasting most of the range
+on E5's small components). Compact matrices are scanned by usearch's SIMD
+brute force (``exact=True``) and the best rows re-scored in float32. Recall@10
+against float32 on real E5 vectors: ``bench/bench_scale.py``.
+
+Large builds are streamed (:class:`VectorWriter`): rows are written to the
+data file as they come, the graph is fed from the memory map in blocks, so a
+build never holds the corpus's vectors twice.
 
 On-disk layout of one saved index (a build folder, see
 :mod:`lecture_rag.index.build`): ``manifest.json`` names the data files,
@@ -29,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import struct
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +55,14 @@ from lecture_rag.index.integrity import MappedFiles, checksums, problem
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 Kind = Literal["exact", "hnsw"]
+VectorDtype = Literal["f32", "f16", "i8"]
+NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    "f32": np.dtype(np.float32),
+    "f16": np.dtype(np.float16),
+    "i8": np.dtype(np.int8),
+}
+BLOCK_ROWS = 65_536  # rows decoded or fed to the graph at a time (24 MB of float32 at 384 dimensions)
+_COMPACT_OVERFETCH = 4  # a compact brute force keeps this many times k rows for the float32 re-score
 _MAX_RUNS = 512  # above this many contiguous runs, a filtered exact search gathers rows instead
 COSINE_TOLERANCE = 1e-3  # float32 dot products of unit vectors stray from [-1, 1] by ~1e-7; garbage by far more
 
@@ -91,6 +111,7 @@ class VectorManifest:
     format: int = FORMAT_VERSION
     built_at: str = ""
     checksums: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> size, sha256, sample
+    dtype: str = "f32"  # how the matrix is stored (manifests of older builds have none: float32)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VectorManifest:
@@ -105,7 +126,10 @@ class VectorManifest:
             format=int(data.get("format", FORMAT_VERSION)),
             built_at=str(data.get("built_at", "")),
             checksums=dict(data.get("checksums") or {}),
+            dtype=str(data.get("dtype") or "f32"),
         )
+        if man.dtype not in NUMPY_DTYPES:
+            raise ValueError(f"tipo de vetor desconhecido no manifesto: {man.dtype!r}")
         if man.kind not in ("exact", "hnsw") or "vectors" not in man.files or "ids" not in man.files:
             raise ValueError(f"manifest inválido: kind={man.kind!r}, files={sorted(man.files)}")
         return man
@@ -177,23 +201,21 @@ class VectorIndex:
         hnsw_threshold: int,
         params: HnswParams | None = None,
         threads: int = 0,
+        dtype: VectorDtype = "f32",
     ) -> VectorIndex:
-        """Index (ids, vectors) as they come from ``embed_corpus``; HNSW when count > threshold."""
+        """Index (ids, vectors) held in memory; HNSW when count > threshold (large builds: :class:`VectorWriter`)."""
         id_arr, mat = _prepare(ids, vectors)
+        stored = encode(mat, dtype)
         kind: Kind = "hnsw" if id_arr.shape[0] > hnsw_threshold and id_arr.shape[0] > 0 else "exact"
         params = params or HnswParams()
-        graph = _build_hnsw(mat, params, threads) if kind == "hnsw" else None
-        manifest = VectorManifest(
-            embedder=embedder_name,
-            dim=int(mat.shape[1]),
-            count=int(id_arr.shape[0]),
-            fingerprint=ids_fingerprint(id_arr),
-            kind=kind,
-            files={},
-            hnsw=asdict(params) if kind == "hnsw" else None,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        return cls(id_arr, mat, manifest, graph, exact_subset_max=max(hnsw_threshold, 1))
+        graph = _build_hnsw(stored, params, threads) if kind == "hnsw" else None
+        manifest = _new_manifest(embedder_name, int(mat.shape[1]), id_arr, kind, params, dtype)
+        return cls(id_arr, stored, manifest, graph, exact_subset_max=max(hnsw_threshold, 1))
+
+    @property
+    def compact(self) -> bool:
+        """Rows stored as float16 or int8 (scanned by usearch, re-scored in float32)."""
+        return self._vectors.dtype != np.float32
 
     # -- search ---------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -223,11 +245,24 @@ class VectorIndex:
 
     def _exact(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Brute force: one matrix-vector product, then argpartition (no full sort)."""
+        if self.compact:
+            return self._exact_compact(q, k, rows)
         with _damaged_values_checked_later():
             scores = self._vectors @ q if rows is None else self._subset_scores(q, rows)
         top = _top_k(scores, k)
         positions = top if rows is None else rows[top]
         return self._ids[positions], self._checked(scores[top])
+
+    def _exact_compact(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """usearch's SIMD brute force over the compact rows (or a gathered subset), re-scored in float32.
+
+        numpy has no float16/int8 kernels (decoding 100k rows costs 10x the
+        float32 product); usearch scans them as fast as numpy scans float32.
+        """
+        matrix = self._vectors if rows is None else self._vectors[rows]
+        fetch = min(matrix.shape[0], k * _COMPACT_OVERFETCH)
+        found = _brute_force(matrix, q, fetch)
+        return self._rescore(q, found if rows is None else rows[found], k)
 
     def _subset_scores(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosines of sorted ``rows``, reading contiguous runs as views of the memory map.
@@ -270,7 +305,7 @@ class VectorIndex:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         rows = np.sort(rows)  # sequential reads from the memory map
         with _damaged_values_checked_later():
-            scores = self._vectors[rows] @ q
+            scores = decode(self._vectors[rows]) @ q
         top = _top_k(scores, k)
         return self._ids[rows[top]], self._checked(scores[top])
 
@@ -307,29 +342,24 @@ class VectorIndex:
             return out
         pos = np.minimum(np.searchsorted(self._ids, ids), len(self) - 1)
         ok = self._ids[pos] == ids
-        out[ok] = self._vectors[pos[ok]]
+        with _damaged_values_checked_later():
+            out[ok] = decode(self._vectors[pos[ok]])
         return out
 
     # -- persistence ----------------------------------------------------------
     def save(self, directory: Path) -> None:
         """New files first, manifest swap second, stale files last (see module docstring)."""
         directory = Path(directory)
+        if self.directory is not None and self.directory.resolve() == directory.resolve():
+            return  # streamed there by a VectorWriter: the files and the manifest are already written
         directory.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:10]
         files = {"vectors": f"vectors-{token}.npy", "ids": f"ids-{token}.npy"}
         _atomic_npy(directory / files["vectors"], self._vectors)
         _atomic_npy(directory / files["ids"], self._ids)
         if self._hnsw is not None:
-            files["hnsw"] = f"hnsw-{token}.usearch"
-            tmp = directory / f".{files['hnsw']}.tmp"
-            self._hnsw.save(str(tmp))
-            os.replace(tmp, directory / files["hnsw"])
-        self.manifest.files = files
-        self.manifest.checksums = checksums(directory, sorted(files.values()))
-        tmp_manifest = directory / f".{MANIFEST}.{token}.tmp"
-        tmp_manifest.write_text(json.dumps(asdict(self.manifest), indent=2), encoding="utf-8")
-        os.replace(tmp_manifest, directory / MANIFEST)
-        _remove_stale(directory, set(files.values()))
+            files["hnsw"] = _save_graph(self._hnsw, directory, token)
+        _write_manifest(directory, self.manifest, files, token)
 
     @classmethod
     def load(
@@ -419,6 +449,11 @@ def _prepare(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _build_hnsw(mat: np.ndarray, params: HnswParams, threads: int) -> Any:
+    """The graph over the stored rows, fed a block at a time (a memory-mapped matrix is never copied whole).
+
+    int8 rows go in as they are stored (scaled per row: a better graph than
+    usearch's own x127 quantisation); float16 rows are decoded block by block.
+    """
     from usearch.index import Index
 
     graph = Index(
@@ -429,8 +464,162 @@ def _build_hnsw(mat: np.ndarray, params: HnswParams, threads: int) -> Any:
         expansion_add=params.expansion_add,
         expansion_search=params.expansion_search or auto_expansion_search(mat.shape[0]),
     )
-    graph.add(np.arange(mat.shape[0], dtype=np.uint64), mat, threads=threads)
+    for lo in range(0, mat.shape[0], BLOCK_ROWS):
+        block = np.asarray(mat[lo : lo + BLOCK_ROWS])
+        rows = block if block.dtype in (np.float32, np.int8) else decode(block)
+        graph.add(np.arange(lo, lo + rows.shape[0], dtype=np.uint64), rows, threads=threads)
     return graph
+
+
+def encode(mat: np.ndarray, dtype: VectorDtype) -> np.ndarray:
+    """Unit float32 rows as stored: unchanged, float16, or int8 scaled per row to +-127."""
+    if dtype == "f32":
+        return np.ascontiguousarray(mat, dtype=np.float32)
+    if dtype == "f16":
+        return np.ascontiguousarray(mat, dtype=np.float16)
+    if dtype != "i8":
+        raise ValueError(f"unknown vector dtype {dtype!r}")
+    peak = np.abs(mat).max(axis=1, keepdims=True) if mat.size else np.ones((mat.shape[0], 1), np.float32)
+    return np.ascontiguousarray(np.rint(mat * (127.0 / np.where(peak > 0, peak, 1.0))), dtype=np.int8)
+
+
+def decode(rows: np.ndarray) -> np.ndarray:
+    """Stored rows as unit float32 rows (float32 rows are returned as they are: exact cosines as before)."""
+    if rows.dtype == np.float32:
+        return np.asarray(rows)
+    out = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=-1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
+
+
+def _brute_force(matrix: np.ndarray, q: np.ndarray, count: int) -> np.ndarray:
+    """Rows of the ``count`` best cosines in a float16/int8 matrix (usearch SIMD scan, query cast alike)."""
+    from usearch.index import MetricKind, search
+
+    if count <= 0 or matrix.shape[0] == 0:
+        return np.empty(0, np.int64)
+    query = encode(q.reshape(1, -1), "i8" if matrix.dtype == np.int8 else "f16")
+    found = search(np.ascontiguousarray(matrix), query, count, MetricKind.Cos, exact=True)
+    keys = np.asarray(found.keys, dtype=np.int64).reshape(-1)[:count]
+    return keys[(keys >= 0) & (keys < matrix.shape[0])]
+
+
+def _new_manifest(
+    embedder_name: str, dim: int, ids: np.ndarray, kind: Kind, params: HnswParams, dtype: VectorDtype
+) -> VectorManifest:
+    return VectorManifest(
+        embedder=embedder_name,
+        dim=dim,
+        count=int(ids.shape[0]),
+        fingerprint=ids_fingerprint(ids),
+        kind=kind,
+        files={},
+        hnsw=asdict(params) if kind == "hnsw" else None,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        dtype=dtype,
+    )
+
+
+def _save_graph(graph: Any, directory: Path, token: str) -> str:
+    name = f"hnsw-{token}.usearch"
+    tmp = directory / f".{name}.tmp"
+    graph.save(str(tmp))
+    os.replace(tmp, directory / name)
+    return name
+
+
+def _write_manifest(directory: Path, manifest: VectorManifest, files: dict[str, str], token: str) -> None:
+    """Checksums, then the manifest swapped in atomically, then older saves' files removed."""
+    manifest.files = files
+    manifest.checksums = checksums(directory, sorted(files.values()))
+    tmp_manifest = directory / f".{MANIFEST}.{token}.tmp"
+    tmp_manifest.write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+    os.replace(tmp_manifest, directory / MANIFEST)
+    _remove_stale(directory, set(files.values()))
+
+
+class VectorWriter:
+    """A vector index written as its rows come: appended to the data file, never held whole in memory.
+
+    Why: a 1M-window build held the windows' and the passages' float32
+    matrices (6.4 GB) plus copies made while normalising and sorting. Here
+    each batch is normalised, encoded and appended to ``vectors-TOKEN.npy``
+    (a fixed-size header is written first and filled in by :meth:`finish`);
+    ids must come ascending (the store's order, and that of passage ids).
+    :meth:`finish` writes the ids, feeds the graph from the memory-mapped
+    file and writes the manifest last, so a killed build leaves no manifest.
+    """
+
+    def __init__(self, directory: Path, dim: int, dtype: VectorDtype = "f32") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.dim = int(dim)
+        self.dtype: VectorDtype = dtype
+        self.token = uuid.uuid4().hex[:10]
+        self.files = {"vectors": f"vectors-{self.token}.npy", "ids": f"ids-{self.token}.npy"}
+        self._ids = np.empty(0, np.int64)
+        self._id_blocks: list[np.ndarray] = []
+        self._count = 0
+        self._last = -(2**63)
+        self._handle = open(self.directory / self.files["vectors"], "wb")  # noqa: SIM115 (closed by finish)
+        self._handle.write(_npy_header(NUMPY_DTYPES[dtype], (0, self.dim)))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Append rows (ids ascending, above every id added before)."""
+        id_arr, mat = _prepare(ids, vectors)
+        if id_arr.size == 0:
+            return
+        if mat.shape[1] != self.dim:
+            raise ValueError(f"vectors of dimension {mat.shape[1]}, the index has {self.dim}")
+        if int(id_arr[0]) <= self._last:
+            raise ValueError("VectorWriter needs ids in ascending order")
+        self._handle.write(encode(mat, self.dtype).tobytes())
+        self._id_blocks.append(id_arr)
+        self._count += int(id_arr.size)
+        self._last = int(id_arr[-1])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def finish(
+        self, *, embedder_name: str, hnsw_threshold: int, params: HnswParams | None = None, threads: int = 0
+    ) -> VectorIndex:
+        """Complete the files, build the graph when count > threshold, write the manifest; the index, loaded."""
+        self._handle.seek(0)
+        self._handle.write(_npy_header(NUMPY_DTYPES[self.dtype], (self._count, self.dim)))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        ids = np.concatenate(self._id_blocks) if self._id_blocks else np.empty(0, np.int64)
+        self._id_blocks = []
+        _atomic_npy(self.directory / self.files["ids"], ids)
+        kind: Kind = "hnsw" if self._count > hnsw_threshold and self._count > 0 else "exact"
+        params = params or HnswParams()
+        manifest = _new_manifest(embedder_name, self.dim, ids, kind, params, self.dtype)
+        if kind == "hnsw":
+            matrix = np.load(self.directory / self.files["vectors"], mmap_mode="r", allow_pickle=False)
+            graph = _build_hnsw(matrix, params, threads)
+            self.files["hnsw"] = _save_graph(graph, self.directory, self.token)
+            del graph, matrix
+        _write_manifest(self.directory, manifest, dict(self.files), self.token)
+        return VectorIndex.load(self.directory, exact_subset_max=max(hnsw_threshold, 1))
+
+    def abort(self) -> None:
+        """Close and delete what was written (a failed build)."""
+        self._handle.close()
+        for name in self.files.values():
+            (self.directory / name).unlink(missing_ok=True)
+
+
+def _npy_header(dtype: np.dtype[Any], shape: tuple[int, int]) -> bytes:
+    """A .npy (1.0) header padded to a fixed 128 bytes, so it can be rewritten once the row count is known."""
+    descr = np.lib.format.dtype_to_descr(dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
+    body = text.ljust(_NPY_HEADER - 11) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
+
+
+_NPY_HEADER = 128
 
 
 def auto_expansion_search(count: int) -> int:
@@ -458,9 +647,9 @@ def _load_hnsw(path: Path, params: dict[str, Any]) -> Any:
 def _check_shapes(
     directory: Path, manifest: VectorManifest, ids: np.ndarray, vectors: np.ndarray, graph: Any | None
 ) -> None:
-    n, d = manifest.count, manifest.dim
-    if ids.shape != (n,) or vectors.shape != (n, d) or vectors.dtype != np.float32:
-        raise _corrupt(directory, f"esperado {n}×{d} float32, achado {vectors.shape} {vectors.dtype}")
+    n, d, dtype = manifest.count, manifest.dim, NUMPY_DTYPES[manifest.dtype]
+    if ids.shape != (n,) or vectors.shape != (n, d) or vectors.dtype != dtype:
+        raise _corrupt(directory, f"esperado {n}×{d} {dtype}, achado {vectors.shape} {vectors.dtype}")
     if graph is not None and (len(graph) != n or graph.ndim != d):
         raise _corrupt(directory, f"o grafo HNSW tem {len(graph)} vetores, o manifesto {n}")
 
