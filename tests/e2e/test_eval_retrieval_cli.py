@@ -16,8 +16,8 @@ def test_eval_reproduces_its_numbers_and_reports_every_mode(nurc_indexed: Path) 
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     report = json.loads(first.stdout)
-    # every mode, without reranking and with the configured reranker (passages)
-    assert set(report["modes"]) == {"dense", "bm25", "hybrid", "dense+passages", "bm25+passages", "hybrid+passages"}
+    # every mode, without reranking and with the configured reranker (learned, the default since issue 22)
+    assert set(report["modes"]) == {"dense", "bm25", "hybrid", "dense+learned", "bm25+learned", "hybrid+learned"}
     for mode in report["modes"].values():
         assert mode["n"] == 62
         assert 0.6 < mode["recall@10"] <= 1.0

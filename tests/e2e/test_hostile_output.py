@@ -277,7 +277,10 @@ def test_markdown_report_keeps_no_html_and_a_viewer_runs_nothing(hostile: Hostil
     links = _check_dom(pg, allowed_prefixes=("https://", rendered.as_uri()))
     text = pg.locator("body").inner_text()
     assert "<script>alert('s')</script>" in text and "[md](javascript:alert('m'))" in text
-    assert _click_every_link(pg, rendered.as_uri(), watch) == len(links) >= 4
+    # the answers quote one lecture each since issue 22, so only the hostile ")[x](javascript:" URL's two links
+    # (reference and quote) are left to click; that is the one that must stay a plain https link
+    assert any(link.startswith("https://media.example.org/b%29") for link in links)
+    assert _click_every_link(pg, rendered.as_uri(), watch) == len(links) >= 2
 
 
 def test_csv_report_neutralises_formulas(hostile: Hostile) -> None:
