@@ -150,23 +150,33 @@ def _search_seconds(base_url: str, question: str) -> float:
 def test_a_search_does_not_queue_behind_extractive_answers(store: Path, tmp_path: Path) -> None:
     """Before: the answers' sentence embeddings held the retriever's lock; a search waited for all of them.
 
-    Measured in one run: the median search while 16 extractive questions
-    are being answered, against the median search alone.
+    Measured in one run: the median search while rounds of 16 extractive
+    questions are being answered, against the median search alone.
     """
     with serving(store, tmp_path) as srv:
         alone = statistics.median(_search_seconds(srv.base_url, q) for q in QUESTIONS[:5] * 2)
         answers: list[tuple[int, dict[str, str], str, float]] = []
-        asking = threading.Thread(target=lambda: answers.extend(ask_all(srv.base_url, QUESTIONS * 2)), daemon=True)
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            # answers embed no sentence since issue 26 and 16 of them end in about a second: keep them coming
+            while not stop.is_set():
+                answers.extend(ask_all(srv.base_url, QUESTIONS * 2))
+
+        asking = threading.Thread(target=keep_asking, daemon=True)
         asking.start()
-        time.sleep(1.0)  # the answer workers are busy embedding sentences now
+        time.sleep(0.3)
         during = []
-        while asking.is_alive() and len(during) < 10:
+        while len(during) < 10:
             during.append(_search_seconds(srv.base_url, QUESTIONS[len(during) % len(QUESTIONS)]))
             time.sleep(0.1)
+        stop.set()
         asking.join(timeout=300)
-        assert len(answers) == 16 and all(status == 200 for status, *_ in answers)
+        assert answers and len(answers) % 16 == 0 and all(status == 200 for status, *_ in answers)
         busy = statistics.median(during)
-        print(f"\nbusca sozinha {alone:.3f} s; durante 16 respostas {busy:.3f} s ({len(during)} buscas): {during}")
+        print(
+            f"\nbusca sozinha {alone:.3f} s; durante {len(answers)} respostas {busy:.3f} s ({len(during)} buscas): {during}"
+        )
         assert len(during) >= 3
         assert busy < 5 * alone + 0.1, (alone, during)
 

@@ -15,8 +15,9 @@ as ``float32``, ``float16`` or ``int8`` (``[retrieval] vector_dtype``): int8
 rows are scaled one by one to use the whole [-127, 127] range, so the cosine
 with a row is that of its direction, ``q . v / |v|``, which no scale changes
 (usearch's own i8 multiplies every component by 127, wasting most of the range
-on E5's small components). Compact matrices are scanned by usearch's SIMD
-brute force (``exact=True``) and the best rows re-scored in float32. Recall@10
+on E5's small components). Compact matrices are scanned by NumKong's SIMD
+kernels (usearch's own; see :func:`_brute_force` for why not usearch itself)
+and the best rows re-scored in float32. Recall@10
 against float32 on real E5 vectors: ``bench/bench_scale.py``.
 
 Large builds are streamed (:class:`VectorWriter`): rows are written to the
@@ -254,10 +255,10 @@ class VectorIndex:
         return self._ids[positions], self._checked(scores[top])
 
     def _exact_compact(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """usearch's SIMD brute force over the compact rows (or a gathered subset), re-scored in float32.
+        """A SIMD brute force over the compact rows (or a gathered subset), re-scored in float32.
 
         numpy has no float16/int8 kernels (decoding 100k rows costs 10x the
-        float32 product); usearch scans them as fast as numpy scans float32.
+        float32 product); NumKong scans them as fast as numpy scans float32.
         """
         matrix = self._vectors if rows is None else self._vectors[rows]
         fetch = min(matrix.shape[0], k * _COMPACT_OVERFETCH)
@@ -493,15 +494,22 @@ def decode(rows: np.ndarray) -> np.ndarray:
 
 
 def _brute_force(matrix: np.ndarray, q: np.ndarray, count: int) -> np.ndarray:
-    """Rows of the ``count`` best cosines in a float16/int8 matrix (usearch SIMD scan, query cast alike)."""
-    from usearch.index import MetricKind, search
+    """Rows of the ``count`` best cosines in a float16/int8 matrix (NumKong's SIMD scan, query cast alike).
+
+    Why NumKong and not usearch's own ``search(..., exact=True)`` (same kernels,
+    same author): importing usearch before llama.cpp loads a GGUF model makes
+    that load fail ("error loading model vocabulary: std::bad_cast", two C++
+    runtimes in one process), so an in-process GGUF ``ask`` over an exact index
+    must not import usearch. NumKong's angular distance is ``1 - cosine`` for
+    both dtypes (int8 rows scaled per row keep their direction).
+    """
+    import numkong
 
     if count <= 0 or matrix.shape[0] == 0:
         return np.empty(0, np.int64)
     query = encode(q.reshape(1, -1), "i8" if matrix.dtype == np.int8 else "f16")
-    found = search(np.ascontiguousarray(matrix), query, count, MetricKind.Cos, exact=True)
-    keys = np.asarray(found.keys, dtype=np.int64).reshape(-1)[:count]
-    return keys[(keys >= 0) & (keys < matrix.shape[0])]
+    distances = np.asarray(numkong.cdist(np.ascontiguousarray(matrix), query, metric="angular")).reshape(-1)
+    return _top_k(-distances, min(count, distances.shape[0]))
 
 
 def _new_manifest(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,24 @@ def test_changing_the_vector_storage_rebuilds_and_search_finds_the_same_windows(
         assert read_manifest(folder).dtype == read_manifest(folder / PASSAGES_DIRNAME).dtype == "i8"  # type: ignore[union-attr]
         after = load_indexes(store.home, embedder).vectors.search(question, 5)[0]
     assert after[:3].tolist() == before[:3].tolist()
+
+
+def test_an_exact_compact_search_leaves_usearch_unimported_so_an_in_process_gguf_still_loads() -> None:
+    """Importing usearch before llama.cpp loads a GGUF model makes the load fail (std::bad_cast, two C++
+    runtimes): with float16 by default, the exact path must scan without usearch (in a fresh process, since
+    this one may have imported it already)."""
+    code = """
+import sys
+import numpy as np
+from lecture_rag.index.vectors import VectorIndex
+rows = np.random.default_rng(0).standard_normal((500, 384)).astype(np.float32)
+rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+for dtype in ("f16", "i8"):
+    index = VectorIndex.build(np.arange(500), rows, embedder_name="e5", hnsw_threshold=100_000, dtype=dtype)
+    ids, scores = index.search(rows[42], 5)
+    assert int(ids[0]) == 42 and abs(float(scores[0]) - 1.0) < 1e-2, (dtype, ids, scores)
+print("usearch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
