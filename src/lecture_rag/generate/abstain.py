@@ -69,7 +69,8 @@ class AbstainModel:
 
     def probability(self, x: np.ndarray) -> float:
         z = (np.asarray(x) - np.asarray(self.mean)) / np.asarray(self.scale)
-        return float(1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept))))
+        logit = float((z * np.asarray(self.coef)).sum()) + self.intercept  # not BLAS's ``@``: see learned.py
+        return float(1.0 / (1.0 + np.exp(-logit)))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)

@@ -69,7 +69,10 @@ class LearnedModel:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return z @ np.asarray(self.coef) + self.intercept
+        # an element-wise product summed in numpy's own order, not BLAS's ``@``: a BLAS product's summation
+        # order depends on its thread count, so a Ray worker (one thread) scored the last bits differently
+        # from a local run and a run on Ray no longer gave the local results field for field
+        return (z * np.asarray(self.coef)).sum(axis=1) + self.intercept
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
