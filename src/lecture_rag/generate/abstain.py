@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lecture_rag.retrieve import SearchResult
-from lecture_rag.retrieve.learned import coverage, read_fitted
+from lecture_rag.retrieve.learned import coverage, linear_logit, read_fitted
 from lecture_rag.retrieve.rerank import best_passage_scores
 
 MODEL_PATH = Path(__file__).with_name("abstain_model.json")
@@ -68,8 +68,7 @@ class AbstainModel:
     about: str = ""
 
     def probability(self, x: np.ndarray) -> float:
-        z = (np.asarray(x) - np.asarray(self.mean)) / np.asarray(self.scale)
-        logit = float((z * np.asarray(self.coef)).sum()) + self.intercept  # not BLAS's ``@``: see learned.py
+        logit = float(linear_logit(x, self.mean, self.scale, self.coef, self.intercept))
         return float(1.0 / (1.0 + np.exp(-logit)))
 
     def to_json(self) -> str:

@@ -68,11 +68,7 @@ class LearnedModel:
     about: str = ""
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        # an element-wise product summed in numpy's own order, not BLAS's ``@``: a BLAS product's summation
-        # order depends on its thread count, so a Ray worker (one thread) scored the last bits differently
-        # from a local run and a run on Ray no longer gave the local results field for field
-        return (z * np.asarray(self.coef)).sum(axis=1) + self.intercept
+        return linear_logit(x, self.mean, self.scale, self.coef, self.intercept)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
@@ -81,6 +77,19 @@ class LearnedModel:
     def load(cls, path: Path = MODEL_PATH) -> LearnedModel:
         """The model in ``path``; a missing or malformed file is a user error naming it."""
         return read_fitted(cls, path, "features", FEATURES, "modelo do reordenador 'learned'")
+
+
+def linear_logit(
+    x: np.ndarray, mean: Sequence[float], scale: Sequence[float], coef: Sequence[float], intercept: float
+) -> np.ndarray:
+    """Log-odds of a fitted logistic model over the last axis of ``x``: standardise, then weigh and sum.
+
+    Summed element-wise in numpy's own order, not by BLAS's ``@``: a BLAS product's summation order
+    depends on its thread count, so a Ray worker (one thread) scored the last bits differently from a
+    local run, and a run on Ray no longer gave the local results field for field.
+    """
+    z = (np.asarray(x, dtype=np.float64) - np.asarray(mean)) / np.asarray(scale)
+    return np.asarray((z * np.asarray(coef)).sum(axis=-1) + intercept)
 
 
 M = TypeVar("M")
