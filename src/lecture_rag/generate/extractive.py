@@ -110,8 +110,12 @@ class Candidate:
     text: str
     semantic: float
     lexical: float
-    cosine: float = 0.0  # its E5 cosine to the question: its passage's (the index build's vectors)
     score: float = 0.0
+
+    @property
+    def cosine(self) -> float:
+        """Its E5 cosine to the question: its passage's (the index build's vectors; no sentence is embedded)."""
+        return self.semantic
 
 
 @dataclass(slots=True)
@@ -214,17 +218,16 @@ def extract(
         [SEMANTIC_WEIGHT, 1.0, 1.0],
     )
     for cand, score in zip(shortlist, fused, strict=True):
-        cand.cosine = cand.semantic
         cand.score = float(score)
     ranked = sorted(shortlist, key=lambda c: -c.score)
     if one_lecture:
         ranked = focus(ranked, found.hits[0].video_id)
     quotes = _merge(_choose(ranked, max_words))
+    best = max(c.cosine for c in shortlist)
     model = abstain_model() if threshold is not None and calibrated else None
     if model is None:
-        return Extract(quotes, max(c.cosine for c in shortlist), threshold)
-    probability = model.probability(signals(found))
-    return Extract(quotes, max(c.cosine for c in shortlist), threshold, probability, model.threshold)
+        return Extract(quotes, best, threshold)
+    return Extract(quotes, best, threshold, model.probability(signals(found)), model.threshold)
 
 
 def _choose(ranked: list[Candidate], max_words: int) -> list[Candidate]:

@@ -56,7 +56,7 @@ def test_packing_drops_the_windows_below_one_that_does_not_fit() -> None:
 
 
 def _cand(number: int, order: int, text: str, score: float, start: float) -> Candidate:
-    return Candidate(number, "v", order, start, start + 5, text, 0.0, 0.0, 0.0, score)
+    return Candidate(number, "v", order, start, start + 5, text, 0.0, 0.0, score)
 
 
 def test_quotes_skip_repeats_fit_the_budget_and_merge_neighbours_best_first() -> None:
