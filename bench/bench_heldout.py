@@ -2,7 +2,8 @@
 
     python -m bench.bench_heldout --quick     # ~5 min on 2 busy cores after the store is built
     python -m bench.bench_heldout             # every NURC question, 300 FaQuAD + 300 SQuAD-pt questions
-    python -m bench.bench_heldout --fit       # also fit on every fold and write the shipped model
+    python -m bench.bench_heldout --fit       # also fit on every fold and write the shipped models
+    python -m bench.bench_heldout --fit-sentences   # ... only the extractive sentence model
 
 The store (:mod:`bench.heldout_store`): the four NURC-SP lectures, human AND ASR
 transcripts, among 211 FaQuAD and 506 SQuAD-pt paragraphs. A question about
@@ -53,12 +54,15 @@ from lecture_rag.evaluate.questions import load_questions
 from lecture_rag.evaluate.retrieval import judge_hits
 from lecture_rag.generate.abstain import MODEL_PATH as ABSTAIN_PATH
 from lecture_rag.generate.abstain import SIGNALS, AbstainModel, signals
-from lecture_rag.generate.extractive import extract
+from lecture_rag.generate.extractive import Candidate, candidates, extract
 from lecture_rag.records import Evidence, Hit, Question
 from lecture_rag.retrieve import Retriever, SearchRequest, SearchResult
 from lecture_rag.retrieve.cite import cite_hits, piece_signals
 from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, depth_scores, features
 from lecture_rag.retrieve.rerank import PassageReranker, Query
+from lecture_rag.retrieve.sentence_model import FEATURES as SENTENCE_FEATURES
+from lecture_rag.retrieve.sentence_model import MODEL_PATH as SENTENCE_PATH
+from lecture_rag.retrieve.sentence_model import SentenceModel, span_features
 from lecture_rag.store import Store
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "tests" / "data" / "nurc_questions.jsonl"
@@ -309,8 +313,25 @@ class CachedEmbedder:
         return self.inner.embed_queries(texts)
 
 
-#: The extractive answer's options before issue 22 (75 words, fragments allowed, any lecture).
-BEFORE_ANSWER: dict[str, Any] = {"max_words": 75, "min_words": 0, "one_lecture": False}
+#: The extractive answer's options before issue 22 (75 words, fragments allowed, any lecture, rank fusion).
+BEFORE_ANSWER: dict[str, Any] = {
+    "max_words": 75,
+    "min_words": 0,
+    "one_lecture": False,
+    "fitted": False,
+    "follow": 0,
+    "span_words": 30,
+}
+#: The answer rules of the first issue-22 pass (60 words, whole clauses, one lecture) on the rank fusion.
+FUSION_ANSWER: dict[str, Any] = {"fitted": False, "follow": 0, "span_words": 30}
+#: Variants of the fitted answer measured beside the default (what CV keeps becomes the default).
+ANSWER_VARIANTS: dict[str, dict[str, Any]] = {
+    "sentence model, best span alone first (follow 0)": {"follow": 0},
+    "sentence model, follow 1": {"follow": 1},
+    "sentence model, spans of 30 words": {"span_words": 30},
+    "sentence model, spans of 20 words": {"span_words": 20},
+    "sentence model, any lecture": {"one_lecture": False},
+}
 
 
 def answer_row(it: Item, found: SearchResult, embedder: CachedEmbedder, options: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +339,83 @@ def answer_row(it: Item, found: SearchResult, embedder: CachedEmbedder, options:
     quoted = " ".join(q.text for q in ex.quotes)
     recall, _ = answer_score(quoted, it.question.answer or "") if it.answerable else (0.0, 0.0)
     return {"recall": recall, "words": len(quoted.split()), "best_cosine": ex.best_cosine, "abstains": ex.abstains}
+
+
+def sentence_rows(items: Sequence[Item], found: dict[int, SearchResult]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each answerable NURC item's candidate spans as the answer sees them: features, and label 1 where the
+    span overlaps the question's evidence (the seconds where the answer is said)."""
+    out = {}
+    for n, it in enumerate(items):
+        if it.dataset != "nurc" or not it.answerable or n not in found:
+            continue
+        result = found[n]
+        cands = candidates(result.hits, result.signals)
+        if not cands:
+            continue
+        ev = it.question.evidence
+        y = [any(e.video_id == c.video_id and c.start < e.end and c.end > e.start for e in ev) for c in cands]
+        out[n] = (span_features(result.query, result.hits, cands), np.asarray(y, dtype=float))
+    return out
+
+
+def fit_sentences(
+    rows: dict[int, tuple[np.ndarray, np.ndarray]], items: Sequence[Item], about: str = ""
+) -> SentenceModel:
+    """Logistic regression on the spans of ``rows``; C chosen by inner CV over their lectures (folds)."""
+    keys = sorted(rows)
+    x = np.vstack([rows[n][0] for n in keys])
+    y = np.concatenate([rows[n][1] for n in keys])
+    groups = np.concatenate([[items[n].fold] * len(rows[n][1]) for n in keys])
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / scale
+    splits = [(np.flatnonzero(groups != f), np.flatnonzero(groups == f)) for f in sorted(set(groups))]
+    c = float(LogisticRegressionCV(Cs=list(CS), cv=splits, scoring="neg_log_loss", max_iter=2000).fit(z, y).C_[0])
+    clf = LogisticRegression(C=c, max_iter=2000).fit(z, y)
+    return SentenceModel(
+        SENTENCE_FEATURES,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in clf.coef_[0]),
+        float(clf.intercept_[0]),
+        about,
+    )
+
+
+def fold_sentence_models(items: Sequence[Item], found: dict[int, SearchResult]) -> dict[str, SentenceModel]:
+    """Per NURC lecture (fold), the sentence model fitted on the other lectures' questions."""
+    rows = sentence_rows(items, found)
+    folds = sorted({items[n].fold for n in rows})
+    return {f: fit_sentences({n: r for n, r in rows.items() if items[n].fold != f}, items) for f in folds}
+
+
+def model_cited(result: SearchResult, model: SentenceModel) -> list[Hit]:
+    """``result``'s hits, each cited at the start of its piece that the sentence model scores best."""
+    hits = [replace(h) for h in result.hits]
+    for number, (hit, sig) in enumerate(zip(hits, result.signals, strict=True), start=1):
+        spans = [
+            Candidate(number, hit.video_id, i, p.start, p.end, p.text, float(sig.semantic[i]), float(sig.lexical[i]))
+            for i, p in enumerate(sig.pieces)
+        ]
+        if spans:
+            best = int(np.argmax(model.score(span_features(result.query, result.hits, spans))))
+            hit.cite_start = spans[best].start
+    return hits
+
+
+def print_cite_check(items: Sequence[Item], found: dict[int, SearchResult], models: dict[str, SentenceModel]) -> None:
+    """Link offset of today's cited second beside the sentence model's best piece (fold models), NURC answerable."""
+    print("\n## Cited second: today's rule (passage cosine + half lexical share) vs the sentence model's best piece")
+    print("| kind | n | today: link offset median s | sentence model: link offset median s |")
+    print("|---|---|---|---|")
+    for kind in KINDS:
+        idx = [
+            n
+            for n, it in enumerate(items)
+            if it.dataset == "nurc" and it.answerable and it.kind == kind and it.fold in models
+        ]
+        today = [judge_hits(items[n].question, list(found[n].hits)).offset for n in idx]
+        fitted = [judge_hits(items[n].question, model_cited(found[n], models[items[n].fold])).offset for n in idx]
+        print(f"| {kind} | {len(idx)} | {bootstrap(today, np.median)} | {bootstrap(fitted, np.median)} |")
 
 
 # ---------------------------------------------------------------------- report
@@ -391,6 +489,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer FaQuAD/SQuAD-pt questions, NURC answers on ASR")
     parser.add_argument("--fit", action="store_true", help="fit on every fold and write the shipped model")
+    parser.add_argument(
+        "--fit-sentences", action="store_true", help="fit the extractive sentence model on every lecture and write it"
+    )
     parser.add_argument("--squad", type=int, default=None, help="questions per SQuAD-format set")
     parser.add_argument("--no-build", action="store_true", help="search the store as it is (no ingest/index)")
     parser.add_argument("--no-answers", action="store_true", help="ranking and abstention only")
@@ -451,17 +552,16 @@ def main() -> None:
     kinds = ("asr",) if args.quick else KINDS
     answers: dict[str, list[dict[str, Any] | None]] = {}
     abstains: dict[str, list[bool]] = {}
-    plans = {
-        "before": ("before: dense+passages", BEFORE_ANSWER, False),
-        f"{best}, old sentence rules": (best, BEFORE_ANSWER, True),
-        f"after: {best}": (best, {}, True),
-    }
+    plans = answer_plans(best)
+    sentence_models = fold_sentence_models(items, found[best])
+    print_cite_check(items, found[best], sentence_models)
     for label, (name, options, fitted) in plans.items():
         per: list[dict[str, Any] | None] = [None] * len(items)
         for n in track(range(len(items)), description=f"Respostas ({label})"):
             it = items[n]
             if it.dataset == "nurc" and it.kind in kinds and not (args.quick and it.removed):
-                per[n] = answer_row(it, found[name][n], embedder, options)
+                fold_options = with_fold_model(options, sentence_models, it.fold)
+                per[n] = answer_row(it, found[name][n], embedder, fold_options)
         answers[label] = per
         embedder.save()
         if fitted:
@@ -477,7 +577,12 @@ def main() -> None:
             x, y, lectures, about=ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
         )
         ABSTAIN_PATH.write_text(abstainer.to_json() + "\n", encoding="utf-8")
+        write_sentence_model(items, found[best], mode)
         print(f"\nmodels written to {MODEL_PATH} (depth {depth}, {mode.value}) and {ABSTAIN_PATH}")
+    elif args.fit_sentences:
+        write_sentence_model(
+            items, found[best], RetrievalMode.DENSE if "learned" not in best else best_mode_depth(best)[0]
+        )
     if args.out:
         args.out.write_text(json.dumps({k: v for k, v in rows.items()}, indent=1), encoding="utf-8")
     print(f"\n{len(items)} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -492,6 +597,41 @@ ABOUT = (
 
 RANKER_HOW = "C chosen by CV over those folds"
 ABSTAIN_HOW = "threshold: the probability below which 8% of the answerable NURC questions fall"
+
+
+SENTENCE_ABOUT = (
+    "Logistic regression (extractive sentence scorer, spans of the {mode} search's top windows reranked by "
+    "'learned'), fitted by 'python -m bench.bench_heldout --fit-sentences' on the NURC-SP questions (4 lectures, "
+    "human and ASR) searched among FaQuAD and SQuAD-pt distractors; label: the span overlaps the question's "
+    "evidence seconds; C chosen by CV over the lectures."
+)
+
+
+def answer_plans(best: str) -> dict[str, tuple[str, dict[str, Any], bool]]:
+    """The extractive configurations measured: (search config, extract options, calibrated abstention)."""
+    plans = {
+        "before": ("before: dense+passages", BEFORE_ANSWER, False),
+        f"{best}, old sentence rules": (best, BEFORE_ANSWER, True),
+        f"{best}, rank fusion, 60 words, clauses, one lecture": (best, FUSION_ANSWER, True),
+    }
+    plans.update({f"{best}, {name}": (best, options, True) for name, options in ANSWER_VARIANTS.items()})
+    plans[f"after: {best}, sentence model"] = (best, {}, True)
+    return plans
+
+
+def with_fold_model(options: dict[str, Any], models: dict[str, SentenceModel], fold: str) -> dict[str, Any]:
+    """``options`` with the sentence model fitted without ``fold`` (where the options use the model)."""
+    if options.get("fitted", True) is False or fold not in models:
+        return options
+    return {**options, "model": models[fold]}
+
+
+def write_sentence_model(items: Sequence[Item], found: dict[int, SearchResult], mode: RetrievalMode) -> None:
+    """Fit the sentence model on every NURC lecture and write the shipped JSON."""
+    about = SENTENCE_ABOUT.format(mode=mode.value)
+    model = fit_sentences(sentence_rows(items, found), items, about=about)
+    SENTENCE_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
+    print(f"sentence model written to {SENTENCE_PATH}")
 
 
 def best_mode_depth(name: str) -> tuple[RetrievalMode, int]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lecture_rag.generate.context import pack_around_best
-from lecture_rag.generate.extractive import Candidate, _choose, _merge, render
-from lecture_rag.records import Hit
+from lecture_rag.generate.extractive import Candidate, _choose, _lead, _merge, _spans, render
+from lecture_rag.records import Hit, Piece
 from lecture_rag.retrieve.cite import PieceSignals
 
 
@@ -88,3 +89,29 @@ def test_a_window_is_quoted_once_from_its_answering_sentence_on() -> None:
     quotes = _merge(_choose(ranked, max_words=60))
     assert [(q.number, q.start) for q in quotes] == [(1, 40.0), (2, 300.0)]
     assert quotes[0].text == "a cana de açúcar era o principal produto exportado para a europa"
+
+
+def test_the_best_span_leads_with_the_spans_that_follow_it_in_its_window() -> None:
+    """What follows the sentence that answers completes it (issue 22): it is quoted before other windows' spans."""
+    best = _cand(1, 5, "a cana de açúcar era o principal produto", 0.9, 40.0)
+    other = _cand(2, 0, "os engenhos usavam trabalho escravo", 0.8, 300.0)
+    before = _cand(1, 4, "antes disso falamos dos portugueses", 0.7, 33.0)
+    after = _cand(1, 6, "exportado para a europa pelos portugueses", 0.1, 46.0)
+    later = _cand(1, 7, "e vendido nos portos do norte", 0.05, 50.0)
+    led = _lead([best, other, before, after, later], follow=3)
+    assert led == [best, after, later, other, before]
+    quotes = _merge(_choose(led, max_words=22))
+    assert [(q.number, q.start) for q in quotes] == [(1, 40.0)]
+    assert quotes[0].text.endswith("e vendido nos portos do norte")
+    assert _lead([best, other, after], follow=0) == [best, other, after]
+
+
+def test_a_long_utterance_is_cut_into_equal_spans_never_a_fragment() -> None:
+    """A 31-word unpunctuated utterance cut at 15 words gave a 1-word span; equal spans keep every one a clause."""
+    piece = Piece(100.0, 131.0, words(31, "w"))
+    spans = _spans(piece, 15)
+    assert [len(s.text.split()) for s in spans] == [10, 11, 10]
+    assert " ".join(s.text for s in spans) == piece.text
+    assert spans[0].start == 100.0 and spans[-1].end == pytest.approx(131.0)
+    assert [s.start for s in spans] == sorted(s.start for s in spans)
+    assert _spans(Piece(0.0, 5.0, words(15, "w")), 15) == [Piece(0.0, 5.0, words(15, "w"))]
