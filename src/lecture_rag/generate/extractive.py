@@ -159,17 +159,22 @@ def candidates(
     min_words: int = MIN_CLAUSE_WORDS,
     span_words: int = SPAN_WORDS,
 ) -> list[Candidate]:
-    """Spans of the top windows (fragments joined into clauses, :func:`join_short`) with their cheap signals."""
+    """Spans of the top windows with their cheap signals: long pieces cut (:func:`_spans`), then fragments
+    joined into clauses (:func:`join_short`), so a span made of joined pieces still starts at a piece's second."""
     out: list[Candidate] = []
     for number, (hit, sig) in enumerate(zip(hits[:max_segments], signals, strict=False), start=1):
-        order = 0
-        pieces, semantic, lexical = join_short(sig.pieces, sig.semantic, sig.lexical, min_words)
-        for i, piece in enumerate(pieces):
-            for span in _spans(piece, span_words):
-                out.append(
-                    Candidate(number, hit.video_id, order, span.start, span.end, span.text, semantic[i], lexical[i])
-                )
-                order += 1
+        cut = [
+            (span, s, x)
+            for piece, s, x in zip(sig.pieces, sig.semantic, sig.lexical, strict=True)
+            for span in _spans(piece, span_words)
+        ]
+        pieces, semantic, lexical = join_short(
+            [c[0] for c in cut], np.asarray([c[1] for c in cut]), np.asarray([c[2] for c in cut]), min_words
+        )
+        out += [
+            Candidate(number, hit.video_id, i, p.start, p.end, p.text, semantic[i], lexical[i])
+            for i, p in enumerate(pieces)
+        ]
     return out
 
 

@@ -29,8 +29,11 @@ MIN_CLAUSE_WORDS = 6
 class Scored(Protocol):
     """A quotable candidate: where it comes from and its own E5 cosine to the question."""
 
-    video_id: str
-    cosine: float
+    @property
+    def video_id(self) -> str: ...
+
+    @property
+    def cosine(self) -> float: ...
 
 
 S = TypeVar("S", bound=Scored)
