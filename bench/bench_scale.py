@@ -222,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old-src", type=Path, default=None, help="src/ of today's code (git archive main)")
     parser.add_argument("--old-max", type=int, default=100_000, help="largest corpus built with --old-src")
     parser.add_argument("--recall-dtypes", default="f16,i8", help="compact storage whose recall is measured")
+    parser.add_argument("--recall-max", type=int, default=10**9, help="largest corpus whose compact recall is measured")
     parser.add_argument("--fresh", action="store_true", help="remake the cached corpora")
     parser.add_argument("--child", choices=("build", "serve"), help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             served = run_child("serve", home, dtype, src) if isinstance(built, dict) else "-"
             rows.append(table_row(n, name, dtype, built, served))
             log("  " + "  ".join(rows[-1]))
+        if n > args.recall_max:
+            continue
         r = compact_recall(passages, queries, n, ["f32", *args.recall_dtypes.split(",")])
         recalls.append([f"{n:,}", "1.000", f"{r['f32']:.4f}", *(_ratio(r, d) for d in ("f16", "i8")), _errors(r)])
         log("  recall " + "  ".join(recalls[-1]))
