@@ -1,8 +1,10 @@
 """Scale benchmark: build and serve 10k, 100k and 1M windows (with their passages) through the project's own code.
 
-    python -m bench.bench_scale            # 10k, 100k and 1M (the 1M case takes ~40 min on 2 busy cores)
+    python -m bench.bench_scale            # 10k, 100k and 1M (1M: hours on 2 shared cores, ~10 GB of corpus)
     python -m bench.bench_scale --quick    # 10k and 100k only (~10 min)
     python -m bench.bench_scale --old-src /tmp/old-26b/src   # also today's code (main), side by side
+    python -m bench.bench_scale --sizes 300000 --dtypes f16,i8 --recall-max 0   # one size, no recall
+    python -m bench.bench_scale --sizes 150000 --recall-only   # recall of f16/i8 on the HNSW path only
 
 What it measures, per corpus size (each build and each server in a child
 process, so its peak RSS is its own):
@@ -222,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old-src", type=Path, default=None, help="src/ of today's code (git archive main)")
     parser.add_argument("--old-max", type=int, default=100_000, help="largest corpus built with --old-src")
     parser.add_argument("--recall-dtypes", default="f16,i8", help="compact storage whose recall is measured")
+    parser.add_argument("--recall-max", type=int, default=10**9, help="largest corpus whose compact recall is measured")
+    parser.add_argument("--recall-only", action="store_true", help="only the recall of compact vectors (no corpus)")
     parser.add_argument("--fresh", action="store_true", help="remake the cached corpora")
     parser.add_argument("--child", choices=("build", "serve"), help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -242,17 +246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     recalls: list[list[str]] = []
     for n in sizes:
         home = CACHE / f"scale-{n}"
-        if args.fresh or not (home / BUILT).exists():
+        if not args.recall_only and (args.fresh or not (home / BUILT).exists()):
             log(f"making the {n:,}-window corpus in {home}")
             make_corpus(home, n, passages)
-        log(f"{n:,}: corpus ready")
+            log(f"{n:,}: corpus ready")
         variants = [("main", "-", args.old_src)] if args.old_src and n <= args.old_max else []
         variants += [("branch", dtype, new_src) for dtype in args.dtypes.split(",")]
+        variants = [] if args.recall_only else variants
         for name, dtype, src in variants:
             built = run_child("build", home, dtype, src)
             served = run_child("serve", home, dtype, src) if isinstance(built, dict) else "-"
             rows.append(table_row(n, name, dtype, built, served))
             log("  " + "  ".join(rows[-1]))
+        if n > args.recall_max:
+            continue
         r = compact_recall(passages, queries, n, ["f32", *args.recall_dtypes.split(",")])
         recalls.append([f"{n:,}", "1.000", f"{r['f32']:.4f}", *(_ratio(r, d) for d in ("f16", "i8")), _errors(r)])
         log("  recall " + "  ".join(recalls[-1]))

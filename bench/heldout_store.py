@@ -99,7 +99,7 @@ def ensure_store(home: Path = HOME) -> Path:
             task = bar.add_task("Indexando o acervo do bench", total=None)
             build_indexes(
                 store,
-                make_embedder(settings.embedder),
+                make_embedder(settings.embedder, indexing=True),
                 settings,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

