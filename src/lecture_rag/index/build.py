@@ -23,6 +23,15 @@ rebuilt, not skipped. A build that cannot be written (full disk, read-only
 folder) leaves the published pair in use, removes what it wrote and says why.
 Publishing a build purges the superseded segments (re-ingested or removed
 lectures, see :mod:`lecture_rag.store.corpus`) that it no longer references.
+
+The index grows in place (:mod:`lecture_rag.index.segments`): after an ingest
+or a removal, ``index`` builds only the new windows into a *delta* folder (same
+layout, same staging and rename) and lists gone windows as *tombstones*; the
+pointer names the base, its deltas and the tombstones, and is replaced as
+before, so a reader loads one whole publication. A reader that already holds
+the base loads only the new delta. When deltas and tombstones outgrow
+:data:`COMPACT_FRACTION` of the base (or ``index --compact``), a full build
+makes a new base (compaction).
 """
 
 from __future__ import annotations

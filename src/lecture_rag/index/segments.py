@@ -28,6 +28,7 @@ Results equal a full rebuild's:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,38 +67,31 @@ def merge_top(lists: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[n
     return ids[order], scores[order]
 
 
-class SegmentedVectors:
-    """Dense search over the parts of a published index, tombstones left out (see module docstring)."""
+class _Segmented:
+    """What both segmented views share: the parts (base first), the tombstones, the publication's fingerprint."""
 
-    def __init__(self, parts: Sequence[VectorIndex], dead: Tombstones, fingerprint: str) -> None:
+    def __init__(self, parts: Sequence[Any], dead: Tombstones, fingerprint: str) -> None:
         self.parts = tuple(parts)
         self.dead = dead
         self.manifest = self.parts[0].manifest
-        self._fingerprint = fingerprint
-        self._dead_rows = [int(np.count_nonzero(dead.mask(p.ids))) for p in self.parts]
-        self._count = sum(len(p) for p in self.parts) - sum(self._dead_rows)
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
-    def embedder_name(self) -> str:
-        return self.manifest.embedder
-
-    @property
-    def dim(self) -> int:
-        return self.manifest.dim
-
-    @property
-    def kind(self) -> str:
-        return self.manifest.kind
+        self.fingerprint = fingerprint
 
     @property
     def ids(self) -> np.ndarray:
         """The live ids, ascending."""
         ids = np.concatenate([np.asarray(p.ids) for p in self.parts])
         return np.sort(ids[~self.dead.mask(ids)])
+
+
+class SegmentedVectors(_Segmented):
+    """Dense search over the parts of a published index, tombstones left out (see module docstring)."""
+
+    parts: tuple[VectorIndex, ...]
+
+    def __init__(self, parts: Sequence[VectorIndex], dead: Tombstones, fingerprint: str) -> None:
+        super().__init__(parts, dead, fingerprint)
+        self._dead_rows = [int(np.count_nonzero(dead.mask(p.ids))) for p in self.parts]
+        self._count = sum(len(p) for p in self.parts) - sum(self._dead_rows)
 
     def __len__(self) -> int:
         return self._count
@@ -121,14 +115,13 @@ class SegmentedVectors:
         return out
 
 
-class SegmentedBM25:
+class SegmentedBM25(_Segmented):
     """BM25 over the parts of a published index, scored with the live corpus's statistics (module docstring)."""
 
+    parts: tuple[BM25Index, ...]
+
     def __init__(self, parts: Sequence[BM25Index], dead: Tombstones, fingerprint: str) -> None:
-        self.parts = tuple(parts)
-        self.dead = dead
-        self.manifest = self.parts[0].manifest
-        self._fingerprint = fingerprint
+        super().__init__(parts, dead, fingerprint)
         self.k1 = float(self.manifest.get("k1", 1.2))
         self.b = float(self.manifest.get("b", 0.75))
         lengths = [_lengths(p) for p in self.parts]
@@ -149,17 +142,8 @@ class SegmentedBM25:
         return self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float32) / (avg or 1.0))
 
     @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
     def analyzer(self) -> PortugueseAnalyzer:
         return self.parts[0].analyzer
-
-    @property
-    def ids(self) -> np.ndarray:
-        ids = np.concatenate([np.asarray(p.ids) for p in self.parts])
-        return np.sort(ids[~self.dead.mask(ids)])
 
     def __len__(self) -> int:
         return self._count
