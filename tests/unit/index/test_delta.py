@@ -27,7 +27,7 @@ from lecture_rag.retrieve.rerank import make_reranker
 from lecture_rag.retrieve.search import Retriever, SearchRequest
 from lecture_rag.retrieve.served import ServedIndex
 from lecture_rag.store import Store
-from tests.support.cli import EXE, cli_env
+from tests.support.cli import EXE, cli_env, run_cli
 from tests.support.lectures import lecture_windows
 from tests.support.paths import QUESTIONS
 
@@ -221,3 +221,17 @@ def test_a_crash_while_writing_a_delta_leaves_the_published_index_intact(home: P
         stats = build_indexes(store, embedder, settings)
     assert stats.delta == 12
     assert not any(p.name.endswith(".tmp") for p in index_dir(home).iterdir())
+
+
+def test_corpus_remove_tombstones_and_index_compact_folds(home: Path) -> None:
+    """The commands a user runs: ``corpus remove`` publishes tombstones at once, ``index --compact`` a new base."""
+    base = published(home)
+    assert base is not None
+    removed = run_cli("corpus", "remove", f"{BASE[1]}-0", "--yes", store=home)
+    assert removed.returncode == 0, removed.stderr
+    after = published(home)
+    assert after is not None and after.build == base.build and len(after.dead) == PER_VIDEO
+    compacted = run_cli("index", "--compact", store=home)
+    assert compacted.returncode == 0, compacted.stderr
+    folded = published(home)
+    assert folded is not None and folded.build != base.build and not folded.dead and folded.count == after.count
