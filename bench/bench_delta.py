@@ -16,9 +16,11 @@ Per corpus size, in one process and one run (ratios side by side):
     the delta is read), vs loading a whole new build (what followed a rebuild);
   * **remove one lecture**: tombstones published, vs the full rebuild;
   * **search p50** (``Retriever.search``, k=10, dense + the passage reranker,
-    the defaults) with the base alone vs base + ``--deltas`` deltas and one
-    tombstoned lecture; and whether every question's top-10 equals the
-    compacted index's (compaction = a full build folding the deltas);
+    the defaults) with the base alone vs base + ``--deltas`` deltas and as
+    many tombstoned lectures (the corpus keeps its size, so the compacted
+    index searches the same way: exact up to ``hnsw_threshold``); and whether
+    every question's top-10 equals the compacted index's (compaction = a full
+    build folding the deltas);
   * **compaction** time (``index --compact``).
 
 Corpus: ``bench_scale``'s (real NURC sentences, synthetic vectors between real
@@ -125,8 +127,9 @@ def measure(home: Path, passages: np.ndarray, questions: Sequence[str], deltas: 
     old = store.list_videos()[0].video_id
     stats, out["remove_s"] = timed(lambda: (store.remove_video(old), build_indexes(store, emb, settings))[1])
     assert stats.tombstoned == PER_VIDEO, f"expected tombstones, got {stats}"
-    for d in range(1, deltas):
+    for d in range(1, deltas):  # one lecture in, one out: the corpus keeps its size (and its search kind)
         add_lecture(store, f"{ADDED}-{d}", passages, seed=10_001 + d)
+        store.remove_video(store.list_videos()[d].video_id)
         build_indexes(store, emb, settings)
     current = published(home)
     assert current is not None and len(current.deltas) == deltas, current
