@@ -36,6 +36,7 @@ from lecture_rag.index.bm25 import BM25Index, PortugueseAnalyzer
 from lecture_rag.index.vectors import VectorIndex
 
 _EMPTY = (np.empty(0, np.int64), np.empty(0, np.float32))
+_Postings = tuple[np.ndarray, np.ndarray, np.float32]  # one term in one part: rows, stored scores, the part's idf
 
 
 class Tombstones:
@@ -125,7 +126,8 @@ class SegmentedBM25(_Segmented):
         self.k1 = float(self.manifest.get("k1", 1.2))
         self.b = float(self.manifest.get("b", 0.75))
         lengths = [_lengths(p) for p in self.parts]
-        self._dead_rows = [np.flatnonzero(dead.mask(p.ids)) for p in self.parts]
+        self._dead_masks = [dead.mask(p.ids) for p in self.parts]
+        self._dead_rows = [np.flatnonzero(mask) for mask in self._dead_masks]
         live = [np.delete(length, rows) for length, rows in zip(lengths, self._dead_rows, strict=True)]
         # The same float32 mean a full rebuild takes (live documents in id order: deltas hold newer ids).
         every = np.concatenate(live).astype(np.float32)
@@ -149,7 +151,7 @@ class SegmentedBM25(_Segmented):
         return self._count
 
     # -- statistics -----------------------------------------------------------
-    def _postings(self, part: int, term: str) -> tuple[np.ndarray, np.ndarray, np.float32] | None:
+    def _postings(self, part: int, term: str) -> _Postings | None:
         """Rows and stored scores of ``term`` in one part, and the idf they were computed with (None: unknown)."""
         index = self.parts[part]
         vocab, data, indices, indptr = index.postings()
@@ -159,47 +161,63 @@ class SegmentedBM25(_Segmented):
         start, end = int(indptr[tid]), int(indptr[tid + 1])
         return np.asarray(indices[start:end]), np.asarray(data[start:end]), _lucene_idf(len(index), end - start)
 
-    def _df(self, term: str) -> int:
-        """Live documents holding ``term`` across parts."""
+    def _found(self, terms: Iterable[str]) -> dict[str, list[_Postings | None]]:
+        """Each distinct term's postings in each part (read once per query)."""
+        return {t: [self._postings(p, t) for p in range(len(self.parts))] for t in set(terms)}
+
+    def _df(self, postings: list[_Postings | None]) -> int:
+        """Live documents holding a term across parts, from its postings in each part."""
         total = 0
-        for p, dead in enumerate(self._dead_rows):
-            found = self._postings(p, term)
+        for found, dead, rows in zip(postings, self._dead_masks, self._dead_rows, strict=True):
             if found is not None:
-                total += int(found[0].size) - (int(np.isin(found[0], dead).sum()) if dead.size else 0)
+                total += int(found[0].size) - (int(dead[found[0]].sum()) if rows.size else 0)
         return total
 
     def idf(self, terms: Iterable[str]) -> dict[str, float]:
         """IDF of each analysed term over the live corpus; terms no live document holds are left out."""
         out: dict[str, float] = {}
-        for term in set(terms):
-            df = self._df(term)
+        for term, postings in self._found(terms).items():
+            df = self._df(postings)
             if df > 0:
                 out[term] = float(np.log(1.0 + (self._count - df + 0.5) / (df + 0.5)))
         return out
 
     # -- scoring --------------------------------------------------------------
-    def _part_scores(self, part: int, terms: list[str], idf: dict[str, np.float32]) -> np.ndarray:
-        """Scores of every row of one part, each query term (repeats included, as bm25s does) re-scored."""
+    def _part_scores(
+        self, part: int, terms: list[str], found: dict[str, list[_Postings | None]], idf: dict[str, np.float32],
+        wanted: np.ndarray | None,
+    ) -> np.ndarray:  # fmt: skip
+        """Scores of the rows of one part (only ``wanted`` ones, when given), each query term re-scored.
+
+        Query terms repeated count again, as bm25s does.
+        """
         scores = np.zeros(len(self.parts[part]), dtype=np.float32)
         for term in terms:
-            found = self._postings(part, term)
-            if found is None:
+            postings = found[term][part]
+            if postings is None:
                 continue
-            rows, stored, own_idf = found
+            rows, stored, own_idf = postings
+            if wanted is not None:
+                keep = wanted[rows]
+                rows, stored = rows[keep], stored[keep]
             ratio = stored.astype(np.float64) / float(own_idf)
             tf = np.rint(ratio * self._own_norms[part][rows] / (1.0 - ratio)).astype(np.float32)
             scores[rows] += idf[term] * (tf / (self._norms[part][rows] + tf))
         scores[self._dead_rows[part]] = 0.0
         return scores
 
-    def _all_scores(self, query: str) -> list[np.ndarray] | None:
+    def _all_scores(self, query: str, wanted: list[np.ndarray] | None = None) -> list[np.ndarray] | None:
         """Each part's scores for ``query`` (None when no query term is in the live corpus)."""
         terms = self.analyzer(query)
-        idf = {t: _lucene_idf(self._count, df) for t in set(terms) if (df := self._df(t)) > 0}
+        found = self._found(terms)
+        idf = {t: _lucene_idf(self._count, df) for t, postings in found.items() if (df := self._df(postings)) > 0}
         terms = [t for t in terms if t in idf]
         if not terms:
             return None
-        return [self._part_scores(p, terms, idf) for p in range(len(self.parts))]
+        return [
+            self._part_scores(p, terms, found, idf, None if wanted is None else wanted[p])
+            for p in range(len(self.parts))
+        ]
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (ids, scores) with score > 0 over the live corpus, restricted to ``allowed`` ids if given."""
@@ -215,17 +233,25 @@ class SegmentedBM25(_Segmented):
         return merge_top(found, k)
 
     def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
-        """BM25 score of each id in ``ids`` (0 for ids no live part holds), in that order."""
+        """BM25 score of each id in ``ids`` (0 for ids no live part holds), in that order.
+
+        Only the postings of these ids are re-scored (a reranker asks for a few hundred).
+        """
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(ids.shape[0], dtype=np.float32)
-        every = self._all_scores(query) if ids.size else None
+        if ids.size == 0:
+            return out
+        where = []
+        for part in self.parts:
+            pos = np.minimum(np.searchsorted(part.ids, ids), max(len(part) - 1, 0))
+            known = part.ids[pos] == ids if len(part) else np.zeros(ids.shape, dtype=bool)
+            wanted = np.zeros(len(part), dtype=bool)
+            wanted[pos[known]] = True
+            where.append((pos, known, wanted))
+        every = self._all_scores(query, [w for _, _, w in where])
         if every is None:
             return out
-        for part, scores in zip(self.parts, every, strict=True):
-            if len(part) == 0:
-                continue
-            pos = np.minimum(np.searchsorted(part.ids, ids), len(part) - 1)
-            known = part.ids[pos] == ids
+        for (pos, known, _), scores in zip(where, every, strict=True):
             out[known] = scores[pos[known]]
         return out
 
