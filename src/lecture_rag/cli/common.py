@@ -290,7 +290,9 @@ def judge_llm(settings: Settings) -> LLM | None:
     return make_llm(settings.judge_llm, env_prefix=JUDGE_ENV_PREFIX)
 
 
-def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False, engine: Engine = LOCAL) -> IndexStats:
+def index_corpus(
+    settings: Settings, *, rebuild: bool, compact: bool = False, prune_cache: bool = False, engine: Engine = LOCAL
+) -> IndexStats:
     """Embed what the cache lacks (batches run by ``engine``) and publish fresh indexes, with a progress bar."""
     embedder = make_embedder(settings.embedder, indexing=True)
     with open_store(settings, create=False) as st, progress_bar() as bar:
@@ -299,7 +301,9 @@ def index_corpus(settings: Settings, *, rebuild: bool, prune_cache: bool = False
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        stats = build_indexes(st, embedder, settings, rebuild=rebuild, progress=on_progress, engine=engine)
+        stats = build_indexes(
+            st, embedder, settings, rebuild=rebuild, compact=compact, progress=on_progress, engine=engine
+        )
         if prune_cache:
             stats.cache_pruned = prune_embedding_cache(st, embedder, settings)
     return stats

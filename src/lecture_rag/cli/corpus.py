@@ -309,6 +309,10 @@ def _shown(source: Path | str) -> str:
 def index(
     store: StoreOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recalcular tudo (novo embedder).")] = False,
+    compact: Annotated[
+        bool,
+        typer.Option("--compact", help="Fundir deltas e remoções do índice numa nova base."),
+    ] = False,
     prune_cache: Annotated[
         bool, typer.Option("--prune-cache", help="Apagar do cache vetores de textos que saíram do acervo.")
     ] = False,
@@ -317,10 +321,13 @@ def index(
     workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou."""
+    """Indexar o acervo (embeddings E5 e BM25); retoma de onde parou.
+
+    Aulas novas ou removidas entram no índice publicado como um delta (segundos); --compact funde os deltas.
+    """
     settings = with_batch(settings_for(store), engine, ray_address, workers)
     with open_engine(settings.batch) as batch:
-        stats = index_corpus(settings, rebuild=rebuild, prune_cache=prune_cache, engine=batch)
+        stats = index_corpus(settings, rebuild=rebuild, compact=compact, prune_cache=prune_cache, engine=batch)
     if as_json:
         print_json(stats)
         return

@@ -38,6 +38,7 @@ from lecture_rag.index.integrity import MappedFiles, checksums, problem
 BM25_DIRNAME = "bm25"
 MANIFEST = "manifest.json"
 IDS_FILE = "ids.npy"
+LENGTHS_FILE = "lengths.npy"  # each document's term count: lets segments be scored with global statistics
 FORMAT_VERSION = 1
 PREFIX_LEN = 5
 PREFIX_MARK = "~"
@@ -102,8 +103,11 @@ class PortugueseAnalyzer:
 class BM25Index:
     """BM25 scores over corpus ids; persisted in a build folder's ``bm25/``."""
 
-    def __init__(self, ids: np.ndarray, model: Any, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, ids: np.ndarray, model: Any, manifest: dict[str, Any], lengths: np.ndarray | None = None
+    ) -> None:
         self.ids = ids
+        self.lengths = lengths  # terms per document, aligned with ids (None: a build from before they were kept)
         self._model = model
         self.manifest = manifest
         self._analyzer = PortugueseAnalyzer(prefixes=bool(manifest.get("prefixes", True)))
@@ -205,6 +209,16 @@ class BM25Index:
             out[term] = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
         return out
 
+    def postings(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """The score matrix as stored (vocabulary, CSC ``data``/``indices``/``indptr``), files checked first.
+
+        For :mod:`lecture_rag.index.segments`, which re-scores a segment's
+        postings with the statistics of the whole published index.
+        """
+        self._check_files()
+        scores = self._model.scores
+        return self._model.vocab_dict, scores["data"], scores["indices"], scores["indptr"]
+
     @property
     def analyzer(self) -> PortugueseAnalyzer:
         """The analyzer this index was built with (the same terms for queries and texts scored against it)."""
@@ -219,6 +233,8 @@ class BM25Index:
         tmp.mkdir()
         self._model.save(str(tmp), show_progress=False)
         np.save(tmp / IDS_FILE, self.ids)
+        if self.lengths is not None:
+            np.save(tmp / LENGTHS_FILE, np.asarray(self.lengths, dtype=np.int32))
         self.manifest["checksums"] = checksums(
             tmp, sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
         )
@@ -254,7 +270,8 @@ class BM25Index:
             raise _corrupt(directory, exc) from exc
         if ids.shape != (count,) or int(model.scores["num_docs"]) != count:
             raise _corrupt(directory, f"{count} documentos no manifesto, {ids.shape[0]} ids no arquivo")
-        index = cls(np.asarray(ids, dtype=np.int64), model, manifest)
+        lengths = _lengths_or_none(directory, count)
+        index = cls(np.asarray(ids, dtype=np.int64), model, manifest, lengths)
         index.mapped = MappedFiles(sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".npy"))
         index.directory = directory
         return index
@@ -335,8 +352,15 @@ class BM25Builder:
             "k1": self.k1,
             "b": self.b,
             "analyzer": "pt-snowball-fold-prefix5",
+            "avg_len": self._avg_len(),
         }
-        return BM25Index(np.ascontiguousarray(ids[order]), model, manifest)
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)[order]
+        return BM25Index(np.ascontiguousarray(ids[order]), model, manifest, np.ascontiguousarray(lengths))
+
+    def _avg_len(self) -> float:
+        """The average document length the scores use (kept in the manifest so a segment can be re-scored)."""
+        lengths = np.frombuffer(self._lengths, dtype=np.int32).astype(np.float32)
+        return float(lengths.mean()) if lengths.size else 1.0
 
     def _scores(self, rank: np.ndarray) -> dict[str, Any]:
         """bm25s' score matrix: for each term (CSC column), the documents holding it and their scores."""
@@ -347,7 +371,7 @@ class BM25Builder:
         df = np.bincount(terms, minlength=n_vocab)
         idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
         tf = np.frombuffer(self._counts, dtype=np.int32).astype(np.float32)
-        avg = float(lengths.mean()) if n_docs else 1.0
+        avg = self._avg_len()
         norm = self.k1 * ((1 - self.b) + self.b * lengths / (avg or 1.0))
         data = idf[terms] * (tf / (np.repeat(norm, distinct) + tf))
         del tf, norm
@@ -361,6 +385,17 @@ class BM25Builder:
             "indptr": indptr.astype(np.int32 if indptr[-1] < 2**31 else np.int64),
             "num_docs": n_docs,
         }
+
+
+def _lengths_or_none(directory: Path, count: int) -> np.ndarray | None:
+    """The documents' lengths (memory-mapped), or None for a build made before they were saved."""
+    path = directory / LENGTHS_FILE
+    if not path.exists():
+        return None
+    lengths = np.load(path, mmap_mode="r", allow_pickle=False)
+    if lengths.shape != (count,):
+        raise ValueError(f"{lengths.shape[0]} comprimentos para {count} documentos")
+    return lengths
 
 
 def _corrupt(directory: Path, why: object) -> StoreError:

@@ -23,6 +23,15 @@ rebuilt, not skipped. A build that cannot be written (full disk, read-only
 folder) leaves the published pair in use, removes what it wrote and says why.
 Publishing a build purges the superseded segments (re-ingested or removed
 lectures, see :mod:`lecture_rag.store.corpus`) that it no longer references.
+
+The index grows in place (:mod:`lecture_rag.index.segments`): after an ingest
+or a removal, ``index`` builds only the new windows into a *delta* folder (same
+layout, same staging and rename) and lists gone windows as *tombstones*; the
+pointer names the base, its deltas and the tombstones, and is replaced as
+before, so a reader loads one whole publication. A reader that already holds
+the base loads only the new delta. When deltas and tombstones outgrow
+:data:`COMPACT_FRACTION` of the base (or ``index --compact``), a full build
+makes a new base (compaction).
 """
 
 from __future__ import annotations
@@ -46,7 +55,15 @@ from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Builder, BM25Index
 from lecture_rag.index.embed import embed_texts
-from lecture_rag.index.passages import PASSAGES_DIRNAME, PassageIndex, passage_id, passage_texts, split_passages
+from lecture_rag.index.passages import (
+    ID_BITS,
+    PASSAGES_DIRNAME,
+    PassageIndex,
+    passage_id,
+    passage_texts,
+    split_passages,
+)
+from lecture_rag.index.segments import SegmentedBM25, SegmentedVectors, Tombstones
 from lecture_rag.index.vectors import VectorIndex, VectorWriter, check_manifest_embedder, ids_fingerprint
 from lecture_rag.store import Store, text_hash
 from lecture_rag.store.corpus import PUBLISHED_INDEX
@@ -62,6 +79,10 @@ TMP_SUFFIX = ".tmp"
 BUILD_LOCK = "index-build"
 SLICE_WINDOWS = 20_000  # windows read, embedded and indexed at a time (~70k passages): bounds a build's memory
 _LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
+#: Deltas and tombstones beyond this share of the base's windows: ``index`` folds them into a new base
+#: (compaction) instead of adding one more delta. Each delta costs every search one more small scan.
+COMPACT_FRACTION = 0.25
+MAX_DELTAS = 16  # at most this many deltas over a base, however small
 
 
 def index_dir(home: Path) -> Path:
@@ -80,10 +101,24 @@ class Published:
     kind: str
     count: int
     built_at: str
-    previous: str = ""  # the build published before this one (kept one generation for readers)
+    previous: str = ""  # the base build published before this one (kept one generation for readers)
+    deltas: tuple[str, ...] = ()  # delta builds over the base, oldest first (see lecture_rag.index.segments)
+    dead: tuple[int, ...] = ()  # tombstoned window ids: removed or re-ingested since the base was built
+    retired: tuple[str, ...] = ()  # the parts of the publication before this one (kept one generation for readers)
+    publication: str = ""  # this pointer's own token: changes with every publication, delta or not
 
     def path(self, home: Path) -> Path:
         return index_dir(home) / f"{BUILD_PREFIX}{self.build}"
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The build folders' tokens readers load: the base, then the deltas."""
+        return (self.build, *self.deltas)
+
+    @property
+    def label(self) -> str:
+        """Which publication this is (the base's token for a plain build)."""
+        return self.publication or self.build
 
 
 def published(home: Path) -> Published | None:
@@ -107,6 +142,10 @@ def published(home: Path) -> Published | None:
             int(data["count"]),
             str(data.get("built_at", "")),
             str(data.get("previous") or ""),
+            tuple(str(t) for t in data.get("deltas") or ()),
+            tuple(int(i) for i in data.get("dead") or ()),
+            tuple(str(t) for t in data.get("retired") or ([data["previous"]] if data.get("previous") else ())),
+            str(data.get("publication") or data["build"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(
@@ -141,6 +180,8 @@ class IndexStats:
     bm25_s: float | None = None
     passages: int | None = None
     passages_s: float | None = None
+    delta: int | None = None  # windows added as a delta (an incremental update: no new base was built)
+    tombstoned: int | None = None  # windows removed by tombstones in an incremental update
     cache_pruned: int | None = None
 
     def items(self) -> list[tuple[str, object]]:
@@ -148,18 +189,43 @@ class IndexStats:
         return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
 
 
-@dataclass(slots=True)
-class Indexes:
-    """The loaded indexes of one store, guaranteed to describe the same corpus."""
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One build folder of a publication (the base or a delta), loaded."""
 
+    token: str
     vectors: VectorIndex
     bm25: BM25Index
-    build: str = ""
+    passages: PassageIndex | None  # None for a build made before passages existed (reindex to get them)
+
+    @property
+    def growable(self) -> bool:
+        """Whether deltas can be searched beside it: its BM25 indexes kept their documents' lengths."""
+        passages = None if self.passages is None else self.passages.bm25
+        return self.bm25.lengths is not None and isinstance(passages, BM25Index) and passages.lengths is not None
+
+
+@dataclass(slots=True)
+class Indexes:
+    """The loaded indexes of one store, guaranteed to describe the same corpus.
+
+    For a publication with deltas or tombstones, ``vectors``, ``bm25`` and the
+    passages' indexes are :mod:`~lecture_rag.index.segments` views over ``parts``.
+    """
+
+    vectors: VectorIndex | SegmentedVectors
+    bm25: BM25Index | SegmentedBM25
+    build: str = ""  # the publication's label (Published.label)
     passages: PassageIndex | None = None  # None for a build made before passages existed (reindex to get them)
+    parts: tuple[Part, ...] = ()  # the build folders loaded (a reader reuses them when the next delta comes)
 
     @property
     def fingerprint(self) -> str:
         return self.vectors.fingerprint
+
+    def part(self, token: str) -> Part | None:
+        """The loaded part ``token`` (None when this publication does not hold it)."""
+        return next((p for p in self.parts if p.token == token), None)
 
 
 def build_indexes(
@@ -168,14 +234,19 @@ def build_indexes(
     settings: Settings,
     *,
     rebuild: bool = False,
+    compact: bool = False,
     progress: ProgressFn | None = None,
     engine: Engine = LOCAL,
 ) -> IndexStats:
-    """Embed the corpus, build both indexes and publish them as one build; returns what it did.
+    """Bring the published index up to the store's corpus; returns what it did.
 
-    ``engine`` runs the embedding batches (its workers build the embedder from
-    ``settings.embedder``, which ``embedder`` must come from); building and
-    publishing the indexes happen here, in this process.
+    Lectures ingested or removed since the last publication go in as a delta
+    and tombstones (:func:`_grow`: seconds, whatever the corpus's size);
+    a full build (a new base) is made when there is none, when ``rebuild``
+    or ``compact`` asks, or when the deltas outgrow :data:`COMPACT_FRACTION`
+    of the base. ``engine`` runs the embedding batches (its workers build the
+    embedder from ``settings.embedder``, which ``embedder`` must come from);
+    building and publishing the indexes happen here, in this process.
     A read-only store can only be found up to date: anything to build is a StorageError.
     """
     if store.read_only:
@@ -190,7 +261,7 @@ def build_indexes(
         raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
     with store.exclusive(BUILD_LOCK, "", wait=True):
         _clean_leftovers(index_dir(store.home))
-        return _build(store, embedder, settings, rebuild=rebuild, progress=progress, engine=engine)
+        return _build(store, embedder, settings, rebuild=rebuild, compact=compact, progress=progress, engine=engine)
 
 
 def _corpus_ids(store: Store) -> np.ndarray:
@@ -201,17 +272,46 @@ def _corpus_ids(store: Store) -> np.ndarray:
 
 
 def _build(
-    store: Store, embedder: Embedder, settings: Settings, *, rebuild: bool, progress: ProgressFn | None, engine: Engine
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    rebuild: bool,
+    compact: bool,
+    progress: ProgressFn | None,
+    engine: Engine,
 ) -> IndexStats:
     ids = _corpus_ids(store)
     fingerprint = ids_fingerprint(ids)
     current = _current_or_none(store.home)
-    if not rebuild and current is not None and _up_to_date(store.home, current, fingerprint, embedder, settings):
-        store.purge_superseded(keep=())  # the published build holds exactly the current segments
-        return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
+    parts = None if rebuild or current is None else _intact_parts(store.home, current, embedder, settings)
+    if current is not None and parts is not None:
+        whole = not (current.deltas or current.dead)
+        if current.fingerprint == fingerprint and (whole or not compact):
+            store.purge_superseded(keep=())  # the published build holds exactly the current segments
+            return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
+        if not compact:
+            grown = _grow(store, embedder, settings, ids, current, parts, progress, engine)
+            if grown is not None:
+                return grown
 
     if progress is not None:
         progress = _towards(progress, _work_total(store, ids, settings))
+    stats, vindex, staging = _staged_build(store, embedder, settings, ids, progress, engine)
+    publish(store.home, vindex, staged=staging)  # removes the staging folder itself if it fails
+    store.purge_superseded(keep=vindex.ids)
+    return stats
+
+
+def _staged_build(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    ids: np.ndarray,
+    progress: ProgressFn | None,
+    engine: Engine,
+) -> tuple[IndexStats, VectorIndex, Path]:
+    """The windows ``ids`` built into a fresh staging folder (a base or a delta); nothing published yet."""
     root = index_dir(store.home)
     staging = root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
     try:
@@ -226,9 +326,54 @@ def _build(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    publish(store.home, vindex, staged=staging)  # removes the staging folder itself if it fails
-    store.purge_superseded(keep=vindex.ids)
+    return stats, vindex, staging
+
+
+def _grow(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    ids: np.ndarray,
+    current: Published,
+    parts: list[Part],
+    progress: ProgressFn | None,
+    engine: Engine,
+) -> IndexStats | None:
+    """Publish what changed as one delta (the new windows) plus tombstones (the gone ones); None: build a base.
+
+    Only the new windows and their passages are read, embedded (from the
+    cache, normally: the ingest embedded them) and indexed, so the cost is
+    that of the change, not of the corpus. A full build is due (None) when
+    the base cannot be searched beside deltas (built before documents'
+    lengths were kept) or when the deltas and tombstones would outgrow
+    :data:`COMPACT_FRACTION` of the base or :data:`MAX_DELTAS`.
+    """
+    if not all(part.growable for part in parts):
+        return None
+    live = _live_ids(parts, current.dead)
+    added = np.setdiff1d(ids, live)
+    removed = np.setdiff1d(live, ids)
+    extra = sum(len(p.vectors) for p in parts[1:]) + len(current.dead) + int(added.size) + int(removed.size)
+    if extra > COMPACT_FRACTION * len(parts[0].vectors) or len(current.deltas) + int(added.size > 0) > MAX_DELTAS:
+        return None
+    dead = tuple(sorted({*current.dead, *(int(i) for i in removed)}))
+    stats = IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=False, kind=current.kind, delta=0)
+    staging = None
+    if added.size:
+        if progress is not None:
+            progress = _towards(progress, _work_total(store, added, settings))
+        stats, _, staging = _staged_build(store, embedder, settings, added, progress, engine)
+        stats.segments, stats.kind, stats.delta = int(ids.size), current.kind, int(added.size)
+    stats.tombstoned = int(removed.size)
+    publish_delta(store.home, current, staged=staging, dead=dead, fingerprint=ids_fingerprint(ids), count=int(ids.size))
+    store.purge_superseded(keep=ids)
     return stats
+
+
+def _live_ids(parts: list[Part], dead: tuple[int, ...]) -> np.ndarray:
+    """The window ids a publication serves: every part's, tombstones left out."""
+    every = np.concatenate([np.asarray(p.vectors.ids) for p in parts])
+    return np.sort(every[~Tombstones(dead).mask(every)])
 
 
 @dataclass(slots=True)
@@ -381,7 +526,7 @@ def publish(
     *,
     staged: Path | None = None,
 ) -> None:
-    """Write the indexes into a new build folder, then swap the pointer; tidy older builds.
+    """Write the indexes into a new base build folder, then swap the pointer; tidy older builds.
 
     ``staged``: a staging folder (``.build-TOKEN.tmp``) where a streamed build already
     wrote all three indexes (then ``bm25`` and ``passages`` are not needed).
@@ -391,8 +536,6 @@ def publish(
     root = index_dir(home)
     staging = staged if staged is not None else root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
     token = staging.name.removeprefix(f".{BUILD_PREFIX}").removesuffix(TMP_SUFFIX)
-    final = root / f"{BUILD_PREFIX}{token}"
-    tmp = root / f".{CURRENT}.{token}{TMP_SUFFIX}"
     previous = _current_or_none(home)
     pointer = {
         "build": token,
@@ -403,16 +546,61 @@ def publish(
         "count": len(vindex),
         "built_at": vindex.manifest.built_at,
         "previous": previous.build if previous else "",
+        "retired": list(previous.parts) if previous else [],
+        "publication": token,
     }
-    try:
-        root.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
         if staged is None:
             vindex.save(staging)
             if bm25 is not None:
                 bm25.save(staging / BM25_DIRNAME)
             if passages is not None:
                 passages.save(staging / PASSAGES_DIRNAME)
-        os.replace(staging, final)
+
+    _swap_in(root, token, pointer, staging, write)
+
+
+def publish_delta(
+    home: Path, current: Published, *, staged: Path | None, dead: tuple[int, ...], fingerprint: str, count: int
+) -> None:
+    """Publish ``current`` plus the delta built in ``staged`` (None: tombstones only) and ``dead`` tombstones.
+
+    The base and the earlier deltas are not touched: the new pointer names
+    them, the new delta folder and the whole tombstone set, and replaces the
+    old pointer in one ``os.replace`` (a reader loads the old publication or
+    the new one, never a mix). A failure leaves the old pointer in use.
+    """
+    root = index_dir(home)
+    token = _token() if staged is None else staged.name.removeprefix(f".{BUILD_PREFIX}").removesuffix(TMP_SUFFIX)
+    pointer = {
+        "build": current.build,
+        "fingerprint": fingerprint,
+        "embedder": current.embedder,
+        "dim": current.dim,
+        "kind": current.kind,
+        "count": count,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "previous": current.build,
+        "deltas": [*current.deltas, token] if staged is not None else list(current.deltas),
+        "dead": list(dead),
+        "retired": list(current.parts),
+        "publication": token,
+    }
+    _swap_in(root, token, pointer, staged, lambda: None)
+
+
+def _swap_in(
+    root: Path, token: str, pointer: dict[str, object], staging: Path | None, write: Callable[[], None]
+) -> None:
+    """Move ``staging`` (written by ``write``) to ``build-TOKEN``, then replace the pointer; tidy old parts."""
+    final = root / f"{BUILD_PREFIX}{token}"
+    tmp = root / f".{CURRENT}.{token}{TMP_SUFFIX}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        write()
+        if staging is not None:
+            os.replace(staging, final)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(pointer, indent=2))
             handle.flush()
@@ -420,14 +608,19 @@ def publish(
         os.replace(tmp, root / CURRENT)
     except (OSError, RuntimeError) as exc:  # usearch reports a failed write as RuntimeError
         failure = os_failure(exc, "o índice", root)
-        for path in (staging, final):
-            shutil.rmtree(path, ignore_errors=True)
+        for path in (staging, final if staging is not None else None):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
         tmp.unlink(missing_ok=True)
         if failure is None:
             raise
         raise failure from exc
-    keep = {final.name} | ({f"{BUILD_PREFIX}{previous.build}"} if previous else set())
-    _tidy(root, keep)
+    parts = [str(pointer["build"]), *_strings(pointer.get("deltas")), *_strings(pointer.get("retired"))]
+    _tidy(root, {f"{BUILD_PREFIX}{t}" for t in parts})
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _token() -> str:
@@ -455,7 +648,7 @@ def _clean_leftovers(root: Path) -> None:
     if not root.is_dir():
         return
     current = _current_or_none(root.parent)
-    keep = {f"{BUILD_PREFIX}{b}" for b in (current.build, current.previous) if b} if current else None
+    keep = {f"{BUILD_PREFIX}{b}" for b in (*current.parts, *current.retired) if b} if current else None
     for path in root.iterdir():
         leftover = path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)
         orphan = keep is not None and path.name.startswith(BUILD_PREFIX) and path.name not in keep
@@ -475,34 +668,60 @@ def _current_or_none(home: Path) -> Published | None:
 
 
 def _up_to_date(home: Path, current: Published, fingerprint: str, embedder: Embedder, settings: Settings) -> bool:
-    """True when the published build describes this corpus and this embedder, and every byte of it is intact.
+    """True when the publication describes this corpus and this embedder, and every byte of it is intact."""
+    return current.fingerprint == fingerprint and _intact_parts(home, current, embedder, settings) is not None
 
-    Verifying reads the whole build (SHA-256 of each file: about 1 s for the
-    1.5 GB of vectors of 1M segments): far less than rebuilding it, and only ``index`` pays it.
+
+def _intact_parts(home: Path, current: Published, embedder: Embedder, settings: Settings) -> list[Part] | None:
+    """The publication's parts, loaded, when they are of this embedder and settings and every byte is intact.
+
+    Verifying reads every part whole (SHA-256 of each file: about 1 s for the
+    1.5 GB of vectors of 1M segments): far less than rebuilding, and only ``index`` pays it.
+    None: a full build is due.
     """
-    if current.fingerprint != fingerprint or current.embedder != embedder.name or current.dim != embedder.dim:
-        return False
-    folder = current.path(home)
-    try:
-        vindex = VectorIndex.load(folder, embedder_name=embedder.name, dim=embedder.dim)
-        bm25 = BM25Index.load(folder / BM25_DIRNAME)
-        passages = PassageIndex.load(folder / PASSAGES_DIRNAME, embedder)
-    except StoreError:
-        return False
-    return (
-        vindex.fingerprint == fingerprint
-        and bm25.fingerprint == fingerprint
-        and passages.bm25.fingerprint == fingerprint
-        and passages.seconds == settings.retrieval.passage_seconds
-        and vindex.manifest.dtype == passages.vectors.manifest.dtype == settings.retrieval.vector_dtype
-        and VectorIndex.verify(folder) is None
-        and BM25Index.verify(folder / BM25_DIRNAME) is None
-        and PassageIndex.verify(folder / PASSAGES_DIRNAME) is None
-    )
+    if current.embedder != embedder.name or current.dim != embedder.dim:
+        return None
+    parts = []
+    for token in current.parts:
+        folder = index_dir(home) / f"{BUILD_PREFIX}{token}"
+        try:
+            part = _load_part(folder, token, embedder, exact_subset_max=settings.retrieval.hnsw_threshold)
+        except StoreError:
+            return None
+        intact = (
+            part.passages is not None
+            and part.bm25.fingerprint == part.vectors.fingerprint == part.passages.bm25.fingerprint
+            and part.passages.seconds == settings.retrieval.passage_seconds
+            and part.vectors.manifest.dtype == part.passages.vectors.manifest.dtype == settings.retrieval.vector_dtype
+            and VectorIndex.verify(folder) is None
+            and BM25Index.verify(folder / BM25_DIRNAME) is None
+            and PassageIndex.verify(folder / PASSAGES_DIRNAME) is None
+        )
+        if not intact:
+            return None
+        parts.append(part)
+    return parts
 
 
-def load_indexes(home: Path, embedder: Embedder, *, exact_subset_max: int = 50_000) -> Indexes:
-    """The published pair, checked against the embedder and against each other."""
+def _load_part(folder: Path, token: str, embedder: Embedder, *, exact_subset_max: int) -> Part:
+    """One build folder's indexes, checked against each other (StoreError when missing, damaged or mixed)."""
+    vectors = VectorIndex.load(folder, embedder_name=embedder.name, dim=embedder.dim, exact_subset_max=exact_subset_max)
+    bm25 = BM25Index.load(folder / BM25_DIRNAME)
+    if bm25.fingerprint != vectors.fingerprint:
+        raise StoreError(
+            f"Os índices em {folder} são de versões diferentes do acervo. Rode 'lecture-rag index --rebuild'."
+        )
+    return Part(token, vectors, bm25, _passages_or_none(folder, embedder))
+
+
+def load_indexes(
+    home: Path, embedder: Embedder, *, exact_subset_max: int = 50_000, reuse: Indexes | None = None
+) -> Indexes:
+    """The published indexes (a base, its deltas and tombstones), checked against the embedder and each other.
+
+    ``reuse``: indexes this process loaded before; the parts they share with
+    the new publication are taken from them, so picking up a delta loads only the delta.
+    """
     for attempt in range(_LOAD_ATTEMPTS):
         current = published(home)
         if current is None:
@@ -511,19 +730,44 @@ def load_indexes(home: Path, embedder: Embedder, *, exact_subset_max: int = 50_0
                 "(ou 'lecture-rag index --rebuild' se o índice foi apagado)."
             )
         check_manifest_embedder(current.embedder, current.dim, embedder.name, embedder.dim)
-        folder = current.path(home)
-        if not folder.is_dir() and attempt + 1 < _LOAD_ATTEMPTS:
+        folders = [index_dir(home) / f"{BUILD_PREFIX}{token}" for token in current.parts]
+        if not all(f.is_dir() for f in folders) and attempt + 1 < _LOAD_ATTEMPTS:
             continue  # replaced and tidied away since we read the pointer
-        vectors = VectorIndex.load(
-            folder, embedder_name=embedder.name, dim=embedder.dim, exact_subset_max=exact_subset_max
+        parts = tuple(
+            (reuse.part(token) if reuse is not None else None)
+            or _load_part(folder, token, embedder, exact_subset_max=exact_subset_max)
+            for token, folder in zip(current.parts, folders, strict=True)
         )
-        bm25 = BM25Index.load(folder / BM25_DIRNAME)
-        if bm25.fingerprint != vectors.fingerprint or vectors.fingerprint != current.fingerprint:
-            raise StoreError(
-                f"Os índices em {folder} são de versões diferentes do acervo. Rode 'lecture-rag index --rebuild'."
-            )
-        return Indexes(vectors=vectors, bm25=bm25, build=current.build, passages=_passages_or_none(folder, embedder))
+        return _assemble(current, parts, folders[0])
     raise StoreError(f"O índice em {index_dir(home)} mudou várias vezes durante a leitura; tente de novo.")
+
+
+def _assemble(current: Published, parts: tuple[Part, ...], base: Path) -> Indexes:
+    """One searchable index of a publication's parts: the base itself, or segmented views with tombstones."""
+    mixed = StoreError(
+        f"Os índices em {base.parent} são de versões diferentes do acervo. Rode 'lecture-rag index --rebuild'."
+    )
+    if len(parts) == 1 and not current.dead:
+        part = parts[0]
+        if part.vectors.fingerprint != current.fingerprint:
+            raise mixed
+        return Indexes(part.vectors, part.bm25, current.label, part.passages, parts)
+    if not all(part.growable for part in parts):
+        raise mixed
+    dead = Tombstones(current.dead)
+    vectors = SegmentedVectors([p.vectors for p in parts], dead, current.fingerprint)
+    if ids_fingerprint(vectors.ids) != current.fingerprint:
+        raise mixed
+    bm25 = SegmentedBM25([p.bm25 for p in parts], dead, current.fingerprint)
+    by_passage = Tombstones(current.dead, shift=ID_BITS)
+    plain = [p.passages for p in parts if p.passages is not None]
+    passages = PassageIndex(
+        SegmentedVectors(
+            [p.vectors for p in plain if isinstance(p.vectors, VectorIndex)], by_passage, current.fingerprint
+        ),
+        SegmentedBM25([p.bm25 for p in plain if isinstance(p.bm25, BM25Index)], by_passage, current.fingerprint),
+    )
+    return Indexes(vectors, bm25, current.label, passages, parts)
 
 
 def _passages_or_none(folder: Path, embedder: Embedder) -> PassageIndex | None:

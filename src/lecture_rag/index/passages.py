@@ -28,6 +28,7 @@ import numpy as np
 from lecture_rag.embed import Embedder
 from lecture_rag.errors import StoreError
 from lecture_rag.index.bm25 import BM25_DIRNAME, BM25Index
+from lecture_rag.index.segments import SegmentedBM25, SegmentedVectors
 from lecture_rag.index.vectors import VectorIndex
 from lecture_rag.records import Piece, Segment
 from lecture_rag.store import Store
@@ -74,16 +75,18 @@ def group_pieces(pieces: Sequence[Piece], seconds: float, duration: float) -> li
 
 @dataclass(slots=True)
 class PassageIndex:
-    """Dense and BM25 indexes over the passages of one build."""
+    """Dense and BM25 indexes over the passages of one build (or of a base and its deltas, segmented)."""
 
-    vectors: VectorIndex
-    bm25: BM25Index
+    vectors: VectorIndex | SegmentedVectors
+    bm25: BM25Index | SegmentedBM25
 
     @property
     def seconds(self) -> float:
         return float(self.bm25.manifest.get("passage_seconds", 0.0))
 
     def save(self, directory: Path) -> None:
+        if not isinstance(self.vectors, VectorIndex) or not isinstance(self.bm25, BM25Index):
+            raise TypeError("segmented passages are saved part by part")
         self.vectors.save(directory)
         self.bm25.save(directory / BM25_DIRNAME)
 

@@ -122,7 +122,13 @@ class ServedIndex:
                 f"O acervo em {self.store.home} está vazio: rode 'lecture-rag ingest ARQUIVOS' "
                 "para adicionar aulas antes de buscar."
             )
-        indexes = load_indexes(self.store.home, self.embedder, exact_subset_max=self.settings.retrieval.hnsw_threshold)
+        served = self._served
+        indexes = load_indexes(
+            self.store.home,
+            self.embedder,
+            exact_subset_max=self.settings.retrieval.hnsw_threshold,
+            reuse=None if served is None else served.indexes,  # a new delta: only the delta is loaded
+        )
         return indexes, stamp
 
     def load_served(self) -> Served:

@@ -10,8 +10,10 @@ it runs :func:`~lecture_rag.index.build.build_indexes` for this process's
 own store folder (only segments missing from the embedding cache are
 embedded: the ingesting process normally embedded them already, so this is
 cheap; when that process published into this same folder the build is
-simply found up to date). Whatever build the folder's pointer names then is
-loaded *outside* any lock and swapped in by one reference assignment
+simply found up to date; otherwise it publishes only a delta and tombstones,
+see :mod:`lecture_rag.index.segments`). Whatever the folder's pointer names then is
+loaded *outside* any lock (reusing the parts already loaded: only a new
+delta is read) and swapped in by one reference assignment
 (:meth:`~lecture_rag.retrieve.served.ServedIndex.swap`): a search under way
 finishes on the old build, the next one starts on the new one, and no
 request waits for a build or a load.
