@@ -124,3 +124,29 @@ print("usearch" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_process_that_searched_an_hnsw_graph_still_starts_ray_and_loads_a_gguf_model() -> None:
+    """usearch carries its own C++ runtime: imported first, it made ``ray.init`` abort (std::regex_error) and
+    llama.cpp fail to load a model (std::bad_cast) in the same process, so a large store (HNSW graph) could
+    not run on Ray nor answer with an in-process GGUF. A fresh process, since this one may hold usearch."""
+    code = """
+import logging
+import numpy as np
+from lecture_rag.index.vectors import VectorIndex
+rows = np.random.default_rng(0).standard_normal((300, 384)).astype(np.float32)
+rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+index = VectorIndex.build(np.arange(300), rows, embedder_name="e5", hnsw_threshold=10)
+assert index.manifest.kind == "hnsw", index.manifest.kind
+assert int(index.search(rows[7], 3)[0][0]) == 7
+import ray  # Ray and llama.cpp load their C++ libraries after usearch's, as in a server that searched first
+from llama_cpp import Llama
+from lecture_rag.llm.bundled import bundled_gguf
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+assert ray.get(ray.put(41)) + 1 == 42
+ray.shutdown()
+Llama(model_path=str(bundled_gguf()), n_ctx=128, verbose=False)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
