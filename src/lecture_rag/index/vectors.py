@@ -673,7 +673,7 @@ def _load_hnsw(path: Path, params: dict[str, Any]) -> Any:
     graph = Index.restore(str(path), view=True)
     if graph is None:
         raise ValueError(f"{path.name} não é um índice usearch")
-    graph.expansion_search = int(params.get("expansion_search") or auto_expansion_search(len(graph)))  # type: ignore[misc]
+    graph.expansion_search = int(params.get("expansion_search") or auto_expansion_search(len(graph)))
     return graph
 
 
