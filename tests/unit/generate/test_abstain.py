@@ -83,7 +83,8 @@ def test_the_abstention_reads_the_rerankers_feature_pass_and_decides_as_a_fresh_
         assert found.query.candidates is not None  # the default reranker is ``learned``
         shared, fresh = signals(found), signals(_fresh(found))
         same = [SIGNALS.index(n) for n in SIGNALS if n != "rank_margin"]
-        np.testing.assert_allclose(shared[same], fresh[same], rtol=1e-12)
+        # float32 cosines of a different batch may differ in the last bit (~3e-8)
+        np.testing.assert_allclose(shared[same], fresh[same], rtol=1e-6, atol=1e-6)
         hits = found.hits
         assert shared[SIGNALS.index("rank_margin")] == pytest.approx(hits[0].rerank_score - hits[1].rerank_score)
         fresh[SIGNALS.index("rank_margin")] = shared[SIGNALS.index("rank_margin")]
