@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import roc_auc_score
 
 from bench.bench_extractive import score as answer_score
 from bench.heldout_store import HOME, KINDS, LECTURES, SQUAD_SETS, ensure_store, squad_set
@@ -58,8 +59,8 @@ from lecture_rag.generate.extractive import Candidate, candidates, extract
 from lecture_rag.records import Evidence, Hit, Question
 from lecture_rag.retrieve import Retriever, SearchRequest, SearchResult
 from lecture_rag.retrieve.cite import cite_hits, piece_signals
-from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, depth_scores, features
-from lecture_rag.retrieve.rerank import PassageReranker, Query
+from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, LearnedReranker, depth_scores, features
+from lecture_rag.retrieve.rerank import PassageReranker, Query, rerank_or_keep
 from lecture_rag.retrieve.sentence_model import FEATURES as SENTENCE_FEATURES
 from lecture_rag.retrieve.sentence_model import MODEL_PATH as SENTENCE_PATH
 from lecture_rag.retrieve.sentence_model import SentenceModel, span_features
@@ -71,6 +72,8 @@ K = 10
 DEPTHS = (10, 50)
 MODES = (RetrievalMode.DENSE, RetrievalMode.HYBRID)
 CS = (0.01, 0.1, 1.0, 10.0)
+#: The abstention's signals before issue 22's second round (its first model).
+BEFORE_SIGNALS = ("top_cosine", "margin", "top_coverage", "agreement", "top_passage")
 #: Share of answerable questions the abstention may lose on the training folds when its threshold is chosen.
 ABSTAIN_LOSS = 0.08
 SEED = 22
@@ -262,6 +265,20 @@ def cross_validate(items: list[Item], mode: RetrievalMode, depth: int) -> dict[i
     return out
 
 
+def learned_results(items: list[Item], mode: RetrievalMode, depth: int) -> dict[int, SearchResult]:
+    """:func:`cross_validate` through the product's :class:`LearnedReranker`: each result carries the
+    candidates' signals (``query.candidates``) that the abstention reads, as a search on ``ask`` does."""
+    out: dict[int, SearchResult] = {}
+    for fold in sorted({it.fold for it in items}):
+        reranker = LearnedReranker(fit_ranker([it for it in items if it.fold != fold], mode, depth))
+        for n, it in enumerate(items):
+            if it.fold == fold:
+                query = replace(it.runs["query"], candidates=None)
+                hits = rerank_or_keep(reranker, query, [replace(h) for h in it.runs[mode]["hits"]])
+                out[n] = replace(finish(it, hits), query=query)
+    return out
+
+
 # ------------------------------------------------------------------ abstention
 
 
@@ -284,6 +301,54 @@ def fit_abstention(x: np.ndarray, y: np.ndarray, lectures: np.ndarray, about: st
     answerable = (y == 1) & lectures
     threshold = float(np.quantile(p[answerable], ABSTAIN_LOSS)) if answerable.any() else 0.5
     return replace(model, threshold=threshold)
+
+
+def fit_abstention_cv(
+    x: np.ndarray, y: np.ndarray, lectures: np.ndarray, folds: np.ndarray, about: str = ""
+) -> AbstainModel:
+    """:func:`fit_abstention` with the threshold taken from out-of-fold probabilities: each training fold
+    scored by a model fitted on the others. In-sample probabilities of the answerable questions are
+    higher than unseen ones', so a threshold read from them lost more than :data:`ABSTAIN_LOSS` held out."""
+    held = np.zeros(len(y))
+    for fold in sorted(set(folds)):
+        inner = fit_abstention(x[folds != fold], y[folds != fold], lectures[folds != fold])
+        held[folds == fold] = [inner.probability(row) for row in x[folds == fold]]
+    model = fit_abstention(x, y, lectures, about)
+    answerable = (y == 1) & lectures
+    return replace(model, threshold=float(np.quantile(held[answerable], ABSTAIN_LOSS)))
+
+
+def cross_validated_abstention(items: list[Item], x: np.ndarray, fit: Callable[..., AbstainModel]) -> np.ndarray:
+    """Each item's P(answerable) from a model fitted without its fold, shifted so that 0.5 is that model's threshold."""
+    y = np.asarray([it.answerable for it in items], dtype=int)
+    lectures = np.asarray([it.dataset == "nurc" for it in items])
+    folds = np.asarray([it.fold for it in items])
+    prob = np.zeros(len(items))
+    for fold in sorted(set(folds)):
+        train = folds != fold
+        args = (x[train], y[train], lectures[train]) + ((folds[train],) if fit is fit_abstention_cv else ())
+        model = fit(*args)
+        prob[~train] = [model.probability(row) - model.threshold + 0.5 for row in x[~train]]
+    return prob
+
+
+def print_abstention(items: list[Item], probs: dict[str, np.ndarray]) -> None:
+    """Answerable lost and unanswerable caught at each config's own threshold, per NURC kind, with intervals."""
+    print("\n## Abstention at the CV-chosen threshold (NURC; share lost / caught, bootstrap 95% CI)")
+    print("| kind | config | answerable lost | unanswerable caught | AUC |")
+    print("|---|---|---|---|---|")
+    for kind in (*KINDS, "both"):
+        idx = [n for n, it in enumerate(items) if it.dataset == "nurc" and kind in (it.kind, "both")]
+        pos = [n for n in idx if items[n].answerable]
+        neg = [n for n in idx if not items[n].answerable]
+        for name, prob in probs.items():
+            lost = [float(prob[n] < 0.5) for n in pos]
+            caught = [float(prob[n] < 0.5) for n in neg]
+            auc = roc_auc_score([items[n].answerable for n in idx], prob[idx])
+            print(
+                f"| {kind} | {name} | {int(sum(lost))}/{len(pos)} {bootstrap(lost)} | "
+                f"{int(sum(caught))}/{len(neg)} {bootstrap(caught)} | {auc:.3f} |"
+            )
 
 
 # --------------------------------------------------------------------- answers
@@ -532,18 +597,22 @@ def main() -> None:
     print_retrieval(items, {k: v for k, v in rows.items()})
     print(f"\nchosen by CV (MRR on both NURC kinds, no hit@10 loss): {best}")
 
-    # Abstention: cross-validated logistic over the chosen search's signals.
-    x = np.vstack([signals(found[best][n]) for n in range(len(items))])
-    y = np.asarray([it.answerable for it in items], dtype=int)
-    lectures = np.asarray([it.dataset == "nurc" for it in items])
-    prob = np.zeros(len(items))
-    for fold in sorted({it.fold for it in items}):
-        train = [n for n, it in enumerate(items) if it.fold != fold]
-        abstainer = fit_abstention(x[train], y[train], lectures[train])
-        for n, it in enumerate(items):
-            if it.fold == fold:  # centred so that 0.5 is the fold's own threshold
-                prob[n] = abstainer.probability(x[n]) - abstainer.threshold + 0.5
+    # Abstention, before (5 signals, in-sample threshold) and after (the reranker's candidate signals and
+    # the lecture share, threshold from out-of-fold probabilities), over the chosen search's results.
+    results = learned_results(items, *best_mode_depth(best)) if "learned" in best else found[best]
+    x = np.vstack([signals(results[n]) for n in range(len(items))])
+    x_before = np.vstack([signals(results[n], BEFORE_SIGNALS) for n in range(len(items))])
+    prob = cross_validated_abstention(items, x, fit_abstention_cv)
+    print_abstention(
+        items, {"before: 5 signals": cross_validated_abstention(items, x_before, fit_abstention), "after": prob}
+    )
     print_tradeoff(items, prob)
+    if args.fit:
+        write_models(items, best, x)
+    if args.fit or args.fit_sentences:
+        write_sentence_model(
+            items, found[best], RetrievalMode.DENSE if "learned" not in best else best_mode_depth(best)[0]
+        )
 
     if args.no_answers:
         return
@@ -569,23 +638,22 @@ def main() -> None:
         else:
             abstains[label] = [bool(r and r["abstains"]) for r in per]
     print_answers([it for it in items], answers, abstains)
-    if args.fit:
-        mode, depth = best_mode_depth(best) if "learned" in best else (RetrievalMode.DENSE, DEPTHS[0])
-        model = fit_ranker(items, mode, depth, about=ABOUT.format(what="reranker", mode=mode.value, how=RANKER_HOW))
-        MODEL_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
-        abstainer = fit_abstention(
-            x, y, lectures, about=ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
-        )
-        ABSTAIN_PATH.write_text(abstainer.to_json() + "\n", encoding="utf-8")
-        write_sentence_model(items, found[best], mode)
-        print(f"\nmodels written to {MODEL_PATH} (depth {depth}, {mode.value}) and {ABSTAIN_PATH}")
-    elif args.fit_sentences:
-        write_sentence_model(
-            items, found[best], RetrievalMode.DENSE if "learned" not in best else best_mode_depth(best)[0]
-        )
     if args.out:
         args.out.write_text(json.dumps({k: v for k, v in rows.items()}, indent=1), encoding="utf-8")
     print(f"\n{len(items)} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def write_models(items: list[Item], best: str, x: np.ndarray) -> None:
+    """Fit the ranker and the abstention on every fold and write the shipped model files."""
+    mode, depth = best_mode_depth(best) if "learned" in best else (RetrievalMode.DENSE, DEPTHS[0])
+    model = fit_ranker(items, mode, depth, about=ABOUT.format(what="reranker", mode=mode.value, how=RANKER_HOW))
+    MODEL_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
+    y = np.asarray([it.answerable for it in items], dtype=int)
+    lectures = np.asarray([it.dataset == "nurc" for it in items])
+    folds = np.asarray([it.fold for it in items])
+    about = ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
+    ABSTAIN_PATH.write_text(fit_abstention_cv(x, y, lectures, folds, about).to_json() + "\n", encoding="utf-8")
+    print(f"\nmodels written to {MODEL_PATH} (depth {depth}, {mode.value}) and {ABSTAIN_PATH}")
 
 
 ABOUT = (
@@ -596,7 +664,10 @@ ABOUT = (
 
 
 RANKER_HOW = "C chosen by CV over those folds"
-ABSTAIN_HOW = "threshold: the probability below which 8% of the answerable NURC questions fall"
+ABSTAIN_HOW = (
+    "threshold: the probability below which 8% of the answerable NURC questions fall, "
+    "each scored by a model fitted without its fold"
+)
 
 
 SENTENCE_ABOUT = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
@@ -32,7 +32,7 @@ import numpy as np
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.bm25 import PortugueseAnalyzer, fold_accents
 from lecture_rag.records import Hit
-from lecture_rag.retrieve.rerank import PASSAGES_RRF_K, Query, best_passage_scores, rank_fusion
+from lecture_rag.retrieve.rerank import PASSAGES_RRF_K, CandidateSignals, Query, best_passage_scores, rank_fusion
 
 MODEL_PATH = Path(__file__).with_name("learned_ranker.json")
 #: Windows whose analysed terms are kept (a few MB for a large course).
@@ -140,11 +140,17 @@ def folded_terms(analyzer: PortugueseAnalyzer, text: str) -> frozenset[str]:
 
 def features(query: Query, hits: Sequence[Hit]) -> np.ndarray:
     """The :data:`FEATURES` of each hit, one row per hit (relative features are relative to these hits)."""
+    return feature_pass(query, hits)[1]
+
+
+def feature_pass(query: Query, hits: Sequence[Hit]) -> tuple[CandidateSignals, np.ndarray]:
+    """The hits' raw signals (kept for the abstention, ``score`` left at 0) and their :data:`FEATURES` rows."""
     n = len(hits)
     ids = np.asarray([h.corpus_id for h in hits], dtype=np.int64)
     cos = np.asarray(query.indexes.vectors.cosines(ids, query.vector), dtype=np.float64)
     bm25 = np.asarray(query.indexes.bm25.scores_for(query.text, ids), dtype=np.float64)
     p_cos, p_bm25 = (np.asarray(v, dtype=np.float64) for v in best_passage_scores(query, hits))
+    cov = coverage(query, hits)
     neighbour = np.zeros(n)
     lecture = np.zeros(n)
     share = np.zeros(n)
@@ -164,14 +170,15 @@ def features(query: Query, hits: Sequence[Hit]) -> np.ndarray:
         p_cos - p_cos.max(),
         _relative(bm25),
         _relative(p_bm25),
-        coverage(query, hits),
+        cov,
         1.0 / np.arange(1, n + 1),
         neighbour,
         lecture,
         share,
         rank_fusion([cos, bm25, p_cos, p_bm25]) * (PASSAGES_RRF_K + 1) / 4,  # the passages reranker's score, in [0, 1]
     ]
-    return np.column_stack(columns)
+    kept = CandidateSignals(ids, cos, bm25, p_cos, cov, np.zeros(n))
+    return kept, np.column_stack(columns)
 
 
 def _adjacent(a: Hit, b: Hit) -> bool:
@@ -202,7 +209,9 @@ class LearnedReranker:
 
     def scores(self, query: Query, hits: Sequence[Hit]) -> list[float]:
         top = list(hits[: self.model.depth])
-        values = self.model.score(features(query, top))
+        kept, x = feature_pass(query, top)
+        values = self.model.score(x)
         if not np.all(np.isfinite(values)):
             return [float(len(hits) - i) for i in range(len(hits))]
+        query.candidates = replace(kept, score=values)  # the abstention reads these (one feature pass)
         return depth_scores(values, len(hits))

@@ -64,13 +64,42 @@ class RerankError(LectureRagError):
     """A reranker could not score the candidates (the search keeps its first-stage order)."""
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateSignals:
+    """What a reranker computed for each candidate (row ``i`` is corpus id ``ids[i]``), for the stages after it.
+
+    Why kept: the abstention (:mod:`lecture_rag.generate.abstain`) needs the
+    same cosines, BM25 scores, rare-word coverage and passage cosines of the
+    hits it judges; reading them here is one feature pass per search instead of two.
+    ``bm25`` is the raw per-question score; ``score`` the reranker's own (log-odds for ``learned``).
+    """
+
+    ids: np.ndarray
+    cosine: np.ndarray
+    bm25: np.ndarray
+    passage_cosine: np.ndarray
+    coverage: np.ndarray
+    score: np.ndarray
+
+    def rows(self, hits: Sequence[Hit]) -> np.ndarray | None:
+        """The rows of ``hits`` (None when one of them was not among these candidates)."""
+        where = {int(cid): i for i, cid in enumerate(self.ids)}
+        rows = [where.get(h.corpus_id) for h in hits]
+        return None if any(r is None for r in rows) else np.asarray(rows, dtype=np.int64)
+
+
 @dataclass(slots=True)
 class Query:
-    """What a reranker may use: the text, its E5 vector, and the indexes it was searched in."""
+    """What a reranker may use: the text, its E5 vector, and the indexes it was searched in.
+
+    ``candidates``: what the reranker computed per candidate, filled by the
+    ``learned`` reranker during this search (None otherwise).
+    """
 
     text: str
     vector: np.ndarray
     indexes: Indexes
+    candidates: CandidateSignals | None = None
 
 
 class Reranker(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,25 +12,33 @@ import pytest
 from lecture_rag.config import load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
+from lecture_rag.evaluate.questions import load_questions
+from lecture_rag.generate import abstain
 from lecture_rag.generate.abstain import MODEL_PATH, SIGNALS, AbstainModel, abstain_model, signals
 from lecture_rag.generate.extractive import extract
-from lecture_rag.retrieve import Retriever, SearchRequest
+from lecture_rag.retrieve import Retriever, SearchRequest, SearchResult, learned
+from lecture_rag.retrieve.rerank import best_passage_scores, make_reranker
 from lecture_rag.store import Store
+from tests.support.paths import QUESTIONS
+
+OFF_TOPIC = ("Qual é a capital da Austrália?", "Qual a receita tradicional da feijoada?", "Quem ganhou a Copa de 2002?")
 
 
 @pytest.fixture(scope="module")
 def retriever(nurc_indexed: Path) -> Retriever:
     settings = load_settings(nurc_indexed)
-    return Retriever.open(Store(nurc_indexed, create=False), make_embedder(settings.embedder), settings)
+    store = Store(nurc_indexed, create=False)
+    return Retriever.open(store, make_embedder(settings.embedder), settings, reranker=make_reranker(settings))
 
 
 def test_signals_are_finite_and_in_their_ranges(retriever: Retriever) -> None:
     found = retriever.search(SearchRequest("Quantos termos para gelo existem na língua dos esquimós?"))
     x = signals(found)
     assert x.shape == (len(SIGNALS),) and np.isfinite(x).all()
-    top_cosine, margin, coverage, agreement, passage = x
+    top_cosine, margin, coverage, agreement, passage, share, rank_margin = x
     assert 0.7 < top_cosine <= 1.0 and margin >= 0.0
     assert 0.0 <= coverage <= 1.0 and 0.0 < agreement <= 1.0 and 0.7 < passage <= 1.0
+    assert 0.0 < share <= 1.0 and rank_margin >= 0.0
 
 
 def test_a_question_the_lectures_answer_is_likelier_answered_than_ones_they_do_not(retriever: Retriever) -> None:
@@ -55,3 +64,51 @@ def test_the_shipped_model_says_what_it_was_fitted_on_and_a_damaged_one_is_named
     bad.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(LectureRagError, match="bench_heldout --fit"):
         AbstainModel.load(bad)
+
+
+def _fresh(found: SearchResult) -> SearchResult:
+    """The same result without the reranker's feature pass (the abstention then computes its own)."""
+    return dataclasses.replace(found, query=dataclasses.replace(found.query, candidates=None))
+
+
+def test_the_abstention_reads_the_rerankers_feature_pass_and_decides_as_a_fresh_pass_would(
+    retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One shared feature pass: on ``ask`` the abstention reuses what the ``learned`` reranker computed for
+    the same hits (no second passage scoring), and every signal and decision is the one a fresh pass gives."""
+    model = abstain_model()
+    questions = [q.question for q in load_questions(QUESTIONS)[:10]] + list(OFF_TOPIC)
+    for question in questions:
+        found = retriever.search(SearchRequest(question))
+        assert found.query.candidates is not None  # the default reranker is ``learned``
+        shared, fresh = signals(found), signals(_fresh(found))
+        same = [SIGNALS.index(n) for n in SIGNALS if n != "rank_margin"]
+        # float32 cosines of a different batch may differ in the last bit (~3e-8)
+        np.testing.assert_allclose(shared[same], fresh[same], rtol=1e-6, atol=1e-6)
+        hits = found.hits
+        assert shared[SIGNALS.index("rank_margin")] == pytest.approx(hits[0].rerank_score - hits[1].rerank_score)
+        fresh[SIGNALS.index("rank_margin")] = shared[SIGNALS.index("rank_margin")]
+        assert (model.probability(shared) < model.threshold) == (model.probability(fresh) < model.threshold)
+    calls: list[int] = []
+
+    def counted(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return best_passage_scores(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(learned, "best_passage_scores", counted)
+    monkeypatch.setattr(abstain, "best_passage_scores", counted, raising=False)
+    found = retriever.search(SearchRequest(questions[0]))
+    extract(found, retriever.embedder)
+    assert len(calls) == 1
+
+
+def test_the_shipped_model_answers_lecture_questions_and_abstains_on_off_topic_ones(retriever: Retriever) -> None:
+    """Over the real NURC text: the model uses the search's lecture share and the reranker's margin, answers
+    most questions the lectures answer, and abstains on questions about something else entirely."""
+    model = AbstainModel.load()
+    assert {"lecture_share", "rank_margin"} <= set(model.signals)
+    answerable = [q.question for q in load_questions(QUESTIONS) if q.answerable][:12]
+    answered = [not extract(retriever.search(SearchRequest(q)), retriever.embedder).abstains for q in answerable]
+    assert sum(answered) >= 10
+    for question in OFF_TOPIC:
+        assert extract(retriever.search(SearchRequest(question)), retriever.embedder).abstains

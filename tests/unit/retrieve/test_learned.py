@@ -96,3 +96,21 @@ def test_only_the_first_stage_top_depth_is_reordered(retriever: Retriever) -> No
         assert {h.corpus_id for h in again[:depth]} == {h.corpus_id for h in first[:depth]}
         assert [h.corpus_id for h in again[depth:]] == [h.corpus_id for h in first[depth:]]
         assert judge_hits(q, again[:depth]).hit(depth) == judge_hits(q, first[:depth]).hit(depth)
+
+
+def test_the_reranker_leaves_its_feature_pass_on_the_query_for_the_stages_after_it(retriever: Retriever) -> None:
+    """One feature pass per search: what the abstention needs (cosines, BM25, coverage, best passage, the
+    model's score) is kept per candidate, and it is exactly what a fresh pass over those hits computes."""
+    q = "Por que os homens do paleolítico não se fixavam num lugar?"
+    hits = search_hits(retriever, q, k=50, mode="dense", reranker=None)
+    query = _query(retriever, q)
+    reranker = LearnedReranker()
+    scores = reranker.scores(query, hits)
+    kept = query.candidates
+    assert kept is not None and list(kept.ids) == [h.corpus_id for h in hits[: reranker.model.depth]]
+    np.testing.assert_array_equal(kept.score, scores[: len(kept.ids)])
+    np.testing.assert_allclose(kept.coverage, coverage(query, hits[: len(kept.ids)]))
+    np.testing.assert_allclose(kept.cosine, features(query, hits)[:, FEATURES.index("cosine")])
+    rows = kept.rows(hits[5:0:-1])
+    assert rows is not None and list(rows) == [5, 4, 3, 2, 1]
+    assert kept.rows([Hit(-1, "v", 0.0, 1.0, "fora")]) is None
