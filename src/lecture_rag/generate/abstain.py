@@ -26,15 +26,14 @@ not a second one.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from lecture_rag.retrieve import SearchResult
-from lecture_rag.retrieve.learned import LearnedModel, feature_pass, linear_logit, read_fitted
+from lecture_rag.retrieve.learned import FittedLogistic, LearnedModel, feature_pass, read_fitted
 from lecture_rag.retrieve.rerank import CandidateSignals
 
 MODEL_PATH = Path(__file__).with_name("abstain_model.json")
@@ -89,7 +88,7 @@ def signals(found: SearchResult, names: tuple[str, ...] = SIGNALS) -> np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
-class AbstainModel:
+class AbstainModel(FittedLogistic):
     """Logistic P(the lectures answer) over standardised :data:`SIGNALS`, and the threshold below which to abstain."""
 
     signals: tuple[str, ...]
@@ -101,11 +100,7 @@ class AbstainModel:
     about: str = ""
 
     def probability(self, x: np.ndarray) -> float:
-        logit = float(linear_logit(x, self.mean, self.scale, self.coef, self.intercept))
-        return float(1.0 / (1.0 + np.exp(-logit)))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
+        return float(1.0 / (1.0 + np.exp(-float(self.score(x)))))
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> AbstainModel:

@@ -55,8 +55,26 @@ FEATURES = (
 )
 
 
+class FittedLogistic:
+    """What every shipped logistic model (reranker, abstention, sentence scorer) shares: its
+    standardise-weigh-sum score and its JSON; each model is a frozen dataclass with these fields."""
+
+    __slots__ = ()
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds of each row of ``x`` (see :func:`linear_logit`)."""
+        return linear_logit(x, self.mean, self.scale, self.coef, self.intercept)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True, slots=True)
-class LearnedModel:
+class LearnedModel(FittedLogistic):
     """A fitted linear scorer: standardise each feature, then a dot product (the log-odds of relevance)."""
 
     features: tuple[str, ...]
@@ -66,12 +84,6 @@ class LearnedModel:
     intercept: float
     depth: int = 10
     about: str = ""
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        return linear_logit(x, self.mean, self.scale, self.coef, self.intercept)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> LearnedModel:

@@ -25,9 +25,8 @@ a search).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Protocol, cast
@@ -35,7 +34,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from lecture_rag.records import Hit
-from lecture_rag.retrieve.learned import coverage, linear_logit, read_fitted
+from lecture_rag.retrieve.learned import FittedLogistic, coverage, read_fitted
 from lecture_rag.retrieve.rerank import Query
 
 MODEL_PATH = Path(__file__).with_name("sentence_model.json")
@@ -74,7 +73,7 @@ class Span(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class SentenceModel:
+class SentenceModel(FittedLogistic):
     """A fitted logistic scorer over standardised :data:`FEATURES` (the log-odds that a span holds the answer)."""
 
     features: tuple[str, ...]
@@ -83,12 +82,6 @@ class SentenceModel:
     coef: tuple[float, ...]
     intercept: float
     about: str = ""
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        return linear_logit(x, self.mean, self.scale, self.coef, self.intercept)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> SentenceModel:
