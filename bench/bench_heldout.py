@@ -228,21 +228,28 @@ def training_rows(items: Sequence[Item], mode: RetrievalMode, depth: int) -> tup
 def fit_ranker(items: Sequence[Item], mode: RetrievalMode, depth: int, about: str = "") -> LearnedModel:
     """Logistic regression on the candidates of ``items``; C chosen by inner CV over their folds."""
     x, y, groups = training_rows(items, mode, depth)
+    return LearnedModel(FEATURES, *fit_logistic(x, y, np.asarray(groups)), depth, about)
+
+
+Fitted = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], float]
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Fitted:
+    """(mean, scale, coef, intercept) of a logistic regression on standardised ``x``: C chosen by inner CV
+    over ``groups`` (a fold per group, log loss), or C = 1 without groups; the fields of a FittedLogistic."""
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / scale
-    folds = sorted(set(groups))
-    splits = [(np.flatnonzero([g != f for g in groups]), np.flatnonzero([g == f for g in groups])) for f in folds]
-    cv = LogisticRegressionCV(Cs=list(CS), cv=splits, scoring="neg_log_loss", max_iter=2000)
-    cv.fit(z, y)
-    model = LogisticRegression(C=float(cv.C_[0]), max_iter=2000).fit(z, y)
-    return LearnedModel(
-        FEATURES,
+    c = 1.0
+    if groups is not None:
+        splits = [(np.flatnonzero(groups != f), np.flatnonzero(groups == f)) for f in sorted(set(groups))]
+        cv = LogisticRegressionCV(Cs=list(CS), cv=splits, scoring="neg_log_loss", max_iter=2000)
+        c = float(cv.fit(z, y).C_[0])
+    clf = LogisticRegression(C=c, max_iter=2000).fit(z, y)
+    return (
         tuple(float(v) for v in mean),
         tuple(float(v) for v in scale),
-        tuple(float(v) for v in model.coef_[0]),
-        float(model.intercept_[0]),
-        depth,
-        about,
+        tuple(float(v) for v in clf.coef_[0]),
+        float(clf.intercept_[0]),
     )
 
 
@@ -286,17 +293,7 @@ def fit_abstention(x: np.ndarray, y: np.ndarray, lectures: np.ndarray, about: st
     """Logistic P(answerable) over :data:`SIGNALS`; the threshold loses at most :data:`ABSTAIN_LOSS` of these
     answerable lecture questions (``lectures``: a mask; SQuAD-format questions are easier, so their
     probabilities would set a threshold that loses more on lectures)."""
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    clf = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y)
-    model = AbstainModel(
-        SIGNALS,
-        tuple(float(v) for v in mean),
-        tuple(float(v) for v in scale),
-        tuple(float(v) for v in clf.coef_[0]),
-        float(clf.intercept_[0]),
-        0.5,
-        about,
-    )
+    model = AbstainModel(SIGNALS, *fit_logistic(x, y), 0.5, about)
     p = np.asarray([model.probability(row) for row in x])
     answerable = (y == 1) & lectures
     threshold = float(np.quantile(p[answerable], ABSTAIN_LOSS)) if answerable.any() else 0.5
@@ -431,19 +428,7 @@ def fit_sentences(
     x = np.vstack([rows[n][0] for n in keys])
     y = np.concatenate([rows[n][1] for n in keys])
     groups = np.concatenate([[items[n].fold] * len(rows[n][1]) for n in keys])
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    z = (x - mean) / scale
-    splits = [(np.flatnonzero(groups != f), np.flatnonzero(groups == f)) for f in sorted(set(groups))]
-    c = float(LogisticRegressionCV(Cs=list(CS), cv=splits, scoring="neg_log_loss", max_iter=2000).fit(z, y).C_[0])
-    clf = LogisticRegression(C=c, max_iter=2000).fit(z, y)
-    return SentenceModel(
-        SENTENCE_FEATURES,
-        tuple(float(v) for v in mean),
-        tuple(float(v) for v in scale),
-        tuple(float(v) for v in clf.coef_[0]),
-        float(clf.intercept_[0]),
-        about,
-    )
+    return SentenceModel(SENTENCE_FEATURES, *fit_logistic(x, y, groups), about)
 
 
 def fold_sentence_models(items: Sequence[Item], found: dict[int, SearchResult]) -> dict[str, SentenceModel]:
