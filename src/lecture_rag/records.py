@@ -266,14 +266,17 @@ class Hit(Segment):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def cite_text(self) -> str:
-        """The words of the cited sentence (the piece starting at ``cite_start``), for pages to highlight.
+        """The words of the cited sentence (the piece in which ``cite_start`` falls), for pages to highlight.
 
-        '' when the segment has no cue marks (a hit read back from JSON): a guessed span would highlight
-        words nobody said at that second.
+        The extractive answer cites a long utterance from the part that answers (issue 22: it is cut into
+        ~15-word spans whose seconds fall inside it), so the piece is the last one starting at or before
+        the cited second, not only one starting exactly there. '' when the segment has no cue marks (a hit
+        read back from JSON): a guessed span would highlight words nobody said at that second.
         """
         if not self.marks:
             return ""
-        return next((p.text for p in self.pieces() if abs(p.start - self.cite_start) < 1e-6), "")
+        started = [p for p in self.pieces() if p.start <= self.cite_start + 1e-6]
+        return started[-1].text if started else ""
 
     # The deep link is a URL too: hiding URLs hides it with the others.
     _url_shown = field_serializer("url", "video_url", "cite_url")(_shown_url)

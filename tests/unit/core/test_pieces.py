@@ -44,3 +44,17 @@ def test_cite_start_outside_the_window_falls_back_to_its_start() -> None:
     assert inside.cite_url.endswith("t=61s") or "t=61" in inside.cite_url
     outside = Hit(corpus_id=1, video_id="v", start=10.0, end=130.0, text="x", cite_start=500.0)
     assert outside.cite_start == 10.0 and outside.cite_url == ""
+
+
+def test_the_cited_text_is_the_piece_the_cited_second_falls_in() -> None:
+    """An extractive quote may start inside a long utterance (cut into ~15-word spans): the page still
+    highlights that utterance; a hit without cue marks highlights nothing."""
+    text = "primeira frase aqui segunda frase terceira"
+    marks = ((100.0, 0), (130.5, text.index("segunda")), (200.0, text.index("terceira")))
+    hit = Hit(corpus_id=1, video_id="v", start=100.0, end=220.0, text=text, marks=marks, cite_start=130.5)
+    assert hit.cite_text == "segunda frase"
+    hit.cite_start = 150.25  # inside the second utterance
+    assert hit.cite_text == "segunda frase"
+    hit.cite_start = 205.0
+    assert hit.cite_text == "terceira"
+    assert Hit(corpus_id=1, video_id="v", start=100.0, end=220.0, text=text, cite_start=150.0).cite_text == ""
