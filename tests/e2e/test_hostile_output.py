@@ -87,9 +87,11 @@ LECTURES: dict[str, tuple[dict[str, str], str]] = {
     "aula-f.srt": ({"video_id": "f", "title": f"F {ANCHOR}", "url": YOUTUBE}, "manifest"),
 }
 # Distinct speech per lecture (near-duplicate segments are shown once), each with the payload.
+# Lecture b (the hostile ")[x](javascript:" URL) speaks the sentence closest to QUESTION, so the answer,
+# which quotes one lecture, quotes b and its links are the ones checked.
 TOPICS = [
-    "A fotossíntese acontece nos cloroplastos, onde a clorofila absorve a luz do sol.",
     "Na fase clara da fotossíntese a clorofila quebra a molécula de água e libera oxigênio.",
+    "A fotossíntese acontece nos cloroplastos, onde a clorofila absorve a luz do sol.",
     "O ciclo de Calvin fixa o gás carbônico e produz glicose na fase escura da fotossíntese.",
     "As plantas são autótrofas: a fotossíntese fabrica glicose com luz, água e gás carbônico.",
     "A clorofila reflete o verde e absorve o azul e o vermelho durante a fotossíntese.",
