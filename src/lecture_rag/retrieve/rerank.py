@@ -53,6 +53,7 @@ RERANKERS = tuple(r.value for r in Reranking)
 #: RRF constant of the ``passages`` fusion. Over 50 candidates a small constant lets the top of
 #: each ordering count (60, the usual value for whole-corpus lists, measured 0.01 MRR lower).
 PASSAGES_RRF_K = 10
+SCORE_DECIMALS = 9  # rerank scores are kept to this many decimals (see rerank_or_keep)
 #: Words of each candidate the LLM reads: enough to judge, short enough for 20 candidates in 4k tokens.
 LLM_PASSAGE_WORDS = 120
 #: Candidates the LLM orders (the rest keep their order after them).
@@ -127,10 +128,14 @@ def rerank_or_keep(reranker: Reranker | None, query: Query, hits: list[Hit]) -> 
             exc,
         )
         return hits
-    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    # Rounded to 1e-9: a score's last bits follow the summation order of numpy/BLAS kernels, which a Ray
+    # worker (one thread) and a local process need not share, and a run on Ray must give the local results
+    # field for field (a 1e-15 difference in rerank_score was seen); near-ties then keep the first-stage order.
+    kept = [round(float(v), SCORE_DECIMALS) for v in scores]
+    order = sorted(range(len(hits)), key=lambda i: (-kept[i], i))
     out = []
     for i in order:
-        hits[i].rerank_score = float(scores[i])
+        hits[i].rerank_score = kept[i]
         out.append(hits[i])
     return out
 
