@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lecture_rag.retrieve import SearchResult
-from lecture_rag.retrieve.learned import FittedLogistic, LearnedModel, feature_pass, read_fitted
+from lecture_rag.retrieve.learned import FittedLogistic, feature_pass, learned_model, read_fitted
 from lecture_rag.retrieve.rerank import CandidateSignals
 
 MODEL_PATH = Path(__file__).with_name("abstain_model.json")
@@ -51,13 +51,8 @@ def hit_signals(found: SearchResult) -> CandidateSignals:
     rows = kept.rows(hits) if kept is not None else None
     if kept is None or rows is None:
         kept, x = feature_pass(found.query, hits)
-        return replace(kept, score=_ranker().score(x))
+        return replace(kept, score=learned_model().score(x))
     return CandidateSignals(*(np.asarray(getattr(kept, f.name))[rows] for f in fields(CandidateSignals)))
-
-
-@cache
-def _ranker() -> LearnedModel:
-    return LearnedModel.load()
 
 
 def signal_values(found: SearchResult) -> dict[str, float]:

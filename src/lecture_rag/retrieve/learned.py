@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -211,13 +211,19 @@ def depth_scores(model_scores: np.ndarray, total: int) -> list[float]:
     return [float(s) for s in model_scores] + tail
 
 
+@cache
+def learned_model() -> LearnedModel:
+    """The shipped model, read once per process (the reranker and the abstention's own feature pass)."""
+    return LearnedModel.load()
+
+
 class LearnedReranker:
     """Reorders the first stage's top ``model.depth`` windows by the fitted model (see module docstring)."""
 
     name = "learned"
 
     def __init__(self, model: LearnedModel | None = None) -> None:
-        self.model = model or LearnedModel.load()
+        self.model = model or learned_model()
 
     def scores(self, query: Query, hits: Sequence[Hit]) -> list[float]:
         top = list(hits[: self.model.depth])
