@@ -45,7 +45,7 @@ tokens to the index as the passages do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -224,14 +224,14 @@ def extract(
     cands = candidates(found.hits, found.signals, min_words=min_words, span_words=span_words)
     if not cands:
         return Extract([], None, threshold)
-    shortlist = _fused(cands)
+    shortlist = _shortlist(cands)
     if fitted:
         scores = (model or sentence_model()).score(span_features(found.query, found.hits, cands))
         for cand, score in zip(cands, scores, strict=True):
             cand.score = float(score)
         ranked = sorted(cands, key=lambda c: -c.score)
     else:
-        ranked = sorted(shortlist, key=lambda c: -c.score)
+        ranked = sorted(_fused(shortlist), key=lambda c: -c.score)
     if one_lecture:
         ranked = focus(ranked, found.hits[0].video_id)
     quotes = _merge(_choose(_lead(ranked, follow), max_words))
@@ -242,14 +242,16 @@ def extract(
     return Extract(quotes, best, threshold, abstainer.probability(signals(found)), abstainer.threshold)
 
 
-def _fused(cands: list[Candidate]) -> list[Candidate]:
-    """The :data:`SHORTLIST` best of the cheap equal-weight fusion, scored by the second, weighted one.
-
-    The sentence ranking before the fitted model; its shortlist also gives the abstention's best cosine.
-    """
+def _shortlist(cands: list[Candidate]) -> list[Candidate]:
+    """The :data:`SHORTLIST` best of the cheap equal-weight fusion: the abstention's best cosine is read
+    from them, and the rank fusion (``fitted=False``) ranks them."""
     window = [-float(c.number) for c in cands]
     cheap = _fuse([[c.semantic for c in cands], [c.lexical for c in cands], window], len(cands))
-    shortlist = [replace(cands[i]) for i in np.argsort(-cheap, kind="stable")[:SHORTLIST]]
+    return [cands[i] for i in np.argsort(-cheap, kind="stable")[:SHORTLIST]]
+
+
+def _fused(shortlist: list[Candidate]) -> list[Candidate]:
+    """The shortlist scored by the second, weighted fusion: the sentence ranking before the fitted model."""
     fused = _fuse(
         [[c.semantic for c in shortlist], [c.lexical for c in shortlist], [-float(c.number) for c in shortlist]],
         len(shortlist),
