@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from lecture_rag.errors import LectureRagError
 from lecture_rag.records import Annotation, Answer, Judgment, QuestionMeta, RunConfig, RunItem
 from lecture_rag.store.corpus import Store
 from lecture_rag.store.database import HeldLock
+from lecture_rag.store.failures import StorageError
 from lecture_rag.wire import dumps, from_data, loads, to_data
 
 # A run name is one segment of the web app's addresses (/runs/NAME/annotate): no '/', no '.' or '..',
@@ -153,6 +154,23 @@ class RunStore:
         if held is not None:
             held.check()
 
+    def _held_write(self, name: str, write: Callable[[], None]) -> None:
+        """Write a held run's work; if the server dropped the connection mid-write, retake the lock and retry once.
+
+        Why: a server restart can kill the pooled connection between the lock
+        check and the commit. The transaction was rolled back and the writes
+        are upserts, so the retry is safe; the lock check before it either
+        takes the lock again or stops the run because another process took it.
+        """
+        self._still_held(name)
+        try:
+            write()
+        except StorageError:
+            if name not in self._held:
+                raise
+            self._still_held(name)
+            write()
+
     # -- items and judgments ------------------------------------------------
     def answered(self, name: str) -> set[str]:
         return {str(r[0]) for r in self.store.db.execute("SELECT qid FROM run_items WHERE run=?", (name,))}
@@ -174,7 +192,18 @@ class RunStore:
         label: tuple[str, str] | None = None,
     ) -> None:
         """One item; ``label`` = (annotator, label) stores a person's label with it, in the same transaction."""
-        self._still_held(name)
+        self._held_write(name, lambda: self._write_item(name, qid, position, question, meta, answer, label))
+
+    def _write_item(
+        self,
+        name: str,
+        qid: str,
+        position: int,
+        question: str,
+        meta: QuestionMeta,
+        answer: Answer,
+        label: tuple[str, str] | None,
+    ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
                 """INSERT INTO run_items(run, qid, position, question, meta, answer, answered_at)
@@ -197,7 +226,9 @@ class RunStore:
         (``auto_label#2``, for self-consistency) beside the first; it comes
         back under that key in :meth:`items`, where nothing else looks.
         """
-        self._still_held(name)
+        self._held_write(name, lambda: self._write_judgments(name, qid, judgments, suffix))
+
+    def _write_judgments(self, name: str, qid: str, judgments: Sequence[Judgment], suffix: str) -> None:
         with self.store.transaction() as conn:
             for j in judgments:
                 conn.execute(
