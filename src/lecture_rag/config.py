@@ -207,6 +207,15 @@ class RetrievalSettings(Section):
     # costs seconds at any corpus size (bench/bench_delta.py), search over 4 deltas measured 0.8-1.4x the base's.
     compact_fraction: float = Field(0.25, gt=0, le=10, description="deltas+tombstones over the base that compact")
     max_deltas: int = Field(16, ge=1, le=1000, description="deltas over a base before a compaction")
+    # Who folds them: 'background' (default) publishes the delta anyway and starts 'index --compact' as a
+    # process of its own, which builds the new base while ingests go on; 'foreground' makes the 'index'
+    # that crossed the limit build it (minutes at 1M windows) before it returns.
+    compaction: Literal["background", "foreground"] = Field(
+        "background", description="background | foreground: who folds the deltas past the limits"
+    )
+    # Below this many windows in the base a compaction is a build of seconds: the crossing 'index' folds
+    # in the foreground (no process left behind for a small course).
+    background_compaction_min: int = Field(5_000, ge=0, description="base windows from which compaction is background")
     rrf_k: int = Field(60, ge=1)
     # Hybrid fusion weights: each list adds weight/(rrf_k + rank). Equal by default.
     dense_weight: float = Field(1.0, ge=0)

@@ -36,7 +36,7 @@ from lecture_rag.config import HOME_ENV, Reranking, RetrievalMode, Settings, loa
 from lecture_rag.embed import make_embedder
 from lecture_rag.errors import LectureRagError
 from lecture_rag.evaluate.judges import JUDGE_ENV_PREFIX
-from lecture_rag.index.build import IndexStats, build_indexes, prune_embedding_cache
+from lecture_rag.index.build import IndexStats, build_indexes, prune_embedding_cache, start_background_compaction
 from lecture_rag.llm import LLM, make_llm
 from lecture_rag.retrieve import Retriever
 from lecture_rag.retrieve.rerank import make_reranker
@@ -306,6 +306,14 @@ def index_corpus(
         )
         if prune_cache:
             stats.cache_pruned = prune_embedding_cache(st, embedder, settings)
+    if stats.compaction_due:
+        log_path = start_background_compaction(settings.home)
+        if log_path is not None:
+            err_console.print(
+                f"O índice acumulou deltas: a compactação começou em segundo plano (registro em {log_path}); "
+                "as buscas seguem normalmente.",
+                highlight=False,
+            )
     return stats
 
 

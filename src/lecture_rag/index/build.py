@@ -30,8 +30,14 @@ layout, same staging and rename) and lists gone windows as *tombstones*; the
 pointer names the base, its deltas and the tombstones, and is replaced as
 before, so a reader loads one whole publication. A reader that already holds
 the base loads only the new delta. When deltas and tombstones outgrow
-``[retrieval] compact_fraction`` of the base (or ``index --compact``), a full build
-makes a new base (compaction).
+``[retrieval] compact_fraction`` of the base (or ``max_deltas`` deltas), the base
+is rebuilt with them folded in (compaction). By default (``[retrieval] compaction =
+"background"``) that happens beside the writers, not in the ``index`` that crossed the
+limit: that ``index`` still publishes its delta (the new lecture is searchable at once)
+and says a compaction is due; ``index --compact`` (started in the background by the
+CLI) builds the new base from a snapshot of the publication without holding the build
+lock, so ingests keep publishing deltas meanwhile, then re-publishes the deltas and
+tombstones that arrived during the build over the new base, in one pointer swap.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -68,6 +76,7 @@ from lecture_rag.index.vectors import VectorIndex, VectorWriter, check_manifest_
 from lecture_rag.store import Store, text_hash
 from lecture_rag.store.corpus import PUBLISHED_INDEX
 from lecture_rag.store.failures import os_failure, read_only_error
+from lecture_rag.store.sqlite import file_lock
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -77,6 +86,11 @@ CURRENT = PUBLISHED_INDEX.name
 BUILD_PREFIX = "build-"
 TMP_SUFFIX = ".tmp"
 BUILD_LOCK = "index-build"
+COMPACT_LOCK = "index-compact"  # held by the one compaction of a store while it runs
+COMPACT_PREFIX = "compact-"  # a running compaction's staging folder: .compact-TOKEN.tmp (kept while it runs)
+#: With background compaction, deltas past this many times the limits fold in the foreground after all:
+#: a compactor that keeps failing must not let every search scan an ever longer list of deltas.
+HARD_LIMIT_FACTOR = 4
 SLICE_WINDOWS = 20_000  # windows read, embedded and indexed at a time (~70k passages): bounds a build's memory
 _LOAD_ATTEMPTS = 3  # a build deleted between reading the pointer and opening its files: read the pointer again
 #: Deltas and tombstones beyond this share of the base's windows: ``index`` folds them into a new base
@@ -180,6 +194,8 @@ class IndexStats:
     passages_s: float | None = None
     delta: int | None = None  # windows added as a delta (an incremental update: no new base was built)
     tombstoned: int | None = None  # windows removed by tombstones in an incremental update
+    compaction_due: bool | None = None  # the deltas passed the limits: a background compaction should fold them
+    compacted_later: int | None = None  # a compaction: deltas published while it built, kept over the new base
     cache_pruned: int | None = None
 
     def items(self) -> list[tuple[str, object]]:
@@ -257,6 +273,8 @@ def build_indexes(
         ):
             return IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=True, kind=current.kind)
         raise read_only_error("o acervo", store.home, "indexar grava o índice e o cache de embeddings")
+    if compact and not rebuild:
+        return _compact(store, embedder, settings, progress=progress, engine=engine)
     with store.exclusive(BUILD_LOCK, "", wait=True):
         _clean_leftovers(index_dir(store.home))
         return _build(store, embedder, settings, rebuild=rebuild, compact=compact, progress=progress, engine=engine)
@@ -308,10 +326,11 @@ def _staged_build(
     ids: np.ndarray,
     progress: ProgressFn | None,
     engine: Engine,
+    prefix: str = BUILD_PREFIX,
 ) -> tuple[IndexStats, VectorIndex, Path]:
     """The windows ``ids`` built into a fresh staging folder (a base or a delta); nothing published yet."""
     root = index_dir(store.home)
-    staging = root / f".{BUILD_PREFIX}{_token()}{TMP_SUFFIX}"
+    staging = root / f".{prefix}{_token()}{TMP_SUFFIX}"
     try:
         staging.mkdir(parents=True)
         stats, vindex = _stream_build(store, embedder, settings, ids, staging, progress, engine)
@@ -352,9 +371,12 @@ def _grow(
     added = np.setdiff1d(ids, live)
     removed = np.setdiff1d(live, ids)
     extra = sum(len(p.vectors) for p in parts[1:]) + len(current.dead) + int(added.size) + int(removed.size)
-    limits = settings.retrieval
-    too_many = len(current.deltas) + int(added.size > 0) > limits.max_deltas
-    if extra > limits.compact_fraction * len(parts[0].vectors) or too_many:
+    due = _past_limits(settings, extra, len(parts[0].vectors), len(current.deltas) + int(added.size > 0), 1)
+    if due and (
+        settings.retrieval.compaction == "foreground"
+        or len(parts[0].vectors) < settings.retrieval.background_compaction_min
+        or _past_limits(settings, extra, len(parts[0].vectors), len(current.deltas) + 1, HARD_LIMIT_FACTOR)
+    ):
         return None
     dead = tuple(sorted({*current.dead, *(int(i) for i in removed)}))
     stats = IndexStats(int(ids.size), embedder.name, embedder.dim, skipped=False, kind=current.kind, delta=0)
@@ -365,9 +387,142 @@ def _grow(
         stats, _, staging = _staged_build(store, embedder, settings, added, progress, engine)
         stats.segments, stats.kind, stats.delta = int(ids.size), current.kind, int(added.size)
     stats.tombstoned = int(removed.size)
+    stats.compaction_due = due or None
     publish_delta(store.home, current, staged=staging, dead=dead, fingerprint=ids_fingerprint(ids), count=int(ids.size))
-    store.purge_superseded(keep=ids)
+    if not compacting(store.home):  # a running compaction may still read the superseded rows: it purges them
+        store.purge_superseded(keep=ids)
     return stats
+
+
+def _past_limits(settings: Settings, extra: int, base: int, deltas: int, factor: int) -> bool:
+    """Whether ``extra`` rows in ``deltas`` deltas pass ``factor`` times ``[retrieval]``'s compaction limits."""
+    limits = settings.retrieval
+    return extra > factor * limits.compact_fraction * base or deltas > factor * limits.max_deltas
+
+
+def compacting(home: Path) -> bool:
+    """Whether a compaction of this store is running now (its lock is held)."""
+    try:
+        with file_lock(Path(home), COMPACT_LOCK, ""):
+            return False
+    except StoreError:
+        return True
+
+
+def _compact(
+    store: Store, embedder: Embedder, settings: Settings, *, progress: ProgressFn | None, engine: Engine
+) -> IndexStats:
+    """Fold the deltas and tombstones into a new base while ingests go on publishing deltas.
+
+    Under the build lock: bring the publication up to the corpus (a delta)
+    and snapshot it. Without it: build the snapshot's live windows into a
+    staging folder (minutes at 1M windows). Under the lock again:
+    :func:`_publish_compaction`. One compaction per store at a time.
+    """
+    busy = (
+        f"Uma compactação do índice de {store.home} já está em andamento. Espere ela terminar "
+        f"(o registro fica em {compaction_log(store.home)})."
+    )
+    with store.exclusive(COMPACT_LOCK, busy):
+        with store.exclusive(BUILD_LOCK, "", wait=True):
+            _clean_leftovers(index_dir(store.home))
+            stats = _build(store, embedder, settings, rebuild=False, compact=False, progress=None, engine=engine)
+            snapshot = _current_or_none(store.home)
+            parts = None if snapshot is None else _intact_parts(store.home, snapshot, embedder, settings)
+            if snapshot is None or parts is None:  # cannot happen after a build; a full one then, as before
+                return _build(store, embedder, settings, rebuild=True, compact=True, progress=progress, engine=engine)
+            if not (snapshot.deltas or snapshot.dead):
+                return stats  # one whole base already: nothing to fold
+            ids = _live_ids(parts, snapshot.dead)
+            del parts
+        if progress is not None:
+            progress = _towards(progress, _work_total(store, ids, settings))
+        built, vindex, staging = _staged_build(store, embedder, settings, ids, progress, engine, COMPACT_PREFIX)
+        with store.exclusive(BUILD_LOCK, "", wait=True):
+            return _publish_compaction(store, embedder, settings, snapshot, built, vindex, staging)
+
+
+def _publish_compaction(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    snapshot: Published,
+    built: IndexStats,
+    vindex: VectorIndex,
+    staging: Path,
+) -> IndexStats:
+    """Publish the new base with the deltas and tombstones that came after ``snapshot`` (under the build lock).
+
+    The tombstones accumulate between compactions, so the windows the new
+    publication serves are the new base's and the later deltas', less the
+    current tombstones. A rebuild published meanwhile made this work moot:
+    it is dropped. The pointer swap is the same as a build's.
+    """
+    now = _current_or_none(store.home)
+    if now is None or now.build != snapshot.build or (now.embedder, now.dim) != (snapshot.embedder, snapshot.dim):
+        shutil.rmtree(staging, ignore_errors=True)
+        count = 0 if now is None else now.count
+        return IndexStats(count, embedder.name, embedder.dim, skipped=True, kind="" if now is None else now.kind)
+    later = [token for token in now.deltas if token not in snapshot.deltas]
+    limit = settings.retrieval.hnsw_threshold
+    later_ids = [
+        np.asarray(_load_part(_part_folder(store.home, t), t, embedder, exact_subset_max=limit).vectors.ids)
+        for t in later
+    ]
+    covered = np.unique(np.concatenate([np.asarray(vindex.ids, dtype=np.int64), *later_ids]))
+    dead = np.intersect1d(covered, np.asarray(now.dead, dtype=np.int64))
+    token = staging.name.removeprefix(f".{COMPACT_PREFIX}").removesuffix(TMP_SUFFIX)
+    pointer = {
+        "build": token,
+        "fingerprint": now.fingerprint,
+        "embedder": now.embedder,
+        "dim": now.dim,
+        "kind": vindex.kind,
+        "count": now.count,
+        "built_at": vindex.manifest.built_at,
+        "previous": now.build,
+        "deltas": later,
+        "dead": [int(i) for i in dead],
+        "retired": list(now.parts),
+        "publication": token,
+    }
+    _swap_in(index_dir(store.home), token, pointer, staging, lambda: None)
+    store.purge_superseded(keep=np.setdiff1d(covered, dead))
+    built.segments, built.compacted_later = now.count, len(later)
+    return built
+
+
+def _part_folder(home: Path, token: str) -> Path:
+    """The folder of the published part ``token``."""
+    return index_dir(home) / f"{BUILD_PREFIX}{token}"
+
+
+def compaction_log(home: Path) -> Path:
+    """Where a background compaction writes what it prints."""
+    return Path(home) / "compact.log"
+
+
+def start_background_compaction(home: Path) -> Path | None:
+    """Start ``lecture-rag index --compact`` for this store as a detached process; None if one already runs.
+
+    Why a process of its own: folding the deltas rebuilds the base (minutes
+    at 1M windows); the ``index`` or ``ingest`` that crossed the limit has
+    already published its delta and returns at once. The child inherits the
+    environment (database URL, settings) and survives its parent.
+    """
+    if compacting(home):
+        return None
+    log_path = compaction_log(home)
+    with open(log_path, "ab") as log_file:
+        subprocess.Popen(
+            [sys.executable, "-m", "lecture_rag", "index", "--compact", "--store", str(home)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+    return log_path
 
 
 def _live_ids(parts: list[Part], dead: tuple[int, ...]) -> np.ndarray:
@@ -628,9 +783,13 @@ def _token() -> str:
 
 
 def _tidy(root: Path, keep: set[str]) -> None:
-    """Remove builds other than ``keep``, staging folders of killed builds, and the pre-build layout."""
+    """Remove builds other than ``keep``, staging folders of killed builds, and the pre-build layout.
+
+    A running compaction's staging folder is kept: it is being written.
+    """
+    running = compacting(root.parent)
     for path in root.iterdir():
-        if path.name in keep or path.name == CURRENT:
+        if path.name in keep or path.name == CURRENT or (running and path.name.startswith(f".{COMPACT_PREFIX}")):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -649,7 +808,10 @@ def _clean_leftovers(root: Path) -> None:
         return
     current = _current_or_none(root.parent)
     keep = {f"{BUILD_PREFIX}{b}" for b in (*current.parts, *current.retired) if b} if current else None
+    running = compacting(root.parent)
     for path in root.iterdir():
+        if running and path.name.startswith(f".{COMPACT_PREFIX}"):
+            continue  # a compaction running beside this build writes it
         leftover = path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)
         orphan = keep is not None and path.name.startswith(BUILD_PREFIX) and path.name not in keep
         if not (leftover or orphan):
@@ -683,7 +845,7 @@ def _intact_parts(home: Path, current: Published, embedder: Embedder, settings: 
         return None
     parts = []
     for token in current.parts:
-        folder = index_dir(home) / f"{BUILD_PREFIX}{token}"
+        folder = _part_folder(home, token)
         try:
             part = _load_part(folder, token, embedder, exact_subset_max=settings.retrieval.hnsw_threshold)
         except StoreError:

