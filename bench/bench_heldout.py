@@ -393,6 +393,7 @@ ANSWER_VARIANTS: dict[str, dict[str, Any]] = {
     "sentence model, spans of 30 words": {"span_words": 30},
     "sentence model, spans of 20 words": {"span_words": 20},
     "sentence model, any lecture": {"one_lecture": False},
+    "sentence model, fluent text (no hesitations, no repeats)": {"clean": True},
 }
 
 
@@ -403,15 +404,18 @@ def answer_row(it: Item, found: SearchResult, embedder: CachedEmbedder, options:
     return {"recall": recall, "words": len(quoted.split()), "best_cosine": ex.best_cosine, "abstains": ex.abstains}
 
 
-def sentence_rows(items: Sequence[Item], found: dict[int, SearchResult]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Each answerable NURC item's candidate spans as the answer sees them: features, and label 1 where the
-    span overlaps the question's evidence (the seconds where the answer is said)."""
+def sentence_rows(
+    items: Sequence[Item], found: dict[int, SearchResult], **options: Any
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each answerable NURC item's candidate spans as the answer sees them (``options``: of
+    :func:`candidates`): features, and label 1 where the span overlaps the question's evidence
+    (the seconds where the answer is said)."""
     out = {}
     for n, it in enumerate(items):
         if it.dataset != "nurc" or not it.answerable or n not in found:
             continue
         result = found[n]
-        cands = candidates(result.hits, result.signals)
+        cands = candidates(result.hits, result.signals, **options)
         if not cands:
             continue
         ev = it.question.evidence
@@ -431,9 +435,12 @@ def fit_sentences(
     return SentenceModel(SENTENCE_FEATURES, *fit_logistic(x, y, groups), about)
 
 
-def fold_sentence_models(items: Sequence[Item], found: dict[int, SearchResult]) -> dict[str, SentenceModel]:
-    """Per NURC lecture (fold), the sentence model fitted on the other lectures' questions."""
-    rows = sentence_rows(items, found)
+def fold_sentence_models(
+    items: Sequence[Item], found: dict[int, SearchResult], **options: Any
+) -> dict[str, SentenceModel]:
+    """Per NURC lecture (fold), the sentence model fitted on the other lectures' questions (``options``:
+    the candidates', as in :func:`sentence_rows`)."""
+    rows = sentence_rows(items, found, **options)
     folds = sorted({items[n].fold for n in rows})
     return {f: fit_sentences({n: r for n, r in rows.items() if items[n].fold != f}, items) for f in folds}
 

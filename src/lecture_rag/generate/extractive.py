@@ -52,7 +52,7 @@ import numpy as np
 
 from lecture_rag.embed import Embedder
 from lecture_rag.generate.abstain import abstain_model, signals
-from lecture_rag.generate.sentences import MIN_CLAUSE_WORDS, focus, join_short
+from lecture_rag.generate.sentences import MIN_CLAUSE_WORDS, fluent, focus, join_short
 from lecture_rag.links import hhmmss
 from lecture_rag.records import Hit, Piece
 from lecture_rag.retrieve import SearchResult
@@ -63,6 +63,10 @@ from lecture_rag.retrieve.sentence_model import SentenceModel, sentence_model, s
 #: A piece longer than this (an unpunctuated transcript utterance) is cut into about equal spans of at most
 #: this many words (a clause's length; chosen in CV by bench_heldout: 30 before the sentence model).
 SPAN_WORDS = 15
+#: Quote pieces without hesitations and immediate repeats (:func:`~lecture_rag.generate.sentences.fluent`).
+#: Off: measured in CV by ``python -m bench.bench_answers`` it bought no recall at the same 60 words
+#: (human .389 -> .395, ASR .289 -> .269, both well inside the intervals; wav2vec2 ASR has few hesitations).
+CLEAN = False
 #: Spans right after the best one that lead the answer with it (chosen in CV by bench_heldout).
 FOLLOW = 3
 #: The answer quotes at most this many words (issue 22: an answer, not a page; it was 75).
@@ -158,15 +162,18 @@ def candidates(
     max_segments: int = MAX_SEGMENTS,
     min_words: int = MIN_CLAUSE_WORDS,
     span_words: int = SPAN_WORDS,
+    clean: bool = CLEAN,
 ) -> list[Candidate]:
     """Spans of the top windows with their cheap signals: long pieces cut (:func:`_spans`), then fragments
-    joined into clauses (:func:`join_short`), so a span made of joined pieces still starts at a piece's second."""
+    joined into clauses (:func:`join_short`), so a span made of joined pieces still starts at a piece's second.
+    ``clean``: each piece's text without hesitations and immediate repeats first (:func:`fluent`)."""
     out: list[Candidate] = []
     for number, (hit, sig) in enumerate(zip(hits[:max_segments], signals, strict=False), start=1):
         cut = [
             (span, s, x)
             for piece, s, x in zip(sig.pieces, sig.semantic, sig.lexical, strict=True)
-            for span in _spans(piece, span_words)
+            for span in _spans(_cleaned(piece) if clean else piece, span_words)
+            if span.text
         ]
         pieces, semantic, lexical = join_short(
             [c[0] for c in cut], np.asarray([c[1] for c in cut]), np.asarray([c[2] for c in cut]), min_words
@@ -176,6 +183,10 @@ def candidates(
             for i, p in enumerate(pieces)
         ]
     return out
+
+
+def _cleaned(piece: Piece) -> Piece:
+    return Piece(piece.start, piece.end, fluent(piece.text))
 
 
 def _spans(piece: Piece, span_words: int = SPAN_WORDS) -> list[Piece]:
@@ -209,6 +220,7 @@ def extract(
     span_words: int = SPAN_WORDS,
     follow: int = FOLLOW,
     model: SentenceModel | None = None,
+    clean: bool = CLEAN,
 ) -> Extract:
     """The quotes of ``found``'s top windows that best answer its question, best first (see module docstring).
 
@@ -218,10 +230,11 @@ def extract(
     previous behaviour, measured beside the new one by ``bench.bench_heldout``). ``calibrated``: abstain
     by :mod:`lecture_rag.generate.abstain` (E5 embedders only) instead of :data:`ABSTAIN_BELOW`.
     ``fitted``: rank spans by the sentence model (``model``, or the shipped one) instead of the rank
-    fusion; ``follow``: how many of the best span's next spans lead the answer with it.
+    fusion; ``follow``: how many of the best span's next spans lead the answer with it; ``clean``: quote
+    the pieces without hesitations and immediate repeats (:func:`~lecture_rag.generate.sentences.fluent`).
     """
     threshold = ABSTAIN_BELOW if "e5" in embedder.name.lower() else None
-    cands = candidates(found.hits, found.signals, min_words=min_words, span_words=span_words)
+    cands = candidates(found.hits, found.signals, min_words=min_words, span_words=span_words, clean=clean)
     if not cands:
         return Extract([], None, threshold)
     shortlist = _shortlist(cands)

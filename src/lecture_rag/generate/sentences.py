@@ -11,6 +11,13 @@ to share a word, which a student reads as noise. Two rules, measured with
   own second (the cited second stays a sentence start);
 * :func:`focus`: sentences of the best-ranked lecture, and of another one
   only when it is closer to the question than everything the first has.
+
+And one for the words a quote spends its budget on: :func:`fluent` leaves out
+what speech adds and a reader does not need, the pure hesitations of
+:data:`HESITATIONS` and a word (or two-word group) said twice in a row, so the
+:data:`~lecture_rag.generate.extractive.MAX_WORDS` go to what the lecturer
+says. Only deletions: the words kept stay in order, and a quote still starts
+at its piece's second.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from lecture_rag.records import Piece
 
 #: A piece with fewer words is a fragment, not a clause: it joins its neighbour.
 MIN_CLAUSE_WORDS = 6
+#: Pure hesitations and fillers of spoken Portuguese (NURC-SP transcripts and wav2vec2/Whisper output):
+#: sounds, never words that carry content (``é``, ``a``, ``então``... are words and stay).
+HESITATIONS = frozenset({"ah", "ahn", "ãh", "eh", "éh", "ehn", "hã", "hum", "hm", "hmm", "uh", "uhm", "uhn", "né"})
 
 
 class Scored(Protocol):
@@ -63,6 +73,20 @@ def join_short(
         s, x = sem.pop(), lex.pop()
         sem[-1], lex[-1] = max(sem[-1], s), max(lex[-1], x)
     return out, sem, lex
+
+
+def fluent(text: str) -> str:
+    """``text`` without hesitations (:data:`HESITATIONS`) and without a word or two-word group said twice in a row."""
+    words = [w for w in text.split() if w.lower().strip(".,;:!?…") not in HESITATIONS]
+    out: list[str] = []
+    for word in words:
+        if out and word.lower() == out[-1].lower():
+            continue
+        if len(out) >= 3 and (out[-3].lower(), out[-2].lower()) == (out[-1].lower(), word.lower()):
+            out.pop()  # "de que de que": the second group goes
+            continue
+        out.append(word)
+    return " ".join(out)
 
 
 def focus(ranked: Sequence[S], video_id: str) -> list[S]:

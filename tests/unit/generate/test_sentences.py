@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
 from lecture_rag.generate.extractive import candidates
-from lecture_rag.generate.sentences import MIN_CLAUSE_WORDS, focus, join_short
+from lecture_rag.generate.sentences import HESITATIONS, MIN_CLAUSE_WORDS, fluent, focus, join_short
 from lecture_rag.records import Hit, Piece
 from lecture_rag.retrieve.cite import PieceSignals
 
@@ -56,3 +57,21 @@ def test_other_lectures_are_quoted_only_when_closer_than_everything_the_best_one
     ranked = [_C("a", 0.85), _C("b", 0.84), _C("a", 0.83), _C("c", 0.90)]
     assert focus(ranked, "a") == [ranked[0], ranked[2], ranked[3]]
     assert focus(ranked, "z") == ranked  # nothing of that lecture: nothing to prefer
+
+
+def test_a_quote_never_spends_words_on_hesitations_or_words_said_twice() -> None:
+    text = "então eh né a a gente vê que ahn o passado de que de que forma éh termina"
+    assert fluent(text) == "então a gente vê que o passado de que forma termina"
+    assert fluent("é a arte é a forma") == "é a arte é a forma"  # words, not sounds: kept
+
+
+def test_candidates_quote_fluent_text_from_each_piece_own_second() -> None:
+    pieces = _pieces("eh né", "ahn a a arte do paleolítico aparece nas cavernas né", "e nos objetos de osso")
+    hit = Hit(1, "SP_EF_124", 0.0, 29.0, " ".join(p.text for p in pieces))
+    spans = candidates([hit], [PieceSignals(pieces, np.full(3, 0.8), np.zeros(3))], clean=True)
+    words = [w for c in spans for w in c.text.split()]
+    assert not set(words) & HESITATIONS
+    assert all(a != b for a, b in pairwise(words))
+    assert [(c.start, c.text) for c in spans] == [
+        (10.0, "a arte do paleolítico aparece nas cavernas e nos objetos de osso")
+    ]
