@@ -192,17 +192,14 @@ class RunStore:
         label: tuple[str, str] | None = None,
     ) -> None:
         """One item; ``label`` = (annotator, label) stores a person's label with it, in the same transaction."""
-        self._held_write(name, lambda: self._write_item(name, qid, position, question, meta, answer, label))
+
+        def write() -> None:
+            self._write_item(name, qid, position, question, dumps(meta), dumps(answer), label)
+
+        self._held_write(name, write)
 
     def _write_item(
-        self,
-        name: str,
-        qid: str,
-        position: int,
-        question: str,
-        meta: QuestionMeta,
-        answer: Answer,
-        label: tuple[str, str] | None,
+        self, name: str, qid: str, position: int, question: str, meta: str, answer: str, label: tuple[str, str] | None
     ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
@@ -210,7 +207,7 @@ class RunStore:
                    VALUES(?,?,?,?,?,?,?)
                    ON CONFLICT(run, qid) DO UPDATE SET answer=excluded.answer, meta=excluded.meta,
                      answered_at=excluded.answered_at""",
-                (name, qid, position, question, dumps(meta), dumps(answer), _now()),
+                (name, qid, position, question, meta, answer, _now()),
             )
             if label is not None:
                 conn.execute(
