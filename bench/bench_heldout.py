@@ -506,6 +506,29 @@ def print_retrieval(items: list[Item], rows: dict[str, list[dict[str, Any]]]) ->
             print(f"| {dataset} | {kind} | {len(idx)} | {name} | " + " | ".join(cells) + " |")
 
 
+def first_relevant(labels: np.ndarray) -> int | None:
+    """Rank (from 1) of the first relevant candidate of a first stage, None when none of its candidates is."""
+    found = np.flatnonzero(labels)
+    return int(found[0]) + 1 if found.size else None
+
+
+def print_misses(items: Sequence[Item], name: str, ranked: dict[int, list[Hit]]) -> None:
+    """Where each answerable NURC question that ``name`` misses at hit@10 has its relevant window: its rank in
+    each first stage's candidates (``–``: not among them, so no reranker over that pool can recover it) and
+    in ``name``'s own order of those candidates (``ranked``: every candidate, not only the top 10)."""
+    print(
+        f"\n## Misses at hit@10 of {name} (NURC): first relevant rank among each first stage's {CANDIDATES} candidates"
+    )
+    print("| kind | question | " + " | ".join(m.value for m in MODES) + f" | {name} |")
+    print("|---|---|" + "---|" * (len(MODES) + 1))
+    for n, it in enumerate(items):
+        if it.dataset != "nurc" or not it.answerable or judge_hits(it.question, ranked[n][:K]).hit(K):
+            continue
+        ranks = [first_relevant(it.runs[m]["labels"]) for m in MODES]
+        ranks.append(judge_hits(it.question, ranked[n]).first_rank)
+        print(f"| {it.kind} | {it.question.id} | " + " | ".join("–" if r is None else str(r) for r in ranks) + " |")
+
+
 def print_answers(items: list[Item], rows: dict[str, list[dict[str, Any] | None]], abst: dict[str, list[bool]]) -> None:
     print("\n## Extractive answer (NURC; recall over answerable; abstentions answerable lost / unanswerable caught)")
     print("| kind | config | recall | words median | answerable lost | unanswerable caught |")
@@ -569,6 +592,7 @@ def main() -> None:
     # Retrieval: before (dense + passages), first stages alone, and the learned reranker per mode and depth.
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     found: dict[str, dict[int, SearchResult]] = defaultdict(dict)
+    ranked: dict[str, dict[int, list[Hit]]] = defaultdict(dict)  # each learned config's whole reranked list
     for n, it in enumerate(items):
         dense = it.runs[RetrievalMode.DENSE]
         configs = {
@@ -583,11 +607,14 @@ def main() -> None:
             name = f"{mode.value}+learned@{depth}"
             for n, hits in cross_validate(items, mode, depth).items():
                 found[name][n] = finish(items[n], hits)
+                ranked[name][n] = hits
     for name, results in found.items():
         rows[name] = [retrieval_row(items[n], results[n]) for n in range(len(items))]
     best = choose(items, rows)
     print_retrieval(items, {k: v for k, v in rows.items()})
     print(f"\nchosen by CV (MRR on both NURC kinds, no hit@10 loss): {best}")
+    if best in ranked:
+        print_misses(items, best, ranked[best])
 
     # Abstention, before (5 signals, in-sample threshold) and after (the reranker's candidate signals and
     # the lecture share, threshold from out-of-fold probabilities), over the chosen search's results.
