@@ -421,7 +421,8 @@ def _compact(
     """
     busy = (
         f"Uma compactação do índice de {store.home} já está em andamento. Espere ela terminar "
-        f"(o registro fica em {compaction_log(store.home)})."
+        f"(o registro fica em {compaction_log(store.home)}); 'lecture-rag index', sem --compact, publica "
+        "já as aulas novas ou removidas."
     )
     with store.exclusive(COMPACT_LOCK, busy):
         with store.exclusive(BUILD_LOCK, "", wait=True):

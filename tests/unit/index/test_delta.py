@@ -358,3 +358,18 @@ def test_index_past_the_limits_starts_the_compaction_in_the_background(home: Pat
         assert now is not None and now.count == len(store.corpus_ids())
     busy = run_cli("index", "--compact", store=home)
     assert busy.returncode == 0, busy.stderr
+
+
+def test_a_second_compaction_is_refused_clearly_while_one_runs(home: Path) -> None:
+    """``index --compact`` while the background one runs: one line that says so, and nothing touched."""
+    from lecture_rag.index.build import COMPACT_LOCK
+    from lecture_rag.store.sqlite import file_lock
+
+    with Store(home) as store:
+        store.remove_video(f"{BASE[2]}-0")
+    before = published(home)
+    with file_lock(home, COMPACT_LOCK, "busy"):
+        busy = run_cli("index", "--compact", store=home)
+    assert busy.returncode != 0
+    assert "compactação do índice" in busy.stderr and "já está em andamento" in busy.stderr, busy.stderr
+    assert "Traceback" not in busy.stderr and published(home) == before
