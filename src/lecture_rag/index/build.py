@@ -50,7 +50,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -427,15 +427,12 @@ def _compact(
     with store.exclusive(COMPACT_LOCK, busy):
         with store.exclusive(BUILD_LOCK, "", wait=True):
             _clean_leftovers(index_dir(store.home))
+            # verifies every byte of the publication (or builds a fresh one): the snapshot is read unverified
             stats = _build(store, embedder, settings, rebuild=False, compact=False, progress=None, engine=engine)
             snapshot = _current_or_none(store.home)
-            parts = None if snapshot is None else _intact_parts(store.home, snapshot, embedder, settings)
-            if snapshot is None or parts is None:  # cannot happen after a build; a full one then, as before
-                return _build(store, embedder, settings, rebuild=True, compact=True, progress=progress, engine=engine)
-            if not (snapshot.deltas or snapshot.dead):
+            if snapshot is None or not (snapshot.deltas or snapshot.dead):
                 return stats  # one whole base already: nothing to fold
-            ids = _live_ids(parts, snapshot.dead)
-            del parts
+            ids = _live_ids(_parts_of(store.home, snapshot.parts, embedder, settings), snapshot.dead)
         if progress is not None:
             progress = _towards(progress, _work_total(store, ids, settings))
         built, vindex, staging = _staged_build(store, embedder, settings, ids, progress, engine, COMPACT_PREFIX)
@@ -465,11 +462,7 @@ def _publish_compaction(
         count = 0 if now is None else now.count
         return IndexStats(count, embedder.name, embedder.dim, skipped=True, kind="" if now is None else now.kind)
     later = [token for token in now.deltas if token not in snapshot.deltas]
-    limit = settings.retrieval.hnsw_threshold
-    later_ids = [
-        np.asarray(_load_part(_part_folder(store.home, t), t, embedder, exact_subset_max=limit).vectors.ids)
-        for t in later
-    ]
+    later_ids = [np.asarray(part.vectors.ids) for part in _parts_of(store.home, later, embedder, settings)]
     covered = np.unique(np.concatenate([np.asarray(vindex.ids, dtype=np.int64), *later_ids]))
     dead = np.intersect1d(covered, np.asarray(now.dead, dtype=np.int64))
     token = staging.name.removeprefix(f".{COMPACT_PREFIX}").removesuffix(TMP_SUFFIX)
@@ -496,6 +489,12 @@ def _publish_compaction(
 def _part_folder(home: Path, token: str) -> Path:
     """The folder of the published part ``token``."""
     return index_dir(home) / f"{BUILD_PREFIX}{token}"
+
+
+def _parts_of(home: Path, tokens: Sequence[str], embedder: Embedder, settings: Settings) -> list[Part]:
+    """Published parts, loaded (memory maps) without re-reading every byte: a build just verified them."""
+    limit = settings.retrieval.hnsw_threshold
+    return [_load_part(_part_folder(home, t), t, embedder, exact_subset_max=limit) for t in tokens]
 
 
 def compaction_log(home: Path) -> Path:
