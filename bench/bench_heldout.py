@@ -77,6 +77,12 @@ BEFORE_SIGNALS = ("top_cosine", "margin", "top_coverage", "agreement", "top_pass
 #: Share of answerable questions the abstention may lose on the training folds when its threshold is chosen.
 ABSTAIN_LOSS = 0.08
 SEED = 22
+#: The data set name of the items searched in a course's own store (see :func:`course_items`).
+COURSE = "course"
+#: General-knowledge questions per SQuAD-format set and kind asked of a course's own store.
+OFF_TOPIC = 30
+#: Items whose abstention threshold is set on their answerable questions (lecture questions).
+LECTURE_SETS = ("nurc", COURSE)
 
 
 @dataclass(slots=True)
@@ -90,6 +96,7 @@ class Item:
     answerable: bool
     removed: frozenset[str] = frozenset()
     runs: dict[str, Any] = field(default_factory=dict)
+    lectures_only: bool = False  # searched among its kind's lectures alone (a course's own store)
 
 
 def nurc_items() -> list[Item]:
@@ -104,6 +111,26 @@ def nurc_items() -> list[Item]:
             lecture = q.evidence[0].video_id
             items.append(Item("nurc", kind, lecture, asked, True))
             items.append(Item("nurc", kind, lecture, asked, False, frozenset(e.video_id for e in ev)))
+    return items
+
+
+def course_items(squad: Sequence[Item]) -> list[Item]:
+    """The abstention's second setting: a course's own store, its lectures and no other text.
+
+    Every NURC item asked again of its kind's lectures alone, plus :data:`OFF_TOPIC` general-knowledge
+    questions per SQuAD-format set and kind (unanswerable there). Why: among the paragraphs, a question
+    no lecture answers still spreads its hits over many pseudo-videos; in a course's store all its hits
+    come from a few lectures, so the lecture share and the margins read differently, and an abstention
+    fitted on the distractor store alone answered «Quem ganhou a Copa de 2002?» there. These items train
+    and measure only the abstention (the ranker and the answers keep the distractor store).
+    """
+    items = [replace(it, dataset=COURSE, runs={}, lectures_only=True) for it in nurc_items()]
+    rng = random.Random(SEED)
+    for kind in KINDS:
+        for name in SQUAD_SETS:
+            pool = [it for it in squad if it.dataset == name and it.answerable]
+            for it in rng.sample(pool, min(OFF_TOPIC, len(pool))):
+                items.append(Item(COURSE, kind, it.fold, it.question, False, lectures_only=True))
     return items
 
 
@@ -142,7 +169,9 @@ class Bench:
         ids = [
             i
             for v, vids in self.ids.items()
-            if v not in item.removed and not any(v.endswith(f"-{o}") for o in other)
+            if v not in item.removed
+            and not any(v.endswith(f"-{o}") for o in other)
+            and (v.endswith(f"-{item.kind}") or not item.lectures_only)
             for i in vids
         ]
         return np.asarray(sorted(ids), dtype=np.int64)
@@ -214,7 +243,7 @@ def training_rows(items: Sequence[Item], mode: RetrievalMode, depth: int) -> tup
     for it in items:
         run = it.runs[mode]
         x = run[depth]
-        if not it.answerable or len(x) == 0:
+        if not it.answerable or len(x) == 0 or it.dataset == COURSE:
             continue
         y = run["labels"][: len(x)]
         if y.sum() == 0:
@@ -318,7 +347,7 @@ def fit_abstention_cv(
 def cross_validated_abstention(items: list[Item], x: np.ndarray, fit: Callable[..., AbstainModel]) -> np.ndarray:
     """Each item's P(answerable) from a model fitted without its fold, shifted so that 0.5 is that model's threshold."""
     y = np.asarray([it.answerable for it in items], dtype=int)
-    lectures = np.asarray([it.dataset == "nurc" for it in items])
+    lectures = np.asarray([it.dataset in LECTURE_SETS for it in items])
     folds = np.asarray([it.fold for it in items])
     prob = np.zeros(len(items))
     for fold in sorted(set(folds)):
@@ -329,13 +358,25 @@ def cross_validated_abstention(items: list[Item], x: np.ndarray, fit: Callable[.
     return prob
 
 
+def abstention_groups(items: Sequence[Item]) -> dict[str, list[int]]:
+    """The item sets the abstention is reported on: NURC among the distractors per kind and both, and a
+    course's own store (NURC questions and, as the only unanswerable ones, the off-topic questions)."""
+    groups = {
+        kind: [n for n, it in enumerate(items) if it.dataset == "nurc" and kind in (it.kind, "both")]
+        for kind in (*KINDS, "both")
+    }
+    course = [n for n, it in enumerate(items) if it.dataset == COURSE]
+    groups["course store, both"] = course
+    groups["course store, off-topic only"] = [n for n in course if items[n].answerable or items[n].fold not in LECTURES]
+    return groups
+
+
 def print_abstention(items: list[Item], probs: dict[str, np.ndarray]) -> None:
-    """Answerable lost and unanswerable caught at each config's own threshold, per NURC kind, with intervals."""
-    print("\n## Abstention at the CV-chosen threshold (NURC; share lost / caught, bootstrap 95% CI)")
-    print("| kind | config | answerable lost | unanswerable caught | AUC |")
+    """Answerable lost and unanswerable caught at each config's own threshold, per group, with intervals."""
+    print("\n## Abstention at the CV-chosen threshold (share lost / caught, bootstrap 95% CI)")
+    print("| group | config | answerable lost | unanswerable caught | AUC |")
     print("|---|---|---|---|---|")
-    for kind in (*KINDS, "both"):
-        idx = [n for n, it in enumerate(items) if it.dataset == "nurc" and kind in (it.kind, "both")]
+    for group, idx in abstention_groups(items).items():
         pos = [n for n in idx if items[n].answerable]
         neg = [n for n in idx if not items[n].answerable]
         for name, prob in probs.items():
@@ -343,7 +384,7 @@ def print_abstention(items: list[Item], probs: dict[str, np.ndarray]) -> None:
             caught = [float(prob[n] < 0.5) for n in neg]
             auc = roc_auc_score([items[n].answerable for n in idx], prob[idx])
             print(
-                f"| {kind} | {name} | {int(sum(lost))}/{len(pos)} {bootstrap(lost)} | "
+                f"| {group} | {name} | {int(sum(lost))}/{len(pos)} {bootstrap(lost)} | "
                 f"{int(sum(caught))}/{len(neg)} {bootstrap(caught)} | {auc:.3f} |"
             )
 
@@ -551,15 +592,20 @@ def print_answers(items: list[Item], rows: dict[str, list[dict[str, Any] | None]
 
 def print_tradeoff(items: list[Item], prob: np.ndarray) -> None:
     print("\n## Abstention trade-off (cross-validated P(answerable), shifted so that 0.5 is each fold's threshold")
-    print("## chosen on its training folds; NURC questions of both kinds; unanswerable: 9 file ones + lecture removed)")
-    print("| threshold | answerable lost | unanswerable caught |")
-    print("|---|---|---|")
-    idx = [n for n, it in enumerate(items) if it.dataset == "nurc"]
+    print(
+        "## chosen on its training folds; unanswerable: NURC 9 file ones + lecture removed; course store: + off-topic)"
+    )
+    print("| threshold | NURC answerable lost | NURC unanswerable caught | course store lost | course store caught |")
+    print("|---|---|---|---|---|")
+    groups = abstention_groups(items)
     for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-        lost = sum(prob[n] < t for n in idx if items[n].answerable)
-        caught = sum(prob[n] < t for n in idx if not items[n].answerable)
-        pos = sum(items[n].answerable for n in idx)
-        print(f"| {t:.1f} | {lost}/{pos} | {caught}/{len(idx) - pos} |")
+        cells = []
+        for idx in (groups["both"], groups["course store, both"]):
+            pos = [n for n in idx if items[n].answerable]
+            lost = sum(prob[n] < t for n in pos)
+            caught = sum(prob[n] < t for n in idx if not items[n].answerable)
+            cells += [f"{lost}/{len(pos)}", f"{caught}/{len(idx) - len(pos)}"]
+        print(f"| {t:.1f} | " + " | ".join(cells) + " |")
 
 
 # ------------------------------------------------------------------------ main
@@ -581,7 +627,8 @@ def main() -> None:
     home = HOME if args.no_build else ensure_store()
     bench = Bench(home)
     per_set = args.squad if args.squad is not None else (60 if args.quick else 300)
-    items = nurc_items() + [it for name in SQUAD_SETS for it in squad_items(name, per_set)]
+    squad = [it for name in SQUAD_SETS for it in squad_items(name, per_set)]
+    items = nurc_items() + squad + course_items(squad)
     print(
         f"{len(items)} items ({sum(it.answerable for it in items)} answerable), folds: "
         f"{', '.join(sorted({it.fold for it in items}))}",
@@ -668,7 +715,7 @@ def write_models(items: list[Item], best: str, x: np.ndarray) -> None:
     model = fit_ranker(items, mode, depth, about=ABOUT.format(what="reranker", mode=mode.value, how=RANKER_HOW))
     MODEL_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
     y = np.asarray([it.answerable for it in items], dtype=int)
-    lectures = np.asarray([it.dataset == "nurc" for it in items])
+    lectures = np.asarray([it.dataset in LECTURE_SETS for it in items])
     folds = np.asarray([it.fold for it in items])
     about = ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
     ABSTAIN_PATH.write_text(fit_abstention_cv(x, y, lectures, folds, about).to_json() + "\n", encoding="utf-8")
@@ -684,7 +731,8 @@ ABOUT = (
 
 RANKER_HOW = "C chosen by CV over those folds"
 ABSTAIN_HOW = (
-    "threshold: the probability below which 8% of the answerable NURC questions fall, "
+    "also asked of the lectures alone (a course's own store), with FaQuAD/SQuAD-pt questions as off-topic "
+    "unanswerable ones; threshold: the probability below which 8% of the answerable NURC questions fall, "
     "each scored by a model fitted without its fold"
 )
 

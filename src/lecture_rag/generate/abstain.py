@@ -9,19 +9,25 @@ decision here is a logistic regression over :data:`SIGNALS` of the search
 result (its top cosine, the margin over the next hits, the rare-word
 coverage of the best window, whether dense and lexical scoring agree on it,
 the best passage's cosine, the share of the hits from the top hit's lecture,
-and the ``learned`` reranker's margin between its first and second hit),
-fitted on leave-one-lecture-out folds; its threshold is the one that lost
-8% of the answerable lecture questions of the training folds, each scored by
-a model fitted without its fold. The weights ship as ``abstain_model.json``
-beside this module.
+the ``learned`` reranker's margin between its first and second hit, and the
+best hit's BM25 as a share of the question's IDF), fitted on
+leave-one-lecture-out folds; its threshold is the one that lost 8% of the
+answerable lecture questions of the training folds, each scored by a model
+fitted without its fold. The weights ship as ``abstain_model.json`` beside
+this module.
 
 Why these: the lecture share and the reranker's margin are free (the search
 computed them) and, in CV on NURC (124 answerable, 142 unanswerable), moved
 the unanswerable caught at the same loss from about 72 to 114 (AUC .88 → .94);
 the reranker's top probability and a sound-alike rare-word coverage were
-measured and did not help. The cosines, BM25 scores, coverage and passage
-cosines come from the reranker's own feature pass (:class:`CandidateSignals`),
-not a second one.
+measured and did not help. The model is fitted on two settings: the lectures
+among thousands of paragraphs (the bench's distractor store) and a course's
+own store (its lectures alone, asked their questions and general-knowledge
+ones): fitted on the first alone it answered «Quem ganhou a Copa de 2002?»
+in the second, where every hit comes from a few lectures. The BM25 share
+came with that (docs/retrieval.md, fourth round). The cosines, BM25 scores,
+coverage and passage cosines come from the reranker's own feature pass
+(:class:`CandidateSignals`), not a second one.
 """
 
 from __future__ import annotations
@@ -33,11 +39,20 @@ from pathlib import Path
 import numpy as np
 
 from lecture_rag.retrieve import SearchResult
-from lecture_rag.retrieve.learned import FittedLogistic, feature_pass, learned_model, read_fitted
+from lecture_rag.retrieve.learned import FittedLogistic, feature_pass, learned_model, read_fitted, term_weights
 from lecture_rag.retrieve.rerank import CandidateSignals
 
 MODEL_PATH = Path(__file__).with_name("abstain_model.json")
-SIGNALS = ("top_cosine", "margin", "top_coverage", "agreement", "top_passage", "lecture_share", "rank_margin")
+SIGNALS = (
+    "top_cosine",
+    "margin",
+    "top_coverage",
+    "agreement",
+    "top_passage",
+    "lecture_share",
+    "rank_margin",
+    "bm25_share",
+)
 #: Hits after the first whose cosines the margin is taken over.
 MARGIN_HITS = 4
 
@@ -71,7 +86,21 @@ def signal_values(found: SearchResult) -> dict[str, float]:
         "top_passage": float(got.passage_cosine[0]),
         "rank_margin": float(score[0] - score[1]) if len(score) > 1 else 0.0,
         "lecture_share": sum(h.video_id == hits[0].video_id for h in hits) / len(hits),
+        "bm25_share": bm25_share(found, float(got.bm25.max())),
     }
+
+
+def bm25_share(found: SearchResult, score: float) -> float:
+    """A BM25 score over the summed IDF of the question's terms, a term the corpus does not know weighing
+    as the rarest (the best hit's score: how much of the question, by weight, the lectures say at all).
+
+    Why not the raw score: BM25 grows with the corpus (IDFs are logs of its size), so a threshold
+    fitted on the bench store would drift in a university's. Why unknown terms count: over the known
+    terms alone, «Qual é a capital da Austrália?» is all «capital», which a lecture says.
+    """
+    bm25 = found.query.indexes.bm25
+    total = sum(term_weights(bm25, set(bm25.analyzer(found.query.text))).values())
+    return score / total if total > 0 else 0.0
 
 
 def signals(found: SearchResult, names: tuple[str, ...] = SIGNALS) -> np.ndarray:

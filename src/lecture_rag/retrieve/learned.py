@@ -30,7 +30,7 @@ from typing import TypeVar
 import numpy as np
 
 from lecture_rag.errors import LectureRagError
-from lecture_rag.index.bm25 import PortugueseAnalyzer, fold_accents
+from lecture_rag.index.bm25 import BM25Index, PortugueseAnalyzer, fold_accents
 from lecture_rag.records import Hit
 from lecture_rag.retrieve.rerank import PASSAGES_RRF_K, CandidateSignals, Query, best_passage_scores, rank_fusion
 
@@ -52,6 +52,7 @@ FEATURES = (
     "lecture_cosine",
     "lecture_share",
     "fusion",
+    "neighbour_bm25",
 )
 
 
@@ -134,13 +135,18 @@ def coverage(query: Query, hits: Sequence[Hit]) -> np.ndarray:
     """
     bm25 = query.indexes.bm25
     terms = set(bm25.analyzer(fold_accents(query.text)))
-    known = bm25.idf(terms)
-    rarest = math.log(1.0 + (len(bm25) + 0.5) / 0.5)
-    idf = {t: known.get(t, rarest) for t in terms}
+    idf = term_weights(bm25, terms)
     total = sum(idf.values())
     if total <= 0:
         return np.zeros(len(hits))
     return np.asarray([sum(idf[t] for t in folded_terms(bm25.analyzer, h.text) & terms) / total for h in hits])
+
+
+def term_weights(bm25: BM25Index, terms: set[str]) -> dict[str, float]:
+    """Each term's IDF in ``bm25``; a term the corpus does not know weighs as one in no window (the rarest)."""
+    known = bm25.idf(terms)
+    rarest = math.log(1.0 + (len(bm25) + 0.5) / 0.5)
+    return {t: known.get(t, rarest) for t in terms}
 
 
 @lru_cache(maxsize=WINDOW_TERMS_CACHE)
@@ -163,7 +169,9 @@ def feature_pass(query: Query, hits: Sequence[Hit]) -> tuple[CandidateSignals, n
     bm25 = np.asarray(query.indexes.bm25.scores_for(query.text, ids), dtype=np.float64)
     p_cos, p_bm25 = (np.asarray(v, dtype=np.float64) for v in best_passage_scores(query, hits))
     cov = coverage(query, hits)
+    rel_bm25 = _relative(bm25)
     neighbour = np.zeros(n)
+    near_bm25 = np.zeros(n)
     lecture = np.zeros(n)
     share = np.zeros(n)
     lectures: dict[str, list[int]] = {}
@@ -173,14 +181,15 @@ def feature_pass(query: Query, hits: Sequence[Hit]) -> tuple[CandidateSignals, n
         top3 = float(np.mean(np.sort(cos[same])[-3:]))
         for i in same:
             lecture[i], share[i] = top3, len(same) / n
-            near = [cos[j] for j in same if j != i and _adjacent(hits[i], hits[j])]
-            neighbour[i] = max(near, default=float(cos.min()))
+            near = [j for j in same if j != i and _adjacent(hits[i], hits[j])]
+            neighbour[i] = max((cos[j] for j in near), default=float(cos.min()))
+            near_bm25[i] = max((rel_bm25[j] for j in near), default=0.0)
     columns = [
         cos,
         cos - cos.max(),
         p_cos,
         p_cos - p_cos.max(),
-        _relative(bm25),
+        rel_bm25,
         _relative(p_bm25),
         cov,
         1.0 / np.arange(1, n + 1),
@@ -188,6 +197,7 @@ def feature_pass(query: Query, hits: Sequence[Hit]) -> tuple[CandidateSignals, n
         lecture,
         share,
         rank_fusion([cos, bm25, p_cos, p_bm25]) * (PASSAGES_RRF_K + 1) / 4,  # the passages reranker's score, in [0, 1]
+        near_bm25,
     ]
     kept = CandidateSignals(ids, cos, bm25, p_cos, cov, np.zeros(n))
     return kept, np.column_stack(columns)

@@ -35,10 +35,12 @@ def test_signals_are_finite_and_in_their_ranges(retriever: Retriever) -> None:
     found = retriever.search(SearchRequest("Quantos termos para gelo existem na língua dos esquimós?"))
     x = signals(found)
     assert x.shape == (len(SIGNALS),) and np.isfinite(x).all()
-    top_cosine, margin, coverage, agreement, passage, share, rank_margin = x
+    top_cosine, margin, coverage, agreement, passage, share, rank_margin, bm25_share = x
     assert 0.7 < top_cosine <= 1.0 and margin >= 0.0
     assert 0.0 <= coverage <= 1.0 and 0.0 < agreement <= 1.0 and 0.7 < passage <= 1.0
     assert 0.0 < share <= 1.0 and rank_margin >= 0.0
+    # BM25 gives a term at most (k1 + 1) = 2.2 times its IDF: the share of the question's IDF is in (0, 2.2]
+    assert 0.0 < bm25_share <= 2.2
 
 
 def test_a_question_the_lectures_answer_is_likelier_answered_than_ones_they_do_not(retriever: Retriever) -> None:
@@ -112,3 +114,15 @@ def test_the_shipped_model_answers_lecture_questions_and_abstains_on_off_topic_o
     assert sum(answered) >= 10
     for question in OFF_TOPIC:
         assert extract(retriever.search(SearchRequest(question)), retriever.embedder).abstains
+
+
+def test_the_bm25_share_weighs_the_words_the_lectures_never_say(retriever: Retriever) -> None:
+    """The BM25 signal is the best hit's score over the question's whole IDF: a word no lecture says (here
+    «Austrália») weighs as the rarest, so a question that shares one common word with a lecture («capital»)
+    does not look answered; a question the lectures answer scores a larger share than either."""
+    found = retriever.search(SearchRequest("Qual é a capital da Austrália?"))
+    share = abstain.signal_values(found)["bm25_share"]
+    best = float(abstain.hit_signals(found).bm25.max())
+    assert 0.0 < share < abstain.bm25_share(retriever.search(SearchRequest("Qual é a capital?")), best)
+    answered = retriever.search(SearchRequest("Antes de Descartes, quem fixou a noção de perspectiva?"))
+    assert abstain.signal_values(answered)["bm25_share"] > share

@@ -66,6 +66,31 @@ def test_features_are_one_finite_row_per_hit_relative_to_the_question(retriever:
     assert x[0, FEATURES.index("inverse_rank")] == 1.0
 
 
+def test_a_window_carries_the_best_bm25_of_the_windows_beside_it(retriever: Retriever) -> None:
+    """An answer said across a window boundary: the question's words sit in the window before or after.
+
+    Each candidate gets the best (question-relative) BM25 of the candidates of its video that touch it,
+    0 when none does; the shipped model gives that signal a positive weight.
+    """
+    q = "Por que os homens do paleolítico não se fixavam num lugar?"
+    hits = search_hits(retriever, q, k=50, mode="dense", reranker=None)
+    x = features(_query(retriever, q), hits)
+    bm25, near = x[:, FEATURES.index("bm25")], x[:, FEATURES.index("neighbour_bm25")]
+    touching = [
+        [
+            j
+            for j, b in enumerate(hits)
+            if b.video_id == a.video_id and j != i and (abs(b.start - a.end) < 5 or abs(a.start - b.end) < 5)
+        ]
+        for i, a in enumerate(hits)
+    ]
+    assert any(touching) and not all(touching)
+    for i, beside in enumerate(touching):
+        assert near[i] == pytest.approx(max((bm25[j] for j in beside), default=0.0))
+    model = LearnedModel.load()
+    assert model.coef[FEATURES.index("neighbour_bm25")] > 0
+
+
 def test_the_shipped_model_loads_and_says_what_it_was_fitted_on() -> None:
     model = LearnedModel.load()
     assert model.features == FEATURES and len(model.coef) == len(FEATURES)
