@@ -92,14 +92,15 @@ def signal_values(found: SearchResult) -> dict[str, float]:
 
 def bm25_share(found: SearchResult, score: float) -> float:
     """A BM25 score over the summed IDF of the question's terms, a term the corpus does not know weighing
-    as the rarest (the best hit's score: how much of the question, by weight, the lectures say at all).
+    as the rarest (given the highest BM25 among the hits: how much of the question, by weight, the lectures
+    say at all).
 
     Why not the raw score: BM25 grows with the corpus (IDFs are logs of its size), so a threshold
     fitted on the bench store would drift in a university's. Why unknown terms count: over the known
     terms alone, «Qual é a capital da Austrália?» is all «capital», which a lecture says.
     """
     bm25 = found.query.indexes.bm25
-    total = sum(term_weights(bm25, set(bm25.analyzer(found.query.text))).values())
+    total = float(sum(term_weights(bm25, set(bm25.analyzer(found.query.text))).values()))
     return score / total if total > 0 else 0.0
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.bm25 import BM25Index, PortugueseAnalyzer, fold_accents
+from lecture_rag.index.segments import SegmentedBM25
 from lecture_rag.records import Hit
 from lecture_rag.retrieve.rerank import PASSAGES_RRF_K, CandidateSignals, Query, best_passage_scores, rank_fusion
 
@@ -142,7 +143,7 @@ def coverage(query: Query, hits: Sequence[Hit]) -> np.ndarray:
     return np.asarray([sum(idf[t] for t in folded_terms(bm25.analyzer, h.text) & terms) / total for h in hits])
 
 
-def term_weights(bm25: BM25Index, terms: set[str]) -> dict[str, float]:
+def term_weights(bm25: BM25Index | SegmentedBM25, terms: set[str]) -> dict[str, float]:
     """Each term's IDF in ``bm25``; a term the corpus does not know weighs as one in no window (the rarest)."""
     known = bm25.idf(terms)
     rarest = math.log(1.0 + (len(bm25) + 0.5) / 0.5)
