@@ -38,9 +38,9 @@ from bench.bench_extractive import score as answer_score
 from bench.bench_heldout import (
     DEPTHS,
     MODES,
-    SQUAD_SETS,
     Bench,
     Item,
+    bench_items,
     best_mode_depth,
     bootstrap,
     choose,
@@ -50,10 +50,8 @@ from bench.bench_heldout import (
     fit_abstention_cv,
     fold_sentence_models,
     learned_results,
-    nurc_items,
     prepare,
     retrieval_row,
-    squad_items,
 )
 from bench.heldout_store import CACHE, HOME, KINDS
 from lecture_rag.evaluate.retrieval import overlaps
@@ -71,7 +69,7 @@ def searched(squad: int) -> tuple[list[Item], dict[int, SearchResult], dict[str,
     """bench_heldout's pipeline up to the answers: NURC items, their CV-chosen search results, fold
     sentence models, and the cross-validated P(answerable) shifted so that 0.5 is the threshold."""
     bench = Bench(HOME)
-    items = nurc_items() + [it for name in SQUAD_SETS for it in squad_items(name, squad)]
+    items = bench_items(squad)
     prepare(bench, items)
     found: dict[str, dict[int, SearchResult]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}

@@ -114,6 +114,13 @@ def nurc_items() -> list[Item]:
     return items
 
 
+def bench_items(per_set: int) -> list[Item]:
+    """Every item the bench asks: NURC among the distractors, ``per_set`` questions of each SQuAD-format set,
+    and the course's-own-store items (:func:`course_items`)."""
+    squad = [it for name in SQUAD_SETS for it in squad_items(name, per_set)]
+    return nurc_items() + squad + course_items(squad)
+
+
 def course_items(squad: Sequence[Item]) -> list[Item]:
     """The abstention's second setting: a course's own store, its lectures and no other text.
 
@@ -627,8 +634,7 @@ def main() -> None:
     home = HOME if args.no_build else ensure_store()
     bench = Bench(home)
     per_set = args.squad if args.squad is not None else (60 if args.quick else 300)
-    squad = [it for name in SQUAD_SETS for it in squad_items(name, per_set)]
-    items = nurc_items() + squad + course_items(squad)
+    items = bench_items(per_set)
     print(
         f"{len(items)} items ({sum(it.answerable for it in items)} answerable), folds: "
         f"{', '.join(sorted({it.fold for it in items}))}",
