@@ -19,6 +19,10 @@ Unanswerable questions: the 9 of the NURC file, plus every NURC question asked
 with its lecture removed from the search, and SQuAD-format questions with their
 whole article removed.
 
+A course's own store, for the abstention only (:func:`course_items`): every
+NURC item asked again of its kind's lectures alone, and 30 FaQuAD + 30 SQuAD-pt
+questions per kind asked there as off-topic ones.
+
 Reported per data set and transcript kind, mean with a bootstrap 95% interval:
 hit@1, hit@10, MRR@10, link offset median (seconds; NURC only), and the
 extractive answer's content-word recall, words (median), and abstentions
