@@ -100,7 +100,6 @@ class Item:
     answerable: bool
     removed: frozenset[str] = frozenset()
     runs: dict[str, Any] = field(default_factory=dict)
-    lectures_only: bool = False  # searched among its kind's lectures alone (a course's own store)
 
 
 def nurc_items() -> list[Item]:
@@ -135,13 +134,13 @@ def course_items(squad: Sequence[Item]) -> list[Item]:
     fitted on the distractor store alone answered «Quem ganhou a Copa de 2002?» there. These items train
     and measure only the abstention (the ranker and the answers keep the distractor store).
     """
-    items = [replace(it, dataset=COURSE, runs={}, lectures_only=True) for it in nurc_items()]
+    items = [replace(it, dataset=COURSE, runs={}) for it in nurc_items()]
     rng = random.Random(SEED)
     for kind in KINDS:
         for name in SQUAD_SETS:
             pool = [it for it in squad if it.dataset == name and it.answerable]
             for it in rng.sample(pool, min(OFF_TOPIC, len(pool))):
-                items.append(Item(COURSE, kind, it.fold, it.question, False, lectures_only=True))
+                items.append(Item(COURSE, kind, it.fold, it.question, False))
     return items
 
 
@@ -182,7 +181,7 @@ class Bench:
             for v, vids in self.ids.items()
             if v not in item.removed
             and not any(v.endswith(f"-{o}") for o in other)
-            and (v.endswith(f"-{item.kind}") or not item.lectures_only)
+            and (v.endswith(f"-{item.kind}") or item.dataset != COURSE)  # a course's store: its lectures alone
             for i in vids
         ]
         return np.asarray(sorted(ids), dtype=np.int64)
