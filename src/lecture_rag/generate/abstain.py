@@ -10,7 +10,7 @@ result (its top cosine, the margin over the next hits, the rare-word
 coverage of the best window, whether dense and lexical scoring agree on it,
 the best passage's cosine, the share of the hits from the top hit's lecture,
 the ``learned`` reranker's margin between its first and second hit, and the
-best hit's BM25 as a share of the question's IDF), fitted on
+highest BM25 among the hits as a share of the question's IDF), fitted on
 leave-one-lecture-out folds; its threshold is the one that lost 8% of the
 answerable lecture questions of the training folds, each scored by a model
 fitted without its fold. The weights ship as ``abstain_model.json`` beside

@@ -17,7 +17,15 @@ from lecture_rag.index.bm25 import BM25Index
 from lecture_rag.index.build import Indexes
 from lecture_rag.records import Hit
 from lecture_rag.retrieve import Retriever
-from lecture_rag.retrieve.learned import FEATURES, MODEL_PATH, LearnedModel, LearnedReranker, coverage, features
+from lecture_rag.retrieve.learned import (
+    FEATURES,
+    MODEL_PATH,
+    NEIGHBOUR_GAP,
+    LearnedModel,
+    LearnedReranker,
+    coverage,
+    features,
+)
 from lecture_rag.retrieve.rerank import Query, make_reranker
 from lecture_rag.store import Store
 from tests.support.paths import QUESTIONS, shared
@@ -80,7 +88,9 @@ def test_a_window_carries_the_best_bm25_of_the_windows_beside_it(retriever: Retr
         [
             j
             for j, b in enumerate(hits)
-            if b.video_id == a.video_id and j != i and (abs(b.start - a.end) < 5 or abs(a.start - b.end) < 5)
+            if b.video_id == a.video_id
+            and j != i
+            and (abs(b.start - a.end) <= NEIGHBOUR_GAP or abs(a.start - b.end) <= NEIGHBOUR_GAP)
         ]
         for i, a in enumerate(hits)
     ]
