@@ -118,7 +118,7 @@ def test_the_shipped_model_answers_lecture_questions_and_abstains_on_off_topic_o
 
 
 def test_the_bm25_share_weighs_the_words_the_lectures_never_say(retriever: Retriever) -> None:
-    """The BM25 signal is the best hit's score over the question's whole IDF: a word no lecture says (here
+    """The BM25 signal is the highest BM25 among the hits over the question's whole IDF: a word no lecture says (here
     «Austrália») weighs as the rarest, so a question that shares one common word with a lecture («capital»)
     does not look answered; a question the lectures answer scores a larger share than either."""
     found = retriever.search(SearchRequest("Qual é a capital da Austrália?"))
