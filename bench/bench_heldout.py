@@ -187,7 +187,8 @@ class Bench:
         return np.asarray(sorted(ids), dtype=np.int64)
 
     def first_stage(self, query: Query, mode: RetrievalMode, allowed: np.ndarray) -> list[Hit]:
-        return self.retriever._first_stage(query, mode, CANDIDATES, allowed, True)
+        pool = self.settings.retrieval.passage_pool
+        return self.retriever._first_stage(query, mode, CANDIDATES, allowed, True, pool)
 
 
 def query_vectors(bench: Bench, texts: list[str]) -> dict[str, np.ndarray]:

@@ -225,6 +225,12 @@ class RetrievalSettings(Section):
     # the held-out CV of bench/bench_heldout.py on ASR and human transcripts), cross-encoder, llm.
     rerank: Reranking = Field(Reranking.LEARNED, description="none | passages | learned | cross-encoder | llm")
     rerank_candidates: int = Field(50, ge=1, le=1000, description="first-stage hits a reranker reorders")
+    # Of those, this many are the windows holding the best-matching passages among the first stage's fetch
+    # (a 25-second answer inside a 2-minute window can leave the window's own cosine far down the list).
+    # 10 by the held-out CV of bench/bench_heldout.py (0, 5, 10, 20 measured; docs/retrieval.md).
+    passage_pool: int = Field(
+        10, ge=0, le=1000, description="reranker candidates reserved for the windows of the best passages (0: none)"
+    )
     # Sub-passages of each window (index/passages.py): matched on their own, the window returned.
     passage_seconds: float = Field(25.0, gt=1, le=600, allow_inf_nan=False)
     # A sentence-transformers CrossEncoder name or folder, for rerank = "cross-encoder".

@@ -108,6 +108,25 @@ class PassageIndex:
             return "índice de trechos ausente"
         return VectorIndex.verify(directory) or BM25Index.verify(directory / BM25_DIRNAME)
 
+    def of_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in ``windows``, passage id) of every passage indexed for ``windows``.
+
+        Read from the ids (a window's passages are the ids ``corpus_id << ID_BITS | j``, sorted), not by
+        parsing the windows' text into pieces again: that cost ~40 µs a window, 6 ms for a fetch of 150.
+        A tombstoned passage may be listed; its cosine and BM25 are 0.
+        """
+        windows = np.asarray(windows, dtype=np.int64)
+        parts = self.vectors.parts if isinstance(self.vectors, SegmentedVectors) else (self.vectors,)
+        owners, found = [], []
+        for part in parts:
+            ids = np.asarray(part.ids)
+            lo = np.searchsorted(ids, windows << ID_BITS)
+            counts = np.searchsorted(ids, (windows + 1) << ID_BITS) - lo
+            starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            owners.append(np.repeat(np.arange(windows.size), counts))
+            found.append(ids[starts + np.arange(int(counts.sum()))])
+        return np.concatenate(owners), np.concatenate(found).astype(np.int64)
+
     def scores(self, query: str, qvec: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosine and BM25 score of each passage in ``ids`` against the query (0 for ids not indexed)."""
         if ids.size == 0:

@@ -43,9 +43,8 @@ import numpy as np
 from lecture_rag.config import LLMSettings, Reranking, Settings, env_var
 from lecture_rag.errors import LectureRagError
 from lecture_rag.index.build import Indexes
-from lecture_rag.index.passages import group_pieces, passage_id
 from lecture_rag.llm import LLM, Request, chat, make_llm
-from lecture_rag.records import Hit
+from lecture_rag.records import Hit, Segment
 
 log = logging.getLogger(__name__)
 
@@ -205,25 +204,31 @@ def rank_fusion(
     return fused
 
 
-def best_passage_scores(query: Query, hits: Sequence[Hit]) -> tuple[np.ndarray, np.ndarray]:
-    """Each hit's best passage cosine and best passage BM25 score (0 when it has no passages indexed)."""
+def best_passage_scores(query: Query, hits: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's best passage cosine and best passage BM25 score (0 when it has no passages indexed)."""
+    return _best_of_passages(query, hits, lexical=True)
+
+
+def best_passage_cosines(query: Query, windows: Sequence[Segment]) -> np.ndarray:
+    """Each window's best passage cosine (0 without passages): no BM25, for a first stage's whole fetch."""
+    return _best_of_passages(query, windows, lexical=False)[0]
+
+
+def _best_of_passages(query: Query, windows: Sequence[Segment], lexical: bool) -> tuple[np.ndarray, np.ndarray]:
     passages = query.indexes.passages
-    cos = np.zeros(len(hits), dtype=np.float32)
-    lex = np.zeros(len(hits), dtype=np.float32)
-    if passages is None:
+    cos = np.zeros(len(windows), dtype=np.float32)
+    lex = np.zeros(len(windows), dtype=np.float32)
+    if passages is None or not windows:
         return cos, lex
-    owner: list[int] = []
-    pids: list[int] = []
-    for i, hit in enumerate(hits):
-        n = len(group_pieces(hit.pieces(), passages.seconds, hit.end - hit.start))  # no passage text needed
-        owner.extend([i] * n)
-        pids.extend(passage_id(hit.corpus_id, j) for j in range(n))
-    if not pids:
+    owner, ids = passages.of_windows(np.asarray([w.corpus_id for w in windows], dtype=np.int64))
+    if not ids.size:
         return cos, lex
-    p_cos, p_lex = passages.scores(query.text, query.vector, np.asarray(pids, dtype=np.int64))
-    idx = np.asarray(owner)
-    np.maximum.at(cos, idx, p_cos)
-    np.maximum.at(lex, idx, p_lex)
+    if lexical:
+        p_cos, p_lex = passages.scores(query.text, query.vector, ids)
+        np.maximum.at(lex, owner, p_lex)
+    else:
+        p_cos = passages.vectors.cosines(ids, query.vector)
+    np.maximum.at(cos, owner, p_cos)
     return cos, lex
 
 

@@ -37,7 +37,7 @@ from lecture_rag.index.build import Indexes
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
 from lecture_rag.retrieve.priority import AnswerEmbedder, PriorityLock
-from lecture_rag.retrieve.rerank import Query, Reranker, rerank_or_keep
+from lecture_rag.retrieve.rerank import Query, Reranker, best_passage_cosines, rerank_or_keep
 from lecture_rag.retrieve.served import ServedIndex
 from lecture_rag.store import Store
 
@@ -160,22 +160,33 @@ class WordSets:
 def suppress_near_duplicates(
     candidates: Sequence[Candidate],
     segments: dict[int, Segment],
-    policy: DedupPolicy,
+    policy: DedupPolicy | None,
     limit: int,
     words: WordSets | None = None,
+    reserved: frozenset[int] = frozenset(),
 ) -> list[Candidate]:
     """Keep candidates in order, skipping near duplicates of kept ones, up to ``limit``.
 
     ``words``: a cache of window word sets kept by the caller across searches.
+    ``reserved``: positions kept wherever they stand (the best passages' windows,
+    :func:`passage_places`); the others fill ``limit - len(reserved)`` places.
+    ``policy`` None: nothing is a near duplicate.
     """
     kept: list[Candidate] = []
     lookup = (words or WordSets()).lookup()
-    for cand in candidates:
+    others = limit - len(reserved)
+    last = max(reserved, default=-1)
+    for i, cand in enumerate(candidates):
+        if others <= 0 and i > last:
+            break
+        mine = i in reserved
+        if not mine and others <= 0:
+            continue
         seg = segments[cand.corpus_id]
-        if not any(_near_duplicate(seg, segments[k.corpus_id], policy, lookup) for k in kept):
-            kept.append(cand)
-            if len(kept) >= limit:
-                break
+        if policy is not None and any(_near_duplicate(seg, segments[k.corpus_id], policy, lookup) for k in kept):
+            continue
+        kept.append(cand)
+        others -= 0 if mine else 1
     return kept
 
 
@@ -309,9 +320,10 @@ class Retriever:
         allowed = self._allowed(request.course, request.video)
         chosen = self.reranker if request.reranker is ... else request.reranker
         first_k = max(request.k, self.settings.retrieval.rerank_candidates) if chosen is not None else request.k
+        pool = self.settings.retrieval.passage_pool if chosen is not None else 0
         text = request.question
         query = Query(text, self.embedder.embed_queries([text])[0], indexes)
-        hits = self._first_stage(query, request.mode, first_k, allowed, request.dedup)
+        hits = self._first_stage(query, request.mode, first_k, allowed, request.dedup, pool)
         hits = rerank_or_keep(chosen, query, hits)[: request.k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
@@ -320,10 +332,17 @@ class Retriever:
         return SearchResult(request, query, tuple(hits), tuple(signals))
 
     def _first_stage(
-        self, query: Query, mode: RetrievalMode, k: int, allowed: np.ndarray | None, dedup: bool
+        self,
+        query: Query,
+        mode: RetrievalMode,
+        k: int,
+        allowed: np.ndarray | None,
+        dedup: bool,
+        passage_pool: int = 0,
     ) -> list[Hit]:
-        """Top-``k`` hits of the retrievers ``mode`` names (near duplicates dropped when ``dedup``)."""
-        fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup else k)
+        """Top-``k`` hits of the retrievers ``mode`` names (near duplicates dropped when ``dedup``), of which
+        ``passage_pool`` are the fetched windows with the best passages (:func:`passage_places`)."""
+        fetch = k * HYBRID_CANDIDATES_PER_K if mode == "hybrid" else (k * 3 if dedup or passage_pool else k)
         total = len(query.indexes.vectors) if allowed is None else int(allowed.size)
         while True:
             candidates, exhausted = self._candidates(query, mode, fetch, allowed)
@@ -331,9 +350,11 @@ class Retriever:
             # version until an index without it is published; ids purged since are simply gone.
             segments = self.store.get_segments((c.corpus_id for c in candidates), superseded=True)
             candidates = [c for c in candidates if c.corpus_id in segments]
-            kept = candidates[:k]
+            places = passage_places(query, candidates, segments, k, passage_pool)
             if dedup:
-                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k, self.word_sets)
+                kept = suppress_near_duplicates(candidates, segments, self.dedup_policy, k, self.word_sets, places)
+            else:
+                kept = suppress_near_duplicates(candidates, segments, None, k, reserved=places)
             if len(kept) >= k or exhausted or fetch >= total:
                 break
             fetch = min(total, fetch * 4)
@@ -377,6 +398,25 @@ class Retriever:
                 )
         ids = self.store.corpus_ids([v.video_id for v in chosen], superseded=True)  # what the index may hold
         return np.asarray(ids, dtype=np.int64)
+
+
+def passage_places(
+    query: Query, candidates: Sequence[Candidate], segments: dict[int, Segment], k: int, size: int
+) -> frozenset[int]:
+    """Positions in ``candidates`` of the ``size`` windows with the best passage cosine, when more than ``k``
+    were fetched: they keep places among the first ``k`` (:func:`suppress_near_duplicates`).
+
+    Why: a window's vector averages two minutes of speech, so a 25-second
+    answer inside it can leave the window far down the cosine list (86th, in
+    the held-out bench) while its passage is the third best. The reranker
+    reads the best passage cosine, but only of the windows it is handed.
+    The other ``k - size`` places go to the first candidates in order, so a
+    first stage's top ``k - size`` always stays (and its top 10 with it).
+    """
+    if size <= 0 or len(candidates) <= k or query.indexes.passages is None:
+        return frozenset()
+    best = best_passage_cosines(query, [segments[c.corpus_id] for c in candidates])
+    return frozenset(np.argsort(-best, kind="stable")[:size].tolist())
 
 
 def _hybrid(

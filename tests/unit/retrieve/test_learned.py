@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from lecture_rag.evaluate.questions import load_questions
 from lecture_rag.evaluate.retrieval import judge_hits
 from lecture_rag.index.bm25 import BM25Index
 from lecture_rag.index.build import Indexes
-from lecture_rag.records import Hit
+from lecture_rag.index.passages import passage_id, split_passages
+from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve import Retriever
 from lecture_rag.retrieve.learned import (
     FEATURES,
@@ -27,6 +29,7 @@ from lecture_rag.retrieve.learned import (
     features,
 )
 from lecture_rag.retrieve.rerank import Query, make_reranker
+from lecture_rag.retrieve.search import Candidate, passage_places, suppress_near_duplicates
 from lecture_rag.store import Store
 from tests.support.paths import QUESTIONS, shared
 from tests.support.retrieval import search_hits
@@ -122,15 +125,73 @@ def test_a_damaged_model_file_is_a_user_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_only_the_first_stage_top_depth_is_reordered(retriever: Retriever) -> None:
-    """Below the model's depth the first-stage order stays: hit@depth can never be lost to reranking."""
+    """Below the model's depth the first-stage order stays: hit@depth can never be lost to reranking.
+
+    The first stage here is the plain cosine list (no places kept for the best passages' windows).
+    """
+    plain = _without_passage_pool(retriever)
     reranker = LearnedReranker()
     depth = reranker.model.depth
     for q in load_questions(QUESTIONS)[:12]:
-        first = search_hits(retriever, q.question, k=50, mode="dense", reranker=None)
-        again = search_hits(retriever, q.question, k=50, mode="dense", reranker=reranker)
+        first = search_hits(plain, q.question, k=50, mode="dense", reranker=None)
+        again = search_hits(plain, q.question, k=50, mode="dense", reranker=reranker)
         assert {h.corpus_id for h in again[:depth]} == {h.corpus_id for h in first[:depth]}
         assert [h.corpus_id for h in again[depth:]] == [h.corpus_id for h in first[depth:]]
         assert judge_hits(q, again[:depth]).hit(depth) == judge_hits(q, first[:depth]).hit(depth)
+
+
+def _retrieval_settings(retriever: Retriever, **changes: int) -> Retriever:
+    settings = retriever.settings.model_copy(
+        update={"retrieval": retriever.settings.retrieval.model_copy(update=changes)}
+    )
+    return Retriever.open(retriever.store, retriever.embedder, settings)
+
+
+def _without_passage_pool(retriever: Retriever) -> Retriever:
+    return _retrieval_settings(retriever, passage_pool=0)
+
+
+def _best_passage_by_pieces(query: Query, window: Hit) -> float:
+    """A window's best passage cosine, its passages found by cutting its pieces as the build does
+    (the search reads them from the passage index's ids instead)."""
+    passages = query.indexes.passages
+    assert passages is not None
+    ids = [passage_id(window.corpus_id, j) for j in range(len(split_passages(window, passages.seconds)))]
+    return float(passages.vectors.cosines(np.asarray(ids, dtype=np.int64), query.vector).max())
+
+
+def test_the_windows_of_the_best_passages_join_the_rerankers_candidates(retriever: Retriever) -> None:
+    """A 25-second answer inside a 2-minute window can leave the window far down the cosine list while its
+    passage is among the best: ``passage_pool`` places of the reranker's candidates go to the windows with the
+    best passages of the first stage's fetch, the rest to the cosine list's top, in its order."""
+    size = retriever.settings.retrieval.passage_pool
+    assert size == 10
+    plain = _without_passage_pool(retriever)
+    twenty = _retrieval_settings(retriever, rerank_candidates=20)
+    reranker = LearnedReranker()
+    joined = 0
+    for q in load_questions(QUESTIONS)[:12]:
+        query = _query(retriever, q.question)
+        fetch = search_hits(plain, q.question, k=150, mode="dense", reranker=None)
+        cands = [Candidate(h.corpus_id, h.score or 0.0, h.score) for h in fetch]
+        segments: dict[int, Segment] = {h.corpus_id: h for h in fetch}
+        places = passage_places(query, cands, segments, 50, size)
+        kept = suppress_near_duplicates(cands, segments, retriever.dedup_policy, 50, reserved=places)
+        ids = [c.corpus_id for c in kept]
+        assert len(ids) == 50 and ids == sorted(ids, key=[h.corpus_id for h in fetch].index)  # cosine order kept
+        best = {h.corpus_id: _best_passage_by_pieces(query, h) for h in fetch}
+        wanted = sorted(best, key=lambda i: -best[i])[:size]
+        rest = [h.corpus_id for h in fetch if h.corpus_id not in wanted][: 50 - size]
+        assert set(ids) == set(wanted) | set(rest)
+        # Through a search (this store's 80 windows: 20 candidates, so that there is an outside to come from).
+        reranked = search_hits(twenty, q.question, k=20, mode="dense", reranker=reranker)
+        first = search_hits(plain, q.question, k=20, mode="dense", reranker=None)
+        assert {h.corpus_id for h in first[: 20 - size]} <= {h.corpus_id for h in reranked}
+        joined += len({h.corpus_id for h in reranked} - {h.corpus_id for h in first})
+    assert joined > 0  # some question gets a window from outside the cosine list's top 20
+    no_passages = replace(_query(retriever, "paleolítico"), indexes=replace(retriever.index.current(), passages=None))
+    cands = [Candidate(i, 1.0 - i / 100) for i in range(80)]
+    assert passage_places(no_passages, cands, {}, 50, size) == frozenset()
 
 
 def test_the_reranker_leaves_its_feature_pass_on_the_query_for_the_stages_after_it(retriever: Retriever) -> None:
