@@ -37,7 +37,7 @@ from lecture_rag.index.build import Indexes
 from lecture_rag.records import Hit, Segment
 from lecture_rag.retrieve.cite import PieceSignals, cite_hits, piece_signals
 from lecture_rag.retrieve.priority import AnswerEmbedder, PriorityLock
-from lecture_rag.retrieve.rerank import Query, Reranker, best_passage_cosines, rerank_or_keep
+from lecture_rag.retrieve.rerank import SCORE_DECIMALS, Query, Reranker, best_passage_cosines, rerank_or_keep
 from lecture_rag.retrieve.served import ServedIndex
 from lecture_rag.store import Store
 
@@ -416,6 +416,7 @@ def passage_places(
     if size <= 0 or len(candidates) <= k or query.indexes.passages is None:
         return frozenset()
     best = best_passage_cosines(query, [segments[c.corpus_id] for c in candidates])
+    best = np.round(best.astype(np.float64), SCORE_DECIMALS)  # as rerank_or_keep: a Ray worker picks the same
     return frozenset(np.argsort(-best, kind="stable")[:size].tolist())
 
 
