@@ -169,7 +169,8 @@ def suppress_near_duplicates(
 
     ``words``: a cache of window word sets kept by the caller across searches.
     ``reserved``: positions kept wherever they stand (the best passages' windows,
-    :func:`passage_places`); the others fill ``limit - len(reserved)`` places.
+    :func:`passage_places`); the others fill ``limit - len(reserved)`` places, and
+    the place of a reserved window that is a near duplicate of a kept one.
     ``policy`` None: nothing is a near duplicate.
     """
     kept: list[Candidate] = []
@@ -184,6 +185,7 @@ def suppress_near_duplicates(
             continue
         seg = segments[cand.corpus_id]
         if policy is not None and any(_near_duplicate(seg, segments[k.corpus_id], policy, lookup) for k in kept):
+            others += 1 if mine else 0  # a reserved window repeating a kept one gives its place to the next
             continue
         kept.append(cand)
         others -= 0 if mine else 1

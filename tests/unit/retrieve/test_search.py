@@ -175,6 +175,24 @@ def test_near_duplicates_are_suppressed() -> None:
     assert len(suppress_near_duplicates(cands, segs, DedupPolicy(), limit=2)) == 2
 
 
+def test_reserved_places_are_kept_wherever_they_stand_and_a_repeating_one_gives_its_place_back() -> None:
+    """The best passages' windows (``reserved`` positions) join the first ``limit - len(reserved)`` others; one
+    that repeats a kept window is dropped like any near duplicate and its place goes to the next in order."""
+    segs = {i: Segment(i, f"v{i}", 0, 90, f"fala número {i} sobre outro assunto {i}") for i in range(1, 9)}
+    segs[6] = Segment(6, "v1", 10, 100, "fala seis")  # 80 s of window 1's 90: its near duplicate
+    cands = [Candidate(i, 1.0 / i) for i in range(1, 9)]
+    policy = DedupPolicy(overlap=0.5, jaccard=0.8)
+    kept = suppress_near_duplicates(cands, segs, policy, limit=4, reserved=frozenset({4, 6}))  # windows 5 and 7
+    assert [c.corpus_id for c in kept] == [1, 2, 5, 7]
+    repeating = suppress_near_duplicates(cands, segs, policy, limit=4, reserved=frozenset({5, 6}))  # 6 repeats 1
+    assert [c.corpus_id for c in repeating] == [1, 2, 7, 8]
+    assert [c.corpus_id for c in suppress_near_duplicates(cands, segs, None, limit=3, reserved=frozenset({7}))] == [
+        1,
+        2,
+        8,
+    ]
+
+
 def test_word_sets_kept_across_searches_decide_as_fresh_ones() -> None:
     """The retriever's cache of window word sets (starting over when full) never changes what is kept."""
     segs = {
