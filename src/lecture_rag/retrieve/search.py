@@ -410,16 +410,17 @@ def passage_places(
 
     Why: a window's vector averages two minutes of speech, so a 25-second
     answer inside it can leave the window far down the cosine list (86th, in
-    the held-out bench) while its passage is the third best. The reranker
+    the held-out bench) while its passage is the fourth best. The reranker
     reads the best passage cosine, but only of the windows it is handed.
     The other ``k - size`` places go to the first candidates in order, so a
-    first stage's top ``k - size`` always stays (and its top 10 with it).
+    first stage's top ``k - size`` always stays (with the defaults, its top 40).
+    ``size`` above ``k`` counts as ``k``.
     """
     if size <= 0 or len(candidates) <= k or query.indexes.passages is None:
         return frozenset()
     best = best_passage_cosines(query, [segments[c.corpus_id] for c in candidates])
     best = np.round(best.astype(np.float64), SCORE_DECIMALS)  # as rerank_or_keep: a Ray worker picks the same
-    return frozenset(np.argsort(-best, kind="stable")[:size].tolist())
+    return frozenset(np.argsort(-best, kind="stable")[: min(size, k)].tolist())
 
 
 def _hybrid(

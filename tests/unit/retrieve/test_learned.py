@@ -192,6 +192,9 @@ def test_the_windows_of_the_best_passages_join_the_rerankers_candidates(retrieve
     no_passages = replace(_query(retriever, "paleolítico"), indexes=replace(retriever.index.current(), passages=None))
     cands = [Candidate(i, 1.0 - i / 100) for i in range(80)]
     assert passage_places(no_passages, cands, {}, 50, size) == frozenset()
+    fetch = search_hits(plain, "paleolítico", k=60, mode="dense", reranker=None)
+    every = [Candidate(h.corpus_id, h.score or 0.0, h.score) for h in fetch]
+    assert len(passage_places(_query(retriever, "paleolítico"), every, {h.corpus_id: h for h in fetch}, 20, 30)) == 20
 
 
 def test_the_reranker_leaves_its_feature_pass_on_the_query_for_the_stages_after_it(retriever: Retriever) -> None:
