@@ -20,8 +20,8 @@ Per corpus size, in one process and one run (ratios side by side):
     replica's) loading the new publication, reusing the parts it holds (only
     the delta is read), vs loading a whole new build (what followed a rebuild);
   * **remove one lecture**: tombstones published, vs the full rebuild;
-  * **search p50** (``Retriever.search``, k=10, dense + the passage reranker,
-    the defaults) with the base alone vs base + ``--deltas`` deltas and as
+  * **search p50** (``Retriever.search``, k=10, dense, no reranker: the first
+    stage a reranker starts from) with the base alone vs base + ``--deltas`` deltas and as
     many tombstoned lectures (the corpus keeps its size, so the compacted
     index searches the same way: exact up to ``hnsw_threshold``); and whether
     every question's top-10 equals the compacted index's (compaction = a full

@@ -15,8 +15,8 @@ process, so its peak RSS is its own):
     up to ``--old-max`` windows (main's build did not finish at 1M: it was
     stopped at 19.4 GB);
   * serving: a process that loads the published build and answers real
-    questions with ``Retriever.search`` (dense + the passage reranker, the
-    defaults), p50/p95; the dense index search alone (query vectors given);
+    questions with ``Retriever.search`` (dense, no reranker: the first stage
+    a reranker starts from), p50/p95; the dense index search alone (query vectors given);
     and its RSS (anonymous + file pages) after the questions;
   * recall@10 of float16 and int8 vectors against float32 (exact below the
     HNSW threshold, the HNSW graph above it, as searches run), and the
