@@ -12,11 +12,18 @@ Human and ASR transcripts of one recording would share a video id
 SQuAD-pt paragraphs become one-window pseudo-videos ``faquad-NNNNN`` and
 ``squadpt-NNNNN`` (their files number paragraphs from 0 each, so they are
 renamed).
+
+A second store (``bench_heldout --articles``, :data:`ARTICLES_HOME`) takes
+each article's paragraphs as the windows of one recording (:func:`article_set`):
+a store of many multi-window recordings, as a university's is, where the
+neighbour and lecture features meet recordings everywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -28,13 +35,17 @@ from lecture_rag.config import load_settings
 from lecture_rag.embed import make_embedder
 from lecture_rag.evaluate.questions import Paragraph, ensure_squad_corpus, load_squad
 from lecture_rag.index.build import build_indexes
-from lecture_rag.records import Evidence, Question
+from lecture_rag.records import Evidence, Question, Video
 from lecture_rag.store import Store
+from lecture_rag.store.corpus import SegmentDraft
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO.parent / "shared" / "data").resolve()
 CACHE = Path(os.environ.get("LECTURE_RAG_BENCH_CACHE", Path.home() / ".cache" / "lecture-rag" / "bench"))
 HOME = CACHE / "heldout"
+ARTICLES_HOME = CACHE / "heldout-articles"
+#: Seconds between the paragraphs of an article taken as one recording (:func:`article_set`).
+ARTICLE_STEP = 60.0
 LECTURES = ("SP_EF_124", "SP_EF_153", "SP_EF_377", "SP_EF_405")
 KINDS = ("human", "asr")
 SQUAD_SETS = {"faquad": DATA / "faquad" / "train.json", "squadpt": DATA / "squad-pt-sample" / "sample-v1.1-pt.json"}
@@ -81,17 +92,68 @@ def squad_set(name: str) -> tuple[list[Paragraph], list[Question]]:
     return paragraphs, questions
 
 
-def ensure_store(home: Path = HOME) -> Path:
-    """Ingest and index the bench corpus into ``home`` (a no-op when it is up to date)."""
+def article_places(name: str) -> dict[str, tuple[str, float, float]]:
+    """Each paragraph's recording (``NAME-artNNN``, one per article in file order) and its seconds there."""
+    titles: dict[str, int] = {}
+    count: dict[str, int] = {}
+    places = {}
+    for p in squad_set(name)[0]:
+        video = f"{name}-art{titles.setdefault(p.title, len(titles)):03d}"
+        i = count[video] = count.get(video, -1) + 1
+        places[p.video_id] = (video, i * ARTICLE_STEP, (i + 1) * ARTICLE_STEP - 1)
+    return places
+
+
+def article_set(name: str) -> tuple[list[Paragraph], list[Question]]:
+    """:func:`squad_set` with each article one recording: a paragraph's video id is its article's, and each
+    question's evidence the seconds of its paragraph there."""
+    paragraphs, questions = squad_set(name)
+    where = article_places(name)
+    return (
+        [replace(p, video_id=where[p.video_id][0]) for p in paragraphs],
+        [replace(q, evidence=[Evidence(*where[q.evidence[0].video_id])]) for q in questions],
+    )
+
+
+def _ensure_articles(store: Store, name: str) -> set[str]:
+    """Write the set's article recordings (:func:`article_places`) that changed; their video ids."""
+    paragraphs, _ = squad_set(name)
+    where = article_places(name)
+    drafts: dict[str, list[SegmentDraft]] = {}
+    titles: dict[str, str] = {}
+    for p in paragraphs:
+        video, start, end = where[p.video_id]
+        drafts.setdefault(video, []).append(SegmentDraft(start, end, p.text))
+        titles[video] = p.title
+    for video, windows in drafts.items():
+        digest = hashlib.sha256("|".join([titles[video], *(w.text for w in windows)]).encode()).hexdigest()
+        if store.source_hash(video) != digest:
+            source = str(SQUAD_SETS[name])
+            meta = Video(video, title=titles[video], course="squad", source_path=source, source_hash=digest)
+            store.replace_video(replace(meta, duration=windows[-1].end), windows)
+    return set(drafts)
+
+
+def ensure_store(home: Path = HOME, articles: bool = False) -> Path:
+    """Ingest and index the bench corpus into ``home`` (a no-op when it is up to date).
+
+    ``articles``: the SQuAD-format paragraphs as article recordings (:func:`article_set`); a new store of
+    this kind starts as a copy of the default one, whose embedding cache holds every window's vector.
+    """
+    if articles and not home.exists() and (HOME / "lecture-rag.sqlite3").exists():
+        shutil.copytree(HOME, home, ignore=shutil.ignore_patterns("locks"))
     home.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / "lecture-rag"
     subprocess.run([str(exe), "ingest", str(nurc_sources(CACHE)), "--store", str(home), "--no-index"], check=True)
     settings = load_settings(home)
     with Store(home) as store:
         for name in SQUAD_SETS:
-            paragraphs, _ = squad_set(name)
-            ensure_squad_corpus(store, paragraphs, str(SQUAD_SETS[name]))
-            wanted = {p.video_id for p in paragraphs}
+            if articles:
+                wanted = _ensure_articles(store, name)
+            else:
+                paragraphs, _ = squad_set(name)
+                ensure_squad_corpus(store, paragraphs, str(SQUAD_SETS[name]))
+                wanted = {p.video_id for p in paragraphs}
             for video in store.list_videos():
                 if video.video_id.startswith(f"{name}-") and video.video_id not in wanted:
                     store.remove_video(video.video_id)
