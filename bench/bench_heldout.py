@@ -86,7 +86,10 @@ COURSE = "course"
 #: General-knowledge questions per SQuAD-format set and kind asked of a course's own store.
 OFF_TOPIC = 30
 #: Items whose abstention threshold is set on their answerable questions (lecture questions).
-LECTURE_SETS = ("nurc", COURSE)
+#: The NURC items asked again in the store of article recordings (:func:`article_items`): the abstention's
+#: third setting.
+ARTICLES = "nurc-articles"
+LECTURE_SETS = ("nurc", COURSE, ARTICLES)
 
 
 @dataclass(slots=True)
@@ -317,12 +320,16 @@ def cross_validate(items: list[Item], mode: RetrievalMode, depth: int) -> dict[i
     return out
 
 
-def learned_results(items: list[Item], mode: RetrievalMode, depth: int) -> dict[int, SearchResult]:
+def learned_results(
+    items: list[Item], mode: RetrievalMode, depth: int, train: Sequence[Item] | None = None
+) -> dict[int, SearchResult]:
     """:func:`cross_validate` through the product's :class:`LearnedReranker`: each result carries the
-    candidates' signals (``query.candidates``) that the abstention reads, as a search on ``ask`` does."""
+    candidates' signals (``query.candidates``) that the abstention reads, as a search on ``ask`` does.
+    ``train``: the items the ranker is fitted on (without the fold), ``items`` themselves by default."""
     out: dict[int, SearchResult] = {}
+    fitted_on = items if train is None else train
     for fold in sorted({it.fold for it in items}):
-        reranker = LearnedReranker(fit_ranker([it for it in items if it.fold != fold], mode, depth))
+        reranker = LearnedReranker(fit_ranker([it for it in fitted_on if it.fold != fold], mode, depth))
         for n, it in enumerate(items):
             if it.fold == fold:
                 query = replace(it.runs["query"], candidates=None)
@@ -384,6 +391,7 @@ def abstention_groups(items: Sequence[Item]) -> dict[str, list[int]]:
     course = [n for n, it in enumerate(items) if it.dataset == COURSE]
     groups["course store, both"] = course
     groups["course store, off-topic only"] = [n for n in course if items[n].answerable or items[n].fold not in LECTURES]
+    groups["NURC among article recordings, both"] = [n for n, it in enumerate(items) if it.dataset == ARTICLES]
     return groups
 
 
@@ -563,16 +571,23 @@ def print_retrieval(items: list[Item], rows: dict[str, list[dict[str, Any]]]) ->
             print(f"| {dataset} | {kind} | {len(idx)} | {name} | " + " | ".join(cells) + " |")
 
 
-def print_articles(items: list[Item], per_set: int, mode: RetrievalMode, depth: int, build: bool) -> None:
-    """The ranker fitted per fold as above (on the default store's items) and measured in the store of
-    article recordings (:func:`~bench.heldout_store.article_set`), beside the same ranker fitted there.
+def article_items(per_set: int, build: bool) -> list[Item]:
+    """Every bench item asked in the store of article recordings (:func:`~bench.heldout_store.article_set`),
+    prepared like the default store's (``build``: ingest and index it first, a no-op when up to date).
 
     Why: the held-out store is 21 recordings, not two lectures among hundreds of one-paragraph documents;
-    the neighbour and lecture features read differently when every distractor is a recording.
+    the neighbour and lecture features, and the abstention's lecture share, read differently when every
+    distractor is a recording.
     """
-    bench = Bench(ensure_store(ARTICLES_HOME, articles=True) if build else ARTICLES_HOME)
+    bench = Bench(ensure_store(ARTICLES_HOME, articles=True) if build or not ARTICLES_HOME.exists() else ARTICLES_HOME)
     articles = bench_items(per_set, article_set)
     prepare(bench, articles)
+    return articles
+
+
+def print_articles(items: list[Item], articles: list[Item], mode: RetrievalMode, depth: int) -> None:
+    """The ranker fitted per fold as above (on the default store's items) and measured in the store of
+    article recordings (:func:`article_items`), beside the same ranker fitted there."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, train in (("fitted on the default store", items), ("fitted on this store", articles)):
         found: dict[int, list[Hit]] = {}
@@ -661,11 +676,6 @@ def main() -> None:
     parser.add_argument("--no-build", action="store_true", help="search the store as it is (no ingest/index)")
     parser.add_argument("--no-answers", action="store_true", help="ranking and abstention only")
     parser.add_argument("--out", type=Path, default=None, help="write per-item rows here (JSON)")
-    parser.add_argument(
-        "--articles",
-        action="store_true",
-        help="also measure the chosen ranker in a store where each FaQuAD/SQuAD-pt article is one recording",
-    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     home = HOME if args.no_build else ensure_store()
@@ -705,21 +715,32 @@ def main() -> None:
     print(f"\nchosen by CV (MRR on both NURC kinds, no hit@10 loss): {best}")
     if best in ranked:
         print_misses(items, best, ranked[best])
-    if args.articles and "learned" in best:
-        print_articles(items, per_set, *best_mode_depth(best), build=not args.no_build)
+    articles = article_items(per_set, build=not args.no_build)
+    if "learned" in best:
+        print_articles(items, articles, *best_mode_depth(best))
 
     # Abstention, before (5 signals, in-sample threshold) and after (the reranker's candidate signals and
     # the lecture share, threshold from out-of-fold probabilities), over the chosen search's results.
-    results = learned_results(items, *best_mode_depth(best)) if "learned" in best else found[best]
-    x = np.vstack([signals(results[n]) for n in range(len(items))])
-    x_before = np.vstack([signals(results[n], BEFORE_SIGNALS) for n in range(len(items))])
-    prob = cross_validated_abstention(items, x, fit_abstention_cv)
+    # Its third setting: the NURC items in the store of article recordings, searched by the same ranker.
+    asked = [replace(it, dataset=ARTICLES) for it in articles if it.dataset == "nurc"]
+    pool = items + asked
+    if "learned" in best:
+        mode, depth = best_mode_depth(best)
+        results = learned_results(items, mode, depth)
+        results |= {len(items) + n: r for n, r in learned_results(asked, mode, depth, train=items).items()}
+    else:
+        results = found[best] | {
+            len(items) + n: finish(it, it.runs[RetrievalMode.DENSE]["hits"]) for n, it in enumerate(asked)
+        }
+    x = np.vstack([signals(results[n]) for n in range(len(pool))])
+    x_before = np.vstack([signals(results[n], BEFORE_SIGNALS) for n in range(len(pool))])
+    prob = cross_validated_abstention(pool, x, fit_abstention_cv)
     print_abstention(
-        items, {"before: 5 signals": cross_validated_abstention(items, x_before, fit_abstention), "after": prob}
+        pool, {"before: 5 signals": cross_validated_abstention(pool, x_before, fit_abstention), "after": prob}
     )
-    print_tradeoff(items, prob)
+    print_tradeoff(pool, prob)
     if args.fit:
-        write_models(items, best, x)
+        write_models(items, best, pool, x)
     if args.fit or args.fit_sentences:
         write_sentence_model(
             items, found[best], RetrievalMode.DENSE if "learned" not in best else best_mode_depth(best)[0]
@@ -754,14 +775,15 @@ def main() -> None:
     print(f"\n{len(items)} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
-def write_models(items: list[Item], best: str, x: np.ndarray) -> None:
-    """Fit the ranker and the abstention on every fold and write the shipped model files."""
+def write_models(items: list[Item], best: str, pool: list[Item], x: np.ndarray) -> None:
+    """Fit the ranker (on ``items``) and the abstention (on ``pool``, whose signals are ``x``) on every fold
+    and write the shipped model files."""
     mode, depth = best_mode_depth(best) if "learned" in best else (RetrievalMode.DENSE, DEPTHS[0])
     model = fit_ranker(items, mode, depth, about=ABOUT.format(what="reranker", mode=mode.value, how=RANKER_HOW))
     MODEL_PATH.write_text(model.to_json() + "\n", encoding="utf-8")
-    y = np.asarray([it.answerable for it in items], dtype=int)
-    lectures = np.asarray([it.dataset in LECTURE_SETS for it in items])
-    folds = np.asarray([it.fold for it in items])
+    y = np.asarray([it.answerable for it in pool], dtype=int)
+    lectures = np.asarray([it.dataset in LECTURE_SETS for it in pool])
+    folds = np.asarray([it.fold for it in pool])
     about = ABOUT.format(what="abstention", mode=mode.value, how=ABSTAIN_HOW)
     ABSTAIN_PATH.write_text(fit_abstention_cv(x, y, lectures, folds, about).to_json() + "\n", encoding="utf-8")
     print(f"\nmodels written to {MODEL_PATH} (depth {depth}, {mode.value}) and {ABSTAIN_PATH}")
@@ -777,7 +799,7 @@ ABOUT = (
 RANKER_HOW = "C chosen by CV over those folds"
 ABSTAIN_HOW = (
     "also asked of the lectures alone (a course's own store), with FaQuAD/SQuAD-pt questions as off-topic "
-    "unanswerable ones; threshold: the probability below which 8% of the answerable NURC questions fall, "
+    "unanswerable ones, and of the lectures among FaQuAD/SQuAD-pt articles taken as recordings; threshold: the probability below which 8% of the answerable NURC questions fall, "
     "each scored by a model fitted without its fold"
 )
 

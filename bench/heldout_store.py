@@ -13,7 +13,7 @@ SQuAD-pt paragraphs become one-window pseudo-videos ``faquad-NNNNN`` and
 ``squadpt-NNNNN`` (their files number paragraphs from 0 each, so they are
 renamed).
 
-A second store (``bench_heldout --articles``, :data:`ARTICLES_HOME`) takes
+A second store (:data:`ARTICLES_HOME`, built by every ``bench_heldout`` run) takes
 each article's paragraphs as the windows of one recording (:func:`article_set`):
 a store of many multi-window recordings, as a university's is, where the
 neighbour and lecture features meet recordings everywhere.
@@ -115,7 +115,7 @@ def article_set(name: str) -> tuple[list[Paragraph], list[Question]]:
     )
 
 
-def _ensure_articles(store: Store, name: str) -> set[str]:
+def ensure_articles(store: Store, name: str) -> set[str]:
     """Write the set's article recordings (:func:`article_places`) that changed; their video ids."""
     paragraphs, _ = squad_set(name)
     where = article_places(name)
@@ -149,7 +149,7 @@ def ensure_store(home: Path = HOME, articles: bool = False) -> Path:
     with Store(home) as store:
         for name in SQUAD_SETS:
             if articles:
-                wanted = _ensure_articles(store, name)
+                wanted = ensure_articles(store, name)
             else:
                 paragraphs, _ = squad_set(name)
                 ensure_squad_corpus(store, paragraphs, str(SQUAD_SETS[name]))

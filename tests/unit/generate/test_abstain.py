@@ -61,6 +61,7 @@ def test_the_shipped_model_says_what_it_was_fitted_on_and_a_damaged_one_is_named
     assert model.signals == SIGNALS and 0.0 < model.threshold < 1.0
     assert all(name in model.about for name in ("NURC", "FaQuAD", "SQuAD-pt"))
     assert "course's own store" in model.about  # fitted where every hit comes from a few lectures too
+    assert "articles taken as recordings" in model.about  # and where every distractor is a recording
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     data["signals"] = ["top_cosine"]
     bad = tmp_path / "abst.json"
