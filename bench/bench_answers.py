@@ -40,8 +40,9 @@ from bench.bench_heldout import (
     MODES,
     Bench,
     Item,
+    abstention_results,
+    article_items,
     bench_items,
-    best_mode_depth,
     bootstrap,
     choose,
     cross_validate,
@@ -49,7 +50,6 @@ from bench.bench_heldout import (
     finish,
     fit_abstention_cv,
     fold_sentence_models,
-    learned_results,
     prepare,
     retrieval_row,
 )
@@ -83,9 +83,9 @@ def searched(squad: int) -> tuple[list[Item], dict[int, SearchResult], dict[str,
     rows["before: dense+passages"] = [retrieval_row(items[n], dense[n]) for n in range(len(items))]
     best = choose(items, rows)
     print(f"search: {best}", file=sys.stderr)
-    results = learned_results(items, *best_mode_depth(best)) if "learned" in best else found[best]
-    x = np.vstack([signals(results[n]) for n in range(len(items))])
-    prob = cross_validated_abstention(items, x, fit_abstention_cv)
+    pool, results = abstention_results(items, article_items(squad, build=False), best, found[best])
+    x = np.vstack([signals(results[n]) for n in range(len(pool))])
+    prob = cross_validated_abstention(pool, x, fit_abstention_cv)
     models = fold_sentence_models(items, found[best])
     keep = [n for n, it in enumerate(items) if it.dataset == "nurc" and it.answerable]
     nurc = [items[n] for n in keep]

@@ -341,6 +341,25 @@ def learned_results(
 # ------------------------------------------------------------------ abstention
 
 
+def abstention_results(
+    items: list[Item], articles: Sequence[Item], best: str, found: dict[int, SearchResult]
+) -> tuple[list[Item], dict[int, SearchResult]]:
+    """The items the abstention is fitted and measured on, with their results under the chosen search
+    (``best``; ``found``: its results for ``items`` when it is not a learned ranker): ``items`` first, then
+    its third setting, the NURC items asked in the store of article recordings (``articles``, from
+    :func:`article_items`), searched by the ranker fitted on ``items`` as it ships."""
+    asked = [replace(it, dataset=ARTICLES) for it in articles if it.dataset == "nurc"]
+    if "learned" in best:
+        mode, depth = best_mode_depth(best)
+        results = learned_results(items, mode, depth)
+        results |= {len(items) + n: r for n, r in learned_results(asked, mode, depth, train=items).items()}
+    else:
+        results = dict(found) | {
+            len(items) + n: finish(it, it.runs[RetrievalMode.DENSE]["hits"]) for n, it in enumerate(asked)
+        }
+    return items + asked, results
+
+
 def fit_abstention(x: np.ndarray, y: np.ndarray, lectures: np.ndarray, about: str = "") -> AbstainModel:
     """Logistic P(answerable) over :data:`SIGNALS`; the threshold loses at most :data:`ABSTAIN_LOSS` of these
     answerable lecture questions (``lectures``: a mask; SQuAD-format questions are easier, so their
@@ -721,17 +740,7 @@ def main() -> None:
 
     # Abstention, before (5 signals, in-sample threshold) and after (the reranker's candidate signals and
     # the lecture share, threshold from out-of-fold probabilities), over the chosen search's results.
-    # Its third setting: the NURC items in the store of article recordings, searched by the same ranker.
-    asked = [replace(it, dataset=ARTICLES) for it in articles if it.dataset == "nurc"]
-    pool = items + asked
-    if "learned" in best:
-        mode, depth = best_mode_depth(best)
-        results = learned_results(items, mode, depth)
-        results |= {len(items) + n: r for n, r in learned_results(asked, mode, depth, train=items).items()}
-    else:
-        results = found[best] | {
-            len(items) + n: finish(it, it.runs[RetrievalMode.DENSE]["hits"]) for n, it in enumerate(asked)
-        }
+    pool, results = abstention_results(items, articles, best, found[best])
     x = np.vstack([signals(results[n]) for n in range(len(pool))])
     x_before = np.vstack([signals(results[n], BEFORE_SIGNALS) for n in range(len(pool))])
     prob = cross_validated_abstention(pool, x, fit_abstention_cv)
