@@ -808,8 +808,9 @@ ABOUT = (
 RANKER_HOW = "C chosen by CV over those folds"
 ABSTAIN_HOW = (
     "also asked of the lectures alone (a course's own store), with FaQuAD/SQuAD-pt questions as off-topic "
-    "unanswerable ones, and of the lectures among FaQuAD/SQuAD-pt articles taken as recordings; threshold: the probability below which 8% of the answerable NURC questions fall, "
-    "each scored by a model fitted without its fold"
+    "unanswerable ones, and of the lectures among FaQuAD/SQuAD-pt articles taken as recordings; threshold: "
+    "the probability below which 8% of the answerable NURC questions fall, each scored by a model fitted "
+    "without its fold"
 )
 
 
