@@ -25,7 +25,10 @@ among thousands of paragraphs (the bench's distractor store) and a course's
 own store (its lectures alone, asked their questions and general-knowledge
 ones): fitted on the first alone it answered «Quem ganhou a Copa de 2002?»
 in the second, where every hit comes from a few lectures. The BM25 share
-came with that (docs/retrieval.md, fourth round). The cosines, BM25 scores,
+came with that (docs/retrieval.md, fourth round). A third setting joined in
+the sixth round: the lectures among article-long recordings, as a store of
+many recordings looks (the model fitted without it lost more answerable ASR
+questions there). The cosines, BM25 scores,
 coverage and passage cosines come from the reranker's own feature pass
 (:class:`CandidateSignals`), not a second one.
 """
