@@ -309,11 +309,14 @@ def learned_hits(it: Item, model: LearnedModel, mode: RetrievalMode) -> list[Hit
     return ordered(hits, depth_scores(model.score(run[model.depth]), len(hits)))
 
 
-def cross_validate(items: list[Item], mode: RetrievalMode, depth: int) -> dict[int, list[Hit]]:
-    """Each item's hits reranked by a model fitted without its fold."""
+def cross_validate(
+    items: list[Item], mode: RetrievalMode, depth: int, train: Sequence[Item] | None = None
+) -> dict[int, list[Hit]]:
+    """Each item's hits reranked by a model fitted without its fold (on ``train``, ``items`` by default)."""
     out: dict[int, list[Hit]] = {}
+    fitted_on = items if train is None else train
     for fold in sorted({it.fold for it in items}):
-        model = fit_ranker([it for it in items if it.fold != fold], mode, depth)
+        model = fit_ranker([it for it in fitted_on if it.fold != fold], mode, depth)
         for n, it in enumerate(items):
             if it.fold == fold:
                 out[n] = learned_hits(it, model, mode)
@@ -609,10 +612,7 @@ def print_articles(items: list[Item], articles: list[Item], mode: RetrievalMode,
     article recordings (:func:`article_items`), beside the same ranker fitted there."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, train in (("fitted on the default store", items), ("fitted on this store", articles)):
-        found: dict[int, list[Hit]] = {}
-        for fold in sorted({it.fold for it in articles}):
-            model = fit_ranker([it for it in train if it.fold != fold], mode, depth)
-            found |= {n: learned_hits(it, model, mode) for n, it in enumerate(articles) if it.fold == fold}
+        found = cross_validate(articles, mode, depth, train)
         rows[f"{mode.value}+learned@{depth}, {name}"] = [
             retrieval_row(articles[n], finish(articles[n], found[n])) for n in range(len(articles))
         ]

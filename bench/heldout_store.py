@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,12 +93,13 @@ def squad_set(name: str) -> tuple[list[Paragraph], list[Question]]:
     return paragraphs, questions
 
 
-def article_places(name: str) -> dict[str, tuple[str, float, float]]:
-    """Each paragraph's recording (``NAME-artNNN``, one per article in file order) and its seconds there."""
+def article_places(name: str, paragraphs: Sequence[Paragraph]) -> dict[str, tuple[str, float, float]]:
+    """Each of the set's ``paragraphs`` (:func:`squad_set`): its recording (``NAME-artNNN``, one per article in
+    file order) and its seconds there."""
     titles: dict[str, int] = {}
     count: dict[str, int] = {}
     places = {}
-    for p in squad_set(name)[0]:
+    for p in paragraphs:
         video = f"{name}-art{titles.setdefault(p.title, len(titles)):03d}"
         i = count[video] = count.get(video, -1) + 1
         places[p.video_id] = (video, i * ARTICLE_STEP, (i + 1) * ARTICLE_STEP - 1)
@@ -108,7 +110,7 @@ def article_set(name: str) -> tuple[list[Paragraph], list[Question]]:
     """:func:`squad_set` with each article one recording: a paragraph's video id is its article's, and each
     question's evidence the seconds of its paragraph there."""
     paragraphs, questions = squad_set(name)
-    where = article_places(name)
+    where = article_places(name, paragraphs)
     return (
         [replace(p, video_id=where[p.video_id][0]) for p in paragraphs],
         [replace(q, evidence=[Evidence(*where[q.evidence[0].video_id])]) for q in questions],
@@ -118,7 +120,7 @@ def article_set(name: str) -> tuple[list[Paragraph], list[Question]]:
 def ensure_articles(store: Store, name: str) -> set[str]:
     """Write the set's article recordings (:func:`article_places`) that changed; their video ids."""
     paragraphs, _ = squad_set(name)
-    where = article_places(name)
+    where = article_places(name, paragraphs)
     drafts: dict[str, list[SegmentDraft]] = {}
     titles: dict[str, str] = {}
     for p in paragraphs:
